@@ -1,0 +1,31 @@
+# Two entry points, each of which sets everything up on a fresh machine first:
+#   make demo   - install, then run the main job on the built-in data
+#   make test   - install, then run the whole test suite
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system demo test bench
+
+setup: system $(STAMP)
+
+# Debian's graphviz gives `archdsl draw` its `dot` binary.
+system:
+	@command -v dot >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/archdsl check specs/alexnet.arch
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/check_speed.py

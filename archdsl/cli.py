@@ -1,0 +1,161 @@
+"""The `archdsl` command. Only this module turns diagnostics into text and exit codes.
+
+Exit codes: 0 success, 1 a spec has errors (or warnings under --strict), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit code 2)."""
+
+
+def parse_value(text: str):
+    """A --set value: a number, true/false, a shape such as 7x7, or a bare word."""
+    if re.fullmatch(r"[-+]?[0-9]+", text):
+        return int(text)
+    if re.fullmatch(r"[0-9]+(x[0-9]+)+", text):
+        return tuple(int(d) for d in text.split("x"))
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text in ("true", "false"):
+        return text == "true"
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        from .expand import Word
+
+        return Word(text)
+    raise UsageError(f"cannot read the value {text!r}: give a number, true/false, a shape like 7x7 "
+                     "or a word")
+
+
+def parse_sets(items: list[str]) -> dict:
+    values = {}
+    for item in items or ():
+        name, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.strip()):
+            raise UsageError(f"--set takes NAME=VALUE (e.g. --set num_classes=10), got {item!r}")
+        values[name.strip()] = parse_value(value.strip())
+    return values
+
+
+def parse_input(text: str | None):
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9]+(x[0-9]+)*", text.strip()):
+        raise UsageError(f"--input takes CxHxW (e.g. --input 3x32x32) or a feature count, "
+                         f"got {text!r}")
+    dims = tuple(int(d) for d in text.strip().split("x"))
+    if len(dims) not in (1, 3) or min(dims) < 1:
+        raise UsageError(f"--input takes CxHxW with sizes of at least 1 (e.g. 3x32x32), got {text!r}")
+    return dims
+
+
+def _color(stream) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def cmd_check(args) -> int:
+    from .diagnostics import render_all
+    from .network import analyse, read_spec
+    from .report import to_json
+
+    params = parse_sets(args.set)
+    input_shape = parse_input(args.input)
+    status = EXIT_OK
+    documents = []
+    for i, file in enumerate(args.files):
+        path = Path(file)
+        try:
+            text = read_spec(path)
+        except IsADirectoryError:
+            raise UsageError(f"{file} is a folder; give .arch files (e.g. {file}/*.arch)")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}")
+        network, diagnostics = analyse(text, str(path), params, input_shape)
+        errors = any(d.is_error for d in diagnostics)
+        if errors or (args.strict and diagnostics):
+            status = EXIT_SPEC
+        if args.format == "json":
+            documents.append(to_json(network, diagnostics))
+            continue
+        if network is not None:
+            if i:
+                print()
+            print(network.summary())
+            sys.stdout.flush()
+        if diagnostics:
+            source = network.source if network is not None else _normalised(text)
+            print(render_all(diagnostics, source, color=_color(sys.stderr)), file=sys.stderr)
+            n_err = sum(d.is_error for d in diagnostics)
+            n_warn = len(diagnostics) - n_err
+            print(f"{file}: {_plural(n_err, 'error')}, {_plural(n_warn, 'warning')}\n",
+                  file=sys.stderr)
+    if args.format == "json":
+        out = documents[0] if len(documents) == 1 else documents
+        print(json.dumps(out, indent=2))
+    return status
+
+
+def _normalised(text: str) -> str:
+    from .syntax import normalise_source
+
+    return normalise_source(text)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="archdsl", description="Check, draw, compile and train convolutional networks "
+                                    "written in the .arch language.")
+    parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    check = sub.add_parser("check", help="check specs: shapes, parameters, MACs, diagnostics",
+                           description="Check .arch files: print every layer's output shape, "
+                                       "parameters, MACs and receptive field, the totals, and "
+                                       "located errors and warnings.")
+    check.add_argument("files", nargs="+", metavar="FILE", help=".arch spec file(s)")
+    check.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                       help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
+    check.add_argument("--input", metavar="CxHxW", help="override the spec's input shape")
+    check.add_argument("--format", choices=("table", "json"), default="table",
+                       help="output format (default: table)")
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"archdsl {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

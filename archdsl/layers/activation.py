@@ -1,0 +1,94 @@
+"""Activations: element-wise nonlinearities, and softmax over channels."""
+
+from __future__ import annotations
+
+from .base import BOOL, CHOICE, FLOAT, Arg, LayerKind, layer
+
+
+def _simple(name: str, torch_name: str, summary: str):
+    """Register an activation that takes no arguments."""
+
+    @layer(name, family="activation", nonlinear=True, summary=summary)
+    class Simple(LayerKind):
+        def build(self, a, x):
+            import torch.nn as nn
+
+            return getattr(nn, torch_name)()
+
+    Simple.__name__ = Simple.__qualname__ = torch_name
+    return Simple
+
+
+ReLU = _simple("relu", "ReLU", "max(0, x)")
+ReLU6 = _simple("relu6", "ReLU6", "min(max(0, x), 6)")
+SiLU = _simple("silu", "SiLU", "x·sigmoid(x), also called swish")
+Hardswish = _simple("hardswish", "Hardswish", "x·relu6(x+3)/6 (MobileNetV3)")
+Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "relu6(x+3)/6")
+Sigmoid = _simple("sigmoid", "Sigmoid", "1/(1+e^-x)")
+Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
+
+
+@layer("leakyrelu", family="activation", positional=("slope",), nonlinear=True,
+       summary="x for x > 0, slope·x otherwise")
+class LeakyReLU(LayerKind):
+    args = (Arg("slope", FLOAT, 0.01, doc="negative slope"),)
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.LeakyReLU(a.slope)
+
+
+@layer("prelu", family="activation", words={"perchannel": ("per_channel", True)}, nonlinear=True,
+       summary="leaky ReLU with a learnt slope (one, or one per channel with `perchannel`)")
+class PReLU(LayerKind):
+    args = (Arg("per_channel", BOOL, False, doc="one slope per channel"),
+            Arg("init", FLOAT, 0.25, doc="initial slope"))
+
+    def params(self, a, x, y):
+        return x[0] if a.per_channel else 1
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.PReLU(x[0] if a.per_channel else 1, init=a.init)
+
+
+@layer("elu", family="activation", positional=("alpha",), nonlinear=True,
+       summary="x for x > 0, alpha·(e^x − 1) otherwise")
+class ELU(LayerKind):
+    args = (Arg("alpha", FLOAT, 1.0, doc="saturation value for negative inputs"),)
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.ELU(a.alpha)
+
+
+@layer("gelu", family="activation", words={"tanh": ("approximate", "tanh")}, nonlinear=True,
+       summary="Gaussian error linear unit (`tanh` for the tanh approximation)")
+class GELU(LayerKind):
+    args = (Arg("approximate", CHOICE, "none", choices=("none", "tanh"), doc="approximation"),)
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.GELU(approximate=a.approximate)
+
+
+@layer("softmax", family="activation", nonlinear=True,
+       summary="softmax over the channel (or feature) dimension")
+class Softmax(LayerKind):
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.Softmax(dim=1)
+
+
+@layer("logsoftmax", family="activation", nonlinear=True,
+       summary="log-softmax over the channel (or feature) dimension")
+class LogSoftmax(LayerKind):
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.LogSoftmax(dim=1)

@@ -1,0 +1,98 @@
+"""Convolution."""
+
+from __future__ import annotations
+
+from .base import (BOOL, CHOICE, INT, PADDING, PAIR, Arg, Args, LayerError, LayerKind, Shape,
+                   layer, need_map)
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def conv_padding(a: Args, axis: int) -> tuple[int, int]:
+    """(left, right) padding along H (axis 0) or W (axis 1), with PyTorch's `same` rule."""
+    if a.padding == "valid":
+        return 0, 0
+    if a.padding == "same":
+        total = a.dilation[axis] * (a.kernel[axis] - 1)
+        return total // 2, total - total // 2
+    return a.padding[axis], a.padding[axis]
+
+
+@layer("conv", family="conv", positional=("out",),
+       words={"nobias": ("bias", False), "same": ("padding", "same"), "valid": ("padding", "valid"),
+              **{m: ("padding_mode", m) for m in PADDING_MODES}},
+       summary="2-D convolution (torch.nn.Conv2d)")
+class Conv(LayerKind):
+    args = (
+        Arg("out", INT, min=1, doc="output channels"),
+        Arg("kernel", PAIR, flag="k", min=1, doc="kernel size, `k3` or `k1x7`"),
+        Arg("stride", PAIR, 1, flag="s", min=1, doc="stride"),
+        Arg("padding", PADDING, 0, flag="p", min=0,
+            doc="zero padding on each side, or `same` / `valid`"),
+        Arg("dilation", PAIR, 1, flag="d", min=1, doc="spacing between kernel taps"),
+        Arg("groups", INT, 1, flag="g", min=1, doc="channel groups; `g=c` is depthwise"),
+        Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"),
+        Arg("padding_mode", CHOICE, "zeros", choices=PADDING_MODES,
+            doc="how the border is padded"),
+    )
+
+    def shape(self, a: Args, x: Shape) -> Shape:
+        c, h, w = need_map("conv", x)
+        if c % a.groups:
+            raise LayerError("E-GROUPS", f"groups={a.groups} does not divide the {c} input channels",
+                             hint=_divisor_hint(c, a.groups), arg="groups")
+        if a.out % a.groups:
+            raise LayerError("E-GROUPS", f"groups={a.groups} does not divide the {a.out} output "
+                             "channels", hint=_divisor_hint(a.out, a.groups), arg="groups")
+        if a.padding == "same" and a.stride != (1, 1):
+            raise LayerError("E-ARG-RANGE", "padding=same only works with stride 1 (PyTorch refuses "
+                             "strided `same` convolutions)", hint="give the padding as a number, "
+                             f"e.g. `p{(a.kernel[0] - 1) // 2}`", arg="padding")
+        out = []
+        for axis, size in enumerate((h, w)):
+            left, right = conv_padding(a, axis)
+            if a.padding_mode == "reflect" and max(left, right) >= size:
+                raise LayerError("E-PADDING", f"reflect padding of {max(left, right)} needs an input "
+                                 f"larger than that, but the input is {h}x{w}",
+                                 hint="use less padding or padding_mode=zeros", arg="padding")
+            if a.padding_mode == "circular" and max(left, right) > size:
+                raise LayerError("E-PADDING", f"circular padding of {max(left, right)} wraps around "
+                                 f"the {h}x{w} input more than once", arg="padding")
+            effective = a.dilation[axis] * (a.kernel[axis] - 1) + 1
+            padded = size + left + right
+            if padded < effective:
+                k = "x".join(str(a.dilation[i] * (a.kernel[i] - 1) + 1) for i in (0, 1))
+                raise LayerError("E-KERNEL", f"the {k} kernel is larger than the padded {h}x{w} "
+                                 f"input ({size}+{left + right} = {padded} along "
+                                 f"{'HW'[axis]})", hint="use a smaller kernel, more padding, or less "
+                                 "downsampling before this layer", arg="kernel",
+                                 label=f"input is only {h}x{w} here")
+            out.append((padded - effective) // a.stride[axis] + 1)
+        return (a.out, out[0], out[1])
+
+    def params(self, a, x, y):
+        kh, kw = a.kernel
+        return a.out * (x[0] // a.groups) * kh * kw + (a.out if a.bias else 0)
+
+    def macs(self, a, x, y):
+        kh, kw = a.kernel
+        return y[0] * y[1] * y[2] * (x[0] // a.groups) * kh * kw
+
+    def receptive(self, a, x):
+        k = tuple(a.dilation[i] * (a.kernel[i] - 1) + 1 for i in (0, 1))
+        return k, a.stride
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        padding = a.padding if isinstance(a.padding, str) else tuple(a.padding)
+        return nn.Conv2d(x[0], a.out, tuple(a.kernel), stride=tuple(a.stride), padding=padding,
+                         dilation=tuple(a.dilation), groups=a.groups, bias=a.bias,
+                         padding_mode=a.padding_mode)
+
+
+def _divisor_hint(channels: int, groups: int) -> str:
+    divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+    near = sorted(divisors, key=lambda d: abs(d - groups))[:3]
+    return "groups must divide the channel count; close choices: " + ", ".join(
+        f"`g{d}`" for d in sorted(near))

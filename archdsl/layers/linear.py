@@ -1,0 +1,27 @@
+"""Fully connected layers."""
+
+from __future__ import annotations
+
+from .base import BOOL, INT, Arg, LayerKind, layer, need_vector
+
+
+@layer("linear", family="linear", positional=("out",), words={"nobias": ("bias", False)},
+       summary="fully connected layer (torch.nn.Linear) on a flat vector")
+class Linear(LayerKind):
+    args = (Arg("out", INT, min=1, doc="output features"),
+            Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
+
+    def shape(self, a, x):
+        need_vector("linear", x)
+        return (a.out,)
+
+    def params(self, a, x, y):
+        return x[0] * a.out + (a.out if a.bias else 0)
+
+    def macs(self, a, x, y):
+        return x[0] * a.out
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.Linear(x[0], a.out, bias=a.bias)

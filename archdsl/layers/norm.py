@@ -1,0 +1,78 @@
+"""Normalisation: batch, group, layer and local response normalisation."""
+
+from __future__ import annotations
+
+from .base import (BOOL, FLOAT, INT, Arg, LayerError, LayerKind, layer, need_map, numel)
+
+_EPS = Arg("eps", FLOAT, 1e-5, min=0, doc="added to the variance for stability")
+_AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`noaffine` turns it off)")
+
+
+@layer("bn", family="norm", words={"noaffine": ("affine", False)},
+       summary="batch normalisation (BatchNorm2d on feature maps, BatchNorm1d on vectors)")
+class BatchNorm(LayerKind):
+    args = (_EPS, Arg("momentum", FLOAT, 0.1, min=0, max=1, doc="running-statistics momentum"),
+            _AFFINE)
+
+    def params(self, a, x, y):
+        return 2 * x[0] if a.affine else 0
+
+    def buffers(self, a, x, y):
+        return 2 * x[0] + 1  # running mean, running variance, num_batches_tracked
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        cls = nn.BatchNorm2d if len(x) == 3 else nn.BatchNorm1d
+        return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine)
+
+
+@layer("groupnorm", family="norm", positional=("groups",), words={"noaffine": ("affine", False)},
+       nonlinear=True, summary="group normalisation (torch.nn.GroupNorm)")
+class GroupNorm(LayerKind):
+    args = (Arg("groups", INT, min=1, doc="number of channel groups"), _EPS, _AFFINE)
+
+    def shape(self, a, x):
+        if x[0] % a.groups:
+            raise LayerError("E-GROUPS", f"groupnorm {a.groups} does not divide the {x[0]} channels",
+                             hint="the group count must divide the channel count", arg="groups")
+        return x
+
+    def params(self, a, x, y):
+        return 2 * x[0] if a.affine else 0
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine)
+
+
+@layer("layernorm", family="norm", words={"noaffine": ("affine", False)}, nonlinear=True,
+       summary="layer normalisation over the whole sample (torch.nn.LayerNorm(CxHxW))")
+class LayerNorm(LayerKind):
+    args = (_EPS, _AFFINE)
+
+    def params(self, a, x, y):
+        return 2 * numel(x) if a.affine else 0
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine)
+
+
+@layer("lrn", family="norm", positional=("size",), nonlinear=True,
+       summary="local response normalisation across channels (torch.nn.LocalResponseNorm)")
+class LocalResponseNorm(LayerKind):
+    args = (Arg("size", INT, min=1, doc="number of neighbouring channels"),
+            Arg("alpha", FLOAT, 1e-4, doc="scale"), Arg("beta", FLOAT, 0.75, doc="exponent"),
+            Arg("k", FLOAT, 1.0, doc="additive constant"))
+
+    def shape(self, a, x):
+        need_map("lrn", x)
+        return x
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)

@@ -1,0 +1,114 @@
+"""Pooling: sliding-window max and average, and adaptive pooling to a fixed size."""
+
+from __future__ import annotations
+
+from .base import (BOOL, INT, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_shape, layer,
+                   need_map, window_output)
+
+
+class _WindowPool(LayerKind):
+    """Shared rule of max and average pooling (PyTorch's pool2d_shape_check)."""
+
+    dilated = False
+
+    def _dilation(self, a: Args) -> tuple[int, int]:
+        return a.dilation if self.dilated else (1, 1)
+
+    def _stride(self, a: Args) -> tuple[int, int]:
+        return a.kernel if a.stride is None else a.stride
+
+    def shape(self, a: Args, x: Shape) -> Shape:
+        c, h, w = need_map(self.name, x)
+        stride, dilation = self._stride(a), self._dilation(a)
+        out = []
+        for axis, size in enumerate((h, w)):
+            k, p = a.kernel[axis], a.padding[axis]
+            if p > k // 2:
+                raise LayerError("E-ARG-RANGE", f"padding {p} is more than half the kernel size {k}",
+                                 hint=f"PyTorch allows at most `p{k // 2}` for a {k}-wide window",
+                                 arg="padding")
+            o = window_output(size, k, stride[axis], p, p, dilation[axis], a.ceil)
+            if o < 1:
+                raise LayerError("E-EMPTY", f"{self.name} {fmt_shape(a.kernel)} leaves no output on "
+                                 f"the {h}x{w} input", hint="use a smaller window, padding, or less "
+                                 "downsampling before this layer", arg="kernel",
+                                 label=f"input is only {h}x{w} here")
+            out.append(o)
+        return (c, out[0], out[1])
+
+    def receptive(self, a, x):
+        d = self._dilation(a)
+        return tuple(d[i] * (a.kernel[i] - 1) + 1 for i in (0, 1)), self._stride(a)
+
+
+_WINDOW_ARGS = (
+    Arg("kernel", PAIR, flag="k", min=1, doc="window size"),
+    Arg("stride", PAIR, None, flag="s", min=1, doc="stride (defaults to the window size)"),
+    Arg("padding", PAIR, 0, flag="p", min=0, doc="implicit padding on each side"),
+)
+
+
+@layer("maxpool", family="pool", positional=("kernel",), words={"ceil": ("ceil", True)},
+       nonlinear=True, summary="max pooling (torch.nn.MaxPool2d)")
+class MaxPool(_WindowPool):
+    dilated = True
+    args = _WINDOW_ARGS + (
+        Arg("dilation", PAIR, 1, flag="d", min=1, doc="spacing between window taps"),
+        Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
+    )
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.MaxPool2d(tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
+                            dilation=tuple(a.dilation), ceil_mode=a.ceil)
+
+
+@layer("avgpool", family="pool", positional=("kernel",),
+       words={"ceil": ("ceil", True), "exclude_pad": ("count_include_pad", False)},
+       summary="average pooling (torch.nn.AvgPool2d)")
+class AvgPool(_WindowPool):
+    args = _WINDOW_ARGS + (
+        Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
+        Arg("count_include_pad", BOOL, True, doc="count padded zeros in the average"),
+    )
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.AvgPool2d(tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
+                            ceil_mode=a.ceil, count_include_pad=a.count_include_pad)
+
+
+class _AdaptivePool(LayerKind):
+    args = (Arg("size", PAIR, min=1, doc="output size, `7` or `7x7`"),)
+    torch_name = ""
+
+    def shape(self, a, x):
+        c, _, _ = need_map(self.name, x)
+        return (c, a.size[0], a.size[1])
+
+    def receptive(self, a, x):
+        # PyTorch's windows run from floor(i*I/O) to ceil((i+1)*I/O): the widest one, and the
+        # average step between windows.
+        kernel = tuple(max(-(-(i + 1) * size // o) - (i * size) // o for i in range(o))
+                       for size, o in zip(x[1:], a.size))
+        stride = tuple(max(size // o, 1) for size, o in zip(x[1:], a.size))
+        return kernel, stride
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return getattr(nn, self.torch_name)(tuple(a.size))
+
+
+@layer("adaptiveavgpool", family="pool", positional=("size",),
+       summary="average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)")
+class AdaptiveAvgPool(_AdaptivePool):
+    torch_name = "AdaptiveAvgPool2d"
+
+
+@layer("adaptivemaxpool", family="pool", positional=("size",), nonlinear=True,
+       summary="max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d)")
+class AdaptiveMaxPool(_AdaptivePool):
+    torch_name = "AdaptiveMaxPool2d"

@@ -1,0 +1,51 @@
+"""Layers that move or drop values without learning anything: flatten, dropout, identity."""
+
+from __future__ import annotations
+
+from .base import FLOAT, Arg, LayerKind, layer, need_map, numel
+
+
+@layer("flatten", family="shape", summary="CxHxW feature map → vector of C·H·W features")
+class Flatten(LayerKind):
+    def shape(self, a, x):
+        return (numel(x),)
+
+    def receptive(self, a, x):
+        # Whatever reads the vector sees the whole map: count it here.
+        return ((x[1], x[2]), (1, 1)) if len(x) == 3 else ((1, 1), (1, 1))
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.Flatten(1)
+
+
+@layer("dropout", family="shape", positional=("p",),
+       summary="zero each value with probability p while training")
+class Dropout(LayerKind):
+    args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.Dropout(a.p)
+
+
+@layer("dropout2d", family="shape", positional=("p",),
+       summary="zero whole channels with probability p while training")
+class Dropout2d(LayerKind):
+    args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
+
+    def shape(self, a, x):
+        need_map("dropout2d", x)
+        return x
+
+    def build(self, a, x):
+        import torch.nn as nn
+
+        return nn.Dropout2d(a.p)
+
+
+@layer("identity", family="shape", summary="passes its input through unchanged")
+class Identity(LayerKind):
+    pass

@@ -1,0 +1,180 @@
+"""Warnings for the mistakes learners make. Each lint is one small function over the checked
+graph; none of them fires on a well-formed network (every spec in specs/)."""
+
+from __future__ import annotations
+
+from .diagnostics import Diagnostic, warning
+from .layers.base import fmt_shape
+
+PLAIN_DEPTH_LIMIT = 20  # VGG-19's 19 weighted layers train without normalisation; deeper rarely do
+
+
+def lint(graph) -> list[Diagnostic]:
+    """Every lint's warnings, without repeats (a statement inside `repeat` warns once)."""
+    found: dict[tuple, Diagnostic] = {}
+    for rule in (no_nonlinearity, final_activation, softmax_before_loss, bias_before_batchnorm,
+                 stride_drops_rows, deep_plain_stack):
+        for d in rule(graph):
+            found.setdefault((d.code, d.span), d)
+    return list(found.values())
+
+
+def _nodes(graph):
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        if node["op"] != "input" and node.get("shape") is not None:
+            yield nid, node
+
+
+def _line(node) -> str:
+    return f"line {node['span'].line}"
+
+
+def no_nonlinearity(graph):
+    """Two weighted layers with nothing nonlinear between them collapse into one linear map."""
+    for nid, node in _nodes(graph):
+        kind = node["kind"]
+        if not kind.weighted:
+            continue
+        for prev_id in _linear_sources(graph, nid):
+            prev = graph.nodes[prev_id]
+            if _is_bottleneck(graph, prev_id, node):
+                continue  # a deliberate low-rank factorisation (MobileNetV2's linear bottleneck)
+            yield warning(
+                "W-NO-NONLINEARITY",
+                f"`{node['op']}` follows `{prev['op']}` ({_line(prev)}) with no nonlinearity between "
+                "them: together they are a single linear map", node["span"],
+                hint="add an activation such as `relu` between them")
+
+
+def _linear_sources(graph, nid):
+    """Weighted layers that reach `nid` through linear, weight-free layers only."""
+    seen, stack, found = set(), list(graph.pred[nid]), []
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        node = graph.nodes[p]
+        kind = node["kind"]
+        if kind is None or kind.nonlinear:
+            continue
+        if kind.weighted:
+            found.append(p)
+        else:
+            stack.extend(graph.pred[p])
+    return found
+
+
+def _is_bottleneck(graph, prev_id, node) -> bool:
+    prev = graph.nodes[prev_id]
+    (x,) = [graph.nodes[p]["shape"] for p in graph.pred[prev_id]]
+    width_in, width_mid, width_out = x[0], prev["shape"][0], node["shape"][0]
+    return width_mid < width_in and width_mid < width_out
+
+
+def _output_chain(graph):
+    """The nodes at the end of the network, walking back over flatten, dropout and identity."""
+    nid = graph.graph.get("output")
+    while nid is not None and graph.nodes[nid]["op"] != "input":
+        node = graph.nodes[nid]
+        yield nid, node
+        if node["kind"].family != "shape" or len(graph.pred[nid]) != 1:
+            return
+        (nid,) = graph.pred[nid]
+
+
+def _last_real_layer(graph):
+    for nid, node in _output_chain(graph):
+        if node["kind"].family != "shape":
+            return nid, node
+    return None, None
+
+
+def final_activation(graph):
+    """An activation after the classifier squashes the scores a loss needs."""
+    nid, node = _last_real_layer(graph)
+    if node is None or node["kind"].family != "activation" or node["op"] in ("softmax", "logsoftmax"):
+        return
+    (prev,) = graph.pred[nid]
+    while graph.nodes[prev]["op"] != "input" and graph.nodes[prev]["kind"].family == "shape":
+        (prev,) = graph.pred[prev]
+    if graph.nodes[prev]["op"] == "linear":
+        yield warning("W-FINAL-ACTIVATION",
+                      f"`{node['op']}` after the last classifier layer limits the scores it can give",
+                      node["span"], hint="end the network with the last `linear`: the loss wants raw "
+                                         "scores (logits)")
+
+
+def softmax_before_loss(graph):
+    """PyTorch's cross-entropy applies log-softmax itself; a softmax before it is applied twice."""
+    _, node = _last_real_layer(graph)
+    if node is not None and node["op"] == "softmax":
+        yield warning("W-SOFTMAX-LOSS", "the network ends in softmax, but the cross-entropy loss "
+                      "already applies it: training sees softmax twice and learns slowly",
+                      node["span"], hint="remove the final `softmax`; `archdsl predict` turns the "
+                                         "scores into probabilities")
+
+
+def bias_before_batchnorm(graph):
+    """A bias right before batch norm is cancelled by its mean subtraction."""
+    for nid, node in _nodes(graph):
+        args = node["args"]
+        if not node["kind"].weighted or not getattr(args, "bias", False) or "bias" in args.given:
+            continue
+        succ = list(graph.succ[nid])
+        if len(succ) == 1 and graph.nodes[succ[0]]["op"] == "bn":
+            yield warning("W-BIAS-BEFORE-BN", f"`{node['op']}`'s bias is cancelled by the batch norm "
+                          "after it", node["span"],
+                          hint="add `nobias` (bn's shift plays its part), or write `bias=true` to "
+                               "keep it on purpose")
+
+
+def stride_drops_rows(graph):
+    """A stride that does not fit the input leaves its last rows or columns unread."""
+    for nid, node in _nodes(graph):
+        if node["op"] not in ("conv", "maxpool", "avgpool") or node.get("inserted"):
+            continue
+        args = node["args"]
+        if getattr(args, "ceil", False) or args.padding == "same":
+            continue
+        padding = (0, 0) if args.padding == "valid" else args.padding
+        (x,) = [graph.nodes[p]["shape"] for p in graph.pred[nid]]
+        stride = args.kernel if args.stride is None else args.stride
+        dilation = getattr(args, "dilation", (1, 1))
+        for axis, what in ((0, "rows"), (1, "columns")):
+            k = dilation[axis] * (args.kernel[axis] - 1) + 1
+            s, p, size = stride[axis], padding[axis], x[1 + axis]
+            if k < s:
+                continue  # the windows leave gaps by design (e.g. a strided 1x1 projection)
+            left_over = (size + 2 * p - k) % s
+            if left_over > p:
+                dropped = left_over - p
+                yield warning(
+                    "W-STRIDE-DROP", f"stride {s} skips the last {dropped} {what} of the "
+                    f"{fmt_shape(x)} input", node["span"],
+                    hint=f"pad by {p + s - left_over} more, use an input size that fits, or `ceil`"
+                    if node["op"] != "conv" else
+                    f"pad by {p + s - left_over} more, or use an input size that fits the stride")
+                break
+
+
+def deep_plain_stack(graph):
+    """Many weighted layers with no normalisation or shortcut: gradients tend to vanish."""
+    depth: dict[str, int] = {}
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        preds = [depth.get(p, 0) for p in graph.pred[nid]]
+        kind = node["kind"]
+        if kind is None or kind.family == "norm":
+            depth[nid] = 0
+        elif kind.family == "merge":
+            depth[nid] = min(preds) if preds else 0  # a shortcut is a short path for gradients
+        else:
+            depth[nid] = max(preds, default=0) + (1 if kind.weighted else 0)
+        if depth[nid] == PLAIN_DEPTH_LIMIT + 1 and kind is not None and kind.weighted:
+            yield warning(
+                "W-DEEP-PLAIN", f"{depth[nid]} weighted layers in a row with no normalisation or "
+                "shortcut (deeper than VGG-19): gradients are likely to vanish", node["span"],
+                hint="add `bn` after the convolutions, or residual connections (`residual< … >`)")
+            return

@@ -1,0 +1,162 @@
+"""The front half of the compiler in one call: parse, expand, check, lint -> Network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import Diagnostic, Span, SpecError, error, sort_key
+from .layers.base import fmt_shape
+
+
+class Network:
+    """A checked network: its layer graph, totals and any warnings."""
+
+    def __init__(self, graph, spec, diagnostics: list[Diagnostic]):
+        self.graph = graph
+        self.spec = spec
+        self.diagnostics = diagnostics
+
+    # -- what the graph says ----------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.graph.graph["name"]
+
+    @property
+    def file(self) -> str:
+        return self.graph.graph["file"]
+
+    @property
+    def source(self) -> str:
+        return self.graph.graph["source"]
+
+    @property
+    def arch_params(self) -> dict[str, Any]:
+        """The resolved values of the `arch` header's parameters."""
+        return dict(self.graph.graph["params"])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.graph.graph["input_shape"])
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.graph.nodes[self.graph.graph["output"]]["shape"]
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters: what torch's `parameters()` would count."""
+        return self.graph.graph["totals"]["params"]
+
+    trainable_params = params
+
+    @property
+    def buffers(self) -> int:
+        """Values in buffers (batch norm's running statistics)."""
+        return self.graph.graph["totals"]["buffers"]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass of one sample (conv and linear)."""
+        return self.graph.graph["totals"]["macs"]
+
+    @property
+    def memory(self) -> dict[str, int]:
+        """Bytes (float32): parameters and buffers, and all layer outputs of one sample."""
+        t = self.graph.graph["totals"]
+        return {"params": t["param_bytes"], "activations": t["activation_bytes"]}
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    def layers(self) -> list[dict[str, Any]]:
+        """One record per layer in topological order (the input excluded)."""
+        from .report import layer_records
+
+        return layer_records(self.graph)
+
+    def summary(self) -> str:
+        """The per-layer table `archdsl check` prints, with totals."""
+        from .report import table
+
+        return table(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of `archdsl check --format json`."""
+        from .report import to_json
+
+        return to_json(self, self.diagnostics)
+
+    def __repr__(self) -> str:
+        return (f"<Network {self.name}: {fmt_shape(self.input_shape)} -> "
+                f"{fmt_shape(self.output_shape)}, {self.params:,} params, {self.macs:,} MACs>")
+
+
+def analyse(text: str, file: str = "<string>", params: dict[str, Any] | None = None,
+            input_shape: tuple[int, ...] | None = None):
+    """Run every stage; return (Network or None, diagnostics sorted by position).
+
+    Never raises for any input text: unexpected failures become an E-INTERNAL diagnostic.
+    """
+    try:
+        return _analyse(text, file, params or {}, input_shape)
+    except RecursionError:
+        return None, [error("E-NESTING", "the spec is nested too deeply to check",
+                            Span(file, 1, 1, 1, 2), hint="define a `block` for the inner part")]
+    except Exception as exc:  # noqa: BLE001 - the promise is: no traceback for any input
+        return None, [error("E-INTERNAL", f"archdsl failed on this spec ({type(exc).__name__}: "
+                            f"{exc})", Span(file, 1, 1, 1, 2),
+                            hint="this is a bug in archdsl; please report it with the spec")]
+
+
+def _analyse(text, file, params, input_shape):
+    from .check import check
+    from .expand import expand
+    from .lints import lint
+    from .syntax import parse
+
+    spec, diagnostics = parse(text, file)
+    if spec is None:
+        return None, sorted(diagnostics, key=sort_key)
+    graph, found = expand(spec, params, input_shape)
+    diagnostics += found
+    if graph is not None:
+        diagnostics += check(graph)
+    if graph is not None and not any(d.is_error for d in diagnostics):
+        diagnostics += lint(graph)
+    diagnostics.sort(key=sort_key)
+    if any(d.is_error for d in diagnostics):
+        return None, diagnostics
+    return Network(graph, spec, diagnostics), diagnostics
+
+
+def loads(text: str, file: str = "<string>", *, input_shape: tuple[int, ...] | None = None,
+          **params) -> Network:
+    """Check spec text; return the Network or raise SpecError with every diagnostic."""
+    network, diagnostics = analyse(text, file, params, input_shape)
+    if network is None:
+        raise SpecError(diagnostics, source=_normalised(text))
+    return network
+
+
+def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params) -> Network:
+    """Read and check a .arch file; `params` override the `arch` header's defaults."""
+    path = Path(path)
+    try:
+        text = read_spec(path)
+    except OSError as exc:
+        raise SpecError([error("E-FILE", f"cannot read {path}: {exc.strerror or exc}",
+                               None)]) from None
+    return loads(text, str(path), input_shape=input_shape, **params)
+
+
+def read_spec(path: Path) -> str:
+    """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser."""
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _normalised(text: str) -> str:
+    from .syntax import normalise_source
+
+    return normalise_source(text)

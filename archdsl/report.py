@@ -1,0 +1,135 @@
+"""Checked network -> the per-layer table and the JSON document of `archdsl check`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .layers.base import fmt_shape
+
+_HEADED = ("block", "repeat", "iteration", "residual", "concat", "add", "mul")
+
+
+def layer_records(graph) -> list[dict[str, Any]]:
+    """One dict per layer in topological order, as in the JSON output."""
+    records = []
+    groups = graph.graph["groups"]
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        if node["op"] == "input":
+            continue
+        block = next((groups[g].name for g in reversed(node["groups"]) if groups[g].kind == "block"),
+                     None)
+        rf = node.get("rf")
+        records.append({
+            "name": node["name"],
+            "op": node["op"],
+            "line": node["span"].line,
+            "column": node["span"].column,
+            "output": list(node["shape"]) if node.get("shape") is not None else None,
+            "params": node.get("params", 0),
+            "buffers": node.get("buffers", 0),
+            "macs": node.get("macs", 0),
+            "rf": {"size": list(rf[0]), "stride": list(rf[1])} if rf else None,
+            "memory": node.get("memory", 0),
+            "block": block,
+            "inserted": bool(node.get("inserted")),
+        })
+    return records
+
+
+def to_json(network, diagnostics) -> dict[str, Any]:
+    """The JSON document for a checked network (None when the spec had errors)."""
+    base: dict[str, Any] = {"diagnostics": [d.to_dict() for d in diagnostics]}
+    if network is None:
+        return {"arch": None, "input": None, "output": None, "params": None,
+                "trainable_params": None, "buffers": None, "macs": None, "memory": None,
+                "layers": [], **base}
+    return {
+        "arch": network.name,
+        "file": network.file,
+        "parameters": network.arch_params,
+        "input": list(network.input_shape),
+        "output": list(network.output_shape),
+        "params": network.params,
+        "trainable_params": network.trainable_params,
+        "buffers": network.buffers,
+        "macs": network.macs,
+        "memory": network.memory,
+        "layers": network.layers(),
+        **base,
+    }
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def _rf_text(rf) -> str:
+    if rf is None:
+        return ""
+    (h, w), (sh, sw) = rf
+    size = str(h) if h == w else f"{h}x{w}"
+    stride = str(sh) if sh == sw else f"{sh}x{sw}"
+    return f"{size} /{stride}"
+
+
+def table(network) -> str:
+    """A readable per-layer table grouped by block, then the totals."""
+    graph = network.graph
+    groups = graph.graph["groups"]
+    rows: list[tuple[str, ...]] = []
+    open_groups: list[int] = []
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        if node["op"] == "input":
+            rows.append(("input", "", fmt_shape(node["shape"]), "", "", ""))
+            continue
+        headed = [g for g in node["groups"] if groups[g].kind in _HEADED]
+        common = 0
+        while common < min(len(open_groups), len(headed)) and open_groups[common] == headed[common]:
+            common += 1
+        open_groups = open_groups[:common]
+        for g in headed[common:]:
+            group = groups[g]
+            indent = "  " * len(open_groups)
+            label = group.label if group.kind != "iteration" else f"iteration {group.label}"
+            rows.append((f"{indent}{label}", f"line {group.span.line}", "", "", "", ""))
+            open_groups.append(g)
+        indent = "  " * len(open_groups)
+        prefix = groups[open_groups[-1]].name + "." if open_groups else ""
+        name = node["name"][len(prefix):] if node["name"].startswith(prefix) else node["name"]
+        if node.get("inserted"):
+            name += " (inserted)"
+        rows.append((f"{indent}{name}", node["op"], fmt_shape(node["shape"]),
+                     f"{node['params']:,}", f"{node['macs']:,}", _rf_text(node["rf"])))
+    header = ("layer", "op", "output", "params", "MACs", "rf")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    right = {3, 4}
+
+    def fmt(r):
+        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                         for i, c in enumerate(r)).rstrip()
+
+    rule = "-" * len(fmt(tuple("-" * w for w in widths)))
+    lines = [f"{network.name}: {fmt_shape(network.input_shape)} -> {fmt_shape(network.output_shape)}"
+             f"   ({network.file})", fmt(header), rule]
+    lines += [fmt(r) for r in rows]
+    mem = network.memory
+    lines += [rule,
+              f"params       {network.params:>15,}   ({human_count(network.params)}, all trainable; "
+              f"{network.buffers:,} buffer values)",
+              f"MACs         {network.macs:>15,}   ({human_count(network.macs)} per sample)",
+              f"memory       {human_bytes(mem['params']):>15}   parameters and buffers (float32)",
+              f"             {human_bytes(mem['activations']):>15}   layer outputs per sample "
+              "(float32, forward)"]
+    return "\n".join(lines)
