@@ -337,8 +337,18 @@ class _Expander:
         by_name = {a.name: a for a in kind.args}
         keyword_names = {**{a.name: a.name for a in kind.args}, **flags}
 
-        def put(arg_name: str, value, span: Span):
+        def put(arg_name: str, value, span: Span, value_span: Span | None = None):
             nonlocal ok
+            arg = by_name[arg_name]
+            if isinstance(value, Word) and (arg.type in (INT, FLOAT, PAIR) or (
+                    arg.type == PADDING and value not in ("same", "valid"))):
+                ok = False
+                self.diagnostics.append(error(
+                    "E-UNKNOWN-NAME", f"unknown name `{value}`", value_span or span,
+                    hint=did_you_mean(value, scope.values) or (
+                        f"names in scope: {', '.join(sorted(scope.values))}" if scope.values
+                        else f"{kind.name} {arg_name} takes a number here")))
+                return
             if arg_name in values:
                 ok = False
                 self.diagnostics.append(error("E-ARG-DUPLICATE", f"`{arg_name}` is given twice",
@@ -346,7 +356,7 @@ class _Expander:
                                                          f"{spans[arg_name].column}"))
                 return
             try:
-                values[arg_name] = _coerce(by_name[arg_name], value, span, kind.name)
+                values[arg_name] = _coerce(arg, value, span, kind.name)
                 spans[arg_name] = span
             except DiagnosticError as exc:
                 ok = False
@@ -361,7 +371,8 @@ class _Expander:
                         raise DiagnosticError(error(
                             "E-UNKNOWN-ARG", f"{kind.name} has no argument `{a.name}`",
                             a.span, hint=did_you_mean(a.name, choices) or _arg_list(kind)))
-                    put(target, self._eval(a.value, scope.values, words_ok=True), a.span)
+                    put(target, self._eval(a.value, scope.values, words_ok=True), a.span,
+                        a.value.span)
                     continue
                 value = self._eval(a, scope.values, words_ok=True)
                 if isinstance(value, Word):

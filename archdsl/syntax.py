@@ -294,6 +294,9 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
         message = "`>` closes nothing here"
     elif token.type == "RBRACE":
         message = "`}` closes nothing here"
+    elif token.type == "NAME" and "_SEP" in expected:
+        message = f"unexpected `{value}`: statements are separated by `;` or a new line"
+        hint = f"write `; {value}` or start `{value}` on a new line"
     elif token.type == "_SEP" and "MORETHAN" in expected:
         hint = "a `>` is missing"
     elif token.type == "_SEP" and "RPAR" in expected:
@@ -313,6 +316,11 @@ def _span(file: str, meta) -> Span:
 
 def _tok_span(file: str, tok) -> Span:
     return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _line_col(source: str, offset: int) -> tuple[int, int]:
+    line = source.count("\n", 0, offset) + 1
+    return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
 
 
 def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnostic]]:
@@ -375,8 +383,17 @@ def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnos
             return Repeat(expr(ch[0]), body(ch[1], False), span)
         if kind == "combinator":
             branches = []
+            after = ch[0].end_pos  # just past the combinator's name
             for b in ch[1:]:
-                b_span = _span(file, b.meta) if not b.meta.empty else _tok_span(file, ch[0])
+                if b.meta.empty:  # nothing between the brackets: point at the gap itself
+                    gap = min(i for i in (source.find("|", after + 1), source.find(">", after + 1),
+                                          len(source)) if i >= 0)
+                    line, col = _line_col(source, gap)
+                    b_span = Span(file, line, col, line, col + 1)
+                    after = gap
+                else:
+                    b_span = _span(file, b.meta)
+                    after = b.meta.end_pos
                 branches.append(Branch(body(b, False), b_span))
             return Combinator(str(ch[0]), _tok_span(file, ch[0]), tuple(branches), span)
         if kind == "block_def":

@@ -1,0 +1,116 @@
+"""Text -> syntax tree: every construct of the language, with positions."""
+
+from archdsl.syntax import (BinOp, Combinator, Keyword, Layer, Name, Neg, Num, Repeat, ShapeLit,
+                            parse)
+
+
+def ok(text):
+    spec, diagnostics = parse(text, "t.arch")
+    assert not diagnostics, diagnostics
+    return spec
+
+
+def test_header_input_and_layers():
+    spec = ok("arch alexnet(num_classes=1000, width=1.5)\ninput 3x224x224\nconv 64 k11 s4 p2; relu\n")
+    assert spec.name == "alexnet"
+    assert [(p.name, p.default.value) for p in spec.arch.params] == [("num_classes", 1000),
+                                                                      ("width", 1.5)]
+    assert spec.input.dims == (3, 224, 224)
+    conv, relu = spec.body
+    assert conv.op == "conv" and relu.op == "relu"
+    assert conv.args[0] == Num(64, conv.args[0].span)
+    assert [a.name for a in conv.args[1:]] == ["k11", "s4", "p2"]
+    assert (conv.span.line, conv.span.column) == (3, 1)
+    assert (relu.span.line, relu.span.column) == (3, 20)
+
+
+def test_separators_comments_crlf_and_bom():
+    text = "\ufeff# a comment line\r\ninput 1x8x8   # trailing\r\n\r\nrelu;; relu ;\r\n  # indented\r\nrelu\r\n"
+    spec = ok(text)
+    assert [s.op for s in spec.body] == ["relu", "relu", "relu"]
+    assert spec.body[2].span.line == 6
+    assert spec.input.span.line == 2
+
+
+def test_empty_and_comment_only_files_parse():
+    assert ok("").body == ()
+    assert ok("# nothing here\n\n").body == ()
+
+
+def test_keywords_take_expressions_and_words():
+    (conv,) = ok("conv c*4 k1x7 s=s p=same padding_mode=reflect eps=-1e-3 x=(c+1)//2 bias=false\n").body
+    out, kernel, s, p, mode, eps, x, bias = conv.args
+    assert isinstance(out, BinOp) and out.op == "*"
+    assert kernel.name == "k1x7"
+    assert isinstance(s, Keyword) and s.value == Name("s", s.value.span)
+    assert p.value.name == "same" and mode.value.name == "reflect"
+    assert isinstance(eps.value, Neg) and eps.value.operand.value == 0.001
+    assert isinstance(x.value, BinOp) and x.value.op == "//"
+    assert bias.value.name == "false"
+
+
+def test_operator_precedence():
+    (layer,) = ok("linear a+b*c-d/e\n").body
+    e = layer.args[0]
+    # ((a + (b*c)) - (d/e))
+    assert e.op == "-" and e.left.op == "+" and e.left.right.op == "*" and e.right.op == "/"
+
+
+def test_shapes_are_literals():
+    (pool,) = ok("adaptiveavgpool 7x7\n").body
+    assert pool.args[0] == ShapeLit((7, 7), pool.args[0].span)
+
+
+def test_blocks_repeat_and_combinators():
+    spec = ok("""
+block stage(c, n=2) {
+  repeat n { conv c k3 p1; relu }
+  maxpool 2
+}
+residual< conv 64 k3 p1; bn | conv 64 k1; bn >
+concat<
+  conv 64 k1
+| maxpool 3 s1 p1; conv 32 k1
+>
+stage 64
+""")
+    block = spec.blocks["stage"]
+    assert [p.name for p in block.params] == ["c", "n"] and block.params[1].default.value == 2
+    assert isinstance(block.body[0], Repeat) and block.body[0].count == Name("n", block.body[0].count.span)
+    res, cat, call = spec.body
+    assert isinstance(res, Combinator) and res.kind == "residual" and len(res.branches) == 2
+    assert [s.op for s in res.branches[1].body] == ["conv", "bn"]
+    assert isinstance(cat, Combinator) and len(cat.branches) == 2
+    assert cat.branches[1].span.line == 9
+    assert isinstance(call, Layer) and call.op == "stage"
+
+
+def test_syntax_errors_are_located_with_hints():
+    spec, diagnostics = parse("input 3x8x8\nconv 64, 3\n", "t.arch")
+    assert spec is None
+    (d,) = diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("E-SYNTAX", 2, 8)
+    assert "commas" in d.hint
+
+
+def test_unclosed_combinator_names_the_missing_bracket():
+    _, (d,) = parse("residual< conv 8 k3\n", "t.arch")
+    assert "`>`" in d.message and d.hint == "add the missing `>`"
+
+
+def test_negative_positional_needs_parentheses():
+    spec = ok("leakyrelu (-0.5)\n")
+    assert isinstance(spec.body[0].args[0], Neg)
+    _, (d,) = parse("input 1x2x2\nconv -1 k3\n", "t.arch")
+    assert "negative" in d.hint
+
+
+def test_binary_garbage_is_a_located_error():
+    spec, diagnostics = parse("\x00\x01\x02conv", "t.arch")
+    assert spec is None and diagnostics[0].code == "E-SYNTAX"
+    assert diagnostics[0].span.line == 1
+
+
+def test_placement_and_duplicates():
+    _, diagnostics = parse("arch a\narch b\ninput 1x2x2\nblock x(c) { input 1x2x2 }\n", "t.arch")
+    assert [d.code for d in diagnostics] == ["E-DUPLICATE", "E-PLACEMENT"]
