@@ -64,6 +64,8 @@ def check(graph) -> list[Diagnostic]:
             node["macs"] = kind.macs(node["args"], x, y)
         except LayerError as exc:
             diagnostics.append(_locate(graph, nid, exc, xs))
+    for u, _, data in graph.edges(data=True):  # edges carry the tensor their source produces
+        data["shape"] = graph.nodes[u]["shape"]
     _totals(graph)
     return diagnostics
 

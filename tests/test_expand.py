@@ -119,3 +119,9 @@ def test_every_node_of_a_vgg_stage_gets_a_unique_name():
     g = graph("input 3x32x32\nblock s(c) { repeat 3 { conv c k3 p1; relu }; maxpool 2 }\ns 8; s 16\n")
     names = [g.nodes[n]["name"] for n in g.graph["order"]]
     assert len(names) == len(set(names)) == 1 + 2 * 7
+
+
+def test_edges_carry_the_tensor_shape():
+    g = graph("input 3x8x8\nconv 8 k3; relu\n")
+    assert g.edges["input", "conv1"]["shape"] == (3, 8, 8)
+    assert g.edges["conv1", "relu1"]["shape"] == (8, 6, 6)
