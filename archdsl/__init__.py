@@ -9,4 +9,14 @@ from .diagnostics import Diagnostic, Span, SpecError
 from .network import Network, analyse, load, loads
 
 __version__ = "0.1.0"
-__all__ = ["load", "loads", "analyse", "Network", "SpecError", "Diagnostic", "Span", "__version__"]
+__all__ = ["load", "loads", "analyse", "build", "transfer_weights", "Network", "SpecError",
+           "Diagnostic", "Span", "__version__"]
+
+
+def __getattr__(name):
+    # The torch side is imported on first use only: checking a spec never loads torch.
+    if name in ("build", "transfer_weights"):
+        from . import torch_backend
+
+        return getattr(torch_backend, name)
+    raise AttributeError(f"module 'archdsl' has no attribute {name!r}")

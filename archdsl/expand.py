@@ -77,8 +77,9 @@ class _Expander:
         values = self._arch_params(overrides)
         dims = self._input_dims(input_shape)
         g = self.graph
+        init = (spec.init.scheme, spec.init.options) if spec.init else ("pytorch", ())
         g.graph.update(name=spec.name, file=spec.file, source=spec.source, order=self.order,
-                       groups=self.groups, params=dict(values), input_shape=dims)
+                       groups=self.groups, params=dict(values), input_shape=dims, init=init)
         span = spec.input.span if spec.input else Span(spec.file, 1, 1, 1, 1)
         self._add_node("input", op="input", kind=None, args=Args({}), span=span, groups=())
         scope = _Scope(values=values, prefix="", groups=())

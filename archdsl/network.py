@@ -76,6 +76,12 @@ class Network:
 
         return layer_records(self.graph)
 
+    def to_torch(self):
+        """Compile into a torch.nn.Module whose structure mirrors the spec (imports torch)."""
+        from .torch_backend import to_torch
+
+        return to_torch(self)
+
     def summary(self) -> str:
         """The per-layer table `archdsl check` prints, with totals."""
         from .report import table

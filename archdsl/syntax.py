@@ -12,7 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Union
 
-from .diagnostics import Diagnostic, Span, error
+from .diagnostics import Diagnostic, Span, did_you_mean, error
+
+# `init SCHEME OPTION…`: the weight initialisations a spec can choose, with their options.
+INIT_SCHEMES = {
+    "pytorch": (),  # each layer's own default (what torch.nn gives)
+    "resnet": ("zero_residual",),  # torchvision's ResNet scheme
+}
 
 # ----------------------------------------------------------------------------- the tree
 
@@ -119,6 +125,15 @@ class ArchHeader:
 
 
 @dataclass(frozen=True)
+class InitDecl:
+    """`init resnet zero_residual`: how the compiled module's weights start out."""
+
+    scheme: str
+    options: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class InputDecl:
     dims: tuple[int, ...]
     span: Span
@@ -135,6 +150,7 @@ class Spec:
     source: str
     arch: ArchHeader | None = None
     input: InputDecl | None = None
+    init: InitDecl | None = None
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     body: tuple[Stmt, ...] = ()
 
@@ -371,6 +387,12 @@ def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnos
     def stmt(node, top: bool):
         kind, ch = node.data, node.children
         span = _span(file, node.meta)
+        if kind == "layer" and str(ch[0]) == "init":
+            if top:
+                return init_decl(ch, span)
+            diagnostics.append(error("E-PLACEMENT", "`init` belongs at the top level", span,
+                                     hint="it chooses the initialisation of the whole network"))
+            return None
         if kind == "layer":
             args = []
             for a in ch[1:]:
@@ -434,6 +456,40 @@ def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnos
                 spec.input = decl
             return None
         raise AssertionError(f"unhandled rule {kind}")  # grammar and builder out of step
+
+    def init_decl(ch, span):
+        words = []
+        for a in ch[1:]:
+            if not (isinstance(a, Tree) and a.data == "name"):
+                diagnostics.append(error("E-INIT", "`init` takes words only, e.g. `init resnet "
+                                         "zero_residual`", _span(file, a.meta) if isinstance(a, Tree)
+                                         else span))
+                return None
+            words.append((str(a.children[0]), _tok_span(file, a.children[0])))
+        if not words:
+            diagnostics.append(error("E-INIT", "`init` needs a scheme", span,
+                                     hint="write `init resnet` or `init pytorch`"))
+            return None
+        (scheme, scheme_span), options = words[0], words[1:]
+        if scheme not in INIT_SCHEMES:
+            diagnostics.append(error("E-INIT", f"unknown initialisation `{scheme}`", scheme_span,
+                                     hint=did_you_mean(scheme, INIT_SCHEMES) or
+                                     "the schemes are: " + ", ".join(INIT_SCHEMES)))
+            return None
+        for option, option_span in options:
+            if option not in INIT_SCHEMES[scheme]:
+                allowed = INIT_SCHEMES[scheme]
+                diagnostics.append(error(
+                    "E-INIT", f"`init {scheme}` has no option `{option}`", option_span,
+                    hint=did_you_mean(option, allowed) or (
+                        "its options are: " + ", ".join(allowed) if allowed else "it takes none")))
+                return None
+        if spec.init is not None:
+            diagnostics.append(error("E-DUPLICATE", "the file has two `init` lines", span,
+                                     hint=f"keep the one on line {spec.init.span.line}"))
+            return None
+        spec.init = InitDecl(scheme, tuple(o for o, _ in options), span)
+        return None
 
     spec.body = body(tree.children[0], True)
     return (None if any(d.is_error for d in diagnostics) else spec), diagnostics

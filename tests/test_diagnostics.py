@@ -21,6 +21,7 @@ CASES = [
     ("E-PLACEMENT", "input 3x8x8\nblock a(c) {\n  block b(d) { relu }\n  relu\n}\na 1\n", 3, 9),
     ("E-DUPLICATE", "input 3x8x8\nblock a(c) { relu }\nblock a(c) { relu }\na 1\n", 3, 7),
     ("E-DUPLICATE", "input 3x8x8\ninput 3x8x8\nrelu\n", 2, 1),
+    ("E-INIT", "init resnet zero_residul\ninput 3x8x8\nrelu\n", 1, 13),
     ("E-NO-INPUT", "conv 8 k3\n", 1, 1),
     ("E-INPUT", "input 32x32\nrelu\n", 1, 1),
     ("E-PARAM", "arch n(c)\ninput 3x8x8\nconv c k3\n", 1, 8),

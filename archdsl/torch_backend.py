@@ -1,0 +1,202 @@
+"""Checked layer graph -> an ordinary torch.nn.Module whose structure mirrors the spec.
+
+Module paths are the node names of the graph, so state_dict keys read like the spec:
+
+    conv1.weight                              a top-level layer (the first conv)
+    basic3.residual1.body.conv1.weight        a layer in a residual body inside a block call
+    basic3.residual1.shortcut.conv1.weight    the projection shortcut archdsl inserted
+    stage2.repeat1.0.conv1.weight             the first iteration of a repeat in a block
+
+They stay the same as long as the spec's structure does, so checkpoints remain loadable.
+The forward pass is plain module calls: Sequential chains and small combinator modules.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+class Block(nn.Sequential):
+    """A call of a user `block` (or a repeat, an iteration, a branch): its layers in order."""
+
+    def __init__(self, label: str, layers: "OrderedDict[str, nn.Module] | None" = None):
+        super().__init__(layers or OrderedDict())
+        self.label = label
+
+    def _get_name(self) -> str:
+        return self.label
+
+
+class Residual(nn.Module):
+    """`residual< body | shortcut >`: body(x) + shortcut(x), the shortcut being x by default."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return self.body(x) + identity
+
+
+class _Branches(nn.Module):
+    """Several branches that read the same input; subclasses say how they are combined."""
+
+    def __init__(self, branches: "OrderedDict[str, nn.Module]"):
+        super().__init__()
+        for name, module in branches.items():
+            self.add_module(name, module)
+
+    def outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [branch(x) for branch in self.children()]
+
+
+class Concat(_Branches):
+    """`concat< a | b | … >`: the branch outputs joined along channels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.outputs(x), dim=1)
+
+
+class Add(_Branches):
+    """`add< a | b | … >`: the element-wise sum of the branch outputs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = self.outputs(x)
+        total = outputs[0]
+        for y in outputs[1:]:
+            total = total + y
+        return total
+
+
+class Mul(_Branches):
+    """`mul< a | b | … >`: the element-wise product of the branch outputs (gates broadcast)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = self.outputs(x)
+        total = outputs[0]
+        for y in outputs[1:]:
+            total = total * y
+        return total
+
+
+_COMBINATORS = {"concat": Concat, "add": Add, "mul": Mul}
+
+
+class CompiledNetwork(Block):
+    """The compiled network: the top-level layers and blocks, in order."""
+
+    def __init__(self, name: str, layers: "OrderedDict[str, nn.Module]", input_shape, output_shape):
+        super().__init__(name, layers)
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(output_shape)
+
+    def extra_repr(self) -> str:
+        shape = "x".join(map(str, self.input_shape))
+        return f"input {shape}"
+
+
+def to_torch(network) -> CompiledNetwork:
+    """Compile a checked archdsl Network into a torch module."""
+    graph = network.graph
+    groups = {g.name: g for g in graph.graph["groups"].values()}
+    tree: dict = {"children": OrderedDict()}
+
+    def container(path: list[str]) -> dict:
+        node = tree
+        for depth in range(len(path)):
+            key = path[depth]
+            if key not in node["children"]:
+                node["children"][key] = {"group": groups.get(".".join(path[:depth + 1])),
+                                         "children": OrderedDict()}
+            node = node["children"][key]
+        return node
+
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        if node["op"] == "input" or node["kind"].family == "merge":
+            continue
+        (pred,) = graph.pred[nid]
+        module = node["kind"].build(node["args"], graph.nodes[pred]["shape"])
+        *path, leaf = node["name"].split(".")
+        container(path)["children"][leaf] = module
+
+    layers = OrderedDict((name, _assemble(name, child)) for name, child in tree["children"].items())
+    module = CompiledNetwork(network.name, layers, network.input_shape, network.output_shape)
+    scheme, options = graph.graph.get("init", ("pytorch", ()))
+    initialise(module, scheme, options)
+    return module
+
+
+def initialise(module: nn.Module, scheme: str, options=()) -> None:
+    """Apply a spec's `init` line. `pytorch` keeps every layer's own default; `resnet` is
+    torchvision's ResNet scheme: Kaiming-normal (fan-out) convolutions, norm weights 1 and
+    biases 0, and with `zero_residual` the last batch norm of every residual body zeroed."""
+    if scheme == "pytorch":
+        return
+    if scheme != "resnet":
+        raise ValueError(f"unknown initialisation {scheme!r}")
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)) and m.affine:
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    if "zero_residual" in options:
+        for m in module.modules():
+            if isinstance(m, Residual):
+                norms = [n for n in m.body.modules() if isinstance(n, nn.BatchNorm2d) and n.affine]
+                if norms:
+                    nn.init.constant_(norms[-1].weight, 0)
+
+
+def _assemble(name: str, entry) -> nn.Module:
+    if isinstance(entry, nn.Module):
+        return entry
+    group, children = entry["group"], entry["children"]
+    built = OrderedDict((key, _assemble(key, child)) for key, child in children.items())
+    kind = group.kind if group is not None else "block"
+    if kind == "residual":
+        return Residual(built["body"], built.get("shortcut"))
+    if kind in _COMBINATORS:
+        return _COMBINATORS[kind](built)
+    # A block call prints as the block's name; repeats, iterations and branches as containers.
+    label = group.label.split()[0] if group is not None and kind == "block" else "Sequential"
+    return Block(label, built)
+
+
+def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
+    """Copy every parameter and buffer of `src` into `dst`, matched by order and shape.
+
+    Works between any two modules that hold the same tensors in the same order, such as a
+    torchvision model and the compiled spec of the same architecture. Raises ValueError
+    naming the first pair that does not fit.
+    """
+    src_state, dst_state = src.state_dict(), dst.state_dict()
+    src_items, dst_items = list(src_state.items()), list(dst_state.items())
+    for i, ((s_name, s_val), (d_name, d_val)) in enumerate(zip(src_items, dst_items)):
+        if s_val.shape != d_val.shape:
+            raise ValueError(f"tensor #{i} does not fit: source {s_name} has shape "
+                             f"{tuple(s_val.shape)}, destination {d_name} has {tuple(d_val.shape)}")
+    if len(src_items) != len(dst_items):
+        shorter, longer = ("source", "destination") if len(src_items) < len(dst_items) else \
+            ("destination", "source")
+        first_extra = (dst_items if shorter == "source" else src_items)[min(len(src_items),
+                                                                            len(dst_items))]
+        raise ValueError(f"the {shorter} has {min(len(src_items), len(dst_items))} tensors and the "
+                         f"{longer} {max(len(src_items), len(dst_items))}: the first without a "
+                         f"partner is {longer} {first_extra[0]} {tuple(first_extra[1].shape)}")
+    with torch.no_grad():
+        for (_, s_val), (_, d_val) in zip(src_items, dst_items):
+            d_val.copy_(s_val)
+
+
+def build(path, *, input_shape=None, **params) -> CompiledNetwork:
+    """Load, check and compile a .arch file in one call: `archdsl.build("specs/resnet50.arch")`."""
+    from .network import load
+
+    return load(path, input_shape=input_shape, **params).to_torch()
