@@ -51,7 +51,8 @@ class _Scope:
 
     def child_name(self, base: str) -> str:
         self.counts[base] = self.counts.get(base, 0) + 1
-        return f"{self.prefix}{base}{self.counts[base]}"
+        sep = "_" if base[-1].isdigit() else ""  # relu6_1, not relu61
+        return f"{self.prefix}{base}{sep}{self.counts[base]}"
 
 
 def expand(spec: Spec, overrides: dict[str, Any] | None = None,
@@ -167,12 +168,6 @@ class _Expander:
         return _Scope(values=scope.values if values is None else values, prefix=f"{name}.",
                       groups=scope.groups + (gid,), depth=scope.depth + 1)
 
-    def _text(self, span: Span) -> str:
-        lines = self.spec.source.split("\n")
-        if span.line != span.end_line:
-            return lines[span.line - 1][span.column - 1:].strip()
-        return lines[span.line - 1][span.column - 1:span.end_column - 1]
-
     # ------------------------------------------------------------------------- statements
     def _emit(self, stmts, src: str, scope: _Scope) -> str:
         for st in stmts:
@@ -287,6 +282,7 @@ class _Expander:
                                              "repetition"))
         values = dict(self.graph.graph["params"])
         given: dict[str, Any] = {}
+        by_keyword: set[str] = set()
         names = [p.name for p in block.params]
         positional = [a for a in st.args if not isinstance(a, Keyword)]
         if len(positional) > len(names):
@@ -308,6 +304,7 @@ class _Expander:
                     raise DiagnosticError(error("E-ARG-DUPLICATE", f"`{a.name}` is given twice",
                                                 a.span))
                 given[a.name] = self._eval(a.value, scope.values)
+                by_keyword.add(a.name)
         for p in block.params:
             if p.name in given:
                 values[p.name] = given[p.name]
@@ -318,7 +315,11 @@ class _Expander:
                     "E-ARG-COUNT", f"block `{block.name}` needs a value for `{p.name}`", st.span,
                     hint=f"call it as `{block.name} {' '.join(names)}`"))
         name = scope.child_name(block.name)
-        gid = self._new_group("block", name, self._text(st.span), st.span, scope,
+        # the call as written, with its values resolved: `inverted 16 24 6 s=2`
+        label = " ".join([block.name] + [
+            f"{p}={_show(given[p])}" if p in by_keyword else _show(given[p])
+            for p in names if p in given])
+        gid = self._new_group("block", name, label, st.span, scope,
                               {p.name: values[p.name] for p in block.params})
         self.call_stack.append(block.name)
         try:

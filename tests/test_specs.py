@@ -1,0 +1,233 @@
+"""The reference specs in specs/: each checks without a single diagnostic, and each matches its
+PyTorch twin exactly — parameters, buffers, output shape and multiply-accumulates.
+
+Every test here runs over the files in specs/, so a new spec is picked up by itself; a spec
+with no PyTorch twin in TWINS fails until one is added.
+"""
+
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import archdsl
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPEC_FILES = sorted(SPECS.glob("*.arch"))
+
+
+def each_spec(test):
+    return pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])(test)
+
+
+# ----------------------------------------------------------------------------- the twins
+
+
+def torchvision_model(name, **kwargs):
+    """A torchvision model with weights=None. Only its shapes matter here, so it is built on the
+    meta device and given zero-filled storage: VGG's random initialisation alone takes seconds."""
+    import torch
+    import torchvision
+
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)(weights=None, **kwargs)
+    model.to_empty(device="cpu")
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        tensor.detach().zero_()
+    return model
+
+
+def lenet5(num_classes=10):
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
+def resnet20(num_classes=10):
+    """He et al.'s CIFAR ResNet-20 from torchvision's BasicBlock, with option-B shortcuts: a
+    projection (torchvision's downsample: 1x1 conv + bn) only where the shape changes."""
+    from torch import nn
+    from torchvision.models.resnet import BasicBlock, conv1x1
+
+    layers = [nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    width = 16
+    for c, stride in ((16, 1), (32, 2), (64, 2)):
+        for i in range(3):
+            s = stride if i == 0 else 1
+            downsample = None
+            if s != 1 or width != c:
+                downsample = nn.Sequential(conv1x1(width, c, s), nn.BatchNorm2d(c))
+            layers.append(BasicBlock(width, c, s, downsample))
+            width = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def branches(num_classes=10, c=256):
+    """specs/branches.arch written by hand: every combinator is a line of forward()."""
+    import torch
+    from torch import nn
+
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 192, 3, padding=1, bias=False),
+                                      nn.BatchNorm2d(192), nn.ReLU())
+            self.inception = nn.ModuleList([
+                nn.Conv2d(192, 64, 1),
+                nn.Sequential(nn.Conv2d(192, 96, 1), nn.Conv2d(96, 128, 3, padding=1)),
+                nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(192, 32, 1)),
+            ])
+            self.dense = nn.Sequential(nn.BatchNorm2d(224), nn.ReLU(),
+                                       nn.Conv2d(224, 128, 1, bias=False), nn.BatchNorm2d(128),
+                                       nn.ReLU(), nn.Conv2d(128, 32, 3, padding=1, bias=False))
+            self.bn = nn.BatchNorm2d(256)
+            self.excite = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, c // 4, 1), nn.ReLU(),
+                                        nn.Conv2d(c // 4, c, 1), nn.Sigmoid())
+            self.conv3, self.conv1 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 1)
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(c, num_classes))
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(torch.cat([branch(x) for branch in self.inception], 1))  # concat<…>
+            x = torch.cat([x, self.dense(x)], 1)                                     # concat<…>
+            x = torch.relu(self.bn(x))
+            x = x * self.excite(x)                                                   # mul<…>
+            x = torch.relu(self.conv3(x) + self.conv1(x))                            # add<…>
+            return self.head(x)
+
+    return Branches()
+
+
+# spec name -> (its PyTorch twin, torchvision's weights enum or None)
+TWINS = {
+    "alexnet": (lambda: torchvision_model("alexnet"), "AlexNet_Weights"),
+    "vgg11": (lambda: torchvision_model("vgg11"), "VGG11_Weights"),
+    "vgg13": (lambda: torchvision_model("vgg13"), "VGG13_Weights"),
+    "vgg16": (lambda: torchvision_model("vgg16"), "VGG16_Weights"),
+    "vgg19": (lambda: torchvision_model("vgg19"), "VGG19_Weights"),
+    "vgg11_bn": (lambda: torchvision_model("vgg11_bn"), "VGG11_BN_Weights"),
+    "vgg16_bn": (lambda: torchvision_model("vgg16_bn"), "VGG16_BN_Weights"),
+    "resnet18": (lambda: torchvision_model("resnet18"), "ResNet18_Weights"),
+    "resnet34": (lambda: torchvision_model("resnet34"), "ResNet34_Weights"),
+    "resnet50": (lambda: torchvision_model("resnet50"), "ResNet50_Weights"),
+    "resnet101": (lambda: torchvision_model("resnet101"), "ResNet101_Weights"),
+    "resnet152": (lambda: torchvision_model("resnet152"), "ResNet152_Weights"),
+    "googlenet": (lambda: torchvision_model("googlenet", aux_logits=False, init_weights=False),
+                  "GoogLeNet_Weights"),
+    "mobilenet_v2": (lambda: torchvision_model("mobilenet_v2"), "MobileNet_V2_Weights"),
+    "lenet5": (lenet5, None),
+    "resnet20": (resnet20, None),
+    "branches": (branches, None),
+}
+
+WITH_PUBLISHED_OPS = [name for name, (_, weights) in TWINS.items() if weights]
+
+
+# ----------------------------------------------------------------------------- every spec
+
+
+@each_spec
+def test_spec_checks_with_no_diagnostics(path):
+    net = archdsl.load(path)
+    assert net.diagnostics == [], "\n".join(map(str, net.diagnostics))
+    assert net.name == path.stem
+
+
+def test_strict_check_accepts_every_spec():
+    result = subprocess.run([sys.executable, "-m", "archdsl", "check", "--strict",
+                             *map(str, SPEC_FILES)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@each_spec
+def test_header_comment_states_the_parameter_count(path):
+    header = "".join(itertools.takewhile(lambda line: line.startswith("#"),
+                                         path.read_text().splitlines(keepends=True)))
+    stated = re.search(r"([0-9][0-9,]*) parameters", header)
+    assert stated, f"{path.name}: say how many parameters it has in the header comment"
+    assert int(stated.group(1).replace(",", "")) == archdsl.load(path).params
+
+
+@each_spec
+def test_spec_matches_its_pytorch_twin(path):
+    import torch
+
+    assert path.stem in TWINS, f"add {path.name}'s PyTorch twin to TWINS in {__file__}"
+    net = archdsl.load(path)
+    model = TWINS[path.stem][0]().eval()
+    assert net.params == sum(p.numel() for p in model.parameters())
+    assert net.buffers == sum(b.numel() for b in model.buffers())
+    with torch.no_grad():
+        y = model(torch.randn(1, *net.input_shape))
+    assert tuple(y.shape) == (1, *net.output_shape)
+
+
+@pytest.mark.parametrize("name", WITH_PUBLISHED_OPS)
+def test_macs_match_torchvision_published_figures(name):
+    # torchvision's "GFLOPS" (meta["_ops"]) counts one per multiply-add of convolutions and
+    # linear layers, as archdsl's MACs do (torch's FlopCounterMode reports twice as many).
+    import torchvision
+
+    net = archdsl.load(SPECS / f"{name}.arch")
+    for weights in getattr(torchvision.models, TWINS[name][1]):
+        assert round(net.macs / 1e9, 3) == pytest.approx(weights.meta["_ops"], abs=1e-9)
+        assert net.params == weights.meta["num_params"]
+
+
+@each_spec
+def test_num_classes_changes_the_final_layer(path):
+    default = archdsl.load(path)
+    n = 10 if default.arch_params["num_classes"] != 10 else 100
+    net = archdsl.load(path, num_classes=n)
+    *_, before, last = net.layers()
+    features = before["output"][0]
+    assert last["op"] == "linear" and last["output"] == [n] and net.output_shape == (n,)
+    assert last["params"] == (features + 1) * n
+    assert default.params - net.params == (features + 1) * (default.arch_params["num_classes"] - n)
+
+
+# ----------------------------------------------------------------------------- small networks
+
+
+@pytest.mark.parametrize("name, input_shape, output_shape", [
+    ("lenet5", (1, 32, 32), (10,)),
+    ("resnet20", (3, 32, 32), (10,)),
+    ("branches", (3, 32, 32), (10,)),
+])
+def test_small_networks_shapes(name, input_shape, output_shape):
+    net = archdsl.load(SPECS / f"{name}.arch")
+    assert net.input_shape == input_shape and net.output_shape == output_shape
+
+
+def test_resnet20_stage_shapes_and_shortcuts():
+    net = archdsl.load(SPECS / "resnet20.arch")
+    merges = [r["output"] for r in net.layers() if r["op"] == "add"]
+    assert merges == [[16, 32, 32]] * 3 + [[32, 16, 16]] * 3 + [[64, 8, 8]] * 3
+    projections = [r for r in net.layers() if r["inserted"]]
+    assert [r["op"] for r in projections] == ["conv", "bn", "conv", "bn"]  # option B
+
+
+def test_branches_holds_the_language_examples_verbatim():
+    lines = (SPECS / "branches.arch").read_text().splitlines()
+    for example in [
+        "concat< conv 64 k1 | conv 96 k1; conv 128 k3 p1 | maxpool 3 s1 p1; conv 32 k1 >   "
+        "# Inception",
+        "concat< identity | bn; relu; conv 128 k1 nobias; bn; relu; conv 32 k3 p1 nobias > "
+        "# DenseNet layer",
+        "mul< identity | adaptiveavgpool 1; conv c/4 k1; relu; conv c k1; sigmoid >         "
+        "# squeeze-excite",
+        "add< conv c k3 p1 | conv c k1 >",
+    ]:
+        assert example in lines
