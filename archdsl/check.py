@@ -182,16 +182,16 @@ def _merge_culprit(graph, nid, exc: LayerError, xs):
         body, short = xs
         message = (f"add needs equal shapes: body gives {fmt_shape(body)}, shortcut gives "
                    f"{fmt_shape(short)}")
-        stmt = _first_layer(branches[1].body, ("conv", "maxpool", "avgpool")) or \
-            _first_layer(branches[1].body, None)
+        strided = _first_layer(branches[1].body, ("conv", "maxpool", "avgpool"))
+        stmt = strided or _first_layer(branches[1].body, None)
         span = stmt.span if stmt is not None else branches[1].span
         label, hint = None, exc.hint
         if len(body) == 3 and len(short) == 3:
             label = f"keeps {short[1]}x{short[2]}" if short[1:] != body[1:] else \
                 f"gives {short[0]} channels"
-            if short[1:] != body[1:] and body[1] and short[1] % body[1] == 0 and stmt is not None:
+            if short[1:] != body[1:] and body[1] and short[1] % body[1] == 0 and strided is not None:
                 stride = short[1] // body[1]
-                text = _source_text(graph, stmt.span)
+                text = _source_text(graph, strided.span)
                 hint = f"give the shortcut the body's stride: `{text} s={stride}`"
             elif short[0] != body[0]:
                 hint = f"make the shortcut produce {body[0]} channels"

@@ -66,7 +66,7 @@ def _color(stream) -> bool:
 
 
 def cmd_check(args) -> int:
-    from .diagnostics import render_all
+    from .diagnostics import Span, error, render_all
     from .network import analyse, read_spec
     from .report import to_json
 
@@ -78,14 +78,19 @@ def cmd_check(args) -> int:
         path = Path(file)
         try:
             text = read_spec(path)
-        except IsADirectoryError:
-            raise UsageError(f"{file} is a folder; give .arch files (e.g. {file}/*.arch)")
-        except OSError as exc:
-            raise UsageError(f"cannot read {file}: {exc.strerror or exc}")
+        except OSError as exc:  # report it, and go on with the other files
+            reason = "it is a folder; give .arch files" if path.is_dir() else \
+                (exc.strerror or str(exc))
+            print(f"archdsl check: error: cannot read {file}: {reason}", file=sys.stderr)
+            status = EXIT_USAGE
+            if args.format == "json":
+                documents.append(to_json(None, [error("E-FILE", f"cannot read {file}: {reason}",
+                                                      Span(file, 1, 1, 1, 1))]))
+            continue
         network, diagnostics = analyse(text, str(path), params, input_shape)
         errors = any(d.is_error for d in diagnostics)
         if errors or (args.strict and diagnostics):
-            status = EXIT_SPEC
+            status = max(status, EXIT_SPEC)
         if args.format == "json":
             documents.append(to_json(network, diagnostics))
             continue
@@ -121,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="archdsl", description="Check, draw, compile and train convolutional networks "
-                                    "written in the .arch language.")
+        prog="archdsl", description="Work with convolutional networks written in the .arch "
+                                    "language.")
     parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

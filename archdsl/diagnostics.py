@@ -57,6 +57,7 @@ class Diagnostic:
             "end_line": span.end_line if span else None,
             "end_column": span.end_column if span else None,
             "hint": self.hint,
+            "label": self.label,
         }
 
 

@@ -75,6 +75,11 @@ class _Expander:
     # ------------------------------------------------------------------------- entry
     def run(self, overrides: dict[str, Any], input_shape):
         spec = self.spec
+        for block in spec.blocks.values():
+            if layers.get(block.name) is not None or block.name == "init":
+                self.diagnostics.append(error(
+                    "E-DUPLICATE", f"`{block.name}` is already a layer kind, so a block cannot take "
+                    "that name", block.name_span, hint=f"rename the block, e.g. `my_{block.name}`"))
         values = self._arch_params(overrides)
         dims = self._input_dims(input_shape)
         g = self.graph
@@ -105,13 +110,14 @@ class _Expander:
                     f"the spec's parameters are: {', '.join(sorted(declared))}" if declared
                     else "the spec declares no parameters (`arch name(param=default)`)")
                 self.diagnostics.append(error("E-PARAM", f"unknown parameter `{name}`",
-                                              header.span if header else None, hint=hint))
+                                              header.span if header else
+                                              Span(self.spec.file, 1, 1, 1, 2), hint=hint))
         for p in params:
             if p.name in overrides:
                 values[p.name] = overrides[p.name]
             elif p.default is not None:
                 try:
-                    values[p.name] = self._eval(p.default, values)
+                    values[p.name] = self._eval(p.default, values, words_ok=True)
                 except DiagnosticError as exc:
                     self.diagnostics.append(exc.diagnostic)
             else:
@@ -164,7 +170,8 @@ class _Expander:
         if scope.depth >= MAX_DEPTH:
             raise DiagnosticError(error("E-NESTING", f"blocks and combinators nest more than "
                                         f"{MAX_DEPTH} deep", self.groups[gid].span,
-                                        hint="is a block calling itself through another?"))
+                                        hint="flatten the nesting, or define a `block` for a part "
+                                             "that repeats"))
         return _Scope(values=scope.values if values is None else values, prefix=f"{name}.",
                       groups=scope.groups + (gid,), depth=scope.depth + 1)
 
@@ -209,8 +216,8 @@ class _Expander:
         if isinstance(count, float) and count.is_integer():
             count = int(count)
         if not isinstance(count, int) or isinstance(count, bool):
-            raise DiagnosticError(error("E-ARG-TYPE", f"repeat needs a whole number, got {count}",
-                                        st.count.span))
+            raise DiagnosticError(error("E-ARG-TYPE", f"repeat needs a whole number, got "
+                                        f"{_show(count)}", st.count.span))
         if count < 0:
             raise DiagnosticError(error("E-ARG-RANGE", f"repeat count {count} is negative",
                                         st.count.span))
@@ -292,7 +299,7 @@ class _Expander:
                                         f"{len(positional)} were given", extra.span,
                                         hint=f"its parameters are ({', '.join(names)})"))
         for p, a in zip(block.params, positional):
-            given[p.name] = self._eval(a, scope.values)
+            given[p.name] = self._eval(a, scope.values, words_ok=True)
         for a in st.args:
             if isinstance(a, Keyword):
                 if a.name not in names:
@@ -303,13 +310,13 @@ class _Expander:
                 if a.name in given:
                     raise DiagnosticError(error("E-ARG-DUPLICATE", f"`{a.name}` is given twice",
                                                 a.span))
-                given[a.name] = self._eval(a.value, scope.values)
+                given[a.name] = self._eval(a.value, scope.values, words_ok=True)
                 by_keyword.add(a.name)
         for p in block.params:
             if p.name in given:
                 values[p.name] = given[p.name]
             elif p.default is not None:
-                values[p.name] = self._eval(p.default, values)
+                values[p.name] = self._eval(p.default, values, words_ok=True)
             else:
                 raise DiagnosticError(error(
                     "E-ARG-COUNT", f"block `{block.name}` needs a value for `{p.name}`", st.span,
@@ -468,9 +475,8 @@ class _Expander:
 
 def _need_number(v, span: Span):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        shown = "x".join(map(str, v)) if isinstance(v, tuple) else str(v)
-        raise DiagnosticError(error("E-EXPR", f"`{shown}` is not a number, so it cannot be used in "
-                                    "arithmetic", span))
+        raise DiagnosticError(error("E-EXPR", f"`{_show(v)}` is not a number, so it cannot be used "
+                                    "in arithmetic", span))
 
 
 def _normalise_default(arg: Arg):

@@ -112,8 +112,8 @@ def softmax_before_loss(graph):
     if node is not None and node["op"] == "softmax":
         yield warning("W-SOFTMAX-LOSS", "the network ends in softmax, but the cross-entropy loss "
                       "already applies it: training sees softmax twice and learns slowly",
-                      node["span"], hint="remove the final `softmax`; `archdsl predict` turns the "
-                                         "scores into probabilities")
+                      node["span"], hint="remove the final `softmax`, and apply it to the scores only "
+                                         "when you want probabilities (at prediction time)")
 
 
 def bias_before_batchnorm(graph):
@@ -150,6 +150,7 @@ def stride_drops_rows(graph):
             left_over = (size + 2 * p - k) % s
             if left_over > p:
                 dropped = left_over - p
+                what = what if dropped > 1 else what[:-1]
                 yield warning(
                     "W-STRIDE-DROP", f"stride {s} skips the last {dropped} {what} of the "
                     f"{fmt_shape(x)} input", node["span"],

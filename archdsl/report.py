@@ -41,7 +41,9 @@ def to_json(network, diagnostics) -> dict[str, Any]:
     """The JSON document for a checked network (None when the spec had errors)."""
     base: dict[str, Any] = {"diagnostics": [d.to_dict() for d in diagnostics]}
     if network is None:
-        return {"arch": None, "input": None, "output": None, "params": None,
+        file = diagnostics[0].span.file if diagnostics and diagnostics[0].span else None
+        return {"arch": None, "file": file, "parameters": None, "input": None, "output": None,
+                "params": None,
                 "trainable_params": None, "buffers": None, "macs": None, "memory": None,
                 "layers": [], **base}
     return {

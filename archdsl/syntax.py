@@ -199,6 +199,8 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
             tree = _parser().parse(attempt)
         except UnexpectedInput as exc:
             diagnostics.append(_syntax_diagnostic(exc, attempt, file))
+            if _at_end(exc):  # an unclosed bracket: blanking statements would only add noise
+                break
             blanked = _blank_statement(attempt, exc)
             if blanked is None:
                 break
@@ -217,6 +219,13 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
             return None, [error("E-NESTING", "the spec is nested too deeply", Span(file, 1, 1, 1, 2),
                                 hint="define a `block` for the inner part")]
     return None, diagnostics
+
+
+def _at_end(exc) -> bool:
+    from lark.exceptions import UnexpectedEOF
+
+    token = getattr(exc, "token", None)
+    return isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END")
 
 
 def _blank_statement(text: str, exc) -> str | None:
@@ -258,7 +267,7 @@ def _describe_expected(expected: set[str]) -> str:
 
 
 def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
     line, column = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
     hint = None
@@ -281,8 +290,7 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
 
     token = getattr(exc, "token", None)
     expected = set(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ())
-    at_end = isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END")
-    if at_end:
+    if _at_end(exc):
         lines = text.rstrip().split("\n") if text.strip() else [""]
         line = len(lines)
         column = max(len(lines[-1]), 1)
@@ -299,7 +307,7 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
 
     assert isinstance(exc, UnexpectedToken)
     value = str(token)
-    shown = "a new line" if token.type == "_SEP" and "\n" in value[:1] else f"`{value.strip() or value}`"
+    shown = "new line" if token.type == "_SEP" and "\n" in value[:1] else f"`{value.strip() or value}`"
     message = f"unexpected {shown}"
     want = _describe_expected(expected)
     if token.type == "COMMA":
@@ -339,6 +347,23 @@ def _line_col(source: str, offset: int) -> tuple[int, int]:
     return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
 
 
+def _bounds(node) -> tuple[int, int]:
+    if hasattr(node, "meta"):
+        return node.meta.start_pos, node.meta.end_pos
+    return node.start_pos, node.end_pos
+
+
+def _text_of(source: str, node) -> str:
+    start, end = _bounds(node)
+    return source[start:end]
+
+
+def _looks_negative(source: str, left, right) -> bool:
+    """`10 -5`: space before the minus, none after it: a negative number was probably meant."""
+    gap = source[_bounds(left)[1]:_bounds(right)[0]]
+    return gap.startswith((" ", "\t")) and gap.endswith("-")
+
+
 def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnostic]]:
     from lark import Token, Tree
 
@@ -359,6 +384,11 @@ def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnos
                 return ShapeLit(tuple(int(d) for d in str(tok).split("x")), span)
             return Name(str(tok), span)
         span = _span(file, node.meta)
+        if kind == "sub" and _looks_negative(source, ch[0], ch[1]):
+            left, right = _text_of(source, ch[0]), _text_of(source, ch[1])
+            diagnostics.append(error(
+                "E-SYNTAX", f"`{left} -{right}` reads as a subtraction, {left} − {right}", span,
+                hint=f"write `{left} - {right}` to subtract, or `{left} (-{right})` for two values"))
         if kind == "neg":
             return Neg(expr(ch[0]), span)
         op = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%"}[kind]

@@ -122,6 +122,8 @@ def to_torch(network) -> CompiledNetwork:
             continue
         (pred,) = graph.pred[nid]
         module = node["kind"].build(node["args"], graph.nodes[pred]["shape"])
+        if hasattr(module, "inplace") and _may_work_in_place(graph, pred):
+            module.inplace = True  # as torchvision does: saves one allocation per activation
         *path, leaf = node["name"].split(".")
         container(path)["children"][leaf] = module
 
@@ -130,6 +132,16 @@ def to_torch(network) -> CompiledNetwork:
     scheme, options = graph.graph.get("init", ("pytorch", ()))
     initialise(module, scheme, options)
     return module
+
+
+# Layers whose output is a fresh tensor that their own backward pass does not need.
+_FRESH_OUTPUT = {"conv", "bn", "linear", "groupnorm", "layernorm", "maxpool", "avgpool",
+                 "adaptiveavgpool", "adaptivemaxpool", "add", "concat", "mul"}
+
+
+def _may_work_in_place(graph, pred: str) -> bool:
+    """An activation may overwrite its input if nothing else reads it."""
+    return graph.nodes[pred]["op"] in _FRESH_OUTPUT and len(graph.succ[pred]) == 1
 
 
 def initialise(module: nn.Module, scheme: str, options=()) -> None:

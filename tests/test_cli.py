@@ -105,7 +105,7 @@ def test_usage_errors_exit_2(argv, capsys):
 
 def test_folder_instead_of_file_is_a_usage_error(tmp_path, capsys):
     code, _, err = run(capsys, "check", str(tmp_path))
-    assert code == 2 and "folder" in err
+    assert code == 2 and "folder" in err and "Traceback" not in err
 
 
 def test_crlf_file_checks_like_lf(tmp_path, capsys):
@@ -114,3 +114,18 @@ def test_crlf_file_checks_like_lf(tmp_path, capsys):
     crlf.write_bytes(text.replace("\n", "\r\n").encode())
     code, out, _ = run(capsys, "check", str(crlf), "--format", "json")
     assert code == 0 and json.loads(out)["params"] == 11_689_512
+
+
+def test_an_unreadable_file_does_not_stop_the_others(tmp_path, capsys):
+    code, out, err = run(capsys, "check", str(SPECS / "lenet5.arch"), str(tmp_path / "none.arch"),
+                         "--format", "json")
+    docs = json.loads(out)
+    assert code == 2 and "cannot read" in err
+    assert docs[0]["arch"] == "lenet5" and docs[1]["diagnostics"][0]["code"] == "E-FILE"
+
+
+def test_a_block_cannot_take_a_layer_kinds_name(tmp_path, capsys):
+    spec = tmp_path / "shadow.arch"
+    spec.write_text("input 3x8x8\nblock conv(c) { relu }\nconv 4\n")
+    code, _, err = run(capsys, "check", str(spec))
+    assert code == 1 and "shadow.arch:2:7: error[E-DUPLICATE]" in err

@@ -125,3 +125,10 @@ def test_edges_carry_the_tensor_shape():
     g = graph("input 3x8x8\nconv 8 k3; relu\n")
     assert g.edges["input", "conv1"]["shape"] == (3, 8, 8)
     assert g.edges["conv1", "relu1"]["shape"] == (8, 6, 6)
+
+
+def test_words_can_be_parameter_values():
+    net = loads("arch n(mode=reflect)\ninput 3x8x8\nblock b(m) { conv 4 k3 p1 padding_mode=m }\n"
+                "conv 4 k3 p1 padding_mode=mode; b replicate\n")
+    modes = [net.graph.nodes[n]["args"].padding_mode for n in ("conv1", "b1.conv1")]
+    assert modes == ["reflect", "replicate"]

@@ -44,7 +44,7 @@ def test_bias_before_batch_norm_unless_written_on_purpose():
 def test_stride_that_drops_rows():
     assert codes("input 3x10x10\nconv 8 k3 s2; relu\n") == ["W-STRIDE-DROP"]
     (w,) = loads("input 3x10x10\nconv 8 k3 s2; relu\n").warnings
-    assert "last 1 rows" in w.message
+    assert "last 1 row of" in w.message
     # the unread row is padding, not data (ResNet's stem): fine
     assert codes("input 3x224x224\nconv 8 k7 s2 p3 nobias; bn; relu; maxpool 3 s2 p1\n") == []
     # ceil mode reads it; a strided 1x1 projection skips rows by design

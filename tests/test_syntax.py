@@ -114,3 +114,21 @@ def test_binary_garbage_is_a_located_error():
 def test_placement_and_duplicates():
     _, diagnostics = parse("arch a\narch b\ninput 1x2x2\nblock x(c) { input 1x2x2 }\n", "t.arch")
     assert [d.code for d in diagnostics] == ["E-DUPLICATE", "E-PLACEMENT"]
+
+
+def test_a_spaced_minus_before_a_number_is_flagged():
+    _, (d,) = parse("input 784\nlinear 10 -5\n", "t.arch")
+    assert (d.code, d.span.line, d.span.column) == ("E-SYNTAX", 2, 8)
+    assert "`10 (-5)`" in d.hint
+    assert ok("linear 10 - 5\n").body[0].args[0].op == "-"
+    assert ok("linear 10-5\n").body[0].args[0].op == "-"
+
+
+def test_an_unclosed_bracket_is_one_error():
+    _, diagnostics = parse("input 3x8x8\nresidual< conv 8 k3 p1\nrelu\n", "t.arch")
+    assert len(diagnostics) == 1 and "`>`" in diagnostics[0].message
+
+
+def test_parameter_lists_may_span_lines():
+    spec = ok("arch net(\n  num_classes=10,\n  width=64\n)\n")
+    assert [p.name for p in spec.arch.params] == ["num_classes", "width"]

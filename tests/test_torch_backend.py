@@ -163,3 +163,14 @@ def test_default_initialisation_is_pytorchs():
 def test_build_in_one_call():
     model = archdsl.build(SPECS / "alexnet.arch", num_classes=10)
     assert model(torch.randn(1, 3, 224, 224)).shape == (1, 10)
+
+
+def test_activations_work_in_place_only_when_nothing_else_reads_their_input():
+    model = archdsl.loads("input 3x8x8\nconv 8 k3; relu; concat< relu | identity >; "
+                          "sigmoid; relu\n").to_torch()
+    assert model.relu1.inplace  # conv's output is read by relu1 alone
+    assert not model.concat1.branch1.relu1.inplace  # relu1's output also feeds the identity
+    assert not model.relu2.inplace  # sigmoid's backward needs its own output
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    model(x).sum().backward()  # autograd would raise if an in-place op broke the graph
+    assert x.grad is not None
