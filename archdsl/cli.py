@@ -122,6 +122,53 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _load_for_command(args):
+    """Read and check one spec for a command that needs a clean network (export)."""
+    from .diagnostics import render_all
+    from .network import analyse, read_spec
+
+    path = Path(args.file)
+    try:
+        text = read_spec(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}")
+    network, diagnostics = analyse(text, str(path), parse_sets(args.set), parse_input(args.input))
+    if diagnostics:
+        source = network.source if network is not None else _normalised(text)
+        print(render_all(diagnostics, source, color=_color(sys.stderr)), file=sys.stderr)
+    return path, network
+
+
+def cmd_export(args) -> int:
+    from .export import FORMATS, ExportError, default_output, export
+
+    out = Path(args.output) if args.output else default_output(Path(args.file), args.to)
+    if out.suffix == "" or out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name such as {out / ('net' + FORMATS[args.to])}")
+    path, network = _load_for_command(args)
+    if network is None:
+        print(f"{args.file}: not exported: the spec has errors", file=sys.stderr)
+        return EXIT_SPEC
+    if out.resolve() == path.resolve():
+        raise UsageError(f"refusing to write the export over the spec itself ({out})")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; choose another -o, or add --force to replace it")
+    weights = Path(args.weights) if args.weights else None
+    try:
+        export(network, args.to, out, weights)
+    except ExportError as exc:
+        print(f"archdsl export: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC if "does not fit" in str(exc) else EXIT_USAGE
+    print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")
+    return EXIT_OK
+
+
+def _add_spec_options(parser) -> None:
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                        help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
+    parser.add_argument("--input", metavar="CxHxW", help="override the spec's input shape")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -144,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format (default: table)")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")
     check.set_defaults(func=cmd_check)
+
+    export = sub.add_parser(
+        "export", help="write the network as PyTorch source, ONNX, TorchScript or torch.export",
+        description="Compile a spec and write it for deployment: standalone PyTorch source "
+                    "(python), ONNX (onnx), a traced TorchScript module (torchscript) or a "
+                    "torch.export program (exported).")
+    export.add_argument("file", metavar="FILE", help=".arch spec file")
+    export.add_argument("--to", required=True, choices=("python", "onnx", "torchscript",
+                                                        "exported"), help="output format")
+    export.add_argument("-o", "--output", metavar="OUT",
+                        help="output file (default: the spec's name with .py, .onnx, .ts or "
+                             ".pt2, in the current folder)")
+    export.add_argument("--weights", metavar="CHECKPOINT",
+                        help="load these weights first (.safetensors, or a torch.save'd "
+                             "state_dict, read without executing code)")
+    export.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    _add_spec_options(export)
+    export.set_defaults(func=cmd_export)
     return parser
 
 
