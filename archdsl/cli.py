@@ -163,6 +163,83 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+DRAW_FORMATS = ("svg", "png", "pdf", "dot")
+
+
+def cmd_draw(args) -> int:
+    import shutil
+
+    from .diagnostics import render_all
+    from .draw import MARKER, DrawOptions, render, to_dot
+    from .network import analyse_graph, read_spec
+
+    spec_path = Path(args.file)
+    out = Path(args.output) if args.output else Path(spec_path.stem + ".svg")
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in DRAW_FORMATS:
+        raise UsageError(f"cannot tell the format from {out}: use a .svg, .png, .pdf or .dot name")
+    if fmt != "dot" and shutil.which("dot") is None:
+        raise UsageError("drawing needs Graphviz's `dot` program, which is not installed. On "
+                         "Debian or Ubuntu: sudo apt-get install graphviz (or write .dot source "
+                         "with -o NAME.dot, which needs no Graphviz)")
+    try:
+        text = read_spec(spec_path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}")
+    if out.exists() and out.resolve() == spec_path.resolve():
+        raise UsageError(f"refusing to draw over the spec itself ({out})")
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name such as {out / 'net.svg'}")
+    if out.exists() and not args.force and not _drawn_by_us(out, fmt, MARKER):
+        raise UsageError(f"{out} exists and is not an archdsl drawing; choose another -o, or add "
+                         "--force to replace it")
+    spec, graph, diagnostics = analyse_graph(text, str(spec_path), parse_sets(args.set),
+                                             parse_input(args.input))
+    if diagnostics:
+        print(render_all(diagnostics, _normalised(text), color=_color(sys.stderr)),
+              file=sys.stderr)
+    if graph is None:
+        print(f"{args.file}: nothing drawn: the spec could not be read", file=sys.stderr)
+        return EXIT_SPEC
+    collapse = args.collapse[0] if args.collapse and args.collapse[0] in ("all", "none") \
+        else (args.collapse or "auto")
+    dot = to_dot(graph, diagnostics, DrawOptions(collapse=collapse, direction=args.direction))
+    data = render(dot, fmt)
+    _write_atomically(out, data)
+    errors = any(d.is_error for d in diagnostics)
+    print(f"wrote {out}" + (" (with the errors marked in red)" if errors else ""))
+    return EXIT_SPEC if errors else EXIT_OK
+
+
+def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
+    """Only an earlier drawing may be replaced without --force."""
+    try:
+        head = path.read_bytes()[:4096]
+    except OSError:
+        return False
+    if fmt in ("svg", "dot"):
+        return marker.encode() in head
+    return False
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _add_spec_options(parser) -> None:
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                         help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
@@ -209,6 +286,27 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace OUT if it exists")
     _add_spec_options(export)
     export.set_defaults(func=cmd_export)
+
+    draw = sub.add_parser(
+        "draw", help="draw the network as a picture (svg, png, pdf or dot)",
+        description="Draw a spec's layer graph with Graphviz: a node per layer with its key "
+                    "arguments and parameters, edges labelled with tensor shapes, blocks as "
+                    "clusters. A spec with errors is drawn as far as it can be, the faulty "
+                    "layers in red, and the command exits 1.")
+    draw.add_argument("file", metavar="FILE", help=".arch spec file")
+    draw.add_argument("-o", "--output", metavar="OUT",
+                      help="picture to write; the format follows the extension: .svg, .png, .pdf "
+                           "or .dot (default: the spec's name with .svg, in the current folder)")
+    draw.add_argument("--collapse", nargs="+", metavar="all|none|NAME",
+                      help="draw block calls as single nodes: all (the outermost calls), none, or "
+                           "the named blocks (default: collapse the deepest blocks until at most "
+                           "120 nodes remain)")
+    draw.add_argument("--direction", choices=("TB", "LR"), default="TB",
+                      help="top to bottom (default) or left to right")
+    draw.add_argument("--force", action="store_true",
+                      help="replace OUT even if it is not an earlier archdsl drawing")
+    _add_spec_options(draw)
+    draw.set_defaults(func=cmd_draw)
     return parser
 
 

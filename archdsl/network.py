@@ -105,15 +105,26 @@ def analyse(text: str, file: str = "<string>", params: dict[str, Any] | None = N
 
     Never raises for any input text: unexpected failures become an E-INTERNAL diagnostic.
     """
+    spec, graph, diagnostics = analyse_graph(text, file, params, input_shape)
+    if graph is None or any(d.is_error for d in diagnostics):
+        return None, diagnostics
+    return Network(graph, spec, diagnostics), diagnostics
+
+
+def analyse_graph(text: str, file: str = "<string>", params: dict[str, Any] | None = None,
+                  input_shape: tuple[int, ...] | None = None):
+    """Like `analyse`, but keep the layer graph even when the spec has errors (for drawing
+    as much as can be drawn): return (spec or None, graph or None, diagnostics)."""
     try:
         return _analyse(text, file, params or {}, input_shape)
     except RecursionError:
-        return None, [error("E-NESTING", "the spec is nested too deeply to check",
-                            Span(file, 1, 1, 1, 2), hint="define a `block` for the inner part")]
+        return None, None, [error("E-NESTING", "the spec is nested too deeply to check",
+                                  Span(file, 1, 1, 1, 2),
+                                  hint="define a `block` for the inner part")]
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback for any input
-        return None, [error("E-INTERNAL", f"archdsl failed on this spec ({type(exc).__name__}: "
-                            f"{exc})", Span(file, 1, 1, 1, 2),
-                            hint="this is a bug in archdsl; please report it with the spec")]
+        return None, None, [error("E-INTERNAL", f"archdsl failed on this spec "
+                                  f"({type(exc).__name__}: {exc})", Span(file, 1, 1, 1, 2),
+                                  hint="this is a bug in archdsl; please report it with the spec")]
 
 
 def _analyse(text, file, params, input_shape):
@@ -124,7 +135,7 @@ def _analyse(text, file, params, input_shape):
 
     spec, diagnostics = parse(text, file)
     if spec is None:
-        return None, sorted(diagnostics, key=sort_key)
+        return None, None, sorted(diagnostics, key=sort_key)
     graph, found = expand(spec, params, input_shape)
     diagnostics += found
     if graph is not None:
@@ -132,9 +143,7 @@ def _analyse(text, file, params, input_shape):
     if graph is not None and not any(d.is_error for d in diagnostics):
         diagnostics += lint(graph)
     diagnostics.sort(key=sort_key)
-    if any(d.is_error for d in diagnostics):
-        return None, diagnostics
-    return Network(graph, spec, diagnostics), diagnostics
+    return spec, graph, diagnostics
 
 
 def loads(text: str, file: str = "<string>", *, input_shape: tuple[int, ...] | None = None,

@@ -33,6 +33,9 @@ Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
 class LeakyReLU(LayerKind):
     args = (Arg("slope", FLOAT, 0.01, doc="negative slope"),)
 
+    def describe(self, a):
+        return f"leakyrelu {a.slope:g}"
+
     def build(self, a, x):
         import torch.nn as nn
 

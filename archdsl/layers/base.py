@@ -109,6 +109,10 @@ class LayerKind:
         """Effective kernel and stride along (H, W): how this layer grows the receptive field."""
         return (1, 1), (1, 1)
 
+    def describe(self, a: Args) -> str:
+        """A compact label for drawings: the kind and its key arguments."""
+        return self.name
+
     # -- the torch side -----------------------------------------------------------------
     def build(self, a: Args, x: Shape):
         import torch.nn as nn
@@ -148,6 +152,11 @@ def fmt_shape(shape: Shape | None) -> str:
     if shape is None:
         return "?"
     return "x".join(str(d) for d in shape)
+
+
+def fmt_pair(pair) -> str:
+    """`3×3` for a kernel or stride pair, `1×7` for a rectangular one."""
+    return f"{pair[0]}×{pair[1]}"
 
 
 def numel(shape: Shape) -> int:

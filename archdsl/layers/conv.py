@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import (BOOL, CHOICE, INT, PADDING, PAIR, Arg, Args, LayerError, LayerKind, Shape,
-                   layer, need_map)
+                   fmt_pair, layer, need_map)
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -81,6 +81,21 @@ class Conv(LayerKind):
     def receptive(self, a, x):
         k = tuple(a.dilation[i] * (a.kernel[i] - 1) + 1 for i in (0, 1))
         return k, a.stride
+
+    def describe(self, a):
+        parts = [f"conv {a.out} · {fmt_pair(a.kernel)}"]
+        if a.stride != (1, 1):
+            parts.append(f"/{a.stride[0]}" if a.stride[0] == a.stride[1] else f"/{fmt_pair(a.stride)}")
+        if isinstance(a.padding, str):
+            parts.append(a.padding)
+        elif a.padding != (0, 0):
+            parts.append(f"p{a.padding[0]}" if a.padding[0] == a.padding[1] else
+                         f"p{a.padding[0]}x{a.padding[1]}")
+        if a.dilation != (1, 1):
+            parts.append(f"d{a.dilation[0]}")
+        if a.groups != 1:
+            parts.append(f"g{a.groups}")
+        return " ".join(parts)
 
     def build(self, a, x):
         import torch.nn as nn

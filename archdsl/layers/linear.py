@@ -21,6 +21,9 @@ class Linear(LayerKind):
     def macs(self, a, x, y):
         return x[0] * a.out
 
+    def describe(self, a):
+        return f"linear {a.out}"
+
     def build(self, a, x):
         import torch.nn as nn
 

@@ -41,6 +41,9 @@ class GroupNorm(LayerKind):
     def params(self, a, x, y):
         return 2 * x[0] if a.affine else 0
 
+    def describe(self, a):
+        return f"groupnorm {a.groups}"
+
     def build(self, a, x):
         import torch.nn as nn
 
@@ -71,6 +74,9 @@ class LocalResponseNorm(LayerKind):
     def shape(self, a, x):
         need_map("lrn", x)
         return x
+
+    def describe(self, a):
+        return f"lrn {a.size}"
 
     def build(self, a, x):
         import torch.nn as nn

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import (BOOL, INT, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_shape, layer,
-                   need_map, window_output)
+from .base import (BOOL, INT, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_pair, fmt_shape,
+                   layer, need_map, window_output)
 
 
 class _WindowPool(LayerKind):
@@ -39,6 +39,16 @@ class _WindowPool(LayerKind):
     def receptive(self, a, x):
         d = self._dilation(a)
         return tuple(d[i] * (a.kernel[i] - 1) + 1 for i in (0, 1)), self._stride(a)
+
+    def describe(self, a):
+        stride = self._stride(a)
+        parts = [f"{self.name} {fmt_pair(a.kernel)}",
+                 f"/{stride[0]}" if stride[0] == stride[1] else f"/{fmt_pair(stride)}"]
+        if a.padding != (0, 0):
+            parts.append(f"p{a.padding[0]}")
+        if a.ceil:
+            parts.append("ceil")
+        return " ".join(parts)
 
 
 _WINDOW_ARGS = (
@@ -95,6 +105,9 @@ class _AdaptivePool(LayerKind):
                        for size, o in zip(x[1:], a.size))
         stride = tuple(max(size // o, 1) for size, o in zip(x[1:], a.size))
         return kernel, stride
+
+    def describe(self, a):
+        return f"{self.name} → {fmt_pair(a.size)}"
 
     def build(self, a, x):
         import torch.nn as nn

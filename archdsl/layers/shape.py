@@ -25,6 +25,9 @@ class Flatten(LayerKind):
 class Dropout(LayerKind):
     args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
 
+    def describe(self, a):
+        return f"dropout {a.p:g}"
+
     def build(self, a, x):
         import torch.nn as nn
 
@@ -39,6 +42,9 @@ class Dropout2d(LayerKind):
     def shape(self, a, x):
         need_map("dropout2d", x)
         return x
+
+    def describe(self, a):
+        return f"dropout2d {a.p:g}"
 
     def build(self, a, x):
         import torch.nn as nn

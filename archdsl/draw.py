@@ -1,0 +1,379 @@
+"""Layer graph -> a graphviz picture (`archdsl draw`).
+
+One node per layer with its key arguments and parameter count, the input and output as their
+own nodes, every edge labelled with the tensor it carries, combinators as a fork and a merge
+node (⊕ add, ⊗ mul, a concat node), blocks and repeats as labelled clusters, colours by
+layer family with a legend, and the spec line as each node's tooltip. A collapsed block call
+is one node. Layers with errors are red and carry the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .diagnostics import Diagnostic
+from .layers.base import fmt_shape
+
+# fill colour and legend name per layer family
+FAMILIES = {
+    "conv": ("#cfe2f3", "convolution"),
+    "pool": ("#fde5c8", "pooling"),
+    "norm": ("#d9ead3", "normalisation"),
+    "activation": ("#fff2cc", "activation"),
+    "linear": ("#e4d7f5", "linear"),
+    "merge": ("#e8e8e8", "merge"),
+    "shape": ("#f5f5f5", "reshape / dropout"),
+    "block": ("#ffffff", "collapsed block"),
+}
+ERROR_FILL, ERROR_LINE = "#f4cccc", "#cc0000"
+MERGE_SYMBOL = {"add": "⊕", "mul": "⊗", "concat": "concat"}
+AUTO_COLLAPSE_ABOVE = 120  # layer nodes; above this, the deepest blocks are collapsed first
+MARKER = "archdsl draw"
+
+
+@dataclass
+class DrawOptions:
+    collapse: str | list[str] = "auto"  # "auto", "all", "none" or block names
+    direction: str = "TB"
+
+
+@dataclass
+class _Cluster:
+    group: object
+    nodes: list[str] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+
+
+def _shape_text(shape) -> str:
+    return "?" if shape is None else "×".join(str(d) for d in shape)
+
+
+def _count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M params"
+    if n >= 10_000:
+        return f"{n / 1e3:.1f}k params"
+    return f"{n:,} params"
+
+
+def _block_calls(graph):
+    return [g for g in graph.graph["groups"].values() if g.kind == "block"]
+
+
+def _depth(groups, g) -> int:
+    d = 0
+    while g.parent is not None:
+        g = groups[g.parent]
+        d += 1
+    return d
+
+
+def collapsed_groups(graph, collapse) -> set[int]:
+    """The block calls to draw as single nodes."""
+    groups = graph.graph["groups"]
+    blocks = _block_calls(graph)
+    if collapse == "none":
+        return set()
+    if collapse == "all":
+        return {g.id for g in blocks if not any(groups[a].kind == "block"
+                                                for a in _ancestors(groups, g))}
+    if collapse == "auto":
+        chosen: set[int] = set()
+        layers = sum(1 for n in graph.graph["order"] if graph.nodes[n]["op"] != "input")
+        names_by_depth = sorted({g.label.split()[0] for g in blocks},
+                                key=lambda name: -max(_depth(groups, g) for g in blocks
+                                                      if g.label.split()[0] == name))
+        for name in names_by_depth:
+            if _visible(graph, chosen) <= AUTO_COLLAPSE_ABOVE or layers <= AUTO_COLLAPSE_ABOVE:
+                break
+            chosen |= _outermost({g.id for g in blocks if g.label.split()[0] == name}, groups)
+        return chosen
+    wanted = set(collapse)
+    return _outermost({g.id for g in blocks if g.label.split()[0] in wanted}, groups)
+
+
+def _ancestors(groups, g):
+    while g.parent is not None:
+        g = groups[g.parent]
+        yield g.id
+
+
+def _outermost(ids: set[int], groups) -> set[int]:
+    return {i for i in ids if not any(a in ids for a in _ancestors(groups, groups[i]))}
+
+
+def _visible(graph, collapsed: set[int]) -> int:
+    groups = graph.graph["groups"]
+    hidden = 0
+    for gid in collapsed:
+        hidden += sum(1 for n in graph.graph["order"] if gid in graph.nodes[n]["groups"]) - 1
+    return sum(1 for n in graph.graph["order"] if graph.nodes[n]["op"] != "input") - hidden
+
+
+def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | None = None):
+    """Build the graphviz.Digraph of a (possibly partially) checked layer graph."""
+    import graphviz
+
+    options = options or DrawOptions()
+    groups = graph.graph["groups"]
+    source_lines = graph.graph["source"].split("\n")
+    collapsed = collapsed_groups(graph, options.collapse)
+    errors = _errors_by_node(graph, diagnostics)
+
+    dot = graphviz.Digraph(name=graph.graph["name"], comment=f"{MARKER}: {graph.graph['file']}")
+    dot.attr(rankdir=options.direction, fontname="Helvetica", fontsize="11", nodesep="0.25",
+             ranksep="0.3", label=_title(graph), labelloc="t", tooltip=graph.graph["name"],
+             ordering="out")  # branches left to right in the order written
+    dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
+             margin="0.12,0.05", height="0.3")
+    dot.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", arrowsize="0.6")
+
+    # which drawn node stands for each graph node (a collapsed block stands for all of its)
+    stand_in: dict[str, str] = {}
+    block_members: dict[int, list[str]] = {gid: [] for gid in collapsed}
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        hidden_in = next((g for g in node["groups"] if g in collapsed), None)
+        if hidden_in is not None:
+            stand_in[nid] = f"block{hidden_in}"
+            block_members[hidden_in].append(nid)
+        else:
+            stand_in[nid] = _node_id(nid)
+
+    families_used: set[str] = set()
+    clusters: dict[int | None, _Cluster] = {None: _Cluster(None)}
+
+    def cluster_of(node_groups) -> _Cluster:
+        """The innermost drawn cluster (a block call or repeat) that holds a node."""
+        visible = [g for g in node_groups if groups[g].kind in ("block", "repeat")]
+        parent = None
+        for g in visible:
+            if g not in clusters:
+                clusters[g] = _Cluster(groups[g])
+                clusters[parent].children.append(g)
+            parent = g
+        return clusters[parent]
+
+    statements: list[tuple[_Cluster, str, dict]] = []
+    fork_ids: dict[str, str] = {}
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        if stand_in[nid] != _node_id(nid):
+            continue
+        attrs = _node_attrs(graph, nid, node, errors.get(nid), source_lines)
+        families_used.add("merge" if node["op"] in MERGE_SYMBOL and node.get("combinator")
+                          else (node["kind"].family if node["kind"] else "input"))
+        statements.append((cluster_of(node["groups"]), _node_id(nid), attrs))
+        if node.get("combinator") is not None:
+            fork = f"fork_{_node_id(nid)}"
+            fork_ids[nid] = fork
+            statements.append((cluster_of(node["groups"][:-1]), fork,
+                               {"label": "", "shape": "point", "width": "0.08",
+                                "tooltip": f"{node['combinator'].kind}< … > splits here"}))
+    for gid, members in block_members.items():
+        group = groups[gid]
+        attrs = _block_attrs(graph, group, members, errors, source_lines)
+        families_used.add("block")
+        statements.append((cluster_of([g for g in group_chain(groups, gid)][:-1]),
+                           f"block{gid}", attrs))
+
+    for cluster, node_id, attrs in statements:
+        cluster.nodes.append((node_id, attrs))
+
+    _emit_cluster(dot, clusters, None, groups)
+
+    # the output node
+    out = graph.graph["output"]
+    out_shape = graph.nodes[out]["shape"]
+    dot.node("output", f"output\n{_shape_text(out_shape)}", shape="box", style="rounded,bold",
+             fillcolor="white", tooltip="the network's output")
+
+    # edges: each graph edge between drawn nodes, labelled with the tensor it carries;
+    # branches leave from their combinator's fork point rather than from the layer before
+    merges_by_fork: dict[str, list[str]] = {}
+    for merge in fork_ids:
+        merges_by_fork.setdefault(graph.nodes[merge]["fork"], []).append(merge)
+
+    def inside(nid, merge) -> bool:
+        outer = graph.nodes[merge]["groups"]
+        return nid == merge or graph.nodes[nid]["groups"][:len(outer)] == outer
+
+    def fork_point(u, v):
+        """The innermost combinator, forking at u, whose branch v belongs to."""
+        candidates = [m for m in merges_by_fork.get(u, ()) if inside(v, m)]
+        return max(candidates, key=lambda m: len(graph.nodes[m]["groups"]), default=None)
+
+    drawn_edges = set()
+    for u, v, data in graph.edges(data=True):
+        merge = fork_point(u, v)
+        a = fork_ids[merge] if merge is not None else stand_in[u]
+        b = stand_in[v]
+        if a == b or (a, b) in drawn_edges:
+            continue
+        drawn_edges.add((a, b))
+        attrs = {"label": f" {_shape_text(data.get('shape'))}"}
+        if graph.nodes[v].get("inserted") or graph.nodes[u].get("inserted"):
+            attrs["style"] = "dashed"
+        dot.edge(a, b, **attrs)
+    for merge, point in fork_ids.items():
+        fork = graph.nodes[merge]["fork"]
+        enclosing = [m for m in merges_by_fork.get(fork, ())
+                     if m != merge and inside(merge, m)]
+        outer = max(enclosing, key=lambda m: len(graph.nodes[m]["groups"]), default=None)
+        src = fork_ids[outer] if outer is not None else stand_in[fork]
+        dot.edge(src, point, label=f" {_shape_text(graph.nodes[fork]['shape'])}",
+                 arrowhead="none")
+    dot.edge(stand_in[out], "output", label=f" {_shape_text(out_shape)}")
+    _legend(dot, families_used)
+    return dot
+
+
+def group_chain(groups, gid):
+    chain = []
+    g = groups[gid]
+    while True:
+        chain.append(g.id)
+        if g.parent is None:
+            break
+        g = groups[g.parent]
+    return list(reversed(chain))
+
+
+def _node_id(nid: str) -> str:
+    return "n_" + nid.replace(".", "__")
+
+
+def _title(graph) -> str:
+    shape = graph.graph.get("input_shape")
+    totals = graph.graph.get("totals", {})
+    return (f"{graph.graph['name']}  ·  input {_shape_text(shape)}  ·  "
+            f"{totals.get('params', 0):,} params  ·  {totals.get('macs', 0):,} MACs")
+
+
+def _tooltip(span, source_lines) -> str:
+    """`file:line:col: the statement`, as written in the spec."""
+    line = source_lines[span.line - 1] if 0 < span.line <= len(source_lines) else ""
+    end = span.end_column - 1 if span.end_line == span.line else len(line)
+    return f"{span.file}:{span.line}:{span.column}: {line[span.column - 1:end].strip()}"
+
+
+def _node_attrs(graph, nid, node, error: Diagnostic | None, source_lines) -> dict:
+    op = node["op"]
+    if op == "input":
+        return {"label": f"input\n{_shape_text(node['shape'])}", "style": "rounded,bold",
+                "fillcolor": "white", "tooltip": _tooltip(node["span"], source_lines)}
+    kind = node["kind"]
+    if node.get("combinator") is not None:
+        label = MERGE_SYMBOL[op]
+        attrs = {"label": label, "shape": "circle" if op != "concat" else "box",
+                 "fillcolor": FAMILIES["merge"][0], "width": "0.3", "fixedsize": "false",
+                 "fontsize": "14" if op != "concat" else "10"}
+    else:
+        label = kind.describe(node["args"])
+        if node.get("params"):
+            label += f"\n{_count(node['params'])}"
+        if node.get("inserted"):
+            label += "\n(inserted)"
+        attrs = {"label": label, "fillcolor": FAMILIES.get(kind.family, ("#ffffff",))[0]}
+        if node.get("inserted"):
+            attrs["style"] = "rounded,filled,dashed"
+    attrs["tooltip"] = _tooltip(node["span"], source_lines)
+    if error is not None:
+        attrs.update(fillcolor=ERROR_FILL, color=ERROR_LINE, fontcolor=ERROR_LINE, penwidth="2",
+                     label=attrs["label"] + f"\n{_wrap(error.message)}")
+        attrs["tooltip"] += f"\n{error.code}: {error.message}"
+    elif node.get("shape") is None:
+        attrs.update(style="rounded,dashed", fillcolor="white", fontcolor="#888888",
+                     label=attrs["label"] + "\n(not checked)")
+    return attrs
+
+
+def _block_attrs(graph, group, members, errors, source_lines) -> dict:
+    first, last = graph.nodes[members[0]], graph.nodes[members[-1]]
+    preds = [p for p in graph.pred[members[0]] if p not in members]
+    shape_in = graph.nodes[preds[0]]["shape"] if preds else None
+    params = sum(graph.nodes[m].get("params", 0) for m in members)
+    label = (f"{group.label}\n{_shape_text(shape_in)} → {_shape_text(last.get('shape'))}\n"
+             f"{_count(params)}")
+    attrs = {"label": label, "fillcolor": FAMILIES["block"][0], "style": "rounded,filled,bold",
+             "tooltip": _tooltip(group.span, source_lines) + f"\n{len(members)} layers"}
+    bad = next((errors[m] for m in members if m in errors), None)
+    if bad is not None:
+        attrs.update(fillcolor=ERROR_FILL, color=ERROR_LINE, fontcolor=ERROR_LINE,
+                     label=label + f"\n{_wrap(bad.message)}")
+    del first
+    return attrs
+
+
+def _emit_cluster(dot, clusters, key, groups) -> None:
+    cluster = clusters[key]
+    for node_id, attrs in cluster.nodes:
+        dot.node(node_id, **attrs)
+    for child in cluster.children:
+        group = groups[child]
+        with dot.subgraph(name=f"cluster_{child}") as sub:
+            label = group.label if group.kind == "block" else f"repeat ×{group.args.get('n', '')}"
+            sub.attr(label=label, style="rounded,dashed" if group.kind == "repeat" else "rounded",
+                     color="#999999", fontsize="10", fontcolor="#444444",
+                     tooltip=f"{group.span.file}:{group.span.line}: {group.label}")
+            _emit_cluster(sub, clusters, child, groups)
+
+
+def _legend(dot, families_used: set[str]) -> None:
+    shown = [f for f in FAMILIES if f in families_used]
+    if not shown:
+        return
+    with dot.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="legend", fontsize="9", color="#cccccc", style="rounded")
+        previous = None
+        for family in shown:
+            colour, name = FAMILIES[family]
+            node_id = f"legend_{family}"
+            legend.node(node_id, name, fillcolor=colour, fontsize="8", height="0.2",
+                        style="rounded,filled,bold" if family == "block" else "rounded,filled")
+            if previous is not None:
+                legend.edge(previous, node_id, style="invis")
+            previous = node_id
+
+
+def _wrap(text: str, width: int = 40) -> str:
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _errors_by_node(graph, diagnostics) -> dict[str, Diagnostic]:
+    """Attach each error to the node whose statement (or argument) it points into."""
+    found: dict[str, Diagnostic] = {}
+    errors = [d for d in diagnostics if d.is_error and d.span is not None]
+    if not errors:
+        return found
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        span = node["span"]
+        for d in errors:
+            s = d.span
+            if s.line == span.line and span.column <= s.column < max(span.end_column,
+                                                                      span.column + 1):
+                if nid not in found and (node.get("shape") is None or node.get("invalid")):
+                    found[nid] = d
+    return found
+
+
+def render(dot, fmt: str) -> bytes:
+    """Render with the `dot` binary (svg, png, pdf), or return the dot source."""
+    if fmt == "dot":
+        return dot.source.encode()
+    data = dot.pipe(format=fmt)
+    if fmt == "svg":  # mark it, so that the next drawing may replace it
+        data = data.replace(b"<svg ", f"<!-- {dot.comment} -->\n<svg ".encode(), 1)
+    return data
+
+
+__all__ = ["to_dot", "render", "DrawOptions", "collapsed_groups", "fmt_shape"]
