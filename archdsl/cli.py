@@ -171,6 +171,7 @@ def cmd_draw(args) -> int:
 
     from .diagnostics import render_all
     from .draw import MARKER, DrawOptions, render, to_dot
+    from .files import atomic_write_bytes
     from .network import analyse_graph, read_spec
 
     spec_path = Path(args.file)
@@ -204,8 +205,7 @@ def cmd_draw(args) -> int:
     collapse = args.collapse[0] if args.collapse and args.collapse[0] in ("all", "none") \
         else (args.collapse or "auto")
     dot = to_dot(graph, diagnostics, DrawOptions(collapse=collapse, direction=args.direction))
-    data = render(dot, fmt)
-    _write_atomically(out, data)
+    atomic_write_bytes(out, render(dot, fmt))
     errors = any(d.is_error for d in diagnostics)
     print(f"wrote {out}" + (" (with the errors marked in red)" if errors else ""))
     return EXIT_SPEC if errors else EXIT_OK
@@ -220,24 +220,6 @@ def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
     if fmt in ("svg", "dot"):
         return marker.encode() in head
     return False
-
-
-def _write_atomically(out: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _add_spec_options(parser) -> None:

@@ -13,9 +13,9 @@ into place, so a failed export leaves nothing half-written.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from .files import atomic_write
 
 FORMATS = {"python": ".py", "onnx": ".onnx", "torchscript": ".ts", "exported": ".pt2"}
 
@@ -72,7 +72,7 @@ def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
                               "checkpoint with model.load_state_dict(...)")
         from .codegen import to_python
 
-        _write_atomically(out, lambda tmp: Path(tmp).write_text(to_python(network)))
+        atomic_write(out, lambda tmp: Path(tmp).write_text(to_python(network)))
         return out
 
     import torch
@@ -99,20 +99,5 @@ def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
             torch.export.save(torch.export.export(model, (example,), dynamic_shapes=batch), tmp)
     else:
         raise ExportError(f"unknown format {fmt!r}")
-    _write_atomically(out, write)
+    atomic_write(out, write)
     return out
-
-
-def _write_atomically(out: Path, write) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import archdsl  # noqa: E402
 from archdsl.torch_backend import transfer_weights  # noqa: E402
+from docsection import cpu_name, write_section  # noqa: E402
 
 
 
@@ -73,30 +74,7 @@ def compare(spec: str, batch: int, size: int, rounds: int, warmup: int, device: 
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
-
-
-def write_doc(section: str, key: str) -> None:
-    """Replace this benchmark's own section of docs/benchmarks.md (one per device type)."""
-    mark_start, mark_end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    block = f"{mark_start}\n{section.rstrip()}\n{mark_end}"
-    if mark_start in text and mark_end in text:
-        head, rest = text.split(mark_start, 1)
-        _, tail = rest.split(mark_end, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text)
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:
@@ -147,7 +125,7 @@ def main() -> None:
     if not cuda:
         lines += ["", "The GPU rows (eager and torch.compile with bf16 and channels_last) come from "
                       "the same script on a CUDA machine; they have not been measured yet."]
-    write_doc("\n".join(lines) + "\n", f"backend_speed_{device.type}")
+    write_section("\n".join(lines) + "\n", f"backend_speed_{device.type}")
 
 
 if __name__ == "__main__":

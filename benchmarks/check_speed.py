@@ -35,9 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from docsection import DOC, cpu_name, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- check_speed:start -->", "<!-- check_speed:end -->"
 TARGET_S = 0.5
 
 # torchvision's resnet152 (v1.5: the stride sits on the 3x3 convolution), written in the language.
@@ -166,14 +166,7 @@ def fmt_us(t: float) -> str:
 
 
 def machine() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -519,23 +512,6 @@ def render(info, spec_note, imp, start, r152, ti, scale) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_doc(section: str, path: Path = DOC) -> None:
-    block = f"{START}\n{section}{END}\n"
-    if path.exists():
-        text = path.read_text()
-        if START in text and END in text:
-            before, rest = text.split(START, 1)
-            after = rest.split(END, 1)[1].lstrip("\n")
-            text = before + block + ("\n" + after if after else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    else:
-        text = ("# Benchmarks\n\nEach section below is written by the script it names; rerun the "
-                "script to refresh it.\n\n" + block)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
@@ -601,7 +577,7 @@ def main(argv=None) -> int:
     print()
     print(section)
     if not args.no_write:
-        write_doc(section)
+        write_section(section, "check_speed")
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archdsl.draw import DrawOptions, render, to_dot  # noqa: E402
+from docsection import cpu_name, write_section  # noqa: E402
 from archdsl.network import analyse_graph  # noqa: E402
 
 SPEC = ROOT / "specs" / "resnet152.arch"
@@ -52,13 +53,6 @@ def in_process(collapse: str) -> tuple[float, float, int]:
     return statistics.median(build), statistics.median(draw), len(svg)
 
 
-def machine() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
-
-
 def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +66,7 @@ def main() -> None:
     lines = [
         "## Drawing ResNet-152",
         "",
-        f"`python benchmarks/draw_speed.py` on {datetime.date.today()}: {machine()}, "
+        f"`python benchmarks/draw_speed.py` on {datetime.date.today()}: {cpu_name()}, "
         f"Python {platform.python_version()}, {dot_version}. Medians of {REPEATS} runs of "
         "`archdsl draw specs/resnet152.arch -o r.svg` (a fresh process each, imports included) "
         "and of the two stages in process. Target: under 2 s.",
@@ -84,19 +78,6 @@ def main() -> None:
         lines.append(f"| {label} | {total:.2f} s | {build * 1e3:.0f} ms | {draw * 1e3:.0f} ms | "
                      f"{size / 1e3:.0f} kB |")
     write_section("\n".join(lines) + "\n", "draw_speed")
-
-
-def write_section(section: str, key: str) -> None:
-    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
-    doc = ROOT / "docs" / "benchmarks.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    block = f"{start}\n{section.rstrip()}\n{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text)
 
 
 if __name__ == "__main__":
