@@ -66,8 +66,8 @@ def _color(stream) -> bool:
 
 
 def cmd_check(args) -> int:
-    from .diagnostics import Span, error, render_all
-    from .network import analyse, read_spec
+    from .diagnostics import Span, error
+    from .network import analyse
     from .report import to_json
 
     params = parse_sets(args.set)
@@ -75,19 +75,15 @@ def cmd_check(args) -> int:
     status = EXIT_OK
     documents = []
     for i, file in enumerate(args.files):
-        path = Path(file)
         try:
-            text = read_spec(path)
-        except OSError as exc:  # report it, and go on with the other files
-            reason = "it is a folder; give .arch files" if path.is_dir() else \
-                (exc.strerror or str(exc))
-            print(f"archdsl check: error: cannot read {file}: {reason}", file=sys.stderr)
+            text = _read(file)
+        except UsageError as exc:  # report it, and go on with the other files
+            print(f"archdsl check: error: {exc}", file=sys.stderr)
             status = EXIT_USAGE
             if args.format == "json":
-                documents.append(to_json(None, [error("E-FILE", f"cannot read {file}: {reason}",
-                                                      Span(file, 1, 1, 1, 1))]))
+                documents.append(to_json(None, [error("E-FILE", str(exc), Span(file, 1, 1, 1, 1))]))
             continue
-        network, diagnostics = analyse(text, str(path), params, input_shape)
+        network, diagnostics = analyse(text, file, params, input_shape)
         errors = any(d.is_error for d in diagnostics)
         if errors or (args.strict and diagnostics):
             status = max(status, EXIT_SPEC)
@@ -100,8 +96,7 @@ def cmd_check(args) -> int:
             print(network.summary())
             sys.stdout.flush()
         if diagnostics:
-            source = network.source if network is not None else _normalised(text)
-            print(render_all(diagnostics, source, color=_color(sys.stderr)), file=sys.stderr)
+            _print_diagnostics(diagnostics, text)
             n_err = sum(d.is_error for d in diagnostics)
             n_warn = len(diagnostics) - n_err
             print(f"{file}: {_plural(n_err, 'error')}, {_plural(n_warn, 'warning')}\n",
@@ -122,30 +117,37 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _load_for_command(args):
-    """Read and check one spec for a command that needs a clean network (export)."""
-    from .diagnostics import render_all
-    from .network import analyse, read_spec
+def _read(file: str) -> str:
+    from .network import read_spec
 
-    path = Path(args.file)
     try:
-        text = read_spec(path)
+        return read_spec(Path(file))
     except OSError as exc:
-        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}")
-    network, diagnostics = analyse(text, str(path), parse_sets(args.set), parse_input(args.input))
+        reason = "it is a folder; give .arch files" if Path(file).is_dir() else \
+            (exc.strerror or str(exc))
+        raise UsageError(f"cannot read {file}: {reason}") from None
+
+
+def _print_diagnostics(diagnostics, text: str) -> None:
+    from .diagnostics import render_all
+
     if diagnostics:
-        source = network.source if network is not None else _normalised(text)
-        print(render_all(diagnostics, source, color=_color(sys.stderr)), file=sys.stderr)
-    return path, network
+        print(render_all(diagnostics, _normalised(text), color=_color(sys.stderr)),
+              file=sys.stderr)
 
 
 def cmd_export(args) -> int:
-    from .export import FORMATS, ExportError, default_output, export
+    from .export import FORMATS, CheckpointMismatch, ExportError, default_output, export
+    from .network import analyse
 
-    out = Path(args.output) if args.output else default_output(Path(args.file), args.to)
-    if out.suffix == "" or out.is_dir():
-        raise UsageError(f"{out} is a folder; give a file name such as {out / ('net' + FORMATS[args.to])}")
-    path, network = _load_for_command(args)
+    path = Path(args.file)
+    out = Path(args.output) if args.output else default_output(path, args.to)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name such as "
+                         f"{out / ('net' + FORMATS[args.to])}")
+    text = _read(args.file)
+    network, diagnostics = analyse(text, args.file, parse_sets(args.set), parse_input(args.input))
+    _print_diagnostics(diagnostics, text)
     if network is None:
         print(f"{args.file}: not exported: the spec has errors", file=sys.stderr)
         return EXIT_SPEC
@@ -158,7 +160,7 @@ def cmd_export(args) -> int:
         export(network, args.to, out, weights)
     except ExportError as exc:
         print(f"archdsl export: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC if "does not fit" in str(exc) else EXIT_USAGE
+        return EXIT_SPEC if isinstance(exc, CheckpointMismatch) else EXIT_USAGE
     print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")
     return EXIT_OK
 
@@ -169,10 +171,9 @@ DRAW_FORMATS = ("svg", "png", "pdf", "dot")
 def cmd_draw(args) -> int:
     import shutil
 
-    from .diagnostics import render_all
     from .draw import MARKER, DrawOptions, render, to_dot
     from .files import atomic_write_bytes
-    from .network import analyse_graph, read_spec
+    from .network import analyse_graph
 
     spec_path = Path(args.file)
     out = Path(args.output) if args.output else Path(spec_path.stem + ".svg")
@@ -183,10 +184,7 @@ def cmd_draw(args) -> int:
         raise UsageError("drawing needs Graphviz's `dot` program, which is not installed. On "
                          "Debian or Ubuntu: sudo apt-get install graphviz (or write .dot source "
                          "with -o NAME.dot, which needs no Graphviz)")
-    try:
-        text = read_spec(spec_path)
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}")
+    text = _read(args.file)
     if out.exists() and out.resolve() == spec_path.resolve():
         raise UsageError(f"refusing to draw over the spec itself ({out})")
     if out.is_dir():
@@ -194,11 +192,9 @@ def cmd_draw(args) -> int:
     if out.exists() and not args.force and not _drawn_by_us(out, fmt, MARKER):
         raise UsageError(f"{out} exists and is not an archdsl drawing; choose another -o, or add "
                          "--force to replace it")
-    spec, graph, diagnostics = analyse_graph(text, str(spec_path), parse_sets(args.set),
-                                             parse_input(args.input))
-    if diagnostics:
-        print(render_all(diagnostics, _normalised(text), color=_color(sys.stderr)),
-              file=sys.stderr)
+    _, graph, diagnostics = analyse_graph(text, args.file, parse_sets(args.set),
+                                          parse_input(args.input))
+    _print_diagnostics(diagnostics, text)
     if graph is None:
         print(f"{args.file}: nothing drawn: the spec could not be read", file=sys.stderr)
         return EXIT_SPEC
@@ -243,9 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "parameters, MACs and receptive field, the totals, and "
                                        "located errors and warnings.")
     check.add_argument("files", nargs="+", metavar="FILE", help=".arch spec file(s)")
-    check.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
-                       help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
-    check.add_argument("--input", metavar="CxHxW", help="override the spec's input shape")
+    _add_spec_options(check)
     check.add_argument("--format", choices=("table", "json"), default="table",
                        help="output format (default: table)")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")

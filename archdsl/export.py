@@ -24,6 +24,10 @@ class ExportError(Exception):
     """An export that cannot be done, with a message for the user."""
 
 
+class CheckpointMismatch(ExportError):
+    """The checkpoint's tensors are not the spec's."""
+
+
 def default_output(spec_path: Path, fmt: str) -> Path:
     return Path(spec_path.stem + FORMATS[fmt])
 
@@ -55,11 +59,11 @@ def load_checkpoint(model, path: Path) -> None:
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise ExportError(f"the checkpoint {path} does not fit this spec: {len(missing)} tensors "
+        raise CheckpointMismatch(f"the checkpoint {path} does not fit this spec: {len(missing)} tensors "
                           f"missing, {len(unexpected)} unexpected (first: {first})")
     for key, value in state.items():
         if tuple(value.shape) != tuple(expected[key].shape):
-            raise ExportError(f"the checkpoint {path} does not fit this spec: {key} has shape "
+            raise CheckpointMismatch(f"the checkpoint {path} does not fit this spec: {key} has shape "
                               f"{tuple(value.shape)}, the spec needs {tuple(expected[key].shape)}")
     model.load_state_dict(state)
 
