@@ -103,14 +103,13 @@ def _class_name(label: str, taken: set[str]) -> str:
 
 
 class _Writer:
-    def __init__(self, network, modules: dict[str, object]):
-        self.network = network
-        self.graph = network.graph
+    """Writes the classes of one network, sharing a class between identical block calls."""
+
+    def __init__(self, modules: dict[str, object]):
         self.modules = modules  # node name -> built torch module (from to_torch)
         self.classes: list[str] = []
         self.class_for: dict[tuple, str] = {}
         self.taken: set[str] = set()
-        self.uses_residual_cat = False
 
     # -- __init__ -----------------------------------------------------------------------
     def construct(self, item: _Item, indent: str) -> str:
@@ -188,8 +187,7 @@ class _Writer:
         self.class_for[key] = name
         span = group.span
         self.classes.append(self.class_source(
-            name, f"`{group.label}` ({span.file}:{span.line})", item.children, init_args="",
-            checks=[]))
+            name, f"`{group.label}` ({span.file}:{span.line})", item.children))
         return name
 
     def signature(self, item: _Item):
@@ -202,11 +200,9 @@ class _Writer:
                 out.append((child.name, self.signature(child)))
         return tuple(out)
 
-    def class_source(self, name: str, doc: str, children: list[_Item], init_args: str,
-                     checks: list[str], base: str = "nn.Module") -> str:
-        body = [f"class {name}({base}):", f'    """{doc}"""', "",
+    def class_source(self, name: str, doc: str, children: list[_Item], init_args: str = "") -> str:
+        body = [f"class {name}(nn.Module):", f'    """{doc}"""', "",
                 f"    def __init__(self{init_args}):", "        super().__init__()"]
-        body += [f"        {c}" for c in checks]
         for child in children:
             expr = self.construct(child, "        ")
             body.append(f"        self.{child.name} = {expr}")
@@ -242,14 +238,14 @@ def container(**modules: nn.Module) -> nn.Module:
 
 
 def _generate(network, modules) -> tuple[str, str]:
-    writer = _Writer(network, modules)
+    writer = _Writer(modules)
     root = _tree(network.graph)
     cls = _class_name(network.name, writer.taken)
     params = network.arch_params
     init_args = "".join(f", {p}={v!r}" for p, v in params.items())
     main = writer.class_source(cls, f"{network.name}: {fmt_shape(network.input_shape)} -> "
                                     f"{fmt_shape(network.output_shape)}", root.children,
-                               init_args=init_args, checks=[])
+                               init_args=init_args)
     header = HEADER.format(name=network.name, version=__version__, file=network.file, cls=cls,
                            input=fmt_shape(network.input_shape))
     source = "\n\n\n".join([header.rstrip()] + writer.classes + [main]) + "\n"

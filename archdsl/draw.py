@@ -103,7 +103,6 @@ def _outermost(ids: set[int], groups) -> set[int]:
 
 
 def _visible(graph, collapsed: set[int]) -> int:
-    groups = graph.graph["groups"]
     hidden = 0
     for gid in collapsed:
         hidden += sum(1 for n in graph.graph["order"] if gid in graph.nodes[n]["groups"]) - 1

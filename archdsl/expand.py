@@ -14,7 +14,7 @@ from typing import Any
 
 from . import layers
 from .diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
-from .layers.base import BOOL, CHOICE, FLOAT, INT, PADDING, PAIR, REQUIRED, Arg, Args
+from .layers.base import BOOL, CHOICE, FLOAT, INT, PADDING, PAIR, Arg, Args
 from .layers.merge import MergeKind
 from .syntax import (BinOp, BlockDef, Branch, Combinator, Keyword, Layer, Name, Neg, Num, Repeat,
                      ShapeLit, Spec)

@@ -59,12 +59,13 @@ def load_checkpoint(model, path: Path) -> None:
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise CheckpointMismatch(f"the checkpoint {path} does not fit this spec: {len(missing)} tensors "
-                          f"missing, {len(unexpected)} unexpected (first: {first})")
+        raise CheckpointMismatch(f"the checkpoint {path} does not fit this spec: {len(missing)} "
+                                 f"tensors missing, {len(unexpected)} unexpected (first: {first})")
     for key, value in state.items():
         if tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointMismatch(f"the checkpoint {path} does not fit this spec: {key} has shape "
-                              f"{tuple(value.shape)}, the spec needs {tuple(expected[key].shape)}")
+            raise CheckpointMismatch(f"the checkpoint {path} does not fit this spec: {key} has "
+                                     f"shape {tuple(value.shape)}, the spec needs "
+                                     f"{tuple(expected[key].shape)}")
     model.load_state_dict(state)
 
 

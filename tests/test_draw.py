@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from archdsl.cli import main
-from archdsl.draw import DrawOptions, render, to_dot
+from archdsl.draw import DrawOptions, to_dot
 from archdsl.network import analyse_graph
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

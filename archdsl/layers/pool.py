@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import (BOOL, INT, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_pair, fmt_shape,
+from .base import (BOOL, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_pair, fmt_shape,
                    layer, need_map, window_output)
 
 
