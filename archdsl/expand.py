@@ -20,7 +20,7 @@ from .syntax import (BinOp, BlockDef, Branch, Combinator, Keyword, Layer, Name, 
                      ShapeLit, Spec)
 
 COMBINATORS = {"residual": "add", "add": "add", "mul": "mul", "concat": "concat"}
-MAX_NODES = 200_000  # far beyond any real network; stops runaway `repeat`s early
+MAX_NODES = 100_000  # far beyond any real network (ResNet-152 has 516); stops runaway repeats
 MAX_DEPTH = 200  # block calls and combinators nested inside each other
 
 
@@ -91,9 +91,9 @@ class _Expander:
         scope = _Scope(values=values, prefix="", groups=())
         try:
             last = self._emit(spec.body, "input", scope)
-        except DiagnosticError as exc:  # too big or too deep: stop expanding, keep what we found
+        except DiagnosticError as exc:  # too big or too deep: nothing sensible to check
             self.diagnostics.append(exc.diagnostic)
-            last = self.order[-1]
+            return None, self.diagnostics
         g.graph["output"] = last
         if any(d.is_error for d in self.diagnostics) and len(g) <= 1:
             return None, self.diagnostics
@@ -221,9 +221,11 @@ class _Expander:
         if count < 0:
             raise DiagnosticError(error("E-ARG-RANGE", f"repeat count {count} is negative",
                                         st.count.span))
-        if count > MAX_NODES:
-            raise DiagnosticError(error("E-TOO-BIG", f"repeat {count:,} would create more than "
-                                        f"{MAX_NODES:,} layers", st.count.span))
+        estimate = len(self.order) + count * self._size(st.body, scope.values)
+        if estimate > MAX_NODES:
+            raise DiagnosticError(error("E-TOO-BIG", f"repeat {count:,} would make the network "
+                                        f"more than {MAX_NODES:,} layers (about {estimate:,})",
+                                        st.count.span, hint="check the `repeat` counts"))
         name = scope.child_name("repeat")
         gid = self._new_group("repeat", name, f"repeat {count}", st.span, scope, {"n": count})
         outer = self._child(scope, name, gid)
@@ -334,6 +336,47 @@ class _Expander:
             return self._emit(block.body, src, inner)
         finally:
             self.call_stack.pop()
+
+    def _size(self, stmts, env: dict[str, Any], depth: int = 0) -> int:
+        """How many layers `stmts` will make, known before making them (1 where unknown), so
+        that a runaway `repeat` is refused at once rather than after minutes of expansion."""
+        total = 0
+        for st in stmts:
+            if depth > 20:
+                return total + 1
+            if isinstance(st, Repeat):
+                try:
+                    count = self._eval(st.count, env)
+                except DiagnosticError:
+                    count = 1
+                count = count if isinstance(count, int) and count >= 0 else 1
+                total += count * self._size(st.body, env, depth + 1)
+            elif isinstance(st, Combinator):
+                total += 1 + sum(self._size(b.body, env, depth + 1) for b in st.branches)
+            elif isinstance(st, Layer) and st.op in self.spec.blocks:
+                block = self.spec.blocks[st.op]
+                inner = dict(self.graph.graph["params"])
+                positional = [a for a in st.args if not isinstance(a, Keyword)]
+                for p, a in zip(block.params, positional):
+                    inner[p.name] = self._try_eval(a, env)
+                for a in st.args:
+                    if isinstance(a, Keyword):
+                        inner[a.name] = self._try_eval(a.value, env)
+                for p in block.params:
+                    if p.name not in inner and p.default is not None:
+                        inner[p.name] = self._try_eval(p.default, inner)
+                total += self._size(block.body, inner, depth + 1)
+            else:
+                total += 1
+            if total > MAX_NODES:
+                return total
+        return total
+
+    def _try_eval(self, e, env):
+        try:
+            return self._eval(e, env, words_ok=True)
+        except DiagnosticError:
+            return None
 
     # ------------------------------------------------------------------------- arguments
     def _resolve(self, kind, st: Layer, scope: _Scope) -> tuple[Args, dict[str, Span], bool]:
