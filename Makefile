@@ -1,5 +1,5 @@
 # Two entry points, each of which sets everything up on a fresh machine first:
-#   make demo   - install, then run the main job on the built-in data
+#   make demo   - install, then train LeNet-5 on the built-in digits (the main job)
 #   make test   - install, then run the whole test suite
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/archdsl check specs/alexnet.arch
+	$(VENV)/bin/archdsl check specs/lenet5.arch
+	$(VENV)/bin/archdsl train specs/lenet5.arch digits
 
 test: setup
 	$(PY) -m pytest -q

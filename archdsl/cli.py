@@ -218,6 +218,33 @@ def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
     return False
 
 
+def cmd_train(args) -> int:
+    from .diagnostics import SpecError
+    from .train import DataError, TrainConfig, TrainError, train
+
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+        schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed,
+        workers=args.workers, device=args.device, augment=not args.no_augment,
+        val_split=args.val_split, quiet=args.quiet)
+    _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
+    params = parse_sets(args.set)
+    try:
+        run = train(args.spec, args.dataset, config, params=params, out=args.out,
+                    exist_ok=args.exist_ok)
+    except SpecError as exc:
+        print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+        return EXIT_SPEC
+    except (DataError, TrainError) as exc:
+        print(f"archdsl train: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    if args.quiet:
+        print(run)
+    return EXIT_OK
+
+
 def _add_spec_options(parser) -> None:
     parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                         help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
@@ -283,6 +310,43 @@ def build_parser() -> argparse.ArgumentParser:
                       help="replace OUT even if it is not an earlier archdsl drawing")
     _add_spec_options(draw)
     draw.set_defaults(func=cmd_draw)
+
+    train = sub.add_parser(
+        "train", help="train a spec on an image folder or the built-in digits",
+        description="Train a spec on DATASET: `digits` (scikit-learn's handwritten digits, "
+                    "built in), a folder with train/<class>/ and val/<class>/ (or test/), or "
+                    "one with <class>/ folders alone, split by --val-split. Everything the run "
+                    "leaves goes into --out (default runs/<spec>-<date-time>/).")
+    train.add_argument("spec", metavar="SPEC", help=".arch spec file")
+    train.add_argument("dataset", metavar="DATASET", help="`digits` or an image folder")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    train.add_argument("--lr", type=float, help="learning rate (default 0.05 sgd, 0.001 adamw)")
+    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    train.add_argument("--weight-decay", type=float,
+                       help="on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)")
+    train.add_argument("--schedule", choices=("cosine", "step", "onecycle", "constant"),
+                       default="cosine", help="learning-rate schedule (cosine has a warm-up)")
+    train.add_argument("--warmup-epochs", type=float, default=1.0)
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--clip-grad", type=float, metavar="NORM",
+                       help="clip the gradients' global norm to NORM")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, "
+                                                         "cuda, cuda:1, mps")
+    train.add_argument("--no-augment", action="store_true",
+                       help="no random resized crops or flips while training")
+    train.add_argument("--val-split", type=float, default=0.1,
+                       help="fraction held out for validation when DATASET has no val/ folder")
+    train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
+    train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
+    train.add_argument("--quiet", action="store_true", help="print only the run folder")
+    train.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                       help="override an `arch` parameter (num_classes comes from the data)")
+    train.set_defaults(func=cmd_train)
     return parser
 
 
