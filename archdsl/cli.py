@@ -137,7 +137,8 @@ def _print_diagnostics(diagnostics, text: str) -> None:
 
 
 def cmd_export(args) -> int:
-    from .export import FORMATS, CheckpointMismatch, ExportError, default_output, export
+    from .checkpoints import CheckpointError, CheckpointMismatch
+    from .export import FORMATS, ExportError, default_output, export
     from .network import analyse
 
     path = Path(args.file)
@@ -158,7 +159,7 @@ def cmd_export(args) -> int:
     weights = Path(args.weights) if args.weights else None
     try:
         export(network, args.to, out, weights)
-    except ExportError as exc:
+    except (ExportError, CheckpointError) as exc:
         print(f"archdsl export: error: {exc}", file=sys.stderr)
         return EXIT_SPEC if isinstance(exc, CheckpointMismatch) else EXIT_USAGE
     print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")

@@ -1,0 +1,72 @@
+"""Reading weights without executing code, and fitting them to a spec with a clear refusal.
+
+Weights are safetensors files, or state_dicts saved by torch.save and read with
+`weights_only=True` (PyTorch's restricted loader: tensors and plain containers, no code).
+A checkpoint that does not fit names the first layer that differs and its spec line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be read, with a message for the user."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """The checkpoint's tensors are not the spec's."""
+
+
+def read_state(path: Path) -> dict:
+    """A state_dict from a .safetensors file or a torch.save'd dict (loaded weights-only)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"cannot read the checkpoint {path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, tampered or foreign: one clear message
+        raise CheckpointError(f"cannot read the checkpoint {path}: it is damaged or not a "
+                              f"checkpoint ({type(exc).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise CheckpointError(f"{path} holds no state_dict")
+    return state
+
+
+def _layer_of(network, key: str) -> str:
+    """`basic3.residual1.body.conv1 (specs/resnet18.arch:5)` for a state_dict key."""
+    name = key.rsplit(".", 1)[0]
+    graph = network.graph
+    if name in graph.nodes:
+        span = graph.nodes[name]["span"]
+        return f"layer {name} ({span.file}:{span.line})"
+    return f"tensor {key}"
+
+
+def fit_state(network, model, state: dict, source: str) -> None:
+    """Load `state` into `model` (compiled from `network`), or refuse naming the first layer
+    whose tensors are missing, extra or of another shape."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointMismatch(f"{source} does not fit this spec: it has no {key} for "
+                                     f"{_layer_of(network, key)}")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointMismatch(
+                f"{source} does not fit this spec: {_layer_of(network, key)} needs "
+                f"{key.rsplit('.', 1)[1]} of shape {'x'.join(map(str, tensor.shape))}, the "
+                f"checkpoint has {'x'.join(map(str, state[key].shape))}")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise CheckpointMismatch(f"{source} does not fit this spec: it has {len(extra)} tensors "
+                                 f"the spec lacks, the first {extra[0]}")
+    model.load_state_dict(state)
