@@ -219,31 +219,104 @@ def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
     return False
 
 
-def cmd_train(args) -> int:
+def _training_errors(command: str, action) -> int:
+    """Run a training-side action; its expected failures become messages and exit codes."""
+    from .checkpoints import CheckpointError
     from .diagnostics import SpecError
-    from .train import DataError, TrainConfig, TrainError, train
+    from .train import DataError, TrainError
 
-    config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-        schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing, clip_grad=args.clip_grad, seed=args.seed,
-        workers=args.workers, device=args.device, augment=not args.no_augment,
-        val_split=args.val_split, quiet=args.quiet)
-    _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
-    params = parse_sets(args.set)
     try:
-        run = train(args.spec, args.dataset, config, params=params, out=args.out,
-                    exist_ok=args.exist_ok)
+        return action()
     except SpecError as exc:
         print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
-        return EXIT_SPEC
-    except (DataError, TrainError) as exc:
-        print(f"archdsl train: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC
-    if args.quiet:
-        print(run)
-    return EXIT_OK
+    except (DataError, TrainError, CheckpointError) as exc:
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+    return EXIT_SPEC
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, resume, train
+
+    if args.resume:
+        if args.spec or args.dataset:
+            raise UsageError("--resume DIR continues a run with its own spec and data; give "
+                             "no SPEC or DATASET")
+
+        def go():
+            run = resume(args.resume, epochs=args.epochs_given)
+            if args.quiet:
+                print(run)
+            return EXIT_OK
+
+        return _training_errors("train", go)
+    if not args.spec or not args.dataset:
+        raise UsageError("give SPEC and DATASET (e.g. archdsl train specs/lenet5.arch digits), "
+                         "or --resume DIR")
+    config = TrainConfig(
+        epochs=args.epochs_given or 10, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+        weight_decay=args.weight_decay, schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+        clip_grad=args.clip_grad, seed=args.seed, workers=args.workers, device=args.device,
+        precision=args.precision, compile=args.compile, augment=not args.no_augment,
+        val_split=args.val_split, tensorboard=args.tensorboard, quiet=args.quiet)
+    _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
+    params = parse_sets(args.set)
+
+    def go():
+        run = train(args.spec, args.dataset, config, params=params, out=args.out,
+                    exist_ok=args.exist_ok)
+        if args.quiet:
+            print(run)
+        return EXIT_OK
+
+    return _training_errors("train", go)
+
+
+def cmd_eval(args) -> int:
+    from .train import evaluate_run
+
+    def go():
+        r = evaluate_run(args.run, args.dataset, weights=args.weights)
+        if args.format == "json":
+            print(json.dumps({"images": r["count"], "loss": r["loss"], "top1": r["acc"],
+                              "top5": r["top5"], "per_class": r["per_class"],
+                              "classes": r["classes"], "confusion": r["confusion"].tolist()},
+                             indent=2))
+            return EXIT_OK
+        print(f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
+              f"top-5 {r['top5']:.1%}")
+        width = max(len(c) for c in r["classes"])
+        print(f"\n{'class':{width}}  images  accuracy")
+        for name, v in r["per_class"].items():
+            acc = f"{v['acc']:.1%}" if v["acc"] is not None else "-"
+            print(f"{name:{width}}  {v['images']:6}  {acc:>8}")
+        print("\nconfusion matrix (rows: true class, columns: predicted)")
+        cells = max(len(str(int(r["confusion"].max()))), 3)
+        short = [c[:cells] for c in r["classes"]]
+        print(" " * (width + 1) + " ".join(f"{c:>{cells}}" for c in short))
+        for name, row in zip(r["classes"], r["confusion"].tolist()):
+            print(f"{name:{width}} " + " ".join(f"{v:>{cells}}" for v in row))
+        return EXIT_OK
+
+    return _training_errors("eval", go)
+
+
+def cmd_predict(args) -> int:
+    from .train import predict
+
+    def go():
+        status = EXIT_OK
+        for path, top, problem in predict(args.run, args.images, top=args.top,
+                                          weights=args.weights):
+            if problem:
+                print(f"{path}: {problem}", file=sys.stderr)
+                status = EXIT_SPEC
+                continue
+            print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top))
+        return status
+
+    return _training_errors("predict", go)
 
 
 def _add_spec_options(parser) -> None:
@@ -318,9 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "built in), a folder with train/<class>/ and val/<class>/ (or test/), or "
                     "one with <class>/ folders alone, split by --val-split. Everything the run "
                     "leaves goes into --out (default runs/<spec>-<date-time>/).")
-    train.add_argument("spec", metavar="SPEC", help=".arch spec file")
-    train.add_argument("dataset", metavar="DATASET", help="`digits` or an image folder")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("spec", metavar="SPEC", nargs="?", help=".arch spec file")
+    train.add_argument("dataset", metavar="DATASET", nargs="?", help="`digits` or an image folder")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
+    train.add_argument("--epochs", type=int, dest="epochs_given",
+                       help="epochs in all (default 10; with --resume, the run's own)")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     train.add_argument("--lr", type=float, help="learning rate (default 0.05 sgd, 0.001 adamw)")
@@ -338,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
     train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, "
                                                          "cuda, cuda:1, mps")
+    train.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                       help="autocast precision (auto: bf16 on CUDA, fp32 elsewhere; fp16 uses a "
+                            "gradient scaler)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard event files into the run folder")
     train.add_argument("--no-augment", action="store_true",
                        help="no random resized crops or flips while training")
     train.add_argument("--val-split", type=float, default=0.1,
@@ -348,6 +429,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                        help="override an `arch` parameter (num_classes comes from the data)")
     train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "eval", help="evaluate a trained run on a data set",
+        description="Loss, top-1, top-5, per-class accuracy and the confusion matrix of a run's "
+                    "weights on DATASET: its val/ (or test/) folder, every image of a folder of "
+                    "class folders, or, for `digits`, the run's own validation split.")
+    evaluate.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
+    evaluate.add_argument("dataset", metavar="DATASET", help="`digits` or an image folder")
+    evaluate.add_argument("--weights", default="best",
+                          help="best (default), last, or a checkpoint file")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table")
+    evaluate.set_defaults(func=cmd_eval)
+
+    pred = sub.add_parser("predict", help="classify images with a trained run",
+                          description="Print the most likely classes of each image with their "
+                                      "softmax probabilities.")
+    pred.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
+    pred.add_argument("images", metavar="IMAGE", nargs="+")
+    pred.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    pred.add_argument("--weights", default="best", help="best (default), last, or a checkpoint")
+    pred.set_defaults(func=cmd_predict)
     return parser
 
 

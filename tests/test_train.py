@@ -148,3 +148,168 @@ def test_dataset_errors_are_clear(tmp_path):
     (tmp_path / "half" / "train" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="no val/"):
         load_dataset(str(tmp_path / "half"))
+
+
+def metrics_without_timing(run: Path) -> list[list[str]]:
+    rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()]
+    keep = [i for i, name in enumerate(rows[0]) if name not in ("images_per_s", "seconds")]
+    return [[r[i] for i in keep] for r in rows]
+
+
+def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    spec = SPECS / "lenet5.arch"
+    full = train(spec, "digits", TrainConfig(epochs=4, quiet=True), out=str(tmp_path / "full"))
+    part = tmp_path / "part"
+    killed = subprocess.Popen([sys.executable, "-m", "archdsl", "train", str(spec), "digits",
+                               "--epochs", "4", "--out", str(part), "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and killed.poll() is None:
+        metrics = part / "metrics.csv"
+        if (part / "resume.pt").exists() and metrics.exists() and \
+                len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    killed.kill()
+    killed.wait()
+    assert len((part / "metrics.csv").read_text().splitlines()) < 5  # it really was cut short
+    code, _, _ = run(capsys, "train", "--resume", part, "--quiet")
+    assert code == 0
+    assert metrics_without_timing(part) == metrics_without_timing(full)
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(full / "last.safetensors")), load_file(str(part / "last.safetensors"))
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_resume_needs_a_finished_epoch(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text("{}")
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "r")
+    assert code == 1 and "no resume.pt" in err
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "nothing")
+    assert code == 1 and "not a run folder" in err
+    code, _, err = run(capsys, "train", SPECS / "lenet5.arch", "--resume", tmp_path / "r")
+    assert code == 2
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "lenet5"
+    train(SPECS / "lenet5.arch", "digits", TrainConfig(epochs=6, quiet=True), out=str(out))
+    return out
+
+
+def test_the_run_folder_has_plots_and_a_resume_state(digits_run):
+    for name in ("curves.png", "confusion.png"):
+        assert (digits_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import torch
+
+    state = torch.load(str(digits_run / "resume.pt"), weights_only=True)  # no code runs
+    assert state["epoch"] == 6 and len(state["rows"]) == 6
+
+
+def test_eval_reports_accuracy_per_class_and_the_confusion_matrix(digits_run, capsys):
+    code, out, _ = run(capsys, "eval", digits_run, "digits")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("179 images  loss ") and "top-1 " in lines[0]
+    last_val = float((digits_run / "metrics.csv").read_text().splitlines()[-1].split(",")[4])
+    best_val = max(float(r.split(",")[4])
+                   for r in (digits_run / "metrics.csv").read_text().splitlines()[1:])
+    assert f"top-1 {best_val:.1%}" in lines[0]  # best.safetensors, on the run's own split
+    assert last_val <= best_val
+    assert "confusion matrix (rows: true class, columns: predicted)" in out
+    code, out, _ = run(capsys, "eval", digits_run, "digits", "--format", "json")
+    doc = json.loads(out)
+    assert doc["images"] == 179 and len(doc["confusion"]) == 10
+    assert sum(map(sum, doc["confusion"])) == 179
+    assert sum(v["images"] for v in doc["per_class"].values()) == 179
+
+
+def test_predict_prints_the_top_classes_with_probabilities(digits_run, tmp_path, capsys):
+    from archdsl.train.data import load_digits
+
+    _, samples = load_digits()
+    image = tmp_path / "seven.png"
+    seven = next(s for s in samples if s.label == 7)
+    Image.fromarray(seven.pixels).resize((32, 32)).save(image)
+    code, out, _ = run(capsys, "predict", digits_run, image, "--top", "3")
+    assert code == 0
+    path, rest = out.strip().split(": ")
+    classes = [(c.split()[0], float(c.split()[1])) for c in rest.split(", ")]
+    assert path == str(image) and len(classes) == 3
+    assert classes[0][0] == "7" and 0.5 < classes[0][1] <= 1.0
+    assert [p for _, p in classes] == sorted((p for _, p in classes), reverse=True)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    code, out, err = run(capsys, "predict", digits_run, broken, image)
+    assert code == 1 and "cannot read it as an image" in err and str(image) in out
+
+
+def test_a_checkpoint_of_another_spec_is_refused_naming_the_layer(digits_run, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    import archdsl
+
+    other = archdsl.build(SPECS / "resnet20.arch")
+    weights = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(weights))
+    code, _, err = run(capsys, "eval", digits_run, "digits", "--weights", weights)
+    assert code == 1 and "does not fit this spec" in err
+    assert "layer conv1 (" in err and "lenet5.arch:6)" in err and "needs weight of shape 6x1x5x5" in err
+
+
+def test_vanishing_gradients_are_reported_with_the_layer_and_line(tmp_path, capsys):
+    spec = tmp_path / "deep.arch"
+    spec.write_text("arch deep(num_classes=10)\ninput 1x8x8\nflatten\n"
+                    "repeat 12 { linear 32; sigmoid }\nlinear num_classes\n")
+    code, out, _ = run(capsys, "train", spec, "digits", "--epochs", "1", "--out", tmp_path / "r")
+    assert code == 0
+    assert "warning: gradients are vanishing toward the first layers: repeat1.0.linear1" in out
+    assert f"{spec}:4)" in out and "`bn`" in out
+
+
+def test_a_non_finite_loss_names_the_layer(tmp_path, capsys):
+    make_images(tmp_path / "data")
+    spec = tmp_path / "plain.arch"
+    spec.write_text("arch p(num_classes=2)\ninput 3x16x16\nflatten; linear 64; relu; "
+                    "linear num_classes\n")
+    code, _, err = run(capsys, "train", spec, tmp_path / "data", "--epochs", "4", "--out",
+                       tmp_path / "r", "--lr", "1e30", "--optimizer", "sgd", "--batch-size", "2")
+    assert code == 1 and "the loss became" in err
+    import re
+
+    assert re.search(r"the first non-finite values come out of linear\d, \S+plain.arch:3\)", err)
+    assert "in epoch 1" in err and "no epoch had finished, so no weights were kept" in err
+
+
+def test_progress_bar_on_a_terminal_only():
+    import io
+
+    from archdsl.train.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress("epoch 1/3", 2, stream=stream)
+        bar.update(loss=0.5, acc=0.75, rate=100.0)
+        bar.update(loss=0.4, acc=0.8, rate=120.0)
+        bar.close()
+    assert "\repoch 1/3 [" in tty.getvalue() and "2/2  loss 0.4000 acc 80.0%" in tty.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_tensorboard_and_bf16_autocast_on_the_cpu(tmp_path, capsys):
+    code, _, _ = run(capsys, "train", SPECS / "lenet5.arch", "digits", "--epochs", "1", "--out",
+                     tmp_path / "r", "--tensorboard", "--precision", "bf16", "--quiet")
+    assert code == 0
+    assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "bfloat16"

@@ -1,6 +1,8 @@
-"""Training a spec on images: data (data.py) and the training run (loop.py). Imports torch."""
+"""Training a spec on images: data (data.py), the run (loop.py), gradient health (health.py),
+progress (progress.py) and plots (plots.py). Imports torch."""
 
 from .data import DataError, load_dataset
-from .loop import TrainConfig, TrainError, train
+from .loop import TrainConfig, TrainError, evaluate_run, predict, resume, train
 
-__all__ = ["train", "TrainConfig", "TrainError", "DataError", "load_dataset"]
+__all__ = ["train", "resume", "evaluate_run", "predict", "TrainConfig", "TrainError",
+           "DataError", "load_dataset"]

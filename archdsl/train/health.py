@@ -1,0 +1,85 @@
+"""Gradient health: per-layer gradient norms, and what to do when they vanish or explode."""
+
+from __future__ import annotations
+
+import torch
+
+VANISHING = 1e-4  # a layer's mean gradient norm below this fraction of the largest layer's
+EXPLODING = 1e3  # a mean gradient norm above this
+
+
+class GradientHealth:
+    """Tracks each weighted layer's gradient norm over an epoch (without syncing per step)."""
+
+    def __init__(self, network, model):
+        graph = network.graph
+        self.layers = []
+        for nid in graph.graph["order"]:
+            node = graph.nodes[nid]
+            if node["kind"] is not None and node["kind"].weighted:
+                module = model.get_submodule(nid)
+                span = node["span"]
+                self.layers.append((nid, module.weight, f"{span.file}:{span.line}"))
+        self.sums = None
+        self.steps = 0
+
+    def record(self) -> None:
+        grads = [w.grad for _, w, _ in self.layers]
+        if not grads or any(g is None for g in grads):
+            return
+        norms = torch.stack(torch._foreach_norm(grads)).float().detach()
+        self.sums = norms if self.sums is None else self.sums + norms
+        self.steps += 1
+
+    def end_epoch(self) -> list[str]:
+        """Warnings for this epoch (naming the layer and its spec line), then start again."""
+        if self.sums is None:
+            return []
+        means = (self.sums / self.steps).cpu().tolist()
+        self.sums, self.steps = None, 0
+        warnings = []
+        bad = next((i for i, m in enumerate(means) if not torch.isfinite(torch.tensor(m))
+                    or m > EXPLODING), None)
+        if bad is not None:
+            name, _, where = self.layers[bad]
+            warnings.append(
+                f"gradients are exploding at {name} ({where}): mean norm {means[bad]:.3g}; lower "
+                "the learning rate (--lr), clip gradients (--clip-grad 1.0), or add "
+                "normalisation (`bn`) after the convolutions")
+        finite = [m for m in means if m == m and m != float("inf")]
+        top = max(finite, default=0.0)
+        if top > 0 and means[0] < VANISHING * top:
+            name, _, where = self.layers[0]
+            warnings.append(
+                f"gradients are vanishing toward the first layers: {name} ({where}) gets a mean "
+                f"norm of {means[0]:.2g}, {means[0] / top:.1g} of the largest layer's; add "
+                "normalisation (`bn`) or residual connections (`residual< … >`), or use a "
+                "higher learning rate")
+        return warnings
+
+
+def first_non_finite_layer(network, model, x) -> str:
+    """`: the first non-finite values come out of conv3 (spec.arch:7)`, or '' if none do."""
+    found = []
+    graph = network.graph
+    hooks = []
+    for nid in graph.graph["order"]:
+        node = graph.nodes[nid]
+        if node["op"] == "input" or node["kind"].family == "merge":
+            continue
+
+        def hook(module, inputs, output, nid=nid):
+            if not found and not torch.isfinite(output).all():
+                found.append(nid)
+
+        hooks.append(model.get_submodule(nid).register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    if not found:
+        return ""
+    span = graph.nodes[found[0]]["span"]
+    return f" (the first non-finite values come out of {found[0]}, {span.file}:{span.line})"

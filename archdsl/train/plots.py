@@ -1,0 +1,57 @@
+"""curves.png (loss and accuracy per epoch) and confusion.png, drawn with matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..files import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_png(path: Path, rows: list[dict]) -> None:
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    loss_ax.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    loss_ax.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
+    loss_ax.set(title="loss", xlabel="epoch")
+    acc_ax.plot(epochs, [r["train_acc"] for r in rows], marker="o", label="train")
+    acc_ax.plot(epochs, [r["val_acc"] for r in rows], marker="o", label="validation")
+    acc_ax.plot(epochs, [r["val_top5"] for r in rows], marker=".", linestyle="--",
+                label="validation top-5")
+    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def confusion_png(path: Path, confusion, classes: list[str], title: str = "") -> None:
+    plt = _pyplot()
+    n = len(classes)
+    size = min(max(4, 0.45 * n + 2), 14)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    matrix = confusion.numpy()
+    ax.imshow(matrix, cmap="Blues")
+    if n <= 30:
+        ax.set_xticks(range(n), classes, rotation=90, fontsize=8)
+        ax.set_yticks(range(n), classes, fontsize=8)
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
