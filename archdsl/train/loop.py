@@ -425,6 +425,7 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
         "precision": str(amp).replace("torch.", "") if amp else "fp32",
         "options": asdict(config),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
+                     "torchvision": __import__("torchvision").__version__,
                      "archdsl": __import__("archdsl").__version__},
     }
     if saved is None:
