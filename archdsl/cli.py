@@ -237,6 +237,12 @@ def _training_errors(command: str, action) -> int:
 def cmd_train(args) -> int:
     from .train import TrainConfig, resume, train
 
+    for option, value, low in (("--epochs", args.epochs_given, 1), ("--batch-size", args.batch_size, 1),
+                               ("--workers", args.workers, 0)):
+        if value is not None and value < low:
+            raise UsageError(f"{option} must be at least {low}, got {value}")
+    if not 0 <= args.val_split < 1:
+        raise UsageError(f"--val-split is a fraction from 0 to below 1, got {args.val_split}")
     if args.resume:
         if args.spec or args.dataset:
             raise UsageError("--resume DIR continues a run with its own spec and data; give "
@@ -253,7 +259,8 @@ def cmd_train(args) -> int:
         raise UsageError("give SPEC and DATASET (e.g. archdsl train specs/lenet5.arch digits), "
                          "or --resume DIR")
     config = TrainConfig(
-        epochs=args.epochs_given or 10, batch_size=args.batch_size, optimizer=args.optimizer,
+        epochs=args.epochs_given if args.epochs_given is not None else 10,
+        batch_size=args.batch_size, optimizer=args.optimizer,
         lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
         weight_decay=args.weight_decay, schedule=args.schedule,
         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,

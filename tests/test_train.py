@@ -162,11 +162,13 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, capsys):
     import time
 
     spec = SPECS / "lenet5.arch"
-    full = train(spec, "digits", TrainConfig(epochs=4, quiet=True), out=str(tmp_path / "full"))
-    part = tmp_path / "part"
-    killed = subprocess.Popen([sys.executable, "-m", "archdsl", "train", str(spec), "digits",
-                               "--epochs", "4", "--out", str(part), "--quiet"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    full, part = tmp_path / "full", tmp_path / "part"
+    command = [sys.executable, "-m", "archdsl", "train", str(spec), "digits", "--epochs", "4",
+               "--quiet", "--out"]
+    # both runs in fresh processes, so that they compute with the same thread settings
+    subprocess.run(command + [str(full)], check=True, capture_output=True)
+    killed = subprocess.Popen(command + [str(part)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and killed.poll() is None:
         metrics = part / "metrics.csv"
@@ -177,8 +179,8 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, capsys):
     killed.kill()
     killed.wait()
     assert len((part / "metrics.csv").read_text().splitlines()) < 5  # it really was cut short
-    code, _, _ = run(capsys, "train", "--resume", part, "--quiet")
-    assert code == 0
+    subprocess.run([sys.executable, "-m", "archdsl", "train", "--resume", str(part), "--quiet"],
+                   check=True, capture_output=True)
     assert metrics_without_timing(part) == metrics_without_timing(full)
     from safetensors.torch import load_file
 
@@ -313,3 +315,15 @@ def test_tensorboard_and_bf16_autocast_on_the_cpu(tmp_path, capsys):
     assert code == 0
     assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "bfloat16"
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", str(SPECS / "lenet5.arch"), "digits", "--epochs", "0"],
+    ["train", str(SPECS / "lenet5.arch"), "digits", "--batch-size", "0"],
+    ["train", str(SPECS / "lenet5.arch"), "digits", "--val-split", "1.5"],
+    ["train", str(SPECS / "lenet5.arch")],
+    ["train", str(SPECS / "missing.arch"), "digits"],
+])
+def test_training_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
