@@ -249,9 +249,7 @@ def cmd_train(args) -> int:
                              "no SPEC or DATASET")
 
         def go():
-            run = resume(args.resume, epochs=args.epochs_given)
-            if args.quiet:
-                print(run)
+            resume(args.resume, epochs=args.epochs_given)
             return EXIT_OK
 
         return _training_errors("train", go)
@@ -263,7 +261,7 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size, optimizer=args.optimizer,
         lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
         weight_decay=args.weight_decay, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+        warmup_epochs=args.warmup_epochs, step_size=args.step_size, gamma=args.gamma, label_smoothing=args.label_smoothing,
         clip_grad=args.clip_grad, seed=args.seed, workers=args.workers, device=args.device,
         precision=args.precision, compile=args.compile, augment=not args.no_augment,
         val_split=args.val_split, tensorboard=args.tensorboard, quiet=args.quiet)
@@ -271,10 +269,8 @@ def cmd_train(args) -> int:
     params = parse_sets(args.set)
 
     def go():
-        run = train(args.spec, args.dataset, config, params=params, out=args.out,
-                    exist_ok=args.exist_ok)
-        if args.quiet:
-            print(run)
+        train(args.spec, args.dataset, config, params=params, out=args.out,
+              exist_ok=args.exist_ok)
         return EXIT_OK
 
     return _training_errors("train", go)
@@ -412,7 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)")
     train.add_argument("--schedule", choices=("cosine", "step", "onecycle", "constant"),
                        default="cosine", help="learning-rate schedule (cosine has a warm-up)")
-    train.add_argument("--warmup-epochs", type=float, default=1.0)
+    train.add_argument("--warmup-epochs", type=float, default=1.0,
+                       help="linear warm-up of the cosine schedule (default 1)")
+    train.add_argument("--step-size", type=int, default=30,
+                       help="epochs between decays of the step schedule (default 30)")
+    train.add_argument("--gamma", type=float, default=0.1,
+                       help="decay factor of the step schedule (default 0.1)")
     train.add_argument("--label-smoothing", type=float, default=0.0)
     train.add_argument("--clip-grad", type=float, metavar="NORM",
                        help="clip the gradients' global norm to NORM")
@@ -432,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fraction held out for validation when DATASET has no val/ folder")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
-    train.add_argument("--quiet", action="store_true", help="print only the run folder")
+    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
     train.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                        help="override an `arch` parameter (num_classes comes from the data)")
     train.set_defaults(func=cmd_train)

@@ -83,10 +83,10 @@ def test_a_class_folder_is_split_stratified_and_odd_files_are_skipped(tmp_path, 
     (data / "dog" / "truncated.png").write_bytes(good[: len(good) // 2])
     spec = tmp_path / "tiny.arch"
     spec.write_text(TINY.format(channels=3))
-    code, out, _ = run(capsys, "train", spec, data, "--epochs", "1", "--out", tmp_path / "r",
-                       "--val-split", "0.34")
+    code, out, err = run(capsys, "train", spec, data, "--epochs", "1", "--out", tmp_path / "r",
+                         "--val-split", "0.34")
     assert code == 0
-    assert out.count("warning: skipped 3 file(s)") == 1
+    assert err.count("warning: skipped 3 file(s)") == 1
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["classes"] == ["cat", "dog"] and config["split"] == "val_split"
     assert config["train_images"] == 8 and config["val_images"] == 4  # 2 of 6 per class
@@ -270,10 +270,11 @@ def test_vanishing_gradients_are_reported_with_the_layer_and_line(tmp_path, caps
     spec = tmp_path / "deep.arch"
     spec.write_text("arch deep(num_classes=10)\ninput 1x8x8\nflatten\n"
                     "repeat 12 { linear 32; sigmoid }\nlinear num_classes\n")
-    code, out, _ = run(capsys, "train", spec, "digits", "--epochs", "1", "--out", tmp_path / "r")
+    code, _, err = run(capsys, "train", spec, "digits", "--epochs", "1", "--out", tmp_path / "r",
+                       "--quiet")
     assert code == 0
-    assert "warning: gradients are vanishing toward the first layers: repeat1.0.linear1" in out
-    assert f"{spec}:4)" in out and "`bn`" in out
+    assert "warning: gradients are vanishing toward the first layers: repeat1.0.linear1" in err
+    assert f"{spec}:4)" in err and "`bn`" in err
 
 
 def test_a_non_finite_loss_names_the_layer(tmp_path, capsys):
@@ -310,9 +311,10 @@ def test_progress_bar_on_a_terminal_only():
 
 
 def test_tensorboard_and_bf16_autocast_on_the_cpu(tmp_path, capsys):
-    code, _, _ = run(capsys, "train", SPECS / "lenet5.arch", "digits", "--epochs", "1", "--out",
-                     tmp_path / "r", "--tensorboard", "--precision", "bf16", "--quiet")
-    assert code == 0
+    code, out, _ = run(capsys, "train", SPECS / "lenet5.arch", "digits", "--epochs", "1", "--out",
+                       tmp_path / "r", "--tensorboard", "--precision", "bf16", "--quiet",
+                       "--schedule", "step", "--step-size", "1", "--gamma", "0.5")
+    assert code == 0 and out == ""  # --quiet: nothing on stdout
     assert list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "r" / "config.json").read_text())["precision"] == "bfloat16"
 

@@ -336,7 +336,17 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
 
 
 def _logger(config: TrainConfig, log):
-    return log or (lambda line: None if config.quiet else print(line, flush=True))
+    """Progress lines to stdout (none with --quiet); warnings always, to stderr."""
+    if log is not None:
+        return log
+
+    def emit(line: str) -> None:
+        if line.startswith("warning:"):
+            print(line, file=sys.stderr, flush=True)
+        elif not config.quiet:
+            print(line, flush=True)
+
+    return emit
 
 
 def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, out, exist_ok,
