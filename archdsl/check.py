@@ -115,8 +115,9 @@ def _insert_projection(graph, merge_id: str, body: tuple, given: tuple) -> list[
     if len(body) == 3:
         strides = []
         for axis in (1, 2):
-            s = max(round(given[axis] / body[axis]), 1)
-            if -(-given[axis] // s) != body[axis]:
+            # a 1x1 conv with stride s gives ceil(G/s); the smallest s that reaches B is ceil(G/B)
+            s = -(-given[axis] // body[axis]) if body[axis] > 0 else 0
+            if s < 1 or -(-given[axis] // s) != body[axis]:
                 raise LayerError(
                     "E-SHAPE", f"the residual body turns {fmt_shape(given)} into {fmt_shape(body)}, "
                     "which no strided 1x1 projection can match",
