@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import csv
 import datetime
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -96,16 +99,52 @@ def image_folder(root: Path, classes: int, per_class: int, size: int, ext: str) 
     return root
 
 
+class GpuUtilisation:
+    """Samples nvidia-smi's utilization.gpu (percent of time a kernel ran) every 0.2 s."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and shutil.which("nvidia-smi") is not None
+        self.samples: list[float] = []
+
+    def __enter__(self):
+        if self.enabled:
+            self.stop = threading.Event()
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self):
+        index = str(torch.cuda.current_device())
+        while not self.stop.wait(0.2):
+            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu",
+                                  "--format=csv,noheader,nounits", "-i", index],
+                                 capture_output=True, text=True)
+            if out.returncode == 0 and out.stdout.strip().isdigit():
+                self.samples.append(float(out.stdout))
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.stop.set()
+            self.thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.samples) if self.samples else None
+
+
 def compare(label, spec, dataset, epochs, batch, rounds, device) -> dict:
     ours, theirs = [], []
+    ours_gpu, theirs_gpu = GpuUtilisation(device == "cuda"), GpuUtilisation(device == "cuda")
     for _ in range(rounds):
-        ours += archdsl_run(spec, dataset, epochs, batch, device)
-        theirs += hand_run(spec, dataset, epochs, batch, device)
+        with ours_gpu:
+            ours += archdsl_run(spec, dataset, epochs, batch, device)
+        with theirs_gpu:
+            theirs += hand_run(spec, dataset, epochs, batch, device)
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"{label:40s} archdsl {a:8.0f} img/s   hand loop {b:8.0f} img/s   ratio {a / b:.3f}",
           flush=True)
     return {"label": label, "archdsl": a, "hand": b, "ratio": a / b, "epochs": epochs,
-            "batch": batch, "rounds": rounds}
+            "batch": batch, "rounds": rounds, "gpu": (ours_gpu.mean, theirs_gpu.mean)}
 
 
 def main() -> None:
@@ -143,6 +182,13 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['label']} | {r['epochs'] - 1} x {r['rounds']} | {r['batch']} | "
                      f"{r['archdsl']:.0f} | {r['hand']:.0f} | {r['ratio']:.3f} |")
+    if cuda:
+        lines += ["", "GPU utilisation (nvidia-smi's utilization.gpu: share of time a kernel ran, "
+                      "sampled every 0.2 s over whole runs, loading and validation included):", "",
+                  "| model and data | archdsl | hand loop |", "|---|---:|---:|"]
+        for r in rows:
+            ours, theirs = (f"{u:.0f}%" if u is not None else "n/a" for u in r["gpu"])
+            lines.append(f"| {r['label']} | {ours} | {theirs} |")
     if not cuda:
         lines += ["", "On a CUDA GPU the same script adds resnet50 at 224x224 on a JPEG folder "
                       "(bf16 autocast and channels_last on archdsl's side, as its defaults); "
