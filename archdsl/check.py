@@ -12,11 +12,13 @@ Memory is float32: parameters and buffers, and each layer's output per sample.
 from __future__ import annotations
 
 from . import layers
-from .diagnostics import Diagnostic, Span, error
+from .diagnostics import Diagnostic, Span, error, warning
 from .layers.base import Args, LayerError, fmt_shape, numel
 from .layers.merge import MergeKind
 
 BYTES_PER_VALUE = 4  # float32
+# Beyond this, `check` warns (W-HUGE): 1G float32 values, seven times VGG-19's parameters.
+HUGE_BYTES = 4 << 30
 
 
 def check(graph) -> list[Diagnostic]:
@@ -67,6 +69,8 @@ def check(graph) -> list[Diagnostic]:
     for u, _, data in graph.edges(data=True):  # edges carry the tensor their source produces
         data["shape"] = graph.nodes[u]["shape"]
     _totals(graph)
+    if not any(d.is_error for d in diagnostics):
+        diagnostics += _huge(graph)
     return diagnostics
 
 
@@ -98,6 +102,65 @@ def _totals(graph) -> None:
         "param_bytes": (params + buffers) * BYTES_PER_VALUE,
         "activation_bytes": sum(n["memory"] for n in nodes if n["op"] != "input"),
     }
+
+
+# ----------------------------------------------------------------------------- size limits
+
+
+def _largest(graph, key: str):
+    """The node with the most `key` (params, memory), for pointing at the culprit."""
+    nodes = (graph.nodes[n] for n in graph.graph["order"] if graph.nodes[n]["op"] != "input")
+    return max(nodes, key=lambda n: n[key] + (n["buffers"] if key == "params" else 0),
+               default=None)
+
+
+def _huge(graph) -> list[Diagnostic]:
+    """W-HUGE: parameters, or one layer's output, too large for any ordinary machine."""
+    from .report import human_bytes, human_count
+
+    found = []
+    totals = graph.graph["totals"]
+    if totals["param_bytes"] > HUGE_BYTES:
+        node = _largest(graph, "params")
+        found.append(warning(
+            "W-HUGE", f"the network has {human_count(totals['params'])} parameters: about "
+            f"{human_bytes(totals['param_bytes'])} in float32; this layer alone has "
+            f"{human_count(node['params'] + node['buffers'])}", node["span"],
+            hint="check the channel counts and sizes; building the network (train, export) needs "
+                 "that much memory and is refused when the machine does not have it"))
+    node = _largest(graph, "memory")
+    if node is not None and node["memory"] > HUGE_BYTES:
+        found.append(warning(
+            "W-HUGE", f"this layer's output, {fmt_shape(node['shape'])}, needs about "
+            f"{human_bytes(node['memory'])} in float32 for a single sample", node["span"],
+            hint="check the input size and the channel counts; a forward pass needs at least "
+                 "that much memory"))
+    return found
+
+
+def build_refusal(graph, limit: int) -> Diagnostic | None:
+    """E-TOO-BIG when the parameters and buffers need more than `limit` bytes: the error that
+    building the torch module gives instead of trying to allocate them."""
+    from .report import human_bytes
+
+    need = graph.graph["totals"]["param_bytes"]
+    if need <= limit:
+        return None
+    node = _largest(graph, "params")
+    return error("E-TOO-BIG", f"building this network needs about {human_bytes(need)} for its "
+                 f"parameters (float32), more than the {human_bytes(limit)} of memory here",
+                 node["span"], hint="make the layers smaller: this one is the largest, with "
+                 f"{node['params'] + node['buffers']:,} values")
+
+
+def memory_size() -> int:
+    """This machine's physical memory in bytes (64 GiB where it cannot be told)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 64 << 30
 
 
 # ----------------------------------------------------------------------------- residuals

@@ -138,6 +138,7 @@ def _print_diagnostics(diagnostics, text: str) -> None:
 
 def cmd_export(args) -> int:
     from .checkpoints import CheckpointError, CheckpointMismatch
+    from .diagnostics import SpecError
     from .export import FORMATS, ExportError, default_output, export
     from .network import analyse
 
@@ -159,6 +160,10 @@ def cmd_export(args) -> int:
     weights = Path(args.weights) if args.weights else None
     try:
         export(network, args.to, out, weights)
+    except SpecError as exc:  # too big to build: refused before allocating
+        print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+        print(f"{args.file}: not exported", file=sys.stderr)
+        return EXIT_SPEC
     except (ExportError, CheckpointError) as exc:
         print(f"archdsl export: error: {exc}", file=sys.stderr)
         return EXIT_SPEC if isinstance(exc, CheckpointMismatch) else EXIT_USAGE

@@ -21,7 +21,10 @@ from .syntax import (BinOp, BlockDef, Branch, Combinator, Keyword, Layer, Name, 
 
 COMBINATORS = {"residual": "add", "add": "add", "mul": "mul", "concat": "concat"}
 MAX_NODES = 100_000  # far beyond any real network (ResNet-152 has 516); stops runaway repeats
-MAX_DEPTH = 200  # block calls and combinators nested inside each other
+# Block calls, repeats and combinators nested inside each other (a combinator or a repeat
+# counts twice: itself and its branch or iteration). PyTorch runs nested modules by Python
+# recursion, and a forward pass through much deeper nesting would hit its recursion limit.
+MAX_DEPTH = 100
 
 
 class Word(str):
@@ -168,8 +171,8 @@ class _Expander:
 
     def _child(self, scope: _Scope, name: str, gid: int, values=None) -> _Scope:
         if scope.depth >= MAX_DEPTH:
-            raise DiagnosticError(error("E-NESTING", f"blocks and combinators nest more than "
-                                        f"{MAX_DEPTH} deep", self.groups[gid].span,
+            raise DiagnosticError(error("E-NESTING", f"blocks, repeats and combinators nest more "
+                                        f"than {MAX_DEPTH} levels deep", self.groups[gid].span,
                                         hint="flatten the nesting, or define a `block` for a part "
                                              "that repeats"))
         return _Scope(values=scope.values if values is None else values, prefix=f"{name}.",
@@ -223,8 +226,9 @@ class _Expander:
                                         st.count.span))
         estimate = len(self.order) + count * self._size(st.body, scope.values)
         if estimate > MAX_NODES:
-            raise DiagnosticError(error("E-TOO-BIG", f"repeat {count:,} would make the network "
-                                        f"more than {MAX_NODES:,} layers (about {estimate:,})",
+            raise DiagnosticError(error("E-TOO-BIG", f"repeat {_count(count)} would make the "
+                                        f"network more than {MAX_NODES:,} layers (about "
+                                        f"{_count(estimate)})",
                                         st.count.span, hint="check the `repeat` counts"))
         name = scope.child_name("repeat")
         gid = self._new_group("repeat", name, f"repeat {count}", st.span, scope, {"n": count})
@@ -616,6 +620,11 @@ def _coerce(arg: Arg, value, span: Span, kind_name: str):
         v = in_range(whole(value))
         return (v, v)
     raise AssertionError(f"unknown argument type {t}")
+
+
+def _count(n: int) -> str:
+    """`1,000,001`, or `1.0e+300` for a count too long to read."""
+    return f"{n:,}" if n < 10**15 else f"{float(n):.1e}"
 
 
 def _show(v) -> str:

@@ -63,14 +63,21 @@ def to_json(network, diagnostics) -> dict[str, Any]:
 
 
 def human_bytes(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    """`1.5 GiB`; sizes beyond any memory in scientific notation (`8.1e+22 B`)."""
+    if n >= 1 << 60:
+        return f"{float(n):.2g} B"
+    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
+                       ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
 
 
 def human_count(n: int) -> str:
-    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+    """`11.69M`; counts beyond 10^15 in scientific notation."""
+    if n >= 10**15:
+        return f"{float(n):.2e}"
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return str(n)

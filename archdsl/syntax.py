@@ -163,6 +163,10 @@ class Spec:
 
 # ----------------------------------------------------------------------------- the parser
 
+# Deeper parse trees are refused before the (recursive) passes that follow see them. Real
+# specs stay below 30; expand.MAX_DEPTH usually stops deep nesting first.
+MAX_SYNTAX_DEPTH = 300
+
 
 def _grammar_path() -> Path:
     here = Path(__file__).resolve().parent
@@ -213,12 +217,43 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
             break
         if diagnostics:
             break
+        too_deep = _too_deep(tree, file)
+        if too_deep is not None:
+            return None, [too_deep]
         try:
             return _build_spec(tree, file, source)
         except RecursionError:
             return None, [error("E-NESTING", "the spec is nested too deeply", Span(file, 1, 1, 1, 2),
                                 hint="define a `block` for the inner part")]
     return None, diagnostics
+
+
+_EXPRESSION_RULES = {"add", "sub", "mul", "div", "floordiv", "mod", "neg"}
+
+
+def _too_deep(tree, file: str) -> Diagnostic | None:
+    """E-NESTING at the first node deeper than MAX_SYNTAX_DEPTH, found without recursion, so
+    that the recursive passes after the parser never meet a RecursionError."""
+    from lark import Tree
+
+    stack = [(tree, 1, None)]
+    while stack:
+        node, depth, expression = stack.pop()
+        if expression is None and node.data in _EXPRESSION_RULES:
+            expression = node  # the outermost operation: the whole expression
+        if depth > MAX_SYNTAX_DEPTH:
+            culprit = expression if expression is not None else node
+            span = Span(file, 1, 1, 1, 2) if culprit.meta.empty else _span(file, culprit.meta)
+            if expression is not None:
+                return error("E-NESTING", f"this expression is too long: it chains more than "
+                             f"{MAX_SYNTAX_DEPTH} operations", span,
+                             hint="work the value out and write the number, or make it an "
+                                  "`arch` parameter")
+            return error("E-NESTING", f"the spec nests more than {MAX_SYNTAX_DEPTH} levels deep",
+                         span, hint="flatten the nesting, or define a `block` for the inner part")
+        stack.extend((child, depth + 1, expression) for child in node.children
+                     if isinstance(child, Tree))
+    return None
 
 
 def _at_end(exc) -> bool:

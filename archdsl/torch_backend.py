@@ -100,9 +100,19 @@ class CompiledNetwork(Block):
         return f"input {shape}"
 
 
-def to_torch(network) -> CompiledNetwork:
-    """Compile a checked archdsl Network into a torch module."""
+def to_torch(network, memory_limit: int | None = None) -> CompiledNetwork:
+    """Compile a checked archdsl Network into a torch module.
+
+    Raises SpecError (E-TOO-BIG) before allocating anything when the parameters would need
+    more than `memory_limit` bytes (default: this machine's memory).
+    """
+    from .check import build_refusal, memory_size
+    from .diagnostics import SpecError
+
     graph = network.graph
+    refusal = build_refusal(graph, memory_size() if memory_limit is None else memory_limit)
+    if refusal is not None:
+        raise SpecError([refusal], source=network.source)
     groups = {g.name: g for g in graph.graph["groups"].values()}
     tree: dict = {"children": OrderedDict()}
 

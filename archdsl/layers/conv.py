@@ -107,7 +107,9 @@ class Conv(LayerKind):
 
 
 def _divisor_hint(channels: int, groups: int) -> str:
-    divisors = [d for d in range(1, channels + 1) if channels % d == 0]
+    # Look near `groups` only: a full divisor search of a huge channel count would hang.
+    window = range(max(1, groups - 256), min(channels, groups + 256) + 1)
+    divisors = {1} | {d for d in window if channels % d == 0}
     near = sorted(divisors, key=lambda d: abs(d - groups))[:3]
     return "groups must divide the channel count; close choices: " + ", ".join(
         f"`g{d}`" for d in sorted(near))

@@ -101,8 +101,7 @@ class _AdaptivePool(LayerKind):
     def receptive(self, a, x):
         # PyTorch's windows run from floor(i*I/O) to ceil((i+1)*I/O): the widest one, and the
         # average step between windows.
-        kernel = tuple(max(-(-(i + 1) * size // o) - (i * size) // o for i in range(o))
-                       for size, o in zip(x[1:], a.size))
+        kernel = tuple(_widest_window(size, o) for size, o in zip(x[1:], a.size))
         stride = tuple(max(size // o, 1) for size, o in zip(x[1:], a.size))
         return kernel, stride
 
@@ -113,6 +112,15 @@ class _AdaptivePool(LayerKind):
         import torch.nn as nn
 
         return getattr(nn, self.torch_name)(tuple(a.size))
+
+
+def _widest_window(size: int, out: int) -> int:
+    """The widest of PyTorch's adaptive windows over `size` inputs giving `out` outputs."""
+    if size % out == 0:
+        return size // out
+    if out > 4096:  # a bound, not a scan over millions of windows: ceil(I/O) + 1 at most
+        return min(-(-size // out) + 1, size)
+    return max(-(-(i + 1) * size // out) - (i * size) // out for i in range(out))
 
 
 @layer("adaptiveavgpool", family="pool", positional=("size",),
