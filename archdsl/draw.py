@@ -170,6 +170,8 @@ def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | Non
                                {"label": "", "shape": "point", "width": "0.08",
                                 "tooltip": f"{node['combinator'].kind}< … > splits here"}))
     for gid, members in block_members.items():
+        if not members:  # a call that made no layers (`repeat 0`, or errors): nothing to draw
+            continue
         group = groups[gid]
         attrs = _block_attrs(graph, group, members, errors, source_lines)
         families_used.add("block")
@@ -268,7 +270,8 @@ def _node_attrs(graph, nid, node, error: Diagnostic | None, source_lines) -> dic
                  "fillcolor": FAMILIES["merge"][0], "width": "0.3", "fixedsize": "false",
                  "fontsize": "14" if op != "concat" else "10"}
     else:
-        label = kind.describe(node["args"])
+        # a layer whose arguments did not resolve has none to describe: its name says enough
+        label = node["op"] if node.get("invalid") else kind.describe(node["args"])
         if node.get("params"):
             label += f"\n{_count(node['params'])}"
         if node.get("inserted"):

@@ -20,7 +20,9 @@ from .syntax import (BinOp, BlockDef, Branch, Combinator, Keyword, Layer, Name, 
                      ShapeLit, Spec)
 
 COMBINATORS = {"residual": "add", "add": "add", "mul": "mul", "concat": "concat"}
-MAX_NODES = 100_000  # far beyond any real network (ResNet-152 has 516); stops runaway repeats
+# Far beyond any real network (ResNet-152 has 516 layers, DenseNet-264 about 1,000); stops
+# runaway repeats, and keeps `check` of the largest spec it allows to about a second.
+MAX_NODES = 10_000
 # Block calls, repeats and combinators nested inside each other (a combinator or a repeat
 # counts twice: itself and its branch or iteration). PyTorch runs nested modules by Python
 # recursion, and a forward pass through much deeper nesting would hit its recursion limit.
@@ -236,7 +238,10 @@ class _Expander:
         for i in range(count):
             iname = f"{name}.{i}"
             igid = self._new_group("iteration", iname, f"{i + 1} of {count}", st.span, outer)
+            errors = len(self.diagnostics)
             src = self._emit(st.body, src, self._child(outer, iname, igid))
+            if len(self.diagnostics) > errors:
+                break  # every further iteration would only repeat the same errors
         return src
 
     def _combinator(self, st: Combinator, src: str, scope: _Scope) -> str:
@@ -265,6 +270,7 @@ class _Expander:
         inner = self._child(scope, name, gid)
         roles = ["body", "shortcut"] if st.kind == "residual" else [f"branch{i + 1}" for i in range(n)]
         ends = []
+        errors = len(self.diagnostics)
         for role, branch in zip(roles, st.branches):
             bname = f"{name}.{role}"
             bgid = self._new_group("branch", bname, role, branch.span, inner)
@@ -279,7 +285,9 @@ class _Expander:
         merge_id = self._add_node(f"{name}.{merge}", op=merge, kind=layers.get(merge), args=Args({}),
                                   span=st.span, groups=inner.groups, combinator=st, fork=src,
                                   auto_shortcut=st.kind == "residual" and n == 1,
-                                  scope_prefix=inner.prefix)
+                                  scope_prefix=inner.prefix,
+                                  # a branch with errors may lack layers: no shapes to compare
+                                  invalid=len(self.diagnostics) > errors)
         if st.kind == "residual" and n == 1:
             ends.append(src)
         for port, end in enumerate(ends):
@@ -388,7 +396,7 @@ class _Expander:
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
-        flags = kind.flags()
+        flags = kind.flags()  # cached by the kind
         positional = list(kind.positional)
         by_name = {a.name: a for a in kind.args}
         keyword_names = {**{a.name: a.name for a in kind.args}, **flags}

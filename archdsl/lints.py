@@ -32,11 +32,12 @@ def _line(node) -> str:
 
 def no_nonlinearity(graph):
     """Two weighted layers with nothing nonlinear between them collapse into one linear map."""
+    sources = _linear_sources(graph)
     for nid, node in _nodes(graph):
         kind = node["kind"]
         if not kind.weighted:
             continue
-        for prev_id in _linear_sources(graph, nid):
+        for prev_id in _sources_before(graph, nid, sources):
             prev = graph.nodes[prev_id]
             if _is_bottleneck(graph, prev_id, node):
                 continue  # a deliberate low-rank factorisation (MobileNetV2's linear bottleneck)
@@ -47,23 +48,34 @@ def no_nonlinearity(graph):
                 hint="add an activation such as `relu` between them")
 
 
-def _linear_sources(graph, nid):
+_MAX_SOURCES = 8  # enough to find one that is not a bottleneck; keeps long chains linear
+
+
+def _sources_before(graph, nid, sources) -> list[str]:
     """Weighted layers that reach `nid` through linear, weight-free layers only."""
-    seen, stack, found = set(), list(graph.pred[nid]), []
-    while stack:
-        p = stack.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        node = graph.nodes[p]
-        kind = node["kind"]
+    found: list[str] = []
+    for p in reversed(list(graph.pred[nid])):
+        kind = graph.nodes[p]["kind"]
         if kind is None or kind.nonlinear:
             continue
-        if kind.weighted:
-            found.append(p)
+        for s in [p] if kind.weighted else sources[p]:
+            if s not in found:
+                found.append(s)
+    return found[:_MAX_SOURCES]
+
+
+def _linear_sources(graph) -> dict[str, list[str]]:
+    """For every node, the weighted layers that reach its output through linear, weight-free
+    layers only (the node itself excluded), in one pass in topological order: walking back
+    from every layer instead would be quadratic along a chain of residual merges."""
+    sources: dict[str, list[str]] = {}
+    for nid in graph.graph["order"]:
+        kind = graph.nodes[nid]["kind"]
+        if kind is None or kind.nonlinear or kind.weighted:
+            sources[nid] = []
         else:
-            stack.extend(graph.pred[p])
-    return found
+            sources[nid] = _sources_before(graph, nid, sources)
+    return sources
 
 
 def _is_bottleneck(graph, prev_id, node) -> bool:

@@ -142,6 +142,7 @@ def _analyse(text, file, params, input_shape):
         diagnostics += check(graph)
     if graph is not None and not any(d.is_error for d in diagnostics):
         diagnostics += lint(graph)
+    diagnostics = list(dict.fromkeys(diagnostics))  # a statement expanded twice reports once
     diagnostics.sort(key=sort_key)
     return spec, graph, diagnostics
 

@@ -90,7 +90,11 @@ class LayerKind:
         return None
 
     def flags(self) -> dict[str, str]:
-        return {a.flag: a.name for a in self.args if a.flag}
+        """Short flag letter -> argument name: {"k": "kernel", "s": "stride", …}."""
+        cached = self.__dict__.get("_flags")
+        if cached is None:
+            cached = self.__dict__["_flags"] = {a.flag: a.name for a in self.args if a.flag}
+        return cached
 
     # -- the static rules ---------------------------------------------------------------
     def shape(self, a: Args, x: Shape) -> Shape:

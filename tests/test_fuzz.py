@@ -1,0 +1,294 @@
+"""Hostile input: whatever text a user feeds archdsl, checking (and drawing) it ends in a
+Network or in located errors, within a second and 200 MB, never in a traceback.
+
+The generators and the oracle live in tests/fuzzgen.py; tools/fuzz.py runs the same ones for
+as long as you like (`make fuzz MINUTES=10`). Every failure they found is a regression case
+at the bottom of this file.
+"""
+
+import random
+import time
+import tracemalloc
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from archdsl import SpecError, loads
+from archdsl.network import analyse
+from fuzzgen import (MUTATIONS, SPEC_TEXTS, RandomChooser, grammatical_spec, minimize, mutate,
+                     mutated_spec, run_case, seeded, strategy, valid_spec)
+
+
+
+def fuzz(examples: int):
+    """The settings of a fuzz test: the loaded profile, `examples` cases, no deadline (the
+    oracle times each case itself)."""
+    return settings(settings.default, max_examples=examples, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _sampled(text: str) -> bool:
+    """Trace the memory of one case in three (tracing makes a case four times slower)."""
+    return zlib.crc32(text.encode("utf-8", "replace")) % 3 == 0
+
+
+def _behaves(text: str, trace_memory: bool = True):
+    outcome = run_case(text, trace_memory=trace_memory)
+    assert outcome.failure is None, f"{outcome.failure}: {outcome.detail}\n{text!r}"
+    return outcome
+
+
+# ----------------------------------------------------------------------------- generated
+# Two ways to the same generators: hypothesis strategies (shrinkable, but drawing every
+# choice through hypothesis costs more than checking the spec), and numbered seeds in bulk.
+
+
+@fuzz(100)
+@given(strategy(grammatical_spec))
+def test_grammatical_specs_end_in_a_network_or_located_errors(text):
+    _behaves(text, _sampled(text))
+
+
+@fuzz(150)
+@given(strategy(valid_spec))
+def test_well_formed_specs_check_clean(text):
+    outcome = _behaves(text, _sampled(text))
+    assert outcome.checked, [(d.code, d.message) for d in analyse(text)[1]]
+
+
+@fuzz(100)
+@given(strategy(mutated_spec))
+def test_mutated_specs_end_in_a_network_or_located_errors(case):
+    text, _ = case
+    _behaves(text, _sampled(text))
+
+
+@pytest.mark.parametrize("kind,count", [("grammatical", 500), ("mutated", 500)])
+def test_seeded_cases_in_bulk(kind, count):
+    for seed in range(count):
+        text, what = seeded(kind, seed)
+        outcome = run_case(text, trace_memory=seed % 5 == 0)
+        if outcome.failure is not None:
+            small = minimize(text, lambda t: run_case(t).failure == outcome.failure)
+            pytest.fail(f"{what}: {outcome.failure}: {outcome.detail}\nminimized: {small!r}")
+
+
+@pytest.mark.parametrize("kind", MUTATIONS)
+@pytest.mark.parametrize("name", sorted(SPEC_TEXTS))
+def test_every_mutation_of_every_spec(name, kind):
+    chooser = RandomChooser(random.Random(f"{name}:{kind}"))
+    text, _ = mutate(chooser, SPEC_TEXTS[name], kind)
+    _behaves(text, _sampled(text) or kind in ("nest", "number", "garbage"))
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def _codes(text):
+    return [d.code for d in analyse(text, "limits.arch")[1]]
+
+
+def _quick(text, seconds=1.0, megabytes=50):
+    """The diagnostics of `text`, asserting it took less than `seconds` and `megabytes`."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        _, diagnostics = analyse(text, "limits.arch")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    elapsed = time.perf_counter() - start
+    assert elapsed < seconds * 4, elapsed  # traced: about four times slower
+    assert peak < megabytes << 20, peak
+    return diagnostics
+
+
+@pytest.mark.parametrize("text", [
+    "input 8x8x8\nrepeat 99999999999999999999 { relu }\n",
+    "input 8x8x8\nrepeat 1e300 { relu }\n",
+    "input 8x8x8\nrepeat 1000 { repeat 1000 { repeat 1000 { relu } } }\n",
+    "input 8x8x8\n" + "repeat 2 { " * 40 + "relu" + " }" * 40 + "\n",
+    "input 8x8x8\nblock b(n) { repeat n { relu } }\nrepeat 1000 { b 1000 }\n",
+    "input 8x8x8\nblock b(n) { repeat n { relu } }\nblock c(n) { repeat n { b n } }\n"
+    "repeat 100 { c 100 }\n",
+    "arch n(k=99999999999999999999)\ninput 8x8x8\nblock b { repeat k { relu } }\nb\n",
+    "input 8x8x8\nrepeat 5000 { residual< relu > }\n",
+    "input 8x8x8\nrepeat 10 { concat< repeat 1000 { relu } | identity > }\n",
+])
+def test_runaway_expansion_is_refused_before_it_happens(text):
+    diagnostics = _quick(text, seconds=0.5, megabytes=10)
+    assert [d.code for d in diagnostics] == ["E-TOO-BIG"], diagnostics
+    assert "10,000 layers" in diagnostics[0].message
+
+
+def test_the_largest_network_allowed_checks_within_a_second():
+    from archdsl.expand import MAX_NODES
+
+    text = f"input 8x8x8\nrepeat {(MAX_NODES - 2) // 4} {{ residual< conv 8 k3 p1; bn; relu > }}\n"
+    start = time.perf_counter()
+    network, diagnostics = analyse(text)
+    assert network is not None and len(network.graph) <= MAX_NODES
+    assert time.perf_counter() - start < 1.5  # a margin for a loaded machine
+
+
+@pytest.mark.parametrize("text,chain", [
+    ("input 8x8x8\nblock a(c) { a c }\na 1\n", "a → a"),
+    ("input 8x8x8\nblock a(c) { relu; b c }\nblock b(c) { c2 c }\nblock c2(c) { a c }\na 1\n",
+     "a → b → c2 → a"),
+    ("input 8x8x8\nblock a { residual< repeat 2 { a } > }\na\n", "a → a"),
+    ("input 8x8x8\nblock a { concat< identity | b > }\nblock b { add< a | identity > }\nb\n",
+     "b → a → b"),
+])
+def test_block_recursion_is_an_error_naming_the_chain(text, chain):
+    diagnostics = _quick(text)
+    assert [d.code for d in diagnostics] == ["E-RECURSION"]
+    assert chain in diagnostics[0].message
+
+
+@pytest.mark.parametrize("text", [
+    "input 8x8x8\n" + "residual< " * 3000 + "relu" + " >" * 3000 + "\n",
+    "input 8x8x8\n" + "repeat 1 { " * 3000 + "relu" + " }" * 3000 + "\n",
+    "input 8x8x8\nconv " + "+".join(["1"] * 5000) + " k3\n",
+    "input 8x8x8\nconv 8 k3 s=" + "-(" * 2000 + "1" + ")" * 2000 + "\n",
+    "input 8x8x8\n" + "".join(f"block b{i} {{ b{i + 1} }}\n" for i in range(500)) +
+    "block b500 { relu }\nb0\n",
+    "input 8x8x8\n" + "add< identity | " * 60 + "relu" + " >" * 60 + "\n",
+])
+def test_deep_nesting_is_an_error_not_a_recursion_error(text):
+    diagnostics = _quick(text, seconds=2, megabytes=100)
+    assert [d.code for d in diagnostics] == ["E-NESTING"], diagnostics
+    assert diagnostics[0].span.line == 2 or "block" in text
+
+
+def test_brackets_nest_as_deep_as_the_limit_allows():
+    from archdsl.expand import MAX_DEPTH
+
+    depth = MAX_DEPTH // 2  # a combinator counts two levels
+    ok = "input 8x8x8\n" + "add< identity | " * depth + "relu" + " >" * depth + "\n"
+    assert _codes(ok) == []
+    deeper = ok.replace("add< identity | ", "add< identity | add< identity | ", 1)
+    assert _codes(deeper.replace(" >", " > >", 1)) == ["E-NESTING"]
+
+
+@pytest.mark.parametrize("text,location", [
+    ("input 3x100000000x100000000\nconv 8 k3\nrelu\nflatten\nlinear 10\n", 5),
+    ("input 3x8x8\nconv 99999999999 k3\n", 2),
+    ("input 3x8x8\nconv 99999999999999999999999999999 k1\nadaptiveavgpool 99999999999\n", 2),
+    ("input 100000\nlinear 100000000\n", 2),
+    ("input 99999999999999999999\nlinear 99999999999999999999\n", 2),
+    ("arch n(c=99999999999999999999)\ninput 8x8x8\nconv c+c k3\n", 3),
+])
+def test_huge_sizes_are_checked_without_allocating_and_warned_about(text, location):
+    diagnostics = _quick(text, seconds=0.5, megabytes=5)
+    huge = [d for d in diagnostics if d.code == "W-HUGE"]
+    assert huge and not any(d.is_error for d in diagnostics if d.code != "E-GROUPS"), diagnostics
+    assert location in [d.span.line for d in huge]
+    assert " B " in huge[0].message or "iB" in huge[0].message  # the estimate, in bytes
+
+
+def test_building_a_network_larger_than_memory_is_refused_before_allocating():
+    import archdsl.torch_backend  # noqa: F401 - importing torch is not what is measured
+
+    network = loads("input 3x8x8\nconv 99999999999 k3\nrelu\n", "huge.arch")
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpecError) as info:
+            network.to_torch()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20
+    (d,) = info.value.diagnostics
+    assert d.code == "E-TOO-BIG" and d.span.line == 2 and "10.2 TiB" in d.message
+    assert "^^^" in info.value.render()
+
+
+def test_the_build_limit_is_the_memory_given():
+    from archdsl.torch_backend import to_torch
+
+    network = loads("input 3x8x8\nconv 8 k3\nbn\nrelu\nflatten\nlinear 10\n")
+    assert to_torch(network, memory_limit=network.memory["params"]) is not None
+    with pytest.raises(SpecError) as info:
+        to_torch(network, memory_limit=network.memory["params"] - 1)
+    from archdsl.report import human_bytes
+
+    message = info.value.diagnostics[0].message
+    assert message.startswith(f"building this network needs about "
+                              f"{human_bytes(network.memory['params'])} for its parameters")
+    assert info.value.diagnostics[0].span.line == 6  # the largest layer: linear 10
+
+
+def test_export_refuses_a_network_larger_than_memory(tmp_path, capsys):
+    from archdsl.cli import main
+
+    spec = tmp_path / "huge.arch"
+    spec.write_text("input 3x8x8\nconv 99999999999 k3\n")
+    assert main(["check", str(spec)]) == 0
+    assert main(["export", str(spec), "--to", "python", "-o", str(tmp_path / "huge.py")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E-TOO-BIG]" in err and "TiB" in err and "Traceback" not in err
+    assert not (tmp_path / "huge.py").exists()
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00" * 100, b"\xef\xbb\xbfinput 3x8x8\r\nrelu\r\n", b"input 3x8x8\rrelu\r",
+    bytes(range(256)), b"\xff\xfe\x00i\x00n\x00", b"input 3x8x8\nconv 8 k3\x00\n",
+    "input 3x8x8\nconvé 8 k3\n层 2\n".encode(), b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+])
+def test_the_command_line_reads_any_bytes_without_a_traceback(data, tmp_path, capsys):
+    from archdsl.cli import main
+
+    spec = tmp_path / "odd.arch"
+    spec.write_bytes(data)
+    status = main(["check", str(spec)])
+    assert main(["draw", str(spec), "-o", str(tmp_path / "odd.dot"), "--force"]) == status
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert status == (0 if b"relu" in data and b"conv" not in data else 1), err
+
+
+# ----------------------------------------------------------------------------- regressions
+
+# Inputs the fuzzers found, minimized: (what went wrong, text). Each must now behave.
+REGRESSIONS = [
+    # hung: the receptive field of an adaptive pool scanned every one of its output windows
+    ("hang", "input 3x8x8\nadaptiveavgpool 999999999\n"),
+    ("hang", "input 3x8x8\nadaptivemaxpool 1x99999999999\n"),
+    # hung: the hint for groups that do not divide listed every divisor of the channel count
+    ("hang", "input 3x8x8\nconv 100000000001 k1\nconv 4 k1 g3\n"),
+    ("hang", "input 3x8x8\nconv 99999999999 k1\ngroupnorm 7\nconv 8 k1 g=5\n"),
+    # E-NESTING at 1:1 after a RecursionError: an expression of thousands of terms
+    ("unlocated", "input 8x8x8\nconv " + "+".join(["1"] * 3000) + " k3\n"),
+    # 34,000 copies of two errors, and 12 s: a repeated body's errors, once per iteration
+    ("slow", "arch net(n=8)\ninput 16\nrepeat (64 * 140) { gelu n*n g5 }\n"),
+    # quadratic: the no-nonlinearity lint walked back along every residual merge
+    ("slow", "input 8x8x8\nrepeat 800 { residual< conv 8 k3 p1; relu > }\n"),
+    ("slow", "input 8x8x8\nrepeat 800 { residual< conv 8 k3 p1 > }\n"),
+    # checked clean, then PyTorch's forward pass hit the recursion limit: nesting 99 deep
+    ("deep", "input 8x8x8\n" + "add< identity | " * 99 + "relu" + " >" * 99 + "\n"),
+    # draw: AttributeError describing a layer whose arguments had not resolved
+    ("draw", "input 1x28x28\nblock b0 { identity d0 kernel=replicate g11 }\nb0\nmaxpool noaffine\n"),
+    ("draw", "input 3x8x8\nconv\nadaptiveavgpool\ngroupnorm x3\n"),
+    # draw: IndexError on a block call that made no layer (an error, or `repeat 0`)
+    ("draw", "input 3x8x8\nblock b { add< relu > }\nb\nrelu\n"),
+    ("draw", "input 3x8x8\nblock b(c) { repeat 0 { relu } }\nb 1\nrelu\n"),
+]
+
+
+@pytest.mark.parametrize("kind,text", REGRESSIONS, ids=[f"{k}-{i}" for i, (k, _) in
+                                                        enumerate(REGRESSIONS)])
+def test_regression(kind, text):
+    from archdsl.draw import DrawOptions, to_dot
+    from archdsl.network import analyse_graph
+
+    outcome = _behaves(text, trace_memory=kind != "slow")  # tracing would distort the time
+    _, graph, diagnostics = analyse_graph(text)
+    if graph is not None and kind == "draw":
+        for collapse in ("all", "none", "auto"):
+            to_dot(graph, diagnostics, DrawOptions(collapse=collapse)).source
+    assert len(diagnostics) == len(set(diagnostics)) <= 5, diagnostics
+    if kind == "deep":
+        assert [d.code for d in diagnostics] == ["E-NESTING"]
+    if kind == "unlocated":
+        assert diagnostics[0].span.line == 2 and diagnostics[0].span.column == 6
