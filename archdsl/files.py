@@ -1,28 +1,78 @@
-"""Writing output files without ever leaving half of one behind."""
+"""Writing output files without ever leaving half of one behind.
+
+Every file is written to a temporary name beside it (`.NAME.XXXXXXXX.EXT`), flushed to the
+disk, and renamed into place. A failure, a Ctrl-C or a kill before the rename leaves the
+old file as it was; a kill can leave a temporary behind, which `remove_temporaries` clears.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+
+class WriteError(OSError):
+    """A file that could not be written; `path` is the file that was to be written."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+def _temporary(out: Path) -> str:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    return tmp
+
+
+def _finish(tmp: str, out: Path, write: Callable[[str], None], any_failure: bool) -> None:
+    """Run `write(tmp)` and flush the result to the disk. An OSError (or, with `any_failure`,
+    any exception) becomes a WriteError naming `out`."""
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the rename must not reach the disk before the data
+    except OSError as exc:
+        raise WriteError(out, exc.strerror or str(exc)) from exc
+    except Exception as exc:  # torch and safetensors report a full disk in their own way
+        if not any_failure:
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        raise WriteError(out, f"{type(exc).__name__}: {first}") from exc
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not every system can sync a folder
+    finally:
+        os.close(fd)
 
 
 def atomic_write(out: Path, write: Callable[[str], None]) -> None:
     """Call `write(tmp_path)` on a temporary file beside `out`, then rename it into place.
 
-    A failure (or a kill) before the rename leaves `out` as it was.
+    A failure (or a kill) before the rename leaves `out` as it was; failures raise WriteError.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
+    tmp = _temporary(out)
     try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+        _finish(tmp, out, write, any_failure=False)
         os.replace(tmp, out)
+        _sync_folder(out.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -30,3 +80,64 @@ def atomic_write(out: Path, write: Callable[[str], None]) -> None:
 
 def atomic_write_bytes(out: Path, data: bytes) -> None:
     atomic_write(out, lambda tmp: Path(tmp).write_bytes(data))
+
+
+@contextmanager
+def atomic_batch() -> Iterator[Callable[[Path, Callable[[str], None]], None]]:
+    """Several files written as one: `write(out, fn)` for each, renamed into place in that
+    order only once all are written. A failure or Ctrl-C while writing changes none of them;
+    any failure of a write is a WriteError naming its file."""
+    pending: list[tuple[str, Path]] = []
+
+    def write(out: Path, fn: Callable[[str], None]) -> None:
+        out = Path(out)
+        tmp = _temporary(out)
+        pending.append((tmp, out))
+        _finish(tmp, out, fn, any_failure=True)
+
+    try:
+        yield write
+        with _signals_held():  # Ctrl-C between two renames would leave a mixed set
+            for tmp, out in pending:
+                os.replace(tmp, out)
+        if pending:
+            _sync_folder(pending[0][1].parent)
+    finally:
+        for tmp, _ in pending:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (where the system allows) until the block is done."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "pthread_sigmask") else set()
+    if not held or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def is_temporary(path: Path, names: set[str] | None = None) -> bool:
+    """Whether `path` is a temporary left by a write that was killed (of one of `names`)."""
+    match = re.fullmatch(r"\.(.+)\.[a-z0-9_]{8}(\.[^.]*)?", Path(path).name)
+    if match is None or not match.group(1).endswith(match.group(2) or ""):
+        return False
+    return names is None or match.group(1) in names
+
+
+def remove_temporaries(folder: Path, names: set[str]) -> list[Path]:
+    """Delete the temporaries of `names` in `folder` that killed writes left behind."""
+    removed = []
+    for path in Path(folder).iterdir():
+        if path.is_file() and is_temporary(path, names):
+            path.unlink()
+            removed.append(path)
+    return removed
