@@ -2,11 +2,13 @@
 
 Weights are safetensors files, or state_dicts saved by torch.save and read with
 `weights_only=True` (PyTorch's restricted loader: tensors and plain containers, no code).
-A checkpoint that does not fit names the first layer that differs and its spec line.
+A truncated, tampered or foreign file, or one holding NaN or infinite values, is refused
+naming the file; one that does not fit names the first layer that differs and its spec line.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
@@ -24,31 +26,44 @@ def read_state(path: Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"cannot read the checkpoint {path}: no such file")
+        reason = "it is a folder" if path.is_dir() else "no such file"
+        raise CheckpointError(f"cannot read the checkpoint {path}: {reason}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it
+                warnings.simplefilter("ignore")
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, tampered or foreign: one clear message
         raise CheckpointError(f"cannot read the checkpoint {path}: it is damaged or not a "
-                              f"checkpoint ({type(exc).__name__})") from None
+                              f"checkpoint ({type(exc).__name__}); nothing in it was run. Use "
+                              "another checkpoint, or train the run again") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
-    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
-        raise CheckpointError(f"{path} holds no state_dict")
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"cannot read the checkpoint {path}: it holds no weights (a "
+                              "state_dict of tensors)")
+    bad = next((k for k, v in state.items()
+                if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"cannot use the checkpoint {path}: its {bad} holds NaN or "
+                              "infinite values; it was damaged, or saved from a run that diverged")
     return state
 
 
-def _layer_of(network, key: str) -> str:
-    """`basic3.residual1.body.conv1 (specs/resnet18.arch:5)` for a state_dict key."""
-    name = key.rsplit(".", 1)[0]
+def layer_of(network, key: str, with_tensor: bool = False) -> str:
+    """`layer basic3.residual1.body.conv1 (specs/resnet18.arch:5)` for a state_dict key (with
+    `with_tensor`: `layer conv1's weight (…)`)."""
+    name, _, tensor = key.rpartition(".")
     graph = network.graph
     if name in graph.nodes:
         span = graph.nodes[name]["span"]
-        return f"layer {name} ({span.file}:{span.line})"
+        what = f"layer {name}'s {tensor}" if with_tensor else f"layer {name}"
+        return f"{what} ({span.file}:{span.line})"
     return f"tensor {key}"
 
 
@@ -59,10 +74,10 @@ def fit_state(network, model, state: dict, source: str) -> None:
     for key, tensor in expected.items():
         if key not in state:
             raise CheckpointMismatch(f"{source} does not fit this spec: it has no {key} for "
-                                     f"{_layer_of(network, key)}")
+                                     f"{layer_of(network, key)}")
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointMismatch(
-                f"{source} does not fit this spec: {_layer_of(network, key)} needs "
+                f"{source} does not fit this spec: {layer_of(network, key)} needs "
                 f"{key.rsplit('.', 1)[1]} of shape {'x'.join(map(str, tensor.shape))}, the "
                 f"checkpoint has {'x'.join(map(str, state[key].shape))}")
     extra = [k for k in state if k not in expected]
