@@ -2,8 +2,9 @@
 
 A folder is either `train/<class>/…` with `val/<class>/…` (or `test/`), or `<class>/…` alone,
 split into train and validation by a seeded, stratified `val_split`. Images in any mode PIL
-reads (grayscale, RGB, RGBA, CMYK, palette, 16-bit) are converted to the spec's channel count;
-files that are not images or fail to decode are skipped and summarised once.
+reads (grayscale, RGB, RGBA, CMYK, palette, 16-bit, float) are converted to the spec's channel
+count; files that are not images or fail to decode are skipped and summarised once, and class
+folders left with no usable image are left out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 DIGITS = Path(__file__).resolve().parent.parent / "datasets" / "digits.csv.gz"
 VAL_NAMES = ("val", "valid", "validation", "test")
+CONVERTIBLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr")
 
 
 class DataError(Exception):
@@ -40,6 +42,7 @@ class DataSet:
     source: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     split: str = "folders"  # "folders" (train/ and val/) or "val_split"
+    empty_classes: list[str] = field(default_factory=list)  # folders left out: no usable image
 
 
 def load_digits() -> tuple[list[str], list[Sample]]:
@@ -89,26 +92,62 @@ def load_folder(root: Path, val_split: float, seed: int, channels: int = 3) -> D
         val_dir = next((subdirs[n] for n in VAL_NAMES if n in subdirs), None)
         if val_dir is None:
             raise DataError(f"{root} has train/ but no val/ (or test/) folder next to it")
-        classes = [p.name for p in _class_folders(subdirs["train"])]
-        if not classes:
-            raise DataError(f"{subdirs['train']} has no class folders")
-        index = {c: i for i, c in enumerate(classes)}
-        extra = [p.name for p in _class_folders(val_dir) if p.name not in index]
+        train_dir = subdirs["train"]
+        if not _class_folders(train_dir):
+            raise DataError(f"{train_dir} has no class folders")
+        train, skipped = _readable_images(train_dir, channels)
+        val, bad_val = _readable_images(val_dir, channels)
+        classes = sorted(train)
+        extra = [c for c in val if c not in train]
         if extra:
-            raise DataError(f"{val_dir} has classes that train/ lacks: {', '.join(extra[:5])}")
-        train = [Sample(index[c], path=f) for c in classes for f in _files(subdirs["train"] / c)]
-        val = [Sample(index[p.name], path=f) for p in _class_folders(val_dir) for f in _files(p)]
-        train, bad_train = check_decodable(train, channels)
-        val, bad_val = check_decodable(val, channels)
-        return DataSet(classes, train, val, str(root), skipped=bad_train + bad_val)
-    classes = [p.name for p in _class_folders(root)]
-    if not classes:
+            raise DataError(f"{val_dir} has classes that {train_dir.name}/ lacks or holds no usable "
+                            f"image of: {', '.join(extra[:5])}; add their training images or "
+                            "remove those folders")
+        empty = sorted({p.name for p in _class_folders(train_dir)} - set(classes))
+        _require_images(train_dir, classes, skipped)
+        index = {c: i for i, c in enumerate(classes)}
+        return DataSet(classes, _labelled(train, index), _labelled(val, index), str(root),
+                       skipped=skipped + bad_val, empty_classes=empty)
+    if not subdirs:
         raise DataError(f"{root} has no class folders: put each class's images in a folder named "
                         "after the class (cat/…, dog/…)")
-    samples = [Sample(i, path=f) for i, c in enumerate(classes) for f in _files(root / c)]
-    samples, skipped = check_decodable(samples, channels)  # before splitting, to keep the balance
+    images, skipped = _readable_images(root, channels)  # before splitting, to keep the balance
+    classes = sorted(images)
+    _require_images(root, classes, skipped)
+    empty = sorted({p.name for p in _class_folders(root)} - set(classes))
+    samples = _labelled(images, {c: i for i, c in enumerate(classes)})
     train, val = stratified_split(samples, val_split, seed)
-    return DataSet(classes, train, val, str(root), skipped=skipped, split="val_split")
+    return DataSet(classes, train, val, str(root), skipped=skipped, split="val_split",
+                   empty_classes=empty)
+
+
+def _readable_images(root: Path, channels: int) -> tuple[dict[str, list[Path]], list]:
+    """The files of each class folder of `root` that decode, by class (classes with none are
+    left out), and (path, reason) for the files that do not."""
+    images, skipped = {}, []
+    for folder in _class_folders(root):
+        samples = [Sample(0, path=f) for f in _files(folder)]
+        good, bad = check_decodable(samples, channels)
+        skipped += bad
+        if good:
+            images[folder.name] = [s.path for s in good]
+    return images, skipped
+
+
+def _labelled(images: dict[str, list[Path]], index: dict[str, int]) -> list[Sample]:
+    return [Sample(index[c], path=f) for c in sorted(images) for f in images[c]]
+
+
+def _require_images(root: Path, classes: list[str], skipped: list) -> None:
+    if classes:
+        return
+    if skipped:
+        path, reason = skipped[0]
+        raise DataError(f"{root} has no usable images: none of its {len(skipped)} file(s) can be "
+                        f"read as an image (the first, {path}: {reason}); put PNG or JPEG "
+                        "images in its class folders")
+    raise DataError(f"{root}'s class folders are empty; put each class's images in a folder "
+                    "named after the class (cat/…, dog/…)")
 
 
 def load_dataset(source: str, val_split: float = 0.1, seed: int = 0, channels: int = 3) -> DataSet:
@@ -131,6 +170,8 @@ def decode(sample: Sample, channels: int):
             opened.load()
             image = opened
     image = _to_8bit(image)
+    if image.mode not in CONVERTIBLE:
+        raise ValueError(f"unsupported colour mode {image.mode}")
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -144,15 +185,41 @@ def decode(sample: Sample, channels: int):
 
 
 def _to_8bit(image):
-    """16-bit and float images become 8-bit grayscale, scaled by their range."""
+    """16-bit, 32-bit and float images become 8-bit grayscale, scaled by the range of their
+    finite values (NaN and infinities become black and white)."""
     from PIL import Image
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if image.mode.startswith("I") or image.mode == "F":
         array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
+        finite = array[np.isfinite(array)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        array = np.nan_to_num(array, nan=low, posinf=high, neginf=low)
         scale = 255.0 / (high - low) if high > low else 0.0
-        return Image.fromarray(((array - low) * scale).astype(np.uint8))
+        return Image.fromarray(np.clip((array - low) * scale, 0, 255).astype(np.uint8))
     return image
+
+
+def unreadable(exc: BaseException, path: Path | None = None) -> str:
+    """Why a file is not a usable image, in words: `empty file`, `not an image`, …"""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not an image"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if path is not None and path.is_file() and path.stat().st_size == 0:
+        return "empty file"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "too many pixels (a decompression bomb?)"
+    if isinstance(exc, ValueError) and "colour mode" in str(exc):
+        return str(exc)
+    if isinstance(exc, (OSError, SyntaxError, EOFError)):
+        return "truncated or damaged"
+    return f"cannot be decoded ({type(exc).__name__})"
 
 
 def check_decodable(samples: list[Sample], channels: int) -> tuple[list[Sample], list]:
@@ -167,7 +234,7 @@ def check_decodable(samples: list[Sample], channels: int) -> tuple[list[Sample],
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped, not fatal
-            bad.append((str(s.path), type(exc).__name__))
+            bad.append((str(s.path), unreadable(exc, s.path)))
             continue
         good.append(s)
     return good, bad
