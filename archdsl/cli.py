@@ -1,6 +1,7 @@
 """The `archdsl` command. Only this module turns diagnostics into text and exit codes.
 
-Exit codes: 0 success, 1 a spec has errors (or warnings under --strict), 2 usage errors.
+Exit codes: 0 success, 1 a spec has errors (or warnings under --strict), or a training,
+evaluation or prediction failed; 2 usage errors; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class UsageError(Exception):
@@ -225,17 +227,40 @@ def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
 
 
 def _training_errors(command: str, action) -> int:
-    """Run a training-side action; its expected failures become messages and exit codes."""
+    """Run a training-side action; its failures become one-paragraph messages and exit codes,
+    never tracebacks (ARCHDSL_TRACEBACK=1 shows the traceback of an unexpected one)."""
     from .checkpoints import CheckpointError
     from .diagnostics import SpecError
-    from .train import DataError, TrainError
+    from .train import DataError, Interrupted, TrainError
 
     try:
         return action()
     except SpecError as exc:
         print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+    except Interrupted as exc:
+        print(f"archdsl {command}: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (DataError, TrainError, CheckpointError) as exc:
         print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        what = "before training started; nothing was saved" if command == "train" else ""
+        print(f"archdsl {command}: interrupted {what}".rstrip(), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): main() ends quietly
+    except MemoryError:
+        print(f"archdsl {command}: error: out of memory; use a smaller --batch-size or a smaller "
+              "model", file=sys.stderr)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"archdsl {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        if os.environ.get("ARCHDSL_TRACEBACK"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"archdsl {command}: internal error: {type(exc).__name__}: {first}\nThis is a bug "
+              "in archdsl; please report it with the command you ran (set ARCHDSL_TRACEBACK=1 "
+              "to see where it happened)", file=sys.stderr)
     return EXIT_SPEC
 
 
@@ -286,6 +311,10 @@ def cmd_eval(args) -> int:
 
     def go():
         r = evaluate_run(args.run, args.dataset, weights=args.weights)
+        if r["skipped"]:
+            shown = ", ".join(f"{p} ({why})" for p, why in r["skipped"][:3])
+            print(f"warning: skipped {len(r['skipped'])} file(s) that are not readable images: "
+                  f"{shown}{' …' if len(r['skipped']) > 3 else ''}", file=sys.stderr)
         if args.format == "json":
             print(json.dumps({"images": r["count"], "loss": r["loss"], "top1": r["acc"],
                               "top5": r["top5"], "per_class": r["per_class"],
@@ -475,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"archdsl {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print(f"archdsl {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
 

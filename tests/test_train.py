@@ -188,15 +188,28 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, capsys):
     assert all((a[k] == b[k]).all() for k in a)
 
 
-def test_resume_needs_a_finished_epoch(tmp_path, capsys):
+def test_resume_needs_a_run_folder(tmp_path, capsys):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "config.json").write_text("{}")
     code, _, err = run(capsys, "train", "--resume", tmp_path / "r")
-    assert code == 1 and "no resume.pt" in err
+    assert code == 1 and "config.json is damaged or not archdsl's: it has no 'spec'" in err
     code, _, err = run(capsys, "train", "--resume", tmp_path / "nothing")
     assert code == 1 and "not a run folder" in err
     code, _, err = run(capsys, "train", SPECS / "lenet5.arch", "--resume", tmp_path / "r")
     assert code == 2
+
+
+def test_a_run_stopped_before_its_first_epoch_resumes_from_the_start(tmp_path, capsys):
+    make_images(tmp_path / "data")
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY.format(channels=3))
+    options = ["--epochs", "1", "--batch-size", "4", "--quiet"]
+    assert run(capsys, "train", spec, tmp_path / "data", *options, "--out", tmp_path / "r")[0] == 0
+    for name in ("resume.pt", "metrics.csv", "last.safetensors", "best.safetensors"):
+        (tmp_path / "r" / name).unlink()
+    assert run(capsys, "train", "--resume", tmp_path / "r")[0] == 0
+    assert (tmp_path / "r" / "best.safetensors").exists()
+    assert len((tmp_path / "r" / "metrics.csv").read_text().splitlines()) == 2
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
-"""Training a spec on images: data (data.py), the run (loop.py), gradient health (health.py),
-progress (progress.py) and plots (plots.py). Imports torch."""
+"""Training a spec on images: data (data.py), the run (loop.py), its folder and checkpoints
+(run_folder.py), Ctrl-C (interrupt.py), gradient health (health.py), progress (progress.py),
+plots (plots.py) and the errors reported as messages (errors.py). Imports torch."""
 
 from .data import DataError, load_dataset
-from .loop import TrainConfig, TrainError, evaluate_run, predict, resume, train
+from .errors import Interrupted, TrainError
+from .loop import TrainConfig, evaluate_run, predict, resume, train
 
 __all__ = ["train", "resume", "evaluate_run", "predict", "TrainConfig", "TrainError",
-           "DataError", "load_dataset"]
+           "DataError", "Interrupted", "load_dataset"]

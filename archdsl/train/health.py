@@ -83,3 +83,14 @@ def first_non_finite_layer(network, model, x) -> str:
         return ""
     span = graph.nodes[found[0]]["span"]
     return f" (the first non-finite values come out of {found[0]}, {span.file}:{span.line})"
+
+
+def first_non_finite_gradient(network, model) -> str:
+    """` at conv3.weight (spec.arch:7)`: the parameter nearest the output whose gradient is not
+    finite (where the fault entered, as gradients flow back from the loss), or ''."""
+    from ..checkpoints import layer_of
+
+    for key, parameter in reversed(list(model.named_parameters())):
+        if parameter.grad is not None and not torch.isfinite(parameter.grad).all():
+            return f" at {layer_of(network, key, with_tensor=True)}"
+    return ""

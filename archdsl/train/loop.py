@@ -4,34 +4,33 @@ The run folder holds a copy of the spec, config.json (every option, the resolved
 classes, normalisation, seed, library versions), metrics.csv (one row per epoch), the best
 and last weights as safetensors, resume.pt (everything `--resume` needs: weights, optimizer,
 schedule, scaler, epoch, random states; read back weights-only), curves.png and
-confusion.png. Every file is written to a temporary name and renamed, so a run killed at any
-moment leaves its last checkpoint intact.
+confusion.png. An epoch's files are written to temporary names and renamed together, so a run
+killed at any moment leaves its last checkpoint intact; Ctrl-C saves the run after the current
+step (interrupt.py), and a non-finite loss or gradient stops it naming the layer.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime
-import json
 import math
 import random
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..files import atomic_write
-from .data import DataError, DataSet, decode, load_dataset, stratified_split
-from .health import GradientHealth, first_non_finite_layer
+from ..files import WriteError, atomic_batch, atomic_write, remove_temporaries
+from .data import DataError, DataSet, Sample, decode, load_dataset, stratified_split, unreadable
+from .errors import Interrupted, TrainError
+from .health import GradientHealth, first_non_finite_gradient, first_non_finite_layer
+from .interrupt import StopRequest
 from .progress import Progress
-
-METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
-           "images_per_s", "seconds"]
+from .run_folder import (RUN_FILES, checkpoint_bytes, json_writer, make_run_folder,
+                         metrics_writer, read_config, read_resume_state, resume_command,
+                         weights_writer, write_error)
 
 
 @dataclass
@@ -73,10 +72,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-class TrainError(Exception):
-    """A run that cannot start or go on, with a message for the user."""
-
-
 # ----------------------------------------------------------------------------- data pipeline
 
 
@@ -89,7 +84,28 @@ class ImageSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         s = self.samples[i]
-        return self.transform(decode(s, self.channels)), s.label
+        try:
+            image = decode(s, self.channels)
+        except Exception as exc:  # noqa: BLE001 - it was readable when the run started
+            raise DataError(f"{s.path} can no longer be read ({unreadable(exc, s.path)}); it was "
+                            "readable when the run started. Was it changed or deleted?") from None
+        return self.transform(image), s.label
+
+
+class ShuffledOrder(torch.utils.data.Sampler):
+    """A seeded shuffle of the training set each epoch that can start part-way through, for
+    an epoch resumed after Ctrl-C: `skip` indices of the order are left out, once."""
+
+    def __init__(self, size: int, generator: torch.Generator):
+        self.size, self.generator, self.skip = size, generator, 0
+
+    def __len__(self):
+        return self.size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=self.generator).tolist()
+        skip, self.skip = self.skip, 0
+        yield from order[skip:]
 
 
 def _transforms(size, mean, std, train: bool, augment: bool, flip: bool):
@@ -180,47 +196,6 @@ def restore_random_states(states: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def run_folder(spec_name: str, out: str | None, exist_ok: bool) -> Path:
-    if out is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = f"runs/{spec_name}-{stamp}"
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise TrainError(f"{path} is a file; --out needs a folder")
-    if path.exists() and any(path.iterdir()) and not exist_ok:
-        raise TrainError(f"{path} already holds a run; choose another --out, resume it with "
-                         f"--resume {path}, or add --exist-ok to write into it")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".archdsl-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise TrainError(f"cannot write into {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def save_json(path: Path, data) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
-
-
-def save_weights(path: Path, model: nn.Module) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp))
-
-
-def save_metrics(path: Path, rows: list[dict]) -> None:
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRICS)
-            w.writeheader()
-            w.writerows(rows)
-
-    atomic_write(path, write)
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)  # torch.compile's wrapper
 
@@ -245,13 +220,17 @@ def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
 
 
-def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None) -> dict:
-    """Loss, top-1, top-5 and the confusion matrix (rows: true class, columns: predicted)."""
+def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
+             stop: StopRequest | None = None) -> dict | None:
+    """Loss, top-1, top-5 and the confusion matrix (rows: true class, columns: predicted);
+    None when `stop` is requested part-way."""
     model.eval()
     total, loss_sum, top1, top5 = 0, 0.0, 0, 0
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     with torch.no_grad():
         for x, y in loader:
+            if stop is not None and stop.requested:
+                return None
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                 out = model(x)
@@ -284,55 +263,101 @@ class _Setup:
     loss_fn: object
     train_loader: object
     val_loader: object
+    order: ShuffledOrder
     generator: torch.Generator
     device: torch.device
     amp: object
     config: TrainConfig
     config_json: dict
+    epoch_order: object = None  # the loader's random state at the start of the current epoch
+
+
+@dataclass
+class _Position:
+    """Where a run stands: the next epoch, the batches of it already done (after Ctrl-C), the
+    metrics of the finished epochs and the best validation accuracy so far."""
+
+    epoch: int = 1
+    step: int = 0
+    rows: list = field(default_factory=list)
+    best: float = -1.0
+    partial: dict = field(default_factory=lambda: {"seen": 0, "loss_sum": 0.0, "correct": 0,
+                                                   "seconds": 0.0})
 
 
 def train(spec_path: str | Path, dataset: str, config: TrainConfig | None = None, *,
           params: dict | None = None, out: str | None = None, exist_ok: bool = False,
           log=None) -> Path:
     """Train a spec on a data set; return the run folder. Raises TrainError, DataError or
-    SpecError (with diagnostics) for problems found before training starts."""
+    SpecError (with diagnostics) for problems found before training starts, TrainError for a
+    run that cannot go on, and Interrupted (a TrainError) after Ctrl-C."""
     config = (config or TrainConfig()).resolved()
     setup = _prepare(Path(spec_path), dataset, config, dict(params or {}), out, exist_ok, log)
-    return _run(setup, start_epoch=1, rows=[], best=-1.0, log=_logger(config, log))
+    return _run(setup, _Position(), None, log=_logger(config, log))
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
-    """Continue a run where it stopped; with a fixed seed it ends as an uninterrupted run."""
+    """Continue a run where it stopped (after its last finished epoch, or the step where
+    Ctrl-C stopped it); with a fixed seed it ends as an uninterrupted run. A run stopped
+    before its first epoch finished is trained from the start."""
     run = Path(run_dir)
-    try:
-        saved = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        raise TrainError(f"{run} is not a run folder (no readable config.json)") from None
+    saved = read_config(run)
+    remove_temporaries(run, RUN_FILES | {saved["spec"]})
     state_path = run / "resume.pt"
-    if not state_path.is_file():
-        raise TrainError(f"{run} has no resume.pt: no epoch finished before the run stopped; "
-                         "start it again")
-    try:
-        state = torch.load(str(state_path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainError(f"{state_path} is damaged ({type(exc).__name__}); start the run "
-                         "again") from None
+    state = read_resume_state(state_path) if state_path.is_file() else None
+    for name in ("best.safetensors", "last.safetensors"):
+        _check_weights_file(run / name)
     config = TrainConfig.from_dict(saved["options"])
     if epochs is not None:
         config.epochs = epochs
+    log_fn = _logger(config, log)
     spec = run / saved["spec"]
     setup = _prepare(spec, saved["dataset_arg"], config, dict(saved["parameters"]), str(run),
                      True, log, saved=saved)
-    _unwrap(setup.model).load_state_dict(state["model"])
-    setup.optimizer.load_state_dict(state["optimizer"])
-    setup.schedule.load_state_dict(state["schedule"])
-    if setup.scaler is not None and state.get("scaler"):
-        setup.scaler.load_state_dict(state["scaler"])
-    restore_random_states(state["random"], setup.generator)
-    log_fn = _logger(config, log)
-    log_fn(f"resuming {run} after epoch {state['epoch']} of {config.epochs}")
-    return _run(setup, start_epoch=state["epoch"] + 1, rows=state["rows"], best=state["best"],
-                log=log_fn)
+    if state is None:
+        log_fn(f"{run} has no resume.pt (no epoch had finished): training it from the start")
+        return _run(setup, _Position(), None, log=log_fn)
+    position = _restore(setup, state, state_path)
+    if not (run / "best.safetensors").is_file() and position.rows:
+        log_fn(f"warning: {run / 'best.safetensors'} is missing; the best weights from now on "
+               "will be kept there")
+        position.best = -1.0
+    done = f"epoch {state['epoch']}" + (f" and {position.step} step(s) of epoch {position.epoch}"
+                                        if "step" in state else "")
+    log_fn(f"resuming {run} after {done} of {config.epochs}")
+    return _run(setup, position, state.get("health"), log=log_fn)
+
+
+def _check_weights_file(path: Path) -> None:
+    """Refuse to go on beside a damaged best or last checkpoint: the run would keep it."""
+    from ..checkpoints import read_state
+
+    if path.exists():
+        read_state(path)  # raises CheckpointError naming the file
+
+
+def _restore(s: _Setup, state: dict, path: Path) -> _Position:
+    from ..checkpoints import CheckpointError, fit_state
+
+    try:
+        fit_state(s.network, _unwrap(s.model), state["model"], f"the resume state {path}")
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.schedule.load_state_dict(state["schedule"])
+        if s.scaler is not None and state.get("scaler"):
+            s.scaler.load_state_dict(state["scaler"])
+        restore_random_states(state["random"], s.generator)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a resume.pt that does not fit is refused, not run
+        raise TrainError(f"{path} does not fit this run ({type(exc).__name__}: "
+                         f"{(str(exc).splitlines() or [''])[0][:160]}); it was changed after "
+                         "the run wrote it. To train the run again from the start, delete it "
+                         f"and run `{resume_command(path.parent)}`") from None
+    position = _Position(epoch=state["epoch"] + 1, rows=state["rows"], best=state["best"])
+    if "step" in state:
+        position.step = state["step"]
+        position.partial = {**position.partial, **state["partial"]}
+    return position
 
 
 def _logger(config: TrainConfig, log):
@@ -365,6 +390,9 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
     if saved is not None and data.classes != saved["classes"]:
         raise DataError(f"{dataset} now has the classes {data.classes[:5]}…, the run was "
                         f"trained on {saved['classes'][:5]}…")
+    if len(data.classes) < 2:
+        raise DataError(f"{data.source} has a single class, {data.classes[0]!r}; classification "
+                        "needs at least two: add a folder of images for each other class")
     if "num_classes" in probe.arch_params and "num_classes" not in params:
         params["num_classes"] = len(data.classes)
     network = load(spec_path, **params) if params else probe
@@ -374,12 +402,7 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
             f"but {data.source} has {len(data.classes)} classes; end the spec with "
             f"`linear {len(data.classes)}`, or `linear num_classes` with an `arch` parameter "
             "num_classes, which archdsl sets from the data")
-    if data.skipped:
-        shown = ", ".join(p for p, _ in data.skipped[:3])
-        log(f"warning: skipped {len(data.skipped)} file(s) that are not readable images: {shown}"
-            + (" …" if len(data.skipped) > 3 else ""))
-    if not data.train:
-        raise DataError(f"{data.source} has no readable training images")
+    _warn_about_data(data, log)
     if config.optimizer not in ("sgd", "adamw"):
         raise TrainError(f"unknown optimizer {config.optimizer!r}: sgd or adamw")
 
@@ -400,15 +423,17 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
                          _transforms(size, mean, std, True, config.augment, flip))
     val_set = ImageSet(data.val, channels, _transforms(size, mean, std, False, False, False))
     generator = torch.Generator().manual_seed(config.seed)
+    order = ShuffledOrder(len(train_set), generator)
     pin = device.type == "cuda"
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, generator=generator,
+        train_set, batch_size=config.batch_size, sampler=order, generator=generator,
         num_workers=config.workers, drop_last=len(train_set) > config.batch_size, pin_memory=pin,
         persistent_workers=config.workers > 0)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size,
                                              num_workers=config.workers, pin_memory=pin)
 
-    run = run_folder(network.name, out, exist_ok)
+    needed = checkpoint_bytes(4 * network.params, config.optimizer)
+    run = make_run_folder(spec_path, network.name, out, exist_ok, needed)
     model = network.to_torch().to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -438,121 +463,234 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
                      "torchvision": __import__("torchvision").__version__,
                      "archdsl": __import__("archdsl").__version__},
     }
-    if saved is None:
-        if spec_path.resolve() != (run / spec_path.name).resolve():
-            shutil.copyfile(spec_path, run / spec_path.name)
-        save_json(run / "config.json", config_json)
-    else:
-        config_json["options"] = asdict(config)
-        save_json(run / "config.json", config_json)
+    config_json["options"] = asdict(config)
+    try:
+        if saved is None and spec_path.resolve() != (run / spec_path.name).resolve():
+            spec_text = spec_path.read_bytes()
+            atomic_write(run / spec_path.name, lambda tmp: Path(tmp).write_bytes(spec_text))
+        atomic_write(run / "config.json", json_writer(config_json))  # the run exists from here
+    except WriteError as exc:
+        raise write_error(exc, "no training was done; free some space or fix the folder's "
+                               "permissions, then run the command again") from None
     return _Setup(network, data, run, model, optimizer, schedule, scaler,
                   nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
-                  val_loader, generator, device, amp, config, config_json)
+                  val_loader, order, generator, device, amp, config, config_json)
 
 
-def _run(s: _Setup, start_epoch: int, rows: list, best: float, log) -> Path:
+def _warn_about_data(data: DataSet, log) -> None:
+    if data.skipped:
+        shown = ", ".join(f"{p} ({why})" for p, why in data.skipped[:3])
+        log(f"warning: skipped {len(data.skipped)} file(s) that are not readable images: {shown}"
+            + (" … (config.json lists them all)" if len(data.skipped) > 3 else ""))
+    if data.empty_classes:
+        log(f"warning: left out {len(data.empty_classes)} class folder(s) with no usable image: "
+            + ", ".join(repr(c) for c in data.empty_classes[:5])
+            + (" …" if len(data.empty_classes) > 5 else ""))
+    if not data.val:
+        log("warning: there are no validation images, so best.safetensors will hold the last "
+            "epoch's weights; add a val/ folder or a --val-split above 0 to measure accuracy")
+
+
+def _run(s: _Setup, at: _Position, health_state: dict | None, log) -> Path:
     config, model, device, run = s.config, s.model, s.device, s.run
     network, amp = s.network, s.amp
-    if start_epoch == 1:
+    if at.epoch == 1 and at.step == 0:
         log(f"training {network.name} ({network.params:,} params) on {s.data.source}: "
             f"{len(s.data.train)} train / {len(s.data.val)} val images, {len(s.data.classes)} "
             f"classes, {device}{', ' + str(amp).replace('torch.', '') if amp else ''}; "
             f"run folder {run}")
     health = GradientHealth(network, _unwrap(model))
+    if health_state and health_state.get("sums") is not None:
+        health.sums, health.steps = health_state["sums"].to(device), health_state["steps"]
     writer = _tensorboard(run) if config.tensorboard else None
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
-        progress = Progress(f"epoch {epoch}/{config.epochs}", len(s.train_loader),
-                            quiet=config.quiet)
-        start, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
-        for x, y in s.train_loader:
-            x = x.to(device, non_blocking=True, memory_format=fmt)
-            y = y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                out = model(x)
-                loss = s.loss_fn(out.float(), y)
-            if not torch.isfinite(loss):
-                _stop_non_finite(s, x, epoch, float(loss.detach()))
-            s.optimizer.zero_grad(set_to_none=True)
-            if s.scaler is not None:
-                s.scaler.scale(loss).backward()
-                s.scaler.unscale_(s.optimizer)
-            else:
-                loss.backward()
-            health.record()
-            if config.clip_grad:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            if s.scaler is not None:
-                s.scaler.step(s.optimizer)
-                s.scaler.update()
-            else:
-                s.optimizer.step()
-            s.schedule.step()
-            seen += len(y)
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((out.argmax(1) == y).sum())
-            progress.update(loss=loss_sum / seen, acc=correct / seen,
-                            rate=seen / max(time.perf_counter() - start, 1e-9))
-        seconds = time.perf_counter() - start
-        progress.close()
-        val = evaluate(model, s.val_loader, device, s.loss_fn, len(s.data.classes), amp)
-        row = {"epoch": epoch, "train_loss": round(loss_sum / max(seen, 1), 6),
-               "train_acc": round(correct / max(seen, 1), 6), "val_loss": round(val["loss"], 6),
-               "val_acc": round(val["acc"], 6), "val_top5": round(val["top5"], 6),
-               "lr": round(s.optimizer.param_groups[0]["lr"], 8),
-               "images_per_s": round(seen / max(seconds, 1e-9), 1),
-               "seconds": round(seconds, 3)}
-        rows.append(row)
-        for warning in health.end_epoch():
-            log(f"warning: {warning}")
-        improved = val["acc"] > best or not math.isfinite(best)
-        if improved:
-            best = val["acc"]
-        _checkpoint(s, epoch, rows, best, improved, val["confusion"])
+    saved_at = at.epoch - 1  # the epoch of the checkpoint on disk
+    try:
+        with StopRequest() as stop:
+            for epoch in range(at.epoch, config.epochs + 1):
+                row, confusion = _epoch(s, epoch, at, health, stop)
+                if row is None:  # Ctrl-C: save where the epoch stands, then stop
+                    _save_part(s, epoch, at, health)
+                    raise Interrupted(
+                        f"interrupted in epoch {epoch} after step {at.step} of "
+                        f"{len(s.train_loader)}; the run is saved. Continue it with: "
+                        f"{resume_command(run)}")
+                at.rows.append(row)
+                for warning in health.end_epoch():
+                    log(f"warning: {warning}")
+                improved = not s.data.val or row["val_acc"] > at.best
+                if improved:
+                    at.best = row["val_acc"] if s.data.val else -1.0
+                _checkpoint(s, epoch, at.rows, at.best, improved, confusion)
+                saved_at = epoch
+                at.step, at.partial = 0, _Position().partial
+                if writer is not None:
+                    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5",
+                                "lr"):
+                        writer.add_scalar(key, row[key], epoch)
+                    writer.flush()
+                log(f"epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
+                    f"acc {row['train_acc']:.1%}  val loss {row['val_loss']:.4f} "
+                    f"acc {row['val_acc']:.1%} top5 {row['val_top5']:.1%}  lr {row['lr']:.3g}  "
+                    f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s")
+                if stop.requested and epoch < config.epochs:
+                    raise Interrupted(f"interrupted after epoch {epoch}; the run is saved. "
+                                      f"Continue it with: {resume_command(run)}")
+    except KeyboardInterrupt:
+        kept = (f"the checkpoint of epoch {saved_at} is intact" if saved_at
+                else "no epoch had finished")
+        raise Interrupted(f"interrupted again before the run was saved; {kept} and nothing is "
+                          f"half-written. Continue it with: {resume_command(run)}") from None
+    except WriteError as exc:
+        kept = (f"the checkpoint of epoch {saved_at} is intact" if saved_at
+                else "no epoch had finished")
+        raise write_error(exc, f"{kept}. Free some space (or fix the folder's permissions), "
+                               f"then continue with: {resume_command(run)}") from None
+    finally:
         if writer is not None:
-            for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr"):
-                writer.add_scalar(key, row[key], epoch)
-            writer.flush()
-        log(f"epoch {epoch}/{config.epochs}  train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.1%}  val loss {row['val_loss']:.4f} acc {row['val_acc']:.1%} "
-            f"top5 {row['val_top5']:.1%}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
-            f"{seconds:.1f} s")
-    if writer is not None:
-        writer.close()
-    log(f"best val accuracy {best:.1%}; weights in {run / 'best.safetensors'}")
+            writer.close()
+    if not s.data.val:
+        log(f"no validation images; the last weights are in {run / 'best.safetensors'}")
+    else:
+        log(f"best val accuracy {at.best:.1%}; weights in {run / 'best.safetensors'}")
     return run
 
 
-def _checkpoint(s: _Setup, epoch: int, rows: list, best: float, improved: bool,
-                confusion) -> None:
-    """Everything of one epoch, each file renamed into place; resume.pt last of all."""
-    from .plots import confusion_png, curves_png
+def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: StopRequest):
+    """Train one epoch (from step `at.step`) and validate it: the metrics row and confusion
+    matrix, or (None, None) when Ctrl-C stopped it; `at` then says where it stood."""
+    config, model, device, amp = s.config, s.model, s.device, s.amp
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model.train()
+    total = len(s.train_loader)
+    progress = Progress(f"epoch {epoch}/{config.epochs}", total, quiet=config.quiet)
+    progress.done = at.step
+    epoch_order = s.generator.get_state()  # the shuffle of this epoch, for a resumed part
+    s.order.skip = at.step * config.batch_size
+    part = at.partial
+    start = time.perf_counter() - part["seconds"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    batches = iter(s.train_loader)  # draws the epoch's shuffle even when no batch is left
+    while True:
+        if stop.requested:
+            break
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            break
+        except DataError as exc:  # from a worker, it carries the worker's traceback
+            raise DataError(_last_line(str(exc))) from None
+        x = x.to(device, non_blocking=True, memory_format=fmt)
+        y = y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            out = model(x)
+            loss = s.loss_fn(out.float(), y)
+        s.optimizer.zero_grad(set_to_none=True)
+        if s.scaler is not None:
+            s.scaler.scale(loss).backward()
+            s.scaler.unscale_(s.optimizer)
+        else:
+            loss.backward()
+        health.record()
+        finite = torch.isfinite(loss.detach())
+        grads = [p.grad for p in params if p.grad is not None]
+        if s.scaler is None and grads:  # fp16's scaler skips non-finite steps itself
+            finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+        if not finite:  # one sync for both checks
+            _stop_non_finite(s, x, epoch, at.step + 1, loss)
+        if config.clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+        if s.scaler is not None:
+            s.scaler.step(s.optimizer)
+            s.scaler.update()
+        else:
+            s.optimizer.step()
+        s.schedule.step()
+        at.step += 1
+        part["seen"] += len(y)
+        part["loss_sum"] += float(loss.detach()) * len(y)
+        part["correct"] += int((out.argmax(1) == y).sum())
+        part["seconds"] = time.perf_counter() - start
+        progress.update(loss=part["loss_sum"] / part["seen"], acc=part["correct"] / part["seen"],
+                        rate=part["seen"] / max(part["seconds"], 1e-9))
+    progress.close()
+    s.order.skip = 0
+    s.epoch_order = epoch_order
+    if stop.requested:
+        return None, None
+    seconds = time.perf_counter() - start
+    val = evaluate(model, s.val_loader, device, s.loss_fn, len(s.data.classes), amp, stop=stop)
+    if val is None:
+        return None, None
+    seen = part["seen"]
+    row = {"epoch": epoch, "train_loss": round(part["loss_sum"] / max(seen, 1), 6),
+           "train_acc": round(part["correct"] / max(seen, 1), 6), "val_loss": round(val["loss"], 6),
+           "val_acc": round(val["acc"], 6), "val_top5": round(val["top5"], 6),
+           "lr": round(s.optimizer.param_groups[0]["lr"], 8),
+           "images_per_s": round(seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 3)}
+    return row, val["confusion"]
 
-    run = s.run
-    save_metrics(run / "metrics.csv", rows)
-    save_weights(run / "last.safetensors", s.model)
-    if improved:
-        save_weights(run / "best.safetensors", s.model)
-        confusion_png(run / "confusion.png", confusion, s.data.classes,
-                      title=f"validation, epoch {epoch}")
-    curves_png(run / "curves.png", rows)
-    state = {
+
+def _last_line(message: str) -> str:
+    """The message of an exception re-raised from a data-loader worker, without its traceback."""
+    if "Original Traceback" not in message:
+        return message
+    return message.strip().splitlines()[-1].split(": ", 1)[-1]
+
+
+def _state(s: _Setup, epoch: int, rows: list, best: float) -> dict:
+    return {
         "epoch": epoch, "rows": rows, "best": best,
         "model": {k: v.detach().cpu() for k, v in _unwrap(s.model).state_dict().items()},
         "optimizer": s.optimizer.state_dict(), "schedule": s.schedule.state_dict(),
         "scaler": s.scaler.state_dict() if s.scaler is not None else {},
         "random": random_states(s.generator),
     }
-    atomic_write(run / "resume.pt", lambda tmp: torch.save(state, tmp))
 
 
-def _stop_non_finite(s: _Setup, x, epoch: int, value: float) -> None:
+def _checkpoint(s: _Setup, epoch: int, rows: list, best: float, improved: bool,
+                confusion) -> None:
+    """Everything of one epoch, written as one (renamed into place together, resume.pt last)."""
+    from .plots import confusion_png, curves_png
+
+    run = s.run
+    weights = _unwrap(s.model).state_dict()
+    state = _state(s, epoch, rows, best)
+    with atomic_batch() as write:
+        write(run / "metrics.csv", metrics_writer(rows))
+        write(run / "last.safetensors", weights_writer(weights))
+        if improved:
+            write(run / "best.safetensors", weights_writer(weights))
+            confusion_png(run / "confusion.png", confusion, s.data.classes,
+                          title=f"validation, epoch {epoch}", write=write)
+        curves_png(run / "curves.png", rows, write=write)
+        write(run / "resume.pt", lambda tmp: torch.save(state, tmp))
+
+
+def _save_part(s: _Setup, epoch: int, at: _Position, health: GradientHealth) -> None:
+    """resume.pt for an epoch stopped part-way: the finished epochs, the steps done of this
+    one, its shuffle and running sums, so that --resume goes on with the next batch."""
+    state = _state(s, epoch - 1, at.rows, at.best)
+    state["random"]["loader"] = s.epoch_order
+    state.update(step=at.step, partial=dict(at.partial),
+                 health={"sums": health.sums, "steps": health.steps})
+    with atomic_batch() as write:
+        write(s.run / "resume.pt", lambda tmp: torch.save(state, tmp))
+
+
+def _stop_non_finite(s: _Setup, x, epoch: int, step: int, loss) -> None:
+    """Stop at a non-finite loss (naming the first layer whose output is not finite) or
+    gradient (naming the parameter where it entered), keeping the last checkpoint."""
     kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {s.run}"
             if (s.run / "last.safetensors").exists()
             else "no epoch had finished, so no weights were kept")
-    where = first_non_finite_layer(s.network, _unwrap(s.model), x)
-    raise TrainError(f"the loss became {value} in epoch {epoch}{where}; {kept}. Lower the "
+    value = float(loss.detach())
+    if math.isfinite(value):
+        at = first_non_finite_gradient(s.network, _unwrap(s.model))
+        what, where = f"the gradients became non-finite{at} (the loss was {value:.4g})", ""
+    else:
+        what = f"the loss became {value}"
+        where = first_non_finite_layer(s.network, _unwrap(s.model), x)
+    raise TrainError(f"{what} in epoch {epoch}, step {step}{where}; {kept}. Lower the "
                      "learning rate (--lr), clip gradients (--clip-grad 1.0), or add "
                      "normalisation (`bn`) to the spec")
 
@@ -575,11 +713,12 @@ def load_run(run_dir: str | Path, weights: str = "best"):
     from ..network import load
 
     run = Path(run_dir)
-    try:
-        saved = json.loads((run / "config.json").read_text())
-    except (OSError, ValueError):
-        raise TrainError(f"{run} is not a run folder (no readable config.json)") from None
+    saved = read_config(run)
     network = load(run / saved["spec"], **saved["parameters"])
+    if network.output_shape != (len(saved["classes"]),) or \
+            list(network.input_shape) != saved["input"]:
+        raise TrainError(f"{run / 'config.json'} does not match the run's spec (its classes or "
+                         "input shape were changed); it cannot be used")
     model = network.to_torch().eval()
     path = Path(weights) if weights not in ("best", "last") else run / f"{weights}.safetensors"
     fit_state(network, model, read_state(path), f"the checkpoint {path}")
@@ -592,8 +731,8 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
     the built-in digits."""
     network, model, saved = load_run(run_dir, weights)
     channels = saved["input"][0]
-    data = load_dataset(dataset, saved["options"]["val_split"], saved["options"]["seed"],
-                        channels)
+    data = load_dataset(dataset, saved["options"].get("val_split", 0.1),
+                        saved["options"].get("seed", 0), channels)
     if data.split == "val_split" and not data.source.startswith("digits"):
         samples = data.train + data.val  # a class folder given to eval is a test set
     else:
@@ -619,8 +758,6 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
 
 def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
     """For each image: the top classes with their softmax probabilities."""
-    from .data import Sample
-
     _, model, saved = load_run(run_dir, weights)
     transform = eval_transform(saved)
     results = []
@@ -628,7 +765,8 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
         try:
             x = transform(decode(Sample(0, path=Path(path)), saved["input"][0]))[None]
         except Exception as exc:  # noqa: BLE001 - one unreadable image does not stop the rest
-            results.append((path, None, f"cannot read it as an image ({type(exc).__name__})"))
+            reason = unreadable(exc, Path(path))
+            results.append((path, None, f"cannot read it as an image ({reason})"))
             continue
         with torch.no_grad():
             probs = torch.softmax(model(x).float(), dim=1)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..files import atomic_write
@@ -16,7 +18,17 @@ def _pyplot():
     return plt
 
 
-def curves_png(path: Path, rows: list[dict]) -> None:
+@contextmanager
+def _missing_glyphs_allowed():
+    """Class names in scripts the font lacks (emoji, CJK) are drawn as boxes, silently."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font",
+                                category=UserWarning)
+        yield
+
+
+def curves_png(path: Path, rows: list[dict], write=atomic_write) -> None:
+    """Loss and accuracy per epoch; `write(path, fn)` writes the file (atomically)."""
     plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
@@ -32,11 +44,15 @@ def curves_png(path: Path, rows: list[dict]) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    try:
+        write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)
 
 
-def confusion_png(path: Path, confusion, classes: list[str], title: str = "") -> None:
+def confusion_png(path: Path, confusion, classes: list[str], title: str = "",
+                  write=atomic_write) -> None:
+    """The confusion matrix, classes as tick labels; `write(path, fn)` writes the file."""
     plt = _pyplot()
     n = len(classes)
     size = min(max(4, 0.45 * n + 2), 14)
@@ -52,6 +68,9 @@ def confusion_png(path: Path, confusion, classes: list[str], title: str = "") ->
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if matrix[i, j] > matrix.max() / 2 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    try:
+        with _missing_glyphs_allowed():
+            fig.tight_layout()
+            write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)

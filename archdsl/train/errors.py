@@ -1,0 +1,11 @@
+"""The failures of a training run that the command line reports as messages, not tracebacks."""
+
+from __future__ import annotations
+
+
+class TrainError(Exception):
+    """A run that cannot start or go on, with a message for the user."""
+
+
+class Interrupted(TrainError):
+    """Ctrl-C stopped the run; the message says what was saved and how to continue (exit 130)."""

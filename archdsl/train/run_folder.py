@@ -1,0 +1,240 @@
+"""The run folder: making it, the writers of its files, and reading config.json and resume.pt
+back with every field checked, so that a damaged or tampered file is refused with a message.
+
+An epoch's files are written to temporary names and renamed together, resume.pt last (see
+archdsl/files.py), so whatever stops a run, the folder holds the last whole checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import shlex
+import shutil
+import warnings
+from pathlib import Path
+
+from ..files import WriteError, atomic_write, is_temporary, remove_temporaries
+from .errors import TrainError
+
+METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
+           "images_per_s", "seconds"]
+PROBE = ".archdsl-write-test"  # written and deleted to see that the folder is writable
+RUN_FILES = {"config.json", "metrics.csv", "last.safetensors", "best.safetensors", "resume.pt",
+             "curves.png", "confusion.png"}
+
+
+def resume_command(run: Path) -> str:
+    """The command that continues the run in `run`, quoted for a shell."""
+    return f"archdsl train --resume {shlex.quote(str(run))}"
+
+
+def make_run_folder(spec_path: Path, name: str, out: str | None, exist_ok: bool,
+                    needed: int) -> Path:
+    """The run folder, made and checked writable with `needed` bytes free, before any
+    training. A folder that holds anything but what a run killed while starting left is
+    refused without `exist_ok`."""
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = f"runs/{name}-{stamp}"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise TrainError(f"{path} is a file; --out needs a folder")
+    if path.is_dir() and not exist_ok and _holds_files(path, spec_path):
+        raise TrainError(f"{path} already holds a run; choose another --out, continue it with "
+                         f"`{resume_command(path)}`, or add --exist-ok to write into it")
+    check_space(path, needed)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / PROBE
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise TrainError(f"cannot write into {path}: {exc.strerror or exc}; choose another --out "
+                         "or fix the folder's permissions") from None
+    remove_temporaries(path, RUN_FILES | {spec_path.name})
+    return path
+
+
+def _holds_files(path: Path, spec_path: Path) -> bool:
+    """Whether `path` holds files other than temporaries of killed writes, or the copy of this
+    very spec that a run killed before writing config.json leaves."""
+    for entry in path.iterdir():
+        if entry.is_file() and (entry.name == PROBE
+                                or is_temporary(entry, RUN_FILES | {spec_path.name})):
+            continue
+        if (entry.name == spec_path.name and entry.is_file()
+                and not (path / "config.json").exists()
+                and entry.read_bytes() == spec_path.read_bytes()):
+            continue
+        return True
+    return False
+
+
+def check_space(path: Path, needed: int) -> None:
+    """Refuse to start when the disk under `path` has less than `needed` bytes free."""
+    existing = Path(path).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return  # cannot tell; the writes themselves report a full disk
+    if free < needed:
+        raise TrainError(f"{path} is on a disk with {_size(free)} free, but the run's "
+                         f"checkpoints need about {_size(needed)}; free some space or choose "
+                         "another --out")
+
+
+def checkpoint_bytes(parameter_bytes: int, optimizer: str) -> int:
+    """Disk space a run needs: last, best and resume.pt (weights and optimizer state), twice
+    over while a new checkpoint is written beside the old one, and room for the plots."""
+    slots = 2 if optimizer == "adamw" else 1
+    return 2 * parameter_bytes * (3 + slots) + 4 * 2 ** 20
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def write_error(exc: WriteError, then: str) -> TrainError:
+    """A TrainError for a failed write: what failed, the disk's free space, and `then`."""
+    try:
+        free = f"; the disk has {_size(shutil.disk_usage(exc.path.parent).free)} free"
+    except OSError:
+        free = ""
+    return TrainError(f"cannot write {exc.path}: {exc.reason}{free}. Nothing was half-written: "
+                      f"{then}")
+
+
+# ----------------------------------------------------------------------------- writers
+
+
+def json_writer(data):
+    text = json.dumps(data, indent=2) + "\n"  # ASCII, with \u escapes: readable in any locale
+    return lambda tmp: Path(tmp).write_text(text, encoding="ascii")
+
+
+def save_json(path: Path, data) -> None:
+    atomic_write(path, json_writer(data))
+
+
+def weights_writer(state: dict):
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    return lambda tmp: save_file(tensors, tmp)
+
+
+def metrics_writer(rows: list[dict]):
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=METRICS)
+            w.writeheader()
+            w.writerows(rows)
+
+    return write
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_config(run: Path) -> dict:
+    """config.json of a run folder, every field `--resume`, eval and predict use checked."""
+    path = Path(run) / "config.json"
+    if not Path(run).is_dir():
+        raise TrainError(f"{run} is not a run folder: no such folder")
+    if not path.is_file():
+        raise TrainError(f"{run} is not a run folder (it has no config.json); give the folder "
+                         "`archdsl train` wrote, e.g. runs/lenet5-20261122-205400")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+        raise TrainError(f"cannot read {path}: {reason}; it was changed or damaged after the "
+                         "run wrote it") from None
+    problem = _config_problem(saved)
+    if problem:
+        raise TrainError(f"{path} is damaged or not archdsl's: {problem}")
+    if not (Path(run) / saved["spec"]).is_file():
+        raise TrainError(f"{run} has lost its copy of the spec, {saved['spec']}; put the spec "
+                         "the run was trained with back there")
+    return saved
+
+
+def _config_problem(saved) -> str | None:
+    def numbers(v):
+        return isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)
+
+    if not isinstance(saved, dict):
+        return "it holds no settings object"
+    checks = [
+        ("spec", lambda v: isinstance(v, str) and v and Path(v).name == v and v.endswith(".arch")),
+        ("parameters", lambda v: isinstance(v, dict)),
+        ("classes", lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v)),
+        ("input", lambda v: isinstance(v, list) and len(v) == 3
+         and all(isinstance(d, int) and d > 0 for d in v)),
+        ("normalisation", lambda v: isinstance(v, dict) and numbers(v.get("mean"))
+         and numbers(v.get("std"))),
+        ("options", lambda v: isinstance(v, dict)),
+        ("dataset_arg", lambda v: isinstance(v, str)),
+    ]
+    for key, ok in checks:
+        if key not in saved:
+            return f"it has no {key!r}"
+        if not ok(saved[key]):
+            return f"its {key!r} is not what archdsl train writes"
+    return None
+
+
+def read_resume_state(path: Path) -> dict:
+    """resume.pt, read without executing code (weights_only) and checked field by field."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, tampered or foreign: one clear message
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise TrainError(
+            f"{path} is damaged or not archdsl's, so the run cannot go on from it "
+            f"({type(exc).__name__}: {first}); nothing in it was run. Its weights may still be "
+            f"in last.safetensors. To train the run again from the start, delete {path.name} "
+            f"and run `{resume_command(path.parent)}`") from None
+
+    def is_tensor_dict(v):
+        return isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())
+
+    checks = [
+        ("epoch", lambda v: isinstance(v, int) and v >= 0),
+        ("rows", lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v)),
+        ("best", lambda v: isinstance(v, (int, float))),
+        ("model", is_tensor_dict),
+        ("optimizer", lambda v: isinstance(v, dict)),
+        ("schedule", lambda v: isinstance(v, dict)),
+        ("random", lambda v: isinstance(v, dict)
+         and {"python", "numpy", "torch", "loader"} <= set(v)),
+    ]
+    problem = None
+    if not isinstance(state, dict):
+        problem = "it holds no run state"
+    else:
+        problem = next((f"its {key!r} is missing or malformed" for key, ok in checks
+                        if key not in state or not ok(state[key])), None)
+        if problem is None and "step" in state and not (
+                isinstance(state["step"], int) and isinstance(state.get("partial"), dict)):
+            problem = "its part-done epoch is malformed"
+    if problem is None and not all(torch.isfinite(t).all() for t in state["model"].values()
+                                   if t.is_floating_point()):
+        problem = "its weights hold NaN or infinite values"
+    if problem:
+        raise TrainError(f"{path} is not a resume state of archdsl train: {problem}. To train "
+                         f"the run again from the start, delete it and run "
+                         f"`{resume_command(path.parent)}`")
+    return state
