@@ -20,6 +20,23 @@ class CheckpointMismatch(CheckpointError):
     """The checkpoint's tensors are not the spec's."""
 
 
+def why_unloadable(exc: Exception) -> str:
+    """A short reason a checkpoint did not load: the code a pickle asked for, or the error."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it asks for {found.group(1)}, which could run code, so it was refused"
+    if "WeightsUnpickler error:" in text:  # torch's text goes on to suggest weights_only=False
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        return f"the weights-only loader refused it: {detail}"
+    first = (text.strip().splitlines() or [""])[0]
+    if len(first) > 100:
+        first = first[:100].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def read_state(path: Path) -> dict:
     """A state_dict from a .safetensors file or a torch.save'd dict (loaded weights-only)."""
     import torch
@@ -39,7 +56,7 @@ def read_state(path: Path) -> dict:
                 state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, tampered or foreign: one clear message
         raise CheckpointError(f"cannot read the checkpoint {path}: it is damaged or not a "
-                              f"checkpoint ({type(exc).__name__}); nothing in it was run. Use "
+                              f"checkpoint ({why_unloadable(exc)}); nothing in it was run. Use "
                               "another checkpoint, or train the run again") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]

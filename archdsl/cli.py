@@ -243,8 +243,8 @@ def _training_errors(command: str, action) -> int:
     except (DataError, TrainError, CheckpointError) as exc:
         print(f"archdsl {command}: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
-        what = "before training started; nothing was saved" if command == "train" else ""
-        print(f"archdsl {command}: interrupted {what}".rstrip(), file=sys.stderr)
+        what = " before training started" if command == "train" else ""
+        print(f"archdsl {command}: interrupted{what}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise  # the reader went away (`| head`): main() ends quietly

@@ -224,6 +224,33 @@ def test_no_validation_images_still_keeps_best_weights(tmp_path, capsys):
     assert same_weights(tmp_path / "r" / "best.safetensors", tmp_path / "r" / "last.safetensors")
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_image_lost_during_the_run_stops_it_naming_the_file(tmp_path, capsys, monkeypatch,
+                                                              workers):
+    from archdsl.train import progress
+
+    data = tiny_images(tmp_path / "data")
+    original = progress.Progress.update
+
+    def update_then_lose_class_a(self, **kw):
+        original(self, **kw)
+        if self.label.startswith("epoch 2/") and self.done == 1:
+            for image in (data / "a").iterdir():
+                image.unlink()
+
+    monkeypatch.setattr(progress.Progress, "update", update_then_lose_class_a)
+    code, _, err = run(capsys, "train", tiny_spec(tmp_path), data, "--epochs", "3",
+                       "--batch-size", "4", "--workers", workers, "--quiet", "--out",
+                       tmp_path / "r")
+    assert code == 1
+    assert re.fullmatch(
+        rf"archdsl train: error: {re.escape(str(data / 'a'))}/\d+\.png can no longer be read "
+        r"\(no such file\); it was readable when the run started\. Was it changed or deleted\? "
+        r"The run stopped; the checkpoint of epoch 1 is intact\. Put the file back \(or remove "
+        r"it and start a new run\), then continue with: archdsl train --resume \S+", err.strip())
+    assert torch.load(str(tmp_path / "r" / "resume.pt"), weights_only=True)["epoch"] == 1
+
+
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
@@ -642,10 +669,22 @@ def test_a_damaged_or_malicious_checkpoint_is_refused_everywhere(finished_run, t
         assert str(run_dir / target) in err, (argv, err)
         assert re.search(r"damaged|not a resume state|NaN or infinite|does not fit|holds no "
                          r"weights", err), (argv, err)
-        assert "internal error" not in err, err
+        assert "internal error" not in err and "weights_only" not in err, err  # no unsafe advice
         assert not marker.exists(), argv  # no code in the file ever ran
     assert not (tmp_path / "x.ts").exists()
     assert metrics_without_timing(run_dir) == metrics_without_timing(source)  # nothing lost
+
+
+def test_a_run_resumes_from_another_working_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny_images(tmp_path / "data")
+    tiny_spec(tmp_path)
+    options = ["--batch-size", "4", "--quiet", "--out", "r"]
+    assert run(capsys, "train", "tiny.arch", "data", "--epochs", "1", *options)[0] == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert run(capsys, "train", "--resume", tmp_path / "r", "--epochs", "2")[0] == 0
+    assert len(metrics_without_timing(tmp_path / "r")) == 3
 
 
 def test_a_resume_state_of_the_wrong_shape_is_refused(finished_run, tmp_path, capsys):

@@ -312,8 +312,11 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
         config.epochs = epochs
     log_fn = _logger(config, log)
     spec = run / saved["spec"]
-    setup = _prepare(spec, saved["dataset_arg"], config, dict(saved["parameters"]), str(run),
-                     True, log, saved=saved)
+    dataset = saved["dataset_arg"]
+    if not Path(dataset).exists() and isinstance(saved.get("dataset_path"), str):
+        dataset = saved["dataset_path"]  # resumed from another folder than it was started in
+    setup = _prepare(spec, dataset, config, dict(saved["parameters"]), str(run), True, log,
+                     saved=saved)
     if state is None:
         log_fn(f"{run} has no resume.pt (no epoch had finished): training it from the start")
         return _run(setup, _Position(), None, log=log_fn)
@@ -330,10 +333,15 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
 
 def _check_weights_file(path: Path) -> None:
     """Refuse to go on beside a damaged best or last checkpoint: the run would keep it."""
-    from ..checkpoints import read_state
+    from ..checkpoints import CheckpointError, read_state
 
-    if path.exists():
-        read_state(path)  # raises CheckpointError naming the file
+    if not path.exists():
+        return
+    try:
+        read_state(path)
+    except CheckpointError as exc:
+        raise TrainError(f"{exc}. The resumed run would keep it: delete it (the run writes it "
+                         f"again), then run `{resume_command(path.parent)}`") from None
 
 
 def _restore(s: _Setup, state: dict, path: Path) -> _Position:
@@ -453,7 +461,9 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
         model = torch.compile(model)
     config_json = saved or {
         "spec": spec_path.name, "arch": network.name, "parameters": network.arch_params,
-        "dataset": data.source, "dataset_arg": str(dataset), "classes": data.classes,
+        "dataset": data.source, "dataset_arg": str(dataset),
+        "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
+        "classes": data.classes,
         "split": data.split, "train_images": len(data.train), "val_images": len(data.val),
         "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
         "normalisation": {"mean": mean, "std": std}, "device": str(device),
@@ -545,6 +555,11 @@ def _run(s: _Setup, at: _Position, health_state: dict | None, log) -> Path:
                 else "no epoch had finished")
         raise write_error(exc, f"{kept}. Free some space (or fix the folder's permissions), "
                                f"then continue with: {resume_command(run)}") from None
+    except DataError as exc:  # an image that went missing or bad during the run
+        kept = (f"the checkpoint of epoch {saved_at} is intact" if saved_at
+                else "no epoch had finished")
+        raise DataError(f"{exc} The run stopped; {kept}. Put the file back (or remove it and "
+                        f"start a new run), then continue with: {resume_command(run)}") from None
     finally:
         if writer is not None:
             writer.close()

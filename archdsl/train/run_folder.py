@@ -196,15 +196,16 @@ def read_resume_state(path: Path) -> dict:
     """resume.pt, read without executing code (weights_only) and checked field by field."""
     import torch
 
+    from ..checkpoints import why_unloadable
+
     try:
         with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it
             warnings.simplefilter("ignore")
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated, tampered or foreign: one clear message
-        first = (str(exc).strip().splitlines() or [""])[0][:120]
         raise TrainError(
             f"{path} is damaged or not archdsl's, so the run cannot go on from it "
-            f"({type(exc).__name__}: {first}); nothing in it was run. Its weights may still be "
+            f"({why_unloadable(exc)}); nothing in it was run. Its weights may still be "
             f"in last.safetensors. To train the run again from the start, delete {path.name} "
             f"and run `{resume_command(path.parent)}`") from None
 
