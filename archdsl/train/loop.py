@@ -555,10 +555,10 @@ def _run(s: _Setup, at: _Position, health_state: dict | None, log) -> Path:
                 else "no epoch had finished")
         raise write_error(exc, f"{kept}. Free some space (or fix the folder's permissions), "
                                f"then continue with: {resume_command(run)}") from None
-    except DataError as exc:  # an image that went missing or bad during the run
+    except DataError as exc:  # an image that went missing or bad, in training or validation
         kept = (f"the checkpoint of epoch {saved_at} is intact" if saved_at
                 else "no epoch had finished")
-        raise DataError(f"{exc} The run stopped; {kept}. Put the file back (or remove it and "
+        raise DataError(f"{_last_line(str(exc))} The run stopped; {kept}. Put the file back (or remove it and "
                         f"start a new run), then continue with: {resume_command(run)}") from None
     finally:
         if writer is not None:
@@ -592,8 +592,6 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
             x, y = next(batches)
         except StopIteration:
             break
-        except DataError as exc:  # from a worker, it carries the worker's traceback
-            raise DataError(_last_line(str(exc))) from None
         x = x.to(device, non_blocking=True, memory_format=fmt)
         y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
@@ -646,7 +644,8 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
 
 
 def _last_line(message: str) -> str:
-    """The message of an exception re-raised from a data-loader worker, without its traceback."""
+    """The message of an exception re-raised from a data-loader worker, without the worker's
+    traceback that torch puts into it."""
     if "Original Traceback" not in message:
         return message
     return message.strip().splitlines()[-1].split(": ", 1)[-1]
