@@ -1,12 +1,14 @@
 # Two entry points, each of which sets everything up on a fresh machine first:
 #   make demo   - install, then train LeNet-5 on the built-in digits (the main job)
 #   make test   - install, then run the whole test suite
+#   make fuzz   - install, then fuzz the compiler for MINUTES minutes (default 10), findings in
+#                 FUZZ_OUT (default fuzz-out/): each failing input and summary.{json,md}
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system demo test bench
+.PHONY: setup system demo test bench fuzz
 
 setup: system $(STAMP)
 
@@ -30,3 +32,8 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/check_speed.py
+
+MINUTES  ?= 10
+FUZZ_OUT ?= fuzz-out
+fuzz: setup
+	$(PY) tools/fuzz.py --minutes $(MINUTES) --out $(FUZZ_OUT)
