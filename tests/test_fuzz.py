@@ -292,3 +292,9 @@ def test_regression(kind, text):
         assert [d.code for d in diagnostics] == ["E-NESTING"]
     if kind == "unlocated":
         assert diagnostics[0].span.line == 2 and diagnostics[0].span.column == 6
+
+
+def test_the_minimizer_keeps_the_failure_and_drops_the_rest():
+    text = "arch n(c=8)\ninput 3x8x8\nconv c k3; relu\nconv 8 k9 s2\nflatten\n"
+    small = minimize(text, lambda t: "k9" in t and "conv" in t)
+    assert small.strip() == "conv k9" or len(small) < 12, small

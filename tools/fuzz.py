@@ -104,8 +104,9 @@ def main(argv=None) -> int:
                         help="first case number (a later campaign can go on from `next_seed`)")
     args = parser.parse_args(argv)
     s = campaign(args.minutes, Path(args.out), args.seed)
-    print(f"{s['cases']:,} cases in {s['minutes']} minutes, {s['failures']} failures "
-          f"{s['failures_by_kind'] or ''}; summary in {args.out}/summary.md")
+    kinds = f" {s['failures_by_kind']}" if s["failures_by_kind"] else ""
+    print(f"{s['cases']:,} cases in {s['minutes']} minutes, {s['failures']} failures{kinds}; "
+          f"summary in {args.out}/summary.md")
     return 1 if s["failures"] else 0
 
 
