@@ -64,7 +64,7 @@ def test_mutated_specs_end_in_a_network_or_located_errors(case):
     _behaves(text, _sampled(text))
 
 
-@pytest.mark.parametrize("kind,count", [("grammatical", 500), ("mutated", 500)])
+@pytest.mark.parametrize("kind,count", [("grammatical", 1000), ("mutated", 1000)])
 def test_seeded_cases_in_bulk(kind, count):
     for seed in range(count):
         text, what = seeded(kind, seed)
