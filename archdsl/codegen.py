@@ -57,6 +57,11 @@ def _tree(graph) -> _Item:
     return root
 
 
+# Constructor arguments where a single number does not mean "the same in every dimension":
+# nn.LayerNorm(4) normalises over the last dimension only, nn.LayerNorm((4, 4, 4)) over all.
+_WHOLE_TUPLES = frozenset({"normalized_shape"})
+
+
 def _module_source(module) -> str:
     """`nn.Conv2d(3, 64, kernel_size=(11, 11), stride=(4, 4), padding=(2, 2))` for a module."""
     import torch.nn as nn
@@ -80,7 +85,8 @@ def _module_source(module) -> str:
             continue
         if isinstance(value, list):
             value = tuple(value)
-        if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        if (isinstance(value, tuple) and value and all(v == value[0] for v in value)
+                and name not in _WHOLE_TUPLES):
             value = value[0]  # (3, 3) -> 3, as one writes it
         if p.default is p.empty and positional:
             args.append(repr(value))

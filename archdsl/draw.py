@@ -80,10 +80,11 @@ def collapsed_groups(graph, collapse) -> set[int]:
     if collapse == "auto":
         chosen: set[int] = set()
         layers = sum(1 for n in graph.graph["order"] if graph.nodes[n]["op"] != "input")
-        names_by_depth = sorted({g.label.split()[0] for g in blocks},
-                                key=lambda name: -max(_depth(groups, g) for g in blocks
-                                                      if g.label.split()[0] == name))
-        for name in names_by_depth:
+        deepest: dict[str, int] = {}
+        for g in blocks:
+            name = g.label.split()[0]
+            deepest[name] = max(deepest.get(name, 0), _depth(groups, g))
+        for name in sorted(deepest, key=lambda name: -deepest[name]):
             if _visible(graph, chosen) <= AUTO_COLLAPSE_ABOVE or layers <= AUTO_COLLAPSE_ABOVE:
                 break
             chosen |= _outermost({g.id for g in blocks if g.label.split()[0] == name}, groups)
@@ -103,10 +104,17 @@ def _outermost(ids: set[int], groups) -> set[int]:
 
 
 def _visible(graph, collapsed: set[int]) -> int:
-    hidden = 0
-    for gid in collapsed:
-        hidden += sum(1 for n in graph.graph["order"] if gid in graph.nodes[n]["groups"]) - 1
-    return sum(1 for n in graph.graph["order"] if graph.nodes[n]["op"] != "input") - hidden
+    """How many nodes the picture has with `collapsed` (outermost, so disjoint) block calls
+    drawn as one node each: one pass over the layers, whatever the number of blocks."""
+    layers = covered = 0
+    for n in graph.graph["order"]:
+        node = graph.nodes[n]
+        if node["op"] == "input":
+            continue
+        layers += 1
+        if not collapsed.isdisjoint(node["groups"]):
+            covered += 1
+    return layers - covered + len(collapsed)
 
 
 def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | None = None):

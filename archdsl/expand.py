@@ -20,9 +20,10 @@ from .syntax import (BinOp, BlockDef, Branch, Combinator, Keyword, Layer, Name, 
                      ShapeLit, Spec)
 
 COMBINATORS = {"residual": "add", "add": "add", "mul": "mul", "concat": "concat"}
-# Far beyond any real network (ResNet-152 has 516 layers, DenseNet-264 about 1,000); stops
-# runaway repeats, and keeps `check` of the largest spec it allows to about a second.
-MAX_NODES = 10_000
+# Beyond the deepest published networks (ResNet-152 has 516 layers, DenseNet-264 about 1,000,
+# the CIFAR ResNet-1202 about 3,600); stops runaway repeats, and keeps checking and drawing
+# the largest spec it allows under a second on a laptop-class CPU.
+MAX_NODES = 5_000
 # Block calls, repeats and combinators nested inside each other (a combinator or a repeat
 # counts twice: itself and its branch or iteration). PyTorch runs nested modules by Python
 # recursion, and a forward pass through much deeper nesting would hit its recursion limit.

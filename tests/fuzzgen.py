@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").glob("*.arch"))
 SPEC_TEXTS = {p.name: p.read_text() for p in SPEC_FILES}
 
-TIME_LIMIT_S = 1.0  # per case
+TIME_LIMIT_S = 1.0  # per case, or twice the largest network allowed (see time_limit)
 MEMORY_LIMIT = 200 << 20  # tracemalloc peak per case
 FILE = "fuzz.arch"
 
@@ -515,14 +515,43 @@ class Outcome:
     checked: bool  # True: a Network came back; False: located errors
 
 
+def largest_network() -> str:
+    """The most costly spec the limits allow: MAX_NODES layers written out one line each."""
+    from archdsl.expand import MAX_NODES
+
+    return "input 16x32x32\n" + "conv 16 k3 p1 nobias; bn; relu\n" * ((MAX_NODES - 1) // 3)
+
+
+_limit: list[float] = []
+
+
+def time_limit() -> float:
+    """The time a case may take: 1 s, or twice what the largest network the limits allow
+    takes to check and draw on this machine, measured once per process (no absolute time:
+    a slower or busier machine must not turn a linear cost into a finding; a hang or a
+    super-linear blow-up still is one)."""
+    if not _limit:
+        text = largest_network()
+        reference = min(_timed(text) for _ in range(2))
+        _limit.append(max(TIME_LIMIT_S, 2 * reference))
+    return _limit[0]
+
+
+def _timed(text: str) -> float:
+    outcome = run_case(text, trace_memory=False, limit=float("inf"))
+    assert outcome.failure is None and outcome.checked, outcome
+    return outcome.seconds
+
+
 def run_case(text: str, params: dict | None = None, draw: bool = True,
-             trace_memory: bool = True) -> Outcome:
+             trace_memory: bool = True, limit: float | None = None) -> Outcome:
     """Check `text` as archdsl does (and draw it as `archdsl draw` does); say how it failed.
 
     A case behaves when it ends in a Network or in error diagnostics, each located inside
     the file; it fails on any exception, on E-INTERNAL, on an error without a location, over
-    TIME_LIMIT_S or over MEMORY_LIMIT of Python allocations (tracemalloc's peak; tracing
-    makes a case about four times slower, so the test suite traces a share of its cases).
+    `limit` seconds (default: time_limit()) or over MEMORY_LIMIT of Python allocations
+    (tracemalloc's peak; tracing makes a case about four times slower, so the test suite
+    traces a share of its cases, and a traced case is timed again without tracing).
     """
     from archdsl.diagnostics import render_all
     from archdsl.draw import to_dot
@@ -553,12 +582,12 @@ def run_case(text: str, params: dict | None = None, draw: bool = True,
     peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
     if trace_memory:
         tracemalloc.stop()
+    if limit is None:
+        limit = time_limit()
     if failure is None and trace_memory and seconds > TIME_LIMIT_S / 4:
         # tracing slows Python about four times: time the case again without it
-        start = time.perf_counter()
-        analyse(text, FILE, params)
-        seconds = time.perf_counter() - start
-    if failure is None and seconds > TIME_LIMIT_S:
+        seconds = run_case(text, params, draw, trace_memory=False, limit=float("inf")).seconds
+    if failure is None and seconds > limit:
         failure, detail = "slow", f"{seconds:.2f} s"
     if failure is None and peak > MEMORY_LIMIT:
         failure, detail = "memory", f"{peak / 2**20:.0f} MiB"

@@ -103,6 +103,9 @@ def test_generated_specs_agree_everywhere(tmp_path, text):
     # the projection shortcut with rectangular strides, and huge-but-legal arguments unused
     "input 3x9x7\nresidual< conv 8 k3 s2x1 p1; bn; relu; conv 8 k1 >\nrelu\n"
     "adaptiveavgpool 99999x1\nflatten\nlinear 2\n",
+    # layernorm over a whole CxHxW sample with C == H == W: the exported file once wrote
+    # nn.LayerNorm(4) (the last dimension only) for nn.LayerNorm((4, 4, 4)) (found in CI)
+    "input 1x8x8\nconv 4 k3 s2 p1\nlayernorm\nadaptiveavgpool 1; flatten; linear 2\n",
 ])
 def test_edge_cases_agree_everywhere(text, tmp_path):
     assert_agreement(text, tmp_path)
