@@ -151,12 +151,35 @@ def _require_images(root: Path, classes: list[str], skipped: list) -> None:
 
 
 def load_dataset(source: str, val_split: float = 0.1, seed: int = 0, channels: int = 3) -> DataSet:
-    """The built-in `digits`, or an image folder whose unreadable files are set aside."""
+    """The built-in `digits`, random images (`synthetic`, `synthetic:N` or `synthetic:NxK`:
+    N 256x256 images, default 10,000, of K classes, default 10), or an image folder whose
+    unreadable files are set aside."""
     if source == "digits" and not Path(source).exists():
         classes, samples = load_digits()
         train, val = stratified_split(samples, val_split, seed)
         return DataSet(classes, train, val, "digits (built in)", split="val_split")
+    if source.split(":")[0] == "synthetic" and not Path(source).exists():
+        return load_synthetic(source, val_split, seed, channels)
     return load_folder(Path(source), val_split, seed, channels)
+
+
+def load_synthetic(source: str, val_split: float, seed: int, channels: int) -> DataSet:
+    """`synthetic[:N[xK]]`: random images for benchmarks (train/pipeline.py makes them)."""
+    import re
+
+    from .pipeline import synthetic_samples
+
+    match = re.fullmatch(r"synthetic(?::(\d+)(?:x(\d+))?)?", source)
+    n, k = (int(match[1] or 10000), int(match[2] or 10)) if match else (0, 0)
+    if n < 2 or k < 2:
+        raise DataError(f"{source!r}: write synthetic:N (N random images, at least 2) or "
+                        "synthetic:NxK (of K classes, at least 2), e.g. synthetic:5000x10")
+    if channels not in (1, 3):
+        raise DataError(f"the spec's input has {channels} channels; images give 1 or 3")
+    samples = synthetic_samples(n, k, channels, 256, seed)
+    train, val = stratified_split(samples, val_split, seed)
+    return DataSet([f"class{c}" for c in range(k)], train, val,
+                   f"synthetic ({n:,} random 256x256 images, {k} classes)", split="val_split")
 
 
 def decode(sample: Sample, channels: int):

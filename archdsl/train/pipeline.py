@@ -1,0 +1,305 @@
+"""Building blocks for an input pipeline that keeps a fast GPU busy.
+
+Decoding JPEGs and cropping them on the CPU tops out at a few thousand images per second,
+which a large GPU trains through faster. Two pieces move that work:
+
+- `CachedImages` decodes a data set once, resized to a fixed size, into one uint8 tensor in
+  memory or a memory-mapped .npy file on disk, so later epochs read pixels instead of files.
+- `GpuAugment` takes a uint8 batch already on the device and does the random resized crop,
+  the flip and the normalisation there, batched (the same ranges as the CPU transforms).
+
+`synthetic_samples` makes random images for benchmarks (`load_dataset("synthetic:N")`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..files import atomic_write
+from .data import DataError, Sample, decode, unreadable
+
+CACHE_FORMAT = "archdsl-image-cache-v1"  # part of every cache's name: a new layout, new files
+MAX_DISTINCT_SYNTHETIC = 1024
+
+
+# ----------------------------------------------------------------------------- synthetic data
+
+
+def synthetic_samples(n: int, classes: int, channels: int = 3, size=256,
+                      seed: int = 0) -> list[Sample]:
+    """`n` random images of `classes` balanced classes, as uint8 pixels (HxW for 1 channel,
+    HxWxC for 3). Each class tints the noise with its own colour, so a network can learn
+    them; at most 1,024 distinct images are made and shared, which keeps it cheap."""
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    rng = np.random.default_rng(seed)
+    distinct = min(n, classes * max(1, MAX_DISTINCT_SYNTHETIC // classes))
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    tints = rng.integers(0, 128, (classes, 1, 1, channels), dtype=np.uint8)
+    noise = np.frombuffer(rng.bytes(distinct * height * width * channels), np.uint8)
+    noise = (noise >> 1).reshape(distinct, height, width, channels)
+    images = [(noise[d] + tints[d % classes]).reshape(shape) for d in range(distinct)]
+    return [Sample(i % classes, pixels=images[i % distinct]) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def cache_bytes(n: int, channels: int, size) -> int:
+    """The bytes a cache of `n` images of `channels` x size[0] x size[1] uint8 pixels takes."""
+    height, width = size
+    return n * channels * height * width
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (MemAvailable), if it says."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_cache_problem(n: int, channels: int, size, share: float = 0.8) -> str | None:
+    """Why a memory cache of `n` images would not fit (more than `share` of the available
+    memory), in words; None when it fits or the system does not say."""
+    needed, free = cache_bytes(n, channels, size), available_memory()
+    if free is None or needed <= share * free:
+        return None
+    height, width = size
+    return (f"caching {n:,} images at {channels}x{height}x{width} in memory needs "
+            f"{needed / 1e9:.1f} GB, but only {free / 1e9:.1f} GB is available; cache them on "
+            "disk instead, or leave them uncached")
+
+
+def cache_name(samples: list[Sample], channels: int, size) -> str:
+    """A file name that changes with every file's path, size and modification time (or the
+    pixels of built-in images), the channel count and the size: a changed data set never
+    meets a stale cache."""
+    height, width = size
+    digest = hashlib.blake2b(f"{CACHE_FORMAT} {channels} {height} {width}".encode(),
+                             digest_size=16)
+    seen: dict[int, bytes] = {}  # synthetic samples share their pixel arrays
+    for s in samples:
+        if s.pixels is not None:
+            key = id(s.pixels)
+            if key not in seen:
+                h = hashlib.blake2b(str(s.pixels.shape).encode(), digest_size=16)
+                h.update(np.ascontiguousarray(s.pixels).data)
+                seen[key] = h.digest()
+            digest.update(seen[key])
+        else:
+            stat = Path(s.path).stat()
+            digest.update(f"\0{Path(s.path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+                          .encode())
+    return f"{len(samples)}x{channels}x{height}x{width}-{digest.hexdigest()}.npy"
+
+
+def resized_pixels(sample: Sample, channels: int, size) -> torch.Tensor:
+    """One image decoded and resized (bilinear, antialiased) to `size`: uint8 C x H x W."""
+    from torchvision.transforms.v2 import functional as F
+
+    try:
+        image = decode(sample, channels)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - named with its reason, like the loader does
+        raise DataError(f"{sample.path} cannot be read for the cache "
+                        f"({unreadable(exc, sample.path)})") from None
+    if image.size != (size[1], size[0]):
+        image = F.resize(image, list(size), antialias=True)
+    return F.pil_to_tensor(image)
+
+
+class CachedImages(torch.utils.data.Dataset):
+    """A data set decoded once and resized to `size` (H, W): item i is (uint8 C x H x W, label).
+
+    `where="memory"` keeps every image in one N x C x H x W tensor (`images`), refused with a
+    DataError when it would not fit; `where="disk"` writes them to an .npy file in `folder`,
+    named by `cache_name`, and reads it memory-mapped, so a second run with the same data
+    decodes nothing. `threads` decode in parallel (PIL releases the GIL)."""
+
+    def __init__(self, samples: list[Sample], channels: int, size, where: str = "memory",
+                 folder: str | Path | None = None, threads: int | None = None):
+        if where not in ("memory", "disk"):
+            raise ValueError(f"where is 'memory' or 'disk', not {where!r}")
+        self.samples, self.channels = list(samples), channels
+        self.size = tuple(int(v) for v in size)
+        self.labels = torch.tensor([s.label for s in self.samples], dtype=torch.long)
+        self.threads = threads if threads is not None else min(8, os.cpu_count() or 1)
+        self.where, self.path = where, None
+        shape = (len(self.samples), channels, *self.size)
+        if where == "memory":
+            problem = memory_cache_problem(len(self.samples), channels, self.size)
+            if problem:
+                raise DataError(problem)
+            self.images = torch.empty(shape, dtype=torch.uint8)
+            self._fill(self.images.numpy())
+            return
+        if folder is None:
+            raise ValueError("a disk cache needs a folder")
+        self.path = Path(folder) / cache_name(self.samples, channels, self.size)
+        if not self._readable(shape):
+            atomic_write(self.path, lambda tmp: self._write(tmp, shape))
+        self.images = np.load(self.path, mmap_mode="r")
+
+    def _readable(self, shape) -> bool:
+        if not self.path.is_file():
+            return False
+        try:
+            return np.load(self.path, mmap_mode="r").shape == shape
+        except (OSError, ValueError):
+            return False  # damaged: written again
+
+    def _write(self, tmp: str, shape) -> None:
+        target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        self._fill(target)
+        target.flush()
+        del target
+
+    def _fill(self, target: np.ndarray) -> None:
+        def one(i):
+            target[i] = resized_pixels(self.samples[i], self.channels, self.size).numpy()
+
+        if self.threads > 1 and len(self.samples) > 1:
+            with ThreadPoolExecutor(self.threads) as pool:
+                for _ in pool.map(one, range(len(self.samples))):
+                    pass
+        else:
+            for i in range(len(self.samples)):
+                one(i)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self._pixels(i), int(self.labels[i])
+
+    def take(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole batch at once: (uint8 N x C x H x W, labels), one gather, no collation."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        if isinstance(self.images, torch.Tensor):
+            return self.images[indices], self.labels[indices]
+        return torch.from_numpy(self.images[indices.numpy()]), self.labels[indices]
+
+    def _pixels(self, i) -> torch.Tensor:
+        if isinstance(self.images, torch.Tensor):
+            return self.images[i]
+        return torch.from_numpy(np.array(self.images[i]))  # a writable copy of the mapped rows
+
+    def __getstate__(self):  # a spawned loader worker maps the file again, not a copy of it
+        state = dict(self.__dict__)
+        if self.where == "disk":
+            state["images"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.where == "disk":
+            self.images = np.load(self.path, mmap_mode="r")
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+class GpuAugment(nn.Module):
+    """uint8 N x C x H x W images on any device in, float N x C x h x w normalised images out.
+
+    In training mode each image gets its own random resized crop (area `scale` of the image,
+    aspect `ratio`, as torchvision's RandomResizedCrop draws them) resampled to `size` with
+    `roi_align`, and with `flip` a horizontal flip half of the time, all in one batched call.
+    In eval mode it only resizes (bilinear, antialiased). The random numbers come from
+    `generator` (a CPU torch.Generator, so runs repeat on any device; the global one if
+    None) and go to the device with the batch."""
+
+    def __init__(self, size, mean, std, *, flip: bool = True, scale=(0.8, 1.0),
+                 ratio=(0.9, 1.1), channels_last: bool = False,
+                 generator: torch.Generator | None = None, dtype=torch.float32):
+        super().__init__()
+        self.size = (size, size) if isinstance(size, int) else tuple(int(v) for v in size)
+        self.flip, self.scale, self.ratio = flip, tuple(scale), tuple(ratio)
+        self.channels_last, self.generator, self.dtype = channels_last, generator, dtype
+        mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add
+        self.register_buffer("multiplier", 1.0 / (255.0 * std), persistent=False)
+        self.register_buffer("offset", -mean / std, persistent=False)
+
+    def crop_boxes(self, n: int, height: int, width: int) -> torch.Tensor:
+        """n crop boxes (x1, y1, x2, y2) in pixels of a height x width image, on the CPU:
+        ten tries per image as RandomResizedCrop makes, then its central fallback."""
+        tries = 10
+        u = torch.rand(n, tries, 4, generator=self.generator, dtype=torch.float64)
+        area = height * width * (self.scale[0] + (self.scale[1] - self.scale[0]) * u[..., 0])
+        low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = torch.exp(low + (high - low) * u[..., 1])
+        w = torch.round(torch.sqrt(area * aspect))
+        h = torch.round(torch.sqrt(area / aspect))
+        fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = fits.to(torch.int8).argmax(dim=1, keepdim=True)  # the first try that fits
+
+        def pick(t):
+            return t.gather(1, first).squeeze(1)
+
+        w, h = pick(w), pick(h)
+        top = torch.minimum(torch.floor(pick(u[..., 2]) * (height - h + 1)), height - h)
+        left = torch.minimum(torch.floor(pick(u[..., 3]) * (width - w + 1)), width - w)
+        fallback = ~fits.any(dim=1)
+        if fallback.any():
+            fw, fh = self._central(height, width)
+            w[fallback], h[fallback] = fw, fh
+            top[fallback], left[fallback] = (height - fh) // 2, (width - fw) // 2
+        return torch.stack([left, top, left + w, top + h], dim=1)
+
+    def _central(self, height: int, width: int) -> tuple[int, int]:
+        in_ratio = width / height
+        if in_ratio < min(self.ratio):
+            return width, int(round(width / min(self.ratio)))
+        if in_ratio > max(self.ratio):
+            return int(round(height * max(self.ratio))), height
+        return width, height
+
+    def flips(self, n: int) -> torch.Tensor:
+        """Which of n images to mirror (bool, CPU): about half with `flip`, none without."""
+        if not self.flip:
+            return torch.zeros(n, dtype=torch.bool)
+        return torch.rand(n, generator=self.generator) < 0.5
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import roi_align
+
+        n, _, height, width = images.shape
+        x = images.float()
+        if self.training:
+            boxes = self.crop_boxes(n, height, width)
+            mirror = self.flips(n)
+            rois = torch.cat([torch.arange(n, dtype=torch.float64)[:, None], boxes], dim=1)
+            rois = rois.to(device=x.device, dtype=x.dtype, non_blocking=True)
+            x = roi_align(x, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1,
+                          aligned=True)
+            if self.flip:
+                mirror = mirror.to(x.device, non_blocking=True).view(n, 1, 1, 1)
+                x = torch.where(mirror, x.flip(-1), x)
+        elif (height, width) != self.size:
+            x = nn.functional.interpolate(x, size=self.size, mode="bilinear",
+                                          align_corners=False, antialias=True)
+        x = x * self.multiplier + self.offset
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.to(self.dtype)
+
+
+__all__ = ["CachedImages", "GpuAugment", "synthetic_samples", "cache_bytes", "cache_name",
+           "available_memory", "memory_cache_problem", "resized_pixels"]
