@@ -233,16 +233,24 @@ def _training_errors(command: str, action) -> int:
     from .diagnostics import SpecError
     from .train import DataError, Interrupted, TrainError
 
+    rank = int(os.environ.get("RANK", "0")) if "LOCAL_RANK" in os.environ else 0
+    if rank:
+        command = f"{command} (rank {rank})"
     try:
         return action()
-    except SpecError as exc:
-        print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
-    except Interrupted as exc:
-        print(f"archdsl {command}: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (DataError, TrainError, CheckpointError) as exc:
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+    except (SpecError, DataError, TrainError, CheckpointError) as exc:
+        if rank and getattr(exc, "on_every_worker", False):  # rank 0 says it
+            return EXIT_INTERRUPTED if isinstance(exc, Interrupted) else EXIT_SPEC
+        if isinstance(exc, SpecError):
+            print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+        elif isinstance(exc, Interrupted):
+            print(f"archdsl {command}: {exc}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        else:
+            print(f"archdsl {command}: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
+        if rank:
+            return EXIT_INTERRUPTED  # every worker got Ctrl-C; rank 0 says it
         what = " before training started" if command == "train" else ""
         print(f"archdsl {command}: interrupted{what}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -268,24 +276,27 @@ def cmd_train(args) -> int:
     from .train import TrainConfig, resume, train
 
     for option, value, low in (("--epochs", args.epochs_given, 1), ("--batch-size", args.batch_size, 1),
-                               ("--workers", args.workers, 0)):
+                               ("--workers", args.workers, 0), ("--nproc-per-node", args.nproc_per_node, 1),
+                               ("--nnodes", args.nnodes, 1)):
         if value is not None and value < low:
             raise UsageError(f"{option} must be at least {low}, got {value}")
     if not 0 <= args.val_split < 1:
         raise UsageError(f"--val-split is a fraction from 0 to below 1, got {args.val_split}")
+    if args.resume and (args.spec or args.dataset):
+        raise UsageError("--resume DIR continues a run with its own spec and data; give "
+                         "no SPEC or DATASET")
+    if not args.resume and (not args.spec or not args.dataset):
+        raise UsageError("give SPEC and DATASET (e.g. archdsl train specs/lenet5.arch digits), "
+                         "or --resume DIR")
+    if args.nproc_per_node is not None or args.nnodes is not None:
+        return _launch_workers(args)
     if args.resume:
-        if args.spec or args.dataset:
-            raise UsageError("--resume DIR continues a run with its own spec and data; give "
-                             "no SPEC or DATASET")
 
         def go():
             resume(args.resume, epochs=args.epochs_given)
             return EXIT_OK
 
         return _training_errors("train", go)
-    if not args.spec or not args.dataset:
-        raise UsageError("give SPEC and DATASET (e.g. archdsl train specs/lenet5.arch digits), "
-                         "or --resume DIR")
     config = TrainConfig(
         epochs=args.epochs_given if args.epochs_given is not None else 10,
         batch_size=args.batch_size, optimizer=args.optimizer,
@@ -294,7 +305,8 @@ def cmd_train(args) -> int:
         warmup_epochs=args.warmup_epochs, step_size=args.step_size, gamma=args.gamma, label_smoothing=args.label_smoothing,
         clip_grad=args.clip_grad, seed=args.seed, workers=args.workers, device=args.device,
         precision=args.precision, compile=args.compile, augment=not args.no_augment,
-        val_split=args.val_split, tensorboard=args.tensorboard, quiet=args.quiet)
+        val_split=args.val_split, tensorboard=args.tensorboard, quiet=args.quiet,
+        sync_bn=args.sync_bn)
     _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
     params = parse_sets(args.set)
 
@@ -302,6 +314,45 @@ def cmd_train(args) -> int:
         train(args.spec, args.dataset, config, params=params, out=args.out,
               exist_ok=args.exist_ok)
         return EXIT_OK
+
+    return _training_errors("train", go)
+
+
+def _launch_workers(args) -> int:
+    """`archdsl train … --nproc-per-node N`: start N workers here (and as many on each of
+    --nnodes machines) through torchrun, each running this same command without the launch
+    options. Rank 0 writes the run folder; its name is fixed here so that this process can
+    say where the run stands if a worker dies."""
+    from .train.distributed import (launch, launched_by_torchrun, stderr_log, torchrun_arguments,
+                                    worker_arguments)
+
+    if launched_by_torchrun():
+        raise UsageError("this process was started by torchrun already; leave out "
+                         "--nproc-per-node and --nnodes (torchrun's own options say how many "
+                         "workers there are)")
+    nproc, nnodes = args.nproc_per_node or 1, args.nnodes or 1
+    if args.node_rank is not None and nnodes == 1:
+        raise UsageError("--node-rank goes with --nnodes N (N machines)")
+    workers = worker_arguments(args.argv[args.argv.index("train") + 1:])
+    run_dir = args.resume or args.out
+
+    def go():
+        nonlocal run_dir, workers
+        from .train import TrainError
+
+        torchrun = torchrun_arguments(nproc, nnodes, args.node_rank, args.rdzv_endpoint,
+                                      args.rdzv_id, args.torchrun)
+        if not args.resume and args.batch_size % (nproc * nnodes):
+            raise TrainError(f"--batch-size {args.batch_size} is the global batch, split "
+                             f"evenly over the {nproc * nnodes} workers; it is not a multiple "
+                             f"of {nproc * nnodes}")
+        if run_dir is None:  # the folder rank 0 would pick, fixed here for every worker
+            from .network import load
+            from .train.run_folder import default_run_folder
+
+            run_dir = default_run_folder(load(args.spec, **parse_sets(args.set)).name)
+            workers += ["--out", run_dir]
+        return launch(torchrun, workers, run_dir, stderr_log)
 
     return _training_errors("train", go)
 
@@ -468,6 +519,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="synchronise batch norm statistics across workers (CUDA)")
+    launch = train.add_argument_group(
+        "several processes (torchrun)",
+        "start workers with torchrun's elastic agent; --batch-size is the global batch, split "
+        "evenly over them (docs/distributed.md)")
+    launch.add_argument("--nproc-per-node", type=int, metavar="N",
+                        help="workers on this machine (one per GPU)")
+    launch.add_argument("--nnodes", type=int, metavar="N", help="machines (default 1)")
+    launch.add_argument("--node-rank", type=int, metavar="R",
+                        help="this machine's rank (static rendezvous at --rdzv-endpoint)")
+    launch.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                        help="node 0's address, the same on every machine")
+    launch.add_argument("--rdzv-id", metavar="ID", help="the job's rendezvous id (default archdsl)")
+    launch.add_argument("--torchrun", action="append", default=[], metavar="ARG",
+                        help="pass ARG to torchrun as it is (e.g. --torchrun=--max-restarts=3)")
     train.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                        help="override an `arch` parameter (num_classes comes from the data)")
     train.set_defaults(func=cmd_train)
@@ -497,7 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except UsageError as exc:

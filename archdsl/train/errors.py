@@ -9,3 +9,10 @@ class TrainError(Exception):
 
 class Interrupted(TrainError):
     """Ctrl-C stopped the run; the message says what was saved and how to continue (exit 130)."""
+
+
+def on_every_worker(exc: BaseException) -> BaseException:
+    """Mark an error that every worker of a distributed run meets alike (a bad spec, a
+    non-finite loss, Ctrl-C): only rank 0 reports it."""
+    exc.on_every_worker = True
+    return exc

@@ -24,7 +24,8 @@ from torch import nn
 
 from ..files import WriteError, atomic_batch, atomic_write, remove_temporaries
 from .data import DataError, DataSet, Sample, decode, load_dataset, stratified_split, unreadable
-from .errors import Interrupted, TrainError
+from .distributed import World, join
+from .errors import Interrupted, TrainError, on_every_worker
 from .health import GradientHealth, first_non_finite_gradient, first_non_finite_layer
 from .interrupt import StopRequest
 from .progress import Progress
@@ -59,6 +60,7 @@ class TrainConfig:
     val_split: float = 0.1
     tensorboard: bool = False
     quiet: bool = False
+    sync_bn: bool = False  # SyncBatchNorm across workers (distributed runs on CUDA)
 
     def resolved(self) -> "TrainConfig":
         lr = self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
@@ -92,20 +94,36 @@ class ImageSet(torch.utils.data.Dataset):
         return self.transform(image), s.label
 
 
-class ShuffledOrder(torch.utils.data.Sampler):
-    """A seeded shuffle of the training set each epoch that can start part-way through, for
-    an epoch resumed after Ctrl-C: `skip` indices of the order are left out, once."""
+class ShardedOrder(torch.utils.data.DistributedSampler):
+    """The training order of one worker: a seeded shuffle of the whole training set each epoch
+    (the same on every worker), cut into global batches of `batch_size` (the last partial one
+    dropped, unless the set is smaller than one batch); worker `rank` of `world` takes its
+    `batch_size / world` consecutive images of every global batch. So each image is used once
+    per epoch across the workers, and every global step trains on exactly the images one
+    process would. For an epoch resumed after Ctrl-C, `skip` images of the shuffle are left
+    out, once."""
 
-    def __init__(self, size: int, generator: torch.Generator):
-        self.size, self.generator, self.skip = size, generator, 0
+    def __init__(self, size: int, generator: torch.Generator, batch_size: int, rank: int = 0,
+                 world: int = 1):
+        super().__init__(range(size), num_replicas=world, rank=rank, shuffle=True, drop_last=True)
+        self.size, self.generator, self.batch_size, self.skip = size, generator, batch_size, 0
 
     def __len__(self):
-        return self.size
+        if self.size > self.batch_size:
+            return self.size // self.batch_size * (self.batch_size // self.num_replicas)
+        return len(range(self.rank, self.size, self.num_replicas))
 
     def __iter__(self):
         order = torch.randperm(self.size, generator=self.generator).tolist()
         skip, self.skip = self.skip, 0
-        yield from order[skip:]
+        order = order[skip:]
+        if self.size <= self.batch_size:
+            yield from order[self.rank::self.num_replicas]
+            return
+        share = self.batch_size // self.num_replicas
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            first = start + self.rank * share
+            yield from order[first:first + share]
 
 
 def _transforms(size, mean, std, train: bool, augment: bool, flip: bool):
@@ -197,7 +215,8 @@ def restore_random_states(states: dict, generator: torch.Generator) -> None:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+    return getattr(model, "module", model)  # DistributedDataParallel's
 
 
 def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -221,9 +240,10 @@ def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
 
 
 def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
-             stop: StopRequest | None = None) -> dict | None:
+             stop: StopRequest | None = None, world: World | None = None) -> dict | None:
     """Loss, top-1, top-5 and the confusion matrix (rows: true class, columns: predicted);
-    None when `stop` is requested part-way."""
+    None when `stop` is requested part-way. With several workers, each evaluates its share
+    of the images and the sums are added up over the workers."""
     model.eval()
     total, loss_sum, top1, top5 = 0, 0.0, 0, 0
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
@@ -243,6 +263,12 @@ def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
             total += len(y)
             confusion += torch.bincount(y.cpu() * num_classes + best[:, 0].cpu(),
                                         minlength=num_classes ** 2).view(num_classes, num_classes)
+    if world is not None and world.several:
+        sums = torch.cat([torch.tensor([loss_sum, top1, top5, total], dtype=torch.float64),
+                          confusion.flatten().double()]).to(device)
+        sums = world.sum_(sums).cpu()
+        loss_sum, top1, top5, total = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
+        confusion = sums[4:].round().long().view(num_classes, num_classes)
     nan = float("nan")
     return {"loss": loss_sum / total if total else nan, "acc": top1 / total if total else nan,
             "top5": top5 / total if total else nan, "confusion": confusion, "count": total}
@@ -263,12 +289,13 @@ class _Setup:
     loss_fn: object
     train_loader: object
     val_loader: object
-    order: ShuffledOrder
+    order: ShardedOrder
     generator: torch.Generator
     device: torch.device
     amp: object
     config: TrainConfig
     config_json: dict
+    world: World = field(default_factory=World)
     epoch_order: object = None  # the loader's random state at the start of the current epoch
 
 
@@ -292,8 +319,30 @@ def train(spec_path: str | Path, dataset: str, config: TrainConfig | None = None
     SpecError (with diagnostics) for problems found before training starts, TrainError for a
     run that cannot go on, and Interrupted (a TrainError) after Ctrl-C."""
     config = (config or TrainConfig()).resolved()
-    setup = _prepare(Path(spec_path), dataset, config, dict(params or {}), out, exist_ok, log)
-    return _run(setup, _Position(), None, log=_logger(config, log))
+    world = _join(config)
+    log = _logger(config, log, world)
+    setup = _prepared(world, Path(spec_path), dataset, config, dict(params or {}), out,
+                      exist_ok, log)
+    run = _run(setup, _Position(), None, log=log)
+    world.leave()
+    return run
+
+
+def _join(config: TrainConfig) -> World:
+    try:
+        return join(config.device)
+    except TrainError as exc:
+        raise on_every_worker(exc) from None
+
+
+def _prepared(world: World, *args, **kwargs) -> "_Setup":
+    """_prepare; its errors (spec, data, options) are the same on every worker."""
+    from ..diagnostics import SpecError
+
+    try:
+        return _prepare(*args, **kwargs, world=world)
+    except (TrainError, DataError, SpecError) as exc:
+        raise on_every_worker(exc) from None
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
@@ -310,16 +359,24 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
     config = TrainConfig.from_dict(saved["options"])
     if epochs is not None:
         config.epochs = epochs
-    log_fn = _logger(config, log)
+    world = _join(config)
+    trained_by = (saved.get("distributed") or {}).get("world_size", 1)
+    if trained_by != world.size:
+        raise on_every_worker(TrainError(
+            f"{run} was trained by {trained_by} worker(s) and this is {world.size}; resume it "
+            f"with as many, so that it goes on exactly: `{resume_command(run)}`"))
+    log_fn = _logger(config, log, world)
     spec = run / saved["spec"]
     dataset = saved["dataset_arg"]
     if not Path(dataset).exists() and isinstance(saved.get("dataset_path"), str):
         dataset = saved["dataset_path"]  # resumed from another folder than it was started in
-    setup = _prepare(spec, dataset, config, dict(saved["parameters"]), str(run), True, log,
-                     saved=saved)
+    setup = _prepared(world, spec, dataset, config, dict(saved["parameters"]), str(run), True,
+                      log_fn, saved=saved)
     if state is None:
         log_fn(f"{run} has no resume.pt (no epoch had finished): training it from the start")
-        return _run(setup, _Position(), None, log=log_fn)
+        run = _run(setup, _Position(), None, log=log_fn)
+        world.leave()
+        return run
     position = _restore(setup, state, state_path)
     if not (run / "best.safetensors").is_file() and position.rows:
         log_fn(f"warning: {run / 'best.safetensors'} is missing; the best weights from now on "
@@ -328,7 +385,9 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
     done = f"epoch {state['epoch']}" + (f" and {position.step} step(s) of epoch {position.epoch}"
                                         if "step" in state else "")
     log_fn(f"resuming {run} after {done} of {config.epochs}")
-    return _run(setup, position, state.get("health"), log=log_fn)
+    run = _run(setup, position, state.get("health"), log=log_fn)
+    world.leave()
+    return run
 
 
 def _check_weights_file(path: Path) -> None:
@@ -353,7 +412,8 @@ def _restore(s: _Setup, state: dict, path: Path) -> _Position:
         s.schedule.load_state_dict(state["schedule"])
         if s.scaler is not None and state.get("scaler"):
             s.scaler.load_state_dict(state["scaler"])
-        restore_random_states(state["random"], s.generator)
+        ranks = state.get("random_ranks")
+        restore_random_states(ranks[s.world.rank] if ranks else state["random"], s.generator)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - a resume.pt that does not fit is refused, not run
@@ -368,8 +428,11 @@ def _restore(s: _Setup, state: dict, path: Path) -> _Position:
     return position
 
 
-def _logger(config: TrainConfig, log):
-    """Progress lines to stdout (none with --quiet); warnings always, to stderr."""
+def _logger(config: TrainConfig, log, world: World | None = None):
+    """Progress lines to stdout (none with --quiet); warnings always, to stderr. Of several
+    workers, rank 0 alone says anything."""
+    if world is not None and not world.main:
+        return lambda line: None
     if log is not None:
         return log
 
@@ -383,7 +446,7 @@ def _logger(config: TrainConfig, log):
 
 
 def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, out, exist_ok,
-             log, saved: dict | None = None) -> _Setup:
+             log, saved: dict | None = None, world: World | None = None) -> _Setup:
     from ..network import load
 
     log = _logger(config, log)
@@ -413,8 +476,22 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
     _warn_about_data(data, log)
     if config.optimizer not in ("sgd", "adamw"):
         raise TrainError(f"unknown optimizer {config.optimizer!r}: sgd or adamw")
+    world = world or World()
+    if config.batch_size % world.size:
+        fits = max(config.batch_size // world.size, 1) * world.size
+        raise TrainError(f"--batch-size {config.batch_size} is the global batch, split evenly "
+                         f"over the {world.size} workers; it is not a multiple of {world.size} "
+                         f"(try --batch-size {fits})")
+    if len(data.train) < world.size:
+        raise TrainError(f"{data.source} has {len(data.train)} training image(s), fewer than "
+                         f"the {world.size} workers")
 
     device = pick_device(config.device)
+    if world.several and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    if config.sync_bn and device.type != "cuda":
+        raise TrainError("--sync-bn needs CUDA GPUs (PyTorch's SyncBatchNorm runs on them "
+                         "only); leave it out to train on the CPU")
     amp = autocast_dtype(config.precision, device)
     if amp is not None and device.type == "mps":
         amp = None
@@ -431,21 +508,32 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
                          _transforms(size, mean, std, True, config.augment, flip))
     val_set = ImageSet(data.val, channels, _transforms(size, mean, std, False, False, False))
     generator = torch.Generator().manual_seed(config.seed)
-    order = ShuffledOrder(len(train_set), generator)
+    per_worker = config.batch_size // world.size
+    order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size)
     pin = device.type == "cuda"
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=config.batch_size, sampler=order, generator=generator,
-        num_workers=config.workers, drop_last=len(train_set) > config.batch_size, pin_memory=pin,
-        persistent_workers=config.workers > 0)
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size,
+        train_set, batch_size=per_worker, sampler=order, generator=generator,
+        num_workers=config.workers, pin_memory=pin, persistent_workers=config.workers > 0)
+    if world.several:  # each worker validates every world.size-th image; the sums are added
+        val_set = torch.utils.data.Subset(val_set, range(world.rank, len(val_set), world.size))
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=per_worker,
                                              num_workers=config.workers, pin_memory=pin)
 
     needed = checkpoint_bytes(4 * network.params, config.optimizer)
-    run = make_run_folder(spec_path, network.name, out, exist_ok, needed)
+    run = make_run_folder(spec_path, network.name, out, exist_ok, needed) if world.main else None
+    run = world.from_main(run)  # rank 0 chose and made the folder; the others never write
     model = network.to_torch().to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
+    if world.several:
+        if config.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        # the same weights everywhere (DDP copied rank 0's); from here each worker draws its
+        # own augmentation and dropout
+        torch.manual_seed(config.seed + world.rank)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay},
@@ -468,6 +556,9 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
         "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
         "normalisation": {"mean": mean, "std": std}, "device": str(device),
         "precision": str(amp).replace("torch.", "") if amp else "fp32",
+        "distributed": ({"world_size": world.size, "nproc_per_node": world.local_size,
+                         "nnodes": world.nodes, "backend": world.backend,
+                         "batch_per_worker": per_worker} if world.several else None),
         "options": asdict(config),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
                      "torchvision": __import__("torchvision").__version__,
@@ -475,16 +566,18 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
     }
     config_json["options"] = asdict(config)
     try:
-        if saved is None and spec_path.resolve() != (run / spec_path.name).resolve():
+        if world.main and saved is None and \
+                spec_path.resolve() != (run / spec_path.name).resolve():
             spec_text = spec_path.read_bytes()
             atomic_write(run / spec_path.name, lambda tmp: Path(tmp).write_bytes(spec_text))
-        atomic_write(run / "config.json", json_writer(config_json))  # the run exists from here
+        if world.main:  # the run exists from here
+            atomic_write(run / "config.json", json_writer(config_json))
     except WriteError as exc:
         raise write_error(exc, "no training was done; free some space or fix the folder's "
                                "permissions, then run the command again") from None
     return _Setup(network, data, run, model, optimizer, schedule, scaler,
                   nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
-                  val_loader, order, generator, device, amp, config, config_json)
+                  val_loader, order, generator, device, amp, config, config_json, world)
 
 
 def _warn_about_data(data: DataSet, log) -> None:
@@ -509,23 +602,26 @@ def _run(s: _Setup, at: _Position, health_state: dict | None, log) -> Path:
             f"{len(s.data.train)} train / {len(s.data.val)} val images, {len(s.data.classes)} "
             f"classes, {device}{', ' + str(amp).replace('torch.', '') if amp else ''}; "
             f"run folder {run}")
+    world = s.world
     health = GradientHealth(network, _unwrap(model))
     if health_state and health_state.get("sums") is not None:
         health.sums, health.steps = health_state["sums"].to(device), health_state["steps"]
-    writer = _tensorboard(run) if config.tensorboard else None
+    writer = _tensorboard(run) if config.tensorboard and world.main else None
     saved_at = at.epoch - 1  # the epoch of the checkpoint on disk
     try:
-        with StopRequest() as stop:
+        # torchrun passes Ctrl-C on to its workers: a second SIGINT right after the first is
+        # that, not a second press
+        with StopRequest(grace=2.0 if world.several else 0.0, announce=world.main) as stop:
             for epoch in range(at.epoch, config.epochs + 1):
                 row, confusion = _epoch(s, epoch, at, health, stop)
                 if row is None:  # Ctrl-C: save where the epoch stands, then stop
                     _save_part(s, epoch, at, health)
-                    raise Interrupted(
+                    raise on_every_worker(Interrupted(
                         f"interrupted in epoch {epoch} after step {at.step} of "
                         f"{len(s.train_loader)}; the run is saved. Continue it with: "
-                        f"{resume_command(run)}")
+                        f"{resume_command(run)}"))
                 at.rows.append(row)
-                for warning in health.end_epoch():
+                for warning in health.end_epoch():  # gradients are the same on every worker
                     log(f"warning: {warning}")
                 improved = not s.data.val or row["val_acc"] > at.best
                 if improved:
@@ -542,9 +638,10 @@ def _run(s: _Setup, at: _Position, health_state: dict | None, log) -> Path:
                     f"acc {row['train_acc']:.1%}  val loss {row['val_loss']:.4f} "
                     f"acc {row['val_acc']:.1%} top5 {row['val_top5']:.1%}  lr {row['lr']:.3g}  "
                     f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s")
-                if stop.requested and epoch < config.epochs:
-                    raise Interrupted(f"interrupted after epoch {epoch}; the run is saved. "
-                                      f"Continue it with: {resume_command(run)}")
+                if world.any(stop.requested, device) and epoch < config.epochs:
+                    raise on_every_worker(Interrupted(
+                        f"interrupted after epoch {epoch}; the run is saved. Continue it with: "
+                        f"{resume_command(run)}"))
     except KeyboardInterrupt:
         kept = (f"the checkpoint of epoch {saved_at} is intact" if saved_at
                 else "no epoch had finished")
@@ -575,9 +672,11 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
     matrix, or (None, None) when Ctrl-C stopped it; `at` then says where it stood."""
     config, model, device, amp = s.config, s.model, s.device, s.amp
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    world = s.world
     model.train()
     total = len(s.train_loader)
-    progress = Progress(f"epoch {epoch}/{config.epochs}", total, quiet=config.quiet)
+    progress = Progress(f"epoch {epoch}/{config.epochs}", total,
+                        quiet=config.quiet or not world.main)
     progress.done = at.step
     epoch_order = s.generator.get_state()  # the shuffle of this epoch, for a resumed part
     s.order.skip = at.step * config.batch_size
@@ -585,8 +684,9 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
     start = time.perf_counter() - part["seconds"]
     params = [p for p in model.parameters() if p.requires_grad]
     batches = iter(s.train_loader)  # draws the epoch's shuffle even when no batch is left
+    stopping = world.any(stop.requested, device)  # every worker stops at the same step
     while True:
-        if stop.requested:
+        if stopping:
             break
         try:
             x, y = next(batches)
@@ -604,12 +704,18 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
         else:
             loss.backward()
         health.record()
-        finite = torch.isfinite(loss.detach())
+        # one sum over the workers and one sync per step: the loss and accuracy sums, whether
+        # the gradients (the same on every worker, DDP averaged them) are finite, and Ctrl-C
         grads = [p.grad for p in params if p.grad is not None]
-        if s.scaler is None and grads:  # fp16's scaler skips non-finite steps itself
-            finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
-        if not finite:  # one sync for both checks
-            _stop_non_finite(s, x, epoch, at.step + 1, loss)
+        grads_ok = (torch.isfinite(torch.stack(torch._foreach_norm(grads))).all().float()
+                    if s.scaler is None and grads  # fp16's scaler skips non-finite steps itself
+                    else torch.ones((), device=loss.device))
+        sums = torch.stack([loss.detach().float() * len(y), (out.argmax(1) == y).sum().float(),
+                            torch.full((), float(len(y)), device=loss.device), grads_ok,
+                            torch.full((), float(stop.requested), device=loss.device)])
+        loss_sum, correct, seen, grads_ok, stops = world.sum_(sums).tolist()
+        if not (math.isfinite(loss_sum) and grads_ok == world.size):
+            _stop_non_finite(s, x, epoch, at.step + 1, loss_sum / max(seen, 1))
         if config.clip_grad:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
         if s.scaler is not None:
@@ -619,19 +725,23 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
             s.optimizer.step()
         s.schedule.step()
         at.step += 1
-        part["seen"] += len(y)
-        part["loss_sum"] += float(loss.detach()) * len(y)
-        part["correct"] += int((out.argmax(1) == y).sum())
+        part["seen"] += int(seen)
+        part["loss_sum"] += loss_sum
+        part["correct"] += int(correct)
         part["seconds"] = time.perf_counter() - start
+        stopping = stops > 0
         progress.update(loss=part["loss_sum"] / part["seen"], acc=part["correct"] / part["seen"],
                         rate=part["seen"] / max(part["seconds"], 1e-9))
     progress.close()
     s.order.skip = 0
     s.epoch_order = epoch_order
-    if stop.requested:
+    if stopping:
         return None, None
     seconds = time.perf_counter() - start
-    val = evaluate(model, s.val_loader, device, s.loss_fn, len(s.data.classes), amp, stop=stop)
+    # several workers validate to the end (they must agree on where they stop); one alone
+    # stops at Ctrl-C
+    val = evaluate(model, s.val_loader, device, s.loss_fn, len(s.data.classes), amp,
+                   stop=None if world.several else stop, world=world)
     if val is None:
         return None, None
     seen = part["seen"]
@@ -651,14 +761,25 @@ def _last_line(message: str) -> str:
     return message.strip().splitlines()[-1].split(": ", 1)[-1]
 
 
-def _state(s: _Setup, epoch: int, rows: list, best: float) -> dict:
-    return {
+def _state(s: _Setup, epoch: int, rows: list, best: float, loader_state=None) -> dict | None:
+    """What resume.pt holds; None on workers other than rank 0, which only hand it their
+    random states (every worker must call this)."""
+    mine = random_states(s.generator)
+    if loader_state is not None:
+        mine["loader"] = loader_state
+    ranks = s.world.gather(mine)
+    if not s.world.main:
+        return None
+    state = {
         "epoch": epoch, "rows": rows, "best": best,
         "model": {k: v.detach().cpu() for k, v in _unwrap(s.model).state_dict().items()},
         "optimizer": s.optimizer.state_dict(), "schedule": s.schedule.state_dict(),
         "scaler": s.scaler.state_dict() if s.scaler is not None else {},
-        "random": random_states(s.generator),
+        "random": mine,
     }
+    if s.world.several:
+        state["random_ranks"] = ranks
+    return state
 
 
 def _checkpoint(s: _Setup, epoch: int, rows: list, best: float, improved: bool,
@@ -667,8 +788,10 @@ def _checkpoint(s: _Setup, epoch: int, rows: list, best: float, improved: bool,
     from .plots import confusion_png, curves_png
 
     run = s.run
-    weights = _unwrap(s.model).state_dict()
     state = _state(s, epoch, rows, best)
+    if state is None:
+        return  # rank 0 writes
+    weights = _unwrap(s.model).state_dict()
     with atomic_batch() as write:
         write(run / "metrics.csv", metrics_writer(rows))
         write(run / "last.safetensors", weights_writer(weights))
@@ -683,30 +806,32 @@ def _checkpoint(s: _Setup, epoch: int, rows: list, best: float, improved: bool,
 def _save_part(s: _Setup, epoch: int, at: _Position, health: GradientHealth) -> None:
     """resume.pt for an epoch stopped part-way: the finished epochs, the steps done of this
     one, its shuffle and running sums, so that --resume goes on with the next batch."""
-    state = _state(s, epoch - 1, at.rows, at.best)
-    state["random"]["loader"] = s.epoch_order
+    state = _state(s, epoch - 1, at.rows, at.best, loader_state=s.epoch_order)
+    if state is None:
+        return  # rank 0 writes
     state.update(step=at.step, partial=dict(at.partial),
                  health={"sums": health.sums, "steps": health.steps})
     with atomic_batch() as write:
         write(s.run / "resume.pt", lambda tmp: torch.save(state, tmp))
 
 
-def _stop_non_finite(s: _Setup, x, epoch: int, step: int, loss) -> None:
+def _stop_non_finite(s: _Setup, x, epoch: int, step: int, value: float) -> None:
     """Stop at a non-finite loss (naming the first layer whose output is not finite) or
     gradient (naming the parameter where it entered), keeping the last checkpoint."""
     kept = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {s.run}"
             if (s.run / "last.safetensors").exists()
             else "no epoch had finished, so no weights were kept")
-    value = float(loss.detach())
     if math.isfinite(value):
         at = first_non_finite_gradient(s.network, _unwrap(s.model))
         what, where = f"the gradients became non-finite{at} (the loss was {value:.4g})", ""
     else:
         what = f"the loss became {value}"
-        where = first_non_finite_layer(s.network, _unwrap(s.model), x)
-    raise TrainError(f"{what} in epoch {epoch}, step {step}{where}; {kept}. Lower the "
-                     "learning rate (--lr), clip gradients (--clip-grad 1.0), or add "
-                     "normalisation (`bn`) to the spec")
+        # SyncBatchNorm's forward pass would wait for the other workers
+        where = ("" if s.config.sync_bn else
+                 first_non_finite_layer(s.network, _unwrap(s.model), x))
+    raise on_every_worker(TrainError(
+        f"{what} in epoch {epoch}, step {step}{where}; {kept}. Lower the learning rate "
+        "(--lr), clip gradients (--clip-grad 1.0), or add normalisation (`bn`) to the spec"))
 
 
 def _tensorboard(run: Path):

@@ -26,8 +26,24 @@ RUN_FILES = {"config.json", "metrics.csv", "last.safetensors", "best.safetensors
 
 
 def resume_command(run: Path) -> str:
-    """The command that continues the run in `run`, quoted for a shell."""
-    return f"archdsl train --resume {shlex.quote(str(run))}"
+    """The command that continues the run in `run`, quoted for a shell; for a run trained
+    by several workers, with as many (its config.json says how many)."""
+    command = f"archdsl train --resume {shlex.quote(str(run))}"
+    try:
+        workers = json.loads((Path(run) / "config.json").read_text()).get("distributed") or {}
+        per_node, nodes = int(workers.get("nproc_per_node", 1)), int(workers.get("nnodes", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return command
+    if per_node > 1 or nodes > 1:
+        command += f" --nproc-per-node {per_node}"
+    if nodes > 1:
+        command += f" --nnodes {nodes} --rdzv-endpoint HOST:PORT"
+    return command
+
+
+def default_run_folder(name: str) -> str:
+    """runs/<arch name>-<date-time>, in the current folder."""
+    return f"runs/{name}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 def make_run_folder(spec_path: Path, name: str, out: str | None, exist_ok: bool,
@@ -36,8 +52,7 @@ def make_run_folder(spec_path: Path, name: str, out: str | None, exist_ok: bool,
     training. A folder that holds anything but what a run killed while starting left is
     refused without `exist_ok`."""
     if out is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = f"runs/{name}-{stamp}"
+        out = default_run_folder(name)
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise TrainError(f"{path} is a file; --out needs a folder")
