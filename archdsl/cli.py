@@ -306,7 +306,8 @@ def cmd_train(args) -> int:
         clip_grad=args.clip_grad, seed=args.seed, workers=args.workers, device=args.device,
         precision=args.precision, compile=args.compile, augment=not args.no_augment,
         val_split=args.val_split, tensorboard=args.tensorboard, quiet=args.quiet,
-        sync_bn=args.sync_bn)
+        sync_bn=args.sync_bn, cache=args.cache, cache_dir=args.cache_dir,
+        augment_on=args.augment_on)
     _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
     params = parse_sets(args.set)
 
@@ -519,6 +520,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
     train.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    train.add_argument("--cache", choices=("none", "memory", "disk"), default="none",
+                       help="decode and resize every image once, into memory or a file under "
+                            "--cache-dir; later epochs read pixels")
+    train.add_argument("--cache-dir", metavar="DIR",
+                       help="where --cache disk keeps its files (default ~/.cache/archdsl)")
+    train.add_argument("--augment-on", choices=("auto", "cpu", "gpu"), default="auto",
+                       help="where random crops, flips and normalisation run (auto: the GPU "
+                            "when training on CUDA)")
     train.add_argument("--sync-bn", action="store_true",
                        help="synchronise batch norm statistics across workers (CUDA)")
     launch = train.add_argument_group(

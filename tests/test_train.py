@@ -342,3 +342,45 @@ def test_tensorboard_and_bf16_autocast_on_the_cpu(tmp_path, capsys):
 def test_training_usage_errors_exit_2(argv, capsys):
     assert main(argv) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- input pipeline
+
+
+def _metrics(run: Path) -> list[list[str]]:
+    """metrics.csv without the timing columns."""
+    return [line.split(",")[:7] for line in (run / "metrics.csv").read_text().splitlines()]
+
+
+def test_memory_and_disk_caches_train_alike_and_the_disk_cache_is_reused(tmp_path, monkeypatch):
+    import archdsl.train.pipeline as pipeline
+
+    config = dict(epochs=2, quiet=True, cache_dir=str(tmp_path / "cache"))
+    train(SPECS / "lenet5.arch", "digits", TrainConfig(cache="memory", **config),
+          out=str(tmp_path / "memory"))
+    train(SPECS / "lenet5.arch", "digits", TrainConfig(cache="disk", **config),
+          out=str(tmp_path / "disk"))
+    assert _metrics(tmp_path / "memory") == _metrics(tmp_path / "disk")
+    files = sorted((tmp_path / "cache").iterdir())
+    assert [f.name.split("-")[0] for f in files] == ["1618x1x37x37", "179x1x37x37"]
+
+    def no_decoding(*args):
+        raise AssertionError("the disk cache was decoded again")
+
+    monkeypatch.setattr(pipeline, "resized_pixels", no_decoding)
+    train(SPECS / "lenet5.arch", "digits", TrainConfig(cache="disk", **config),
+          out=str(tmp_path / "again"))
+    assert _metrics(tmp_path / "again") == _metrics(tmp_path / "disk")
+    assert sorted((tmp_path / "cache").iterdir()) == files
+
+
+def test_augmenting_on_the_device_learns_as_well(tmp_path):
+    """`--augment-on gpu` runs on any device: here the CPU stands in for the GPU."""
+    out = tmp_path / "run"
+    code = main(["train", str(SPECS / "lenet5.arch"), "digits", "--epochs", "4", "--quiet",
+                 "--augment-on", "gpu", "--cache", "memory", "--out", str(out)])
+    assert code == 0
+    best = max(float(row[4]) for row in _metrics(out)[1:])
+    assert best >= 0.9, _metrics(out)
+    options = json.loads((out / "config.json").read_text())["options"]
+    assert options["augment_on"] == "gpu" and options["cache"] == "memory"

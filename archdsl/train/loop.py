@@ -61,6 +61,9 @@ class TrainConfig:
     tensorboard: bool = False
     quiet: bool = False
     sync_bn: bool = False  # SyncBatchNorm across workers (distributed runs on CUDA)
+    cache: str = "none"  # none, memory or disk: decode and resize the images once
+    cache_dir: str | None = None  # for the disk cache (default ~/.cache/archdsl)
+    augment_on: str = "auto"  # cpu or gpu (crop, flip, normalise on the device); auto: gpu on CUDA
 
     def resolved(self) -> "TrainConfig":
         lr = self.lr if self.lr is not None else (0.05 if self.optimizer == "sgd" else 1e-3)
@@ -240,7 +243,8 @@ def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
 
 
 def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
-             stop: StopRequest | None = None, world: World | None = None) -> dict | None:
+             stop: StopRequest | None = None, world: World | None = None,
+             prepare=None) -> dict | None:
     """Loss, top-1, top-5 and the confusion matrix (rows: true class, columns: predicted);
     None when `stop` is requested part-way. With several workers, each evaluates its share
     of the images and the sums are added up over the workers."""
@@ -252,6 +256,8 @@ def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
             if stop is not None and stop.requested:
                 return None
             x, y = x.to(device), y.to(device)
+            if prepare is not None:  # uint8 images, resized and normalised on the device
+                x = prepare(x)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                 out = model(x)
             out = out.float()
@@ -296,6 +302,7 @@ class _Setup:
     config: TrainConfig
     config_json: dict
     world: World = field(default_factory=World)
+    augment: object = None  # GpuAugment when the device crops, flips and normalises
     epoch_order: object = None  # the loader's random state at the start of the current epoch
 
 
@@ -504,9 +511,8 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
     else:
         mean, std = normalisation(data.train, channels, size, seed=config.seed)
     flip = not data.source.startswith("digits")  # a mirrored digit is another symbol
-    train_set = ImageSet(data.train, channels,
-                         _transforms(size, mean, std, True, config.augment, flip))
-    val_set = ImageSet(data.val, channels, _transforms(size, mean, std, False, False, False))
+    train_set, val_set, augment = _datasets(data, channels, size, mean, std, flip, config,
+                                            device, world)
     generator = torch.Generator().manual_seed(config.seed)
     per_worker = config.batch_size // world.size
     order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size)
@@ -577,7 +583,83 @@ def _prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, o
                                "permissions, then run the command again") from None
     return _Setup(network, data, run, model, optimizer, schedule, scaler,
                   nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
-                  val_loader, order, generator, device, amp, config, config_json, world)
+                  val_loader, order, generator, device, amp, config, config_json, world,
+                  augment)
+
+
+def stored_size(size) -> tuple[int, int]:
+    """The size images are kept at (cache) or sent to the device at (augment on the GPU):
+    8/7 of the input, as 256 is to 224, for random crops to take from."""
+    return tuple(max(int(round(v * 8 / 7)), v) for v in size)
+
+
+def _datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: TrainConfig,
+              device, world: World):
+    """The training and validation sets, and the GpuAugment when the device does the crops.
+
+    Decoding and augmenting on the CPU (the default there): each image is decoded, cropped,
+    resized and normalised by torchvision's transforms in the loader. `cache`: every image is
+    decoded once, resized to stored_size, into memory or a memory-mapped file, and later
+    epochs read pixels. `augment_on gpu` (the default on CUDA): the loader sends uint8 images
+    at stored_size and the device crops, flips and normalises whole batches (GpuAugment)."""
+    from .pipeline import CachedImages, GpuAugment
+
+    if config.cache not in ("none", "memory", "disk"):
+        raise TrainError(f"unknown --cache {config.cache!r}: none, memory or disk")
+    if config.augment_on not in ("auto", "cpu", "gpu"):
+        raise TrainError(f"unknown --augment-on {config.augment_on!r}: auto, cpu or gpu")
+    on_device = config.augment_on == "gpu" or (config.augment_on == "auto"
+                                               and device.type == "cuda")
+    kept = stored_size(size) if on_device or config.cache != "none" else size
+    if config.cache == "none":
+        if on_device:
+            from torchvision.transforms import v2
+
+            plain = v2.Compose([v2.Resize(kept, antialias=True), v2.PILToTensor()])
+            train_set, val_set = (ImageSet(data.train, channels, plain),
+                                  ImageSet(data.val, channels, plain))
+        else:
+            train_set = ImageSet(data.train, channels,
+                                 _transforms(size, mean, std, True, config.augment, flip))
+            val_set = ImageSet(data.val, channels,
+                               _transforms(size, mean, std, False, False, False))
+    else:
+        folder = Path(config.cache_dir or Path.home() / ".cache" / "archdsl")
+        if config.cache == "disk" and world.local_rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        sets = []
+        for samples in (data.train, data.val):
+            if config.cache == "disk" and world.local_rank != 0:
+                world.any(False, device)  # local rank 0 writes the cache first
+            cached = CachedImages(samples, channels, kept, where=config.cache, folder=folder)
+            if config.cache == "disk" and world.local_rank == 0:
+                world.any(False, device)
+            sets.append(cached)
+        train_set, val_set = sets
+        if not on_device:
+            train_set.transform = _transforms(size, mean, std, True, config.augment, flip)
+            val_set.transform = _transforms(size, mean, std, False, False, False)
+            train_set, val_set = _Transformed(train_set), _Transformed(val_set)
+    augment = None
+    if on_device:
+        # (with --no-augment it stays in eval mode: a plain resize, as on the CPU)
+        augment = GpuAugment(size, mean, std, flip=flip,
+                             channels_last=device.type == "cuda").to(device)
+    return train_set, val_set, augment
+
+
+class _Transformed(torch.utils.data.Dataset):
+    """Cached uint8 images through the CPU transforms."""
+
+    def __init__(self, cached):
+        self.cached = cached
+
+    def __len__(self):
+        return len(self.cached)
+
+    def __getitem__(self, i):
+        image, label = self.cached[i]
+        return self.cached.transform(image), label
 
 
 def _warn_about_data(data: DataSet, log) -> None:
@@ -692,7 +774,10 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
             x, y = next(batches)
         except StopIteration:
             break
-        x = x.to(device, non_blocking=True, memory_format=fmt)
+        if s.augment is not None:  # uint8 images: crop, flip, normalise on the device
+            x = s.augment.train(config.augment)(x.to(device, non_blocking=True))
+        else:
+            x = x.to(device, non_blocking=True, memory_format=fmt)
         y = y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
             out = model(x)
@@ -741,7 +826,8 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
     # several workers validate to the end (they must agree on where they stop); one alone
     # stops at Ctrl-C
     val = evaluate(model, s.val_loader, device, s.loss_fn, len(s.data.classes), amp,
-                   stop=None if world.several else stop, world=world)
+                   stop=None if world.several else stop, world=world,
+                   prepare=s.augment.eval() if s.augment is not None else None)
     if val is None:
         return None, None
     seen = part["seen"]
