@@ -157,7 +157,7 @@ class _Expander:
 
     # ------------------------------------------------------------------------- graph helpers
     def _add_node(self, node_id: str, **attrs) -> str:
-        if len(self.order) >= MAX_NODES:
+        if len(self.order) > MAX_NODES:  # the input node and MAX_NODES layers
             raise DiagnosticError(error(
                 "E-TOO-BIG", f"the network expands to more than {MAX_NODES:,} layers",
                 attrs.get("span"), hint="check the `repeat` counts"))
@@ -227,7 +227,7 @@ class _Expander:
         if count < 0:
             raise DiagnosticError(error("E-ARG-RANGE", f"repeat count {count} is negative",
                                         st.count.span))
-        estimate = len(self.order) + count * self._size(st.body, scope.values)
+        estimate = len(self.order) - 1 + count * self._size(st.body, scope.values)
         if estimate > MAX_NODES:
             raise DiagnosticError(error("E-TOO-BIG", f"repeat {_count(count)} would make the "
                                         f"network more than {MAX_NODES:,} layers (about "

@@ -204,14 +204,14 @@ def flat_spec(n: int) -> str:
 
 
 def repeat_spec(n: int) -> str:
-    """The same stack written as one `repeat` (rounded to whole groups of three)."""
-    groups = max(round(n / 3), 1)
+    """The same stack written as one `repeat` (whole groups of three, at most n layers)."""
+    groups = max(n // 3, 1)
     return (f"arch repeated\ninput 16x32x32\n\nrepeat {groups} {{ conv 16 k3 p1 nobias; bn; relu }}\n")
 
 
 def residual_spec(n: int) -> str:
     """Residual blocks of 7 layers each (conv bn relu conv bn, add, relu), one call per line."""
-    blocks = max(round(n / 7), 1)
+    blocks = max(n // 7, 1)
     head = ("arch residual\ninput 16x32x32\n\n"
             "block basic(c) {\n"
             "  residual< conv c k3 p1 nobias; bn; relu; conv c k3 p1 nobias; bn >\n"

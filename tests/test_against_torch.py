@@ -17,16 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from archdsl import SpecError, loads
-
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run fastest on one thread; put the setting back for the other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from torchref import one_thread, reference_macs  # noqa: F401 - one_thread: a fixture
 
 
 @dataclass
@@ -53,37 +44,12 @@ class Branches(nn.Module):
         return out
 
 
-def reference_macs(module: nn.Module, x: torch.Tensor) -> int:
-    """One per multiply-add of convolutions and linear layers, counted on the torch side."""
-    total = []
-
-    def conv_hook(m, inputs, out):
-        kh, kw = m.kernel_size
-        total.append(out[0].numel() * (m.in_channels // m.groups) * kh * kw)
-
-    def linear_hook(m, inputs, out):
-        total.append(m.in_features * m.out_features)
-
-    hooks = [m.register_forward_hook(conv_hook) for m in module.modules()
-             if isinstance(m, nn.Conv2d)]
-    hooks += [m.register_forward_hook(linear_hook) for m in module.modules()
-              if isinstance(m, nn.Linear)]
-    try:
-        module(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return sum(total)
-
-
 def run_torch(modules_for, shape):
     """Build and run the torch twin; return (output shape, params, buffers, macs) or None."""
     try:
         module = modules_for(shape).eval()
         x = torch.randn(2, *shape)
-        with torch.no_grad():
-            y = module(x)
-            macs = reference_macs(module, x)
+        y, macs = reference_macs(module, x)
     except (RuntimeError, ValueError, IndexError) as exc:
         return None, exc
     params = sum(p.numel() for p in module.parameters())

@@ -34,15 +34,7 @@ from torch import nn
 import archdsl
 from archdsl import SpecError
 from archdsl.layers import REGISTRY
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run faster on one thread; put the setting back for the modules after this."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from torchref import one_thread, reference_macs  # noqa: F401 - one_thread: a fixture
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -160,30 +152,6 @@ def on_maps(make: Callable[[tuple], nn.Module]) -> Callable[[tuple], nn.Module]:
         return make(shape) if len(shape) == 3 else MapOnly(make(shape))
 
     return build
-
-
-def reference_macs(module: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one sample, counted by hooks on the torch module."""
-    total = []
-
-    def conv_hook(m, inputs, out):
-        kh, kw = m.kernel_size
-        total.append(out.numel() // out.shape[0] * (m.in_channels // m.groups) * kh * kw)
-
-    def linear_hook(m, inputs, out):
-        total.append(m.in_features * m.out_features)
-
-    hooks = [m.register_forward_hook(conv_hook) for m in module.modules()
-             if isinstance(m, nn.Conv2d)]
-    hooks += [m.register_forward_hook(linear_hook) for m in module.modules()
-              if isinstance(m, nn.Linear)]
-    try:
-        with torch.no_grad():
-            y = module(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, sum(total)
 
 
 @dataclass

@@ -637,9 +637,9 @@ def _datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config:
             sets.append(cached)
         train_set, val_set = sets
         if not on_device:
-            train_set.transform = _transforms(size, mean, std, True, config.augment, flip)
-            val_set.transform = _transforms(size, mean, std, False, False, False)
-            train_set, val_set = _Transformed(train_set), _Transformed(val_set)
+            train_set = _Transformed(train_set,
+                                     _transforms(size, mean, std, True, config.augment, flip))
+            val_set = _Transformed(val_set, _transforms(size, mean, std, False, False, False))
     augment = None
     if on_device:
         # (with --no-augment it stays in eval mode: a plain resize, as on the CPU)
@@ -651,15 +651,15 @@ def _datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config:
 class _Transformed(torch.utils.data.Dataset):
     """Cached uint8 images through the CPU transforms."""
 
-    def __init__(self, cached):
-        self.cached = cached
+    def __init__(self, cached, transform):
+        self.cached, self.transform = cached, transform
 
     def __len__(self):
         return len(self.cached)
 
     def __getitem__(self, i):
         image, label = self.cached[i]
-        return self.cached.transform(image), label
+        return self.transform(image), label
 
 
 def _warn_about_data(data: DataSet, log) -> None:
