@@ -768,6 +768,9 @@ def _epoch(s: _Setup, epoch: int, at: _Position, health: GradientHealth, stop: S
     batches = iter(s.train_loader)  # draws the epoch's shuffle even when no batch is left
     stopping = world.any(stop.requested, device)  # every worker stops at the same step
     while True:
+        # several workers stop where they agreed (the next step's sums carry Ctrl-C); one
+        # process stops as soon as Ctrl-C came
+        stopping = stopping or (stop.requested and not world.several)
         if stopping:
             break
         try:
