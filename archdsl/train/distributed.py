@@ -16,6 +16,7 @@ set of images a single process would draw (see ShardedOrder in loop.py).
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
 import os
@@ -124,9 +125,14 @@ def join(device_name: str) -> World:
                              "workers per node (--nproc-per-node)")
         torch.cuda.set_device(local_rank)
     backend = "nccl" if cuda else "gloo"
+    world = World(rank, size, local_rank, local_size, backend if size > 1 else None)
     if size > 1 and not dist.is_initialized():
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-    return World(rank, size, local_rank, local_size, backend if size > 1 else None)
+        # however the worker ends (an error every worker meets, Ctrl-C): a process that exits
+        # with the group alive can abort in gloo's threads ("terminate called without an
+        # active exception") while the interpreter shuts down
+        atexit.register(world.leave)
+    return world
 
 
 # ----------------------------------------------------------------------------- the launcher
