@@ -611,18 +611,16 @@ def _datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config:
     on_device = config.augment_on == "gpu" or (config.augment_on == "auto"
                                                and device.type == "cuda")
     kept = stored_size(size) if on_device or config.cache != "none" else size
-    if config.cache == "none":
-        if on_device:
-            from torchvision.transforms import v2
+    if on_device:  # the loader only decodes and resizes (a cache has done that already)
+        from torchvision.transforms import v2
 
-            plain = v2.Compose([v2.Resize(kept, antialias=True), v2.PILToTensor()])
-            train_set, val_set = (ImageSet(data.train, channels, plain),
-                                  ImageSet(data.val, channels, plain))
-        else:
-            train_set = ImageSet(data.train, channels,
-                                 _transforms(size, mean, std, True, config.augment, flip))
-            val_set = ImageSet(data.val, channels,
-                               _transforms(size, mean, std, False, False, False))
+        train_tf = val_tf = v2.Compose([v2.Resize(kept, antialias=True), v2.PILToTensor()])
+    else:
+        train_tf = _transforms(size, mean, std, True, config.augment, flip)
+        val_tf = _transforms(size, mean, std, False, False, False)
+    if config.cache == "none":
+        train_set = ImageSet(data.train, channels, train_tf)
+        val_set = ImageSet(data.val, channels, val_tf)
     else:
         folder = Path(config.cache_dir or Path.home() / ".cache" / "archdsl")
         if config.cache == "disk" and world.local_rank == 0:
@@ -637,9 +635,7 @@ def _datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config:
             sets.append(cached)
         train_set, val_set = sets
         if not on_device:
-            train_set = _Transformed(train_set,
-                                     _transforms(size, mean, std, True, config.augment, flip))
-            val_set = _Transformed(val_set, _transforms(size, mean, std, False, False, False))
+            train_set, val_set = _Transformed(train_set, train_tf), _Transformed(val_set, val_tf)
     augment = None
     if on_device:
         # (with --no-augment it stays in eval mode: a plain resize, as on the CPU)
