@@ -97,11 +97,18 @@ class World:
         dist.all_gather_object(values, value)
         return values
 
-    def leave(self) -> None:
+    def leave(self, wait: bool = True) -> None:
+        """Leave the process group: first (`wait`) a barrier, so that no worker still has a
+        collective in flight, then destroy the group, which joins gloo's threads. Freeing a
+        group whose threads still hold work at interpreter shutdown aborts the process
+        ("terminate called without an active exception"), so this runs at the end of every
+        successful run, not only at exit."""
         if self.several:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if wait:
+                    dist.barrier()
                 dist.destroy_process_group()
 
 
@@ -131,8 +138,28 @@ def join(device_name: str) -> World:
         # however the worker ends (an error every worker meets, Ctrl-C): a process that exits
         # with the group alive can abort in gloo's threads ("terminate called without an
         # active exception") while the interpreter shuts down
-        atexit.register(world.leave)
+        atexit.register(world.leave, wait=False)
     return world
+
+
+def exit_worker(code: int) -> None:
+    """End a torchrun worker: leave the process group if some path has not, flush what it
+    printed, and exit without the interpreter's shutdown, where gloo's threads and CUDA's
+    state are torn down in an order that can abort a process that succeeded. Every file of
+    the run has been written and closed (renamed into place whole) by now."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - the exit code already says how the run ended
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 # ----------------------------------------------------------------------------- the launcher
