@@ -12,7 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Union
 
-from .diagnostics import Diagnostic, Span, did_you_mean, error
+from lark import Transformer_NonRecursive, v_args
+
+from .diagnostics import Diagnostic, Span, did_you_mean, error, sort_key
 
 # `init SCHEME OPTION…`: the weight initialisations a spec can choose, with their options.
 INIT_SCHEMES = {
@@ -167,21 +169,22 @@ class Spec:
 # specs stay below 30; expand.MAX_DEPTH usually stops deep nesting first.
 MAX_SYNTAX_DEPTH = 300
 
-
-def _grammar_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammars" / "archdsl.lark", here.parent / "grammars" / "archdsl.lark"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("archdsl.lark not found next to the package")  # broken install
+# Where the grammar lies, relative to this file: inside the package in a wheel (pyproject.toml
+# force-includes grammars/ as archdsl/grammars), beside the package in a source checkout.
+_GRAMMAR_PLACES = ("grammars/archdsl.lark", "../grammars/archdsl.lark")
 
 
 @lru_cache(maxsize=1)
 def _parser():
+    """The LALR parser, built once per process (Lark also caches its tables on disk)."""
     from lark import Lark
 
-    return Lark(_grammar_path().read_text(), parser="lalr", propagate_positions=True,
-                maybe_placeholders=False, cache=True)
+    here = Path(__file__).parent
+    for place in _GRAMMAR_PLACES:
+        if (here / place).is_file():
+            return Lark.open(place, rel_to=__file__, parser="lalr", propagate_positions=True,
+                             maybe_placeholders=False, cache=True)
+    raise FileNotFoundError("archdsl.lark not found next to the package")  # broken install
 
 
 def normalise_source(text: str) -> str:
@@ -220,11 +223,10 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
         too_deep = _too_deep(tree, file)
         if too_deep is not None:
             return None, [too_deep]
-        try:
-            return _build_spec(tree, file, source)
-        except RecursionError:
-            return None, [error("E-NESTING", "the spec is nested too deeply", Span(file, 1, 1, 1, 2),
-                                hint="define a `block` for the inner part")]
+        to_syntax_tree = _ToSyntaxTree(file, source)
+        spec = to_syntax_tree.transform(tree)
+        found = sorted(to_syntax_tree.diagnostics, key=sort_key)
+        return (None if any(d.is_error for d in found) else spec), found
     return None, diagnostics
 
 
@@ -281,10 +283,108 @@ def _blank_statement(text: str, exc) -> str | None:
     return text[:start] + " " * len(region) + text[end:]
 
 
+# ----------------------------------------------------------------------------- syntax errors
+# Lark's error reporting by example: a table of bad snippets, and the parser state each one
+# stops in, name the mistake (UnexpectedInput.match_examples). The snippets are grouped by
+# the token the parser stumbles on, because one place in the grammar means different things
+# for different tokens. A mistake the table does not know gets the generic message below it.
+
+_UNCLOSED = {"`>`": "the file ends before a closing `>`", "`}`": "the file ends before a closing `}`",
+             "`)`": "the file ends before a closing `)`"}
+
+# Ways a body can stop short: after each kind of statement, one or several of them.
+_BODY_ENDINGS = ("", "relu", "relu;", "relu\n", "conv 8", "conv 8 k3", "conv 8.5", "conv 8x8",
+                 "conv s=1", "conv (1)", "conv a", "conv a*b", "conv a+b", "add< relu >",
+                 "repeat 2 { relu }", "input 3x8x8", "input 3", "arch a", "arch a()", "init",
+                 "init resnet", "block a { relu }", "block a() { relu }", "relu; relu",
+                 "relu; relu;", "relu; conv 8", "relu; conv a", "relu; conv s=1",
+                 "relu; add< relu >", "relu; repeat 2 { relu }")
+# What follows a statement without `;` or a new line: a word.
+_NO_SEPARATOR = ("input 3x8x8 b", "input 3 b", "arch a b", "arch a() b", "add< relu > b",
+                 "add< relu | relu > b", "repeat 2 { relu } b", "block a { relu } b",
+                 "block a() { relu } b", "block a() b", "block a(c) b", "arch a(c d", "arch a(c=1 d",
+                 "arch a(c=b d", "arch a(c, d e", "arch a(c, d=1 e")
+
+_EXAMPLES: dict[str, dict[str, list[str]]] = {
+    "$END": {
+        "unclosed `>`": [opener + body for opener in ("add< ", "add< relu | ", "add< relu | relu | ")
+                         for body in _BODY_ENDINGS],
+        "unclosed `}`": [opener + body for opener in ("repeat 2 { ", "block a { ", "block a(c) { ")
+                         for body in _BODY_ENDINGS],
+        "unclosed `)`": [
+            "arch a(", "arch a(c", "arch a(c=1", "arch a(c=1.5", "arch a(c=1x2",
+            "arch a(c=b", "arch a(c=b*2", "arch a(c=b+2", "arch a(c=(1)", "arch a(c\n",
+            "conv (1", "conv (a", "conv (1.5", "conv (1x2", "conv (a*b", "conv (a+b", "conv ((1)",
+            "conv s=(1", "conv s=(a", "conv s=(a+b", "conv s=(a*b",
+        ],
+    },
+    "NAME": {
+        "missing separator": [opener + stmt + closer for opener, closer in (
+            ("", ""), ("relu; ", ""), ("add< ", " >"), ("add< relu; ", " >"), ("add< relu | ", " >"),
+            ("repeat 2 { ", " }"), ("repeat 2 { relu; ", " }"), ("block a(c) { ", " }"))
+            for stmt in _NO_SEPARATOR if not stmt.startswith(("arch a(", "block"))
+            or opener == ""],
+    },
+    "_SEP": {
+        "missing `)`": ["conv (1\n", "conv (a\n", "conv (a+b\n", "conv (a*b\n", "conv s=(1\n",
+                        "arch a(c=(1\n"],
+    },
+}
+
+# Tokens that mean the same mistake wherever they stand.
+_TOKEN_HINTS = {
+    "COMMA": "arguments are separated by spaces, not commas",
+    "MINUS": "a negative value can only follow `=` or `(`: write `name=-1` or `(-1)`",
+}
+_STRAY_CLOSERS = {"MORETHAN": "`>` closes nothing here", "RBRACE": "`}` closes nothing here"}
+
+# Characters that are no token at all.
+_CHARACTER_HINTS = {
+    ",": "arguments are separated by spaces, not commas",
+    '"': "the language has no strings: write the bare word, e.g. `padding_mode=reflect`",
+    "'": "the language has no strings: write the bare word, e.g. `padding_mode=reflect`",
+    "[": "branches are written `concat< a | b >`",
+    ":": "keywords are written `name=value`",
+    "\x00": "this does not look like a text file",
+}
+
 _TOKEN_WORDS = {
     "NAME": "a name", "INT": "a number", "FLOAT": "a number", "SHAPE": "a shape such as 3x224x224",
     "_SEP": "a new line or `;`", "$END": "the end of the file",
 }
+
+
+@lru_cache(maxsize=None)
+def _example_error(snippet: str):
+    """The error one example of the table stops with, worked out once per process."""
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        _parser().parse(snippet)
+    except UnexpectedInput as exc:
+        return _by_table_row(exc)
+    raise AssertionError(f"the syntax-error example {snippet!r} parses")  # table out of step
+
+
+def _raise_example_error(snippet: str):
+    raise _example_error(snippet)
+
+
+def _by_table_row(exc):
+    """Compare errors by the parse table's row alone. Lark's ParserState also compares the
+    depth of the stack, so an example written at the top level would never match the same
+    mistake inside a block; the row decides what may come next, which is what names it."""
+    exc.state = getattr(exc.state, "position", exc.state)
+    return exc
+
+
+def _mistake(exc) -> str | None:
+    """The label of the table's example that fails as `exc` does, or None."""
+    token = getattr(exc, "token", None)
+    examples = _EXAMPLES.get(token.type) if token is not None else None
+    if not examples or exc.state is None:
+        return None
+    return _by_table_row(exc).match_examples(_raise_example_error, examples, use_accepts=False)
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -302,68 +402,56 @@ def _describe_expected(expected: set[str]) -> str:
 
 
 def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+    """The located E-SYNTAX diagnostic for one of Lark's UnexpectedInput errors."""
+    from lark.exceptions import UnexpectedCharacters
 
     line, column = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
-    hint = None
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        message = f"unexpected character `{ch}`" if ch.isprintable() else \
-            f"unexpected character {ch!r}"
-        hint = {
-            ",": "arguments are separated by spaces, not commas",
-            '"': "the language has no strings: write the bare word, e.g. `padding_mode=reflect`",
-            "'": "the language has no strings: write the bare word, e.g. `padding_mode=reflect`",
-            "[": "branches are written `concat< a | b >`",
-            ":": "keywords are written `name=value`",
-            "\x00": "this does not look like a text file",
-        }.get(ch)
-        if hint is None and not ch.isascii():
-            hint = "names use ASCII letters, digits and `_`"
-        span = Span(file, line, column, line, column + 1)
-        return error("E-SYNTAX", message, span, hint=hint)
-
-    token = getattr(exc, "token", None)
-    expected = set(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ())
+        return _character_diagnostic(exc, text, Span(file, line, column, line, column + 1))
     if _at_end(exc):
-        lines = text.rstrip().split("\n") if text.strip() else [""]
-        line = len(lines)
-        column = max(len(lines[-1]), 1)
-        closers = [c for t, c in (("MORETHAN", "`>`"), ("RBRACE", "`}`"), ("RPAR", "`)`"))
-                   if t in expected]
-        if closers:
-            message = f"the file ends before a closing {closers[0]}"
-            hint = f"add the missing {closers[0]}"
-        else:
-            message = "the file ends in the middle of a statement"
-            want = _describe_expected(expected)
-            hint = f"expected {want}" if want else None
-        return error("E-SYNTAX", message, Span(file, line, column, line, column + 1), hint=hint)
+        return _end_diagnostic(exc, text, file)
 
-    assert isinstance(exc, UnexpectedToken)
+    token, expected = exc.token, set(exc.expected or exc.accepts or ())
     value = str(token)
     shown = "new line" if token.type == "_SEP" and "\n" in value[:1] else f"`{value.strip() or value}`"
-    message = f"unexpected {shown}"
+    span = Span(file, line, column, line, column + max(len(value.split("\n")[0]), 1))
+    if token.type in _STRAY_CLOSERS:
+        return error("E-SYNTAX", _STRAY_CLOSERS[token.type], span)
+    message, hint = f"unexpected {shown}", _TOKEN_HINTS.get(token.type)
+    if hint is None:
+        mistake = _mistake(exc)
+        if mistake == "missing separator":
+            message = f"unexpected `{value}`: statements are separated by `;` or a new line"
+            hint = f"write `; {value}` or start `{value}` on a new line"
+        elif mistake == "missing `)`":
+            hint = "a `)` is missing"
     want = _describe_expected(expected)
-    if token.type == "COMMA":
-        hint = "arguments are separated by spaces, not commas"
-    elif token.type == "MINUS":
-        hint = "a negative value can only follow `=` or `(`: write `name=-1` or `(-1)`"
-    elif token.type == "MORETHAN":
-        message = "`>` closes nothing here"
-    elif token.type == "RBRACE":
-        message = "`}` closes nothing here"
-    elif token.type == "NAME" and "_SEP" in expected:
-        message = f"unexpected `{value}`: statements are separated by `;` or a new line"
-        hint = f"write `; {value}` or start `{value}` on a new line"
-    elif token.type == "_SEP" and "MORETHAN" in expected:
-        hint = "a `>` is missing"
-    elif token.type == "_SEP" and "RPAR" in expected:
-        hint = "a `)` is missing"
-    if hint is None and want and token.type not in ("MORETHAN", "RBRACE") and len(expected) <= 5:
+    if hint is None and want and len(expected) <= 5:
         hint = f"expected {want} here"
-    end_col = column + max(len(value.split("\n")[0]), 1)
-    return error("E-SYNTAX", message, Span(file, line, column, line, end_col), hint=hint)
+    return error("E-SYNTAX", message, span, hint=hint)
+
+
+def _character_diagnostic(exc, text: str, span: Span) -> Diagnostic:
+    ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+    message = f"unexpected character `{ch}`" if ch.isprintable() else f"unexpected character {ch!r}"
+    hint = _CHARACTER_HINTS.get(ch)
+    if hint is None and not ch.isascii():
+        hint = "names use ASCII letters, digits and `_`"
+    return error("E-SYNTAX", message, span, hint=hint)
+
+
+def _end_diagnostic(exc, text: str, file: str) -> Diagnostic:
+    lines = text.rstrip().split("\n") if text.strip() else [""]
+    line, column = len(lines), max(len(lines[-1]), 1)
+    span = Span(file, line, column, line, column + 1)
+    mistake = _mistake(exc)
+    if mistake is not None:
+        closer = mistake.split()[1]
+        return error("E-SYNTAX", _UNCLOSED[closer], span, hint=f"add the missing {closer}")
+    expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ()
+    want = _describe_expected(set(expected))
+    return error("E-SYNTAX", "the file ends in the middle of a statement", span,
+                 hint=f"expected {want}" if want else None)
 
 
 # ----------------------------------------------------------------------------- tree -> Spec
@@ -382,179 +470,244 @@ def _line_col(source: str, offset: int) -> tuple[int, int]:
     return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
 
 
-def _bounds(node) -> tuple[int, int]:
-    if hasattr(node, "meta"):
-        return node.meta.start_pos, node.meta.end_pos
-    return node.start_pos, node.end_pos
+@dataclass(frozen=True)
+class _Body:
+    """A `body` on its way up: its statements, and where it stands (for an empty branch)."""
+
+    stmts: tuple
+    meta: object
 
 
-def _text_of(source: str, node) -> str:
-    start, end = _bounds(node)
-    return source[start:end]
+@dataclass(frozen=True)
+class _InitLine:
+    """An `init` statement on its way up: only the top level may hold one (see _declare)."""
+
+    args: tuple
+    span: Span
 
 
-def _looks_negative(source: str, left, right) -> bool:
-    """`10 -5`: space before the minus, none after it: a negative number was probably meant."""
-    gap = source[_bounds(left)[1]:_bounds(right)[0]]
-    return gap.startswith((" ", "\t")) and gap.endswith("-")
+_Declaration = (BlockDef, ArchHeader, InputDecl, _InitLine)
 
 
-def _build_spec(tree, file: str, source: str) -> tuple[Spec | None, list[Diagnostic]]:
-    from lark import Token, Tree
+@v_args(meta=True)
+class _ToSyntaxTree(Transformer_NonRecursive):
+    """The parse tree -> Spec, one method per grammar rule, bottom up (without recursion,
+    so that a tree as deep as MAX_SYNTAX_DEPTH allows is safe). Declarations (`arch`,
+    `input`, `init`, `block`) travel up as values; nested bodies report the ones they
+    hold, and `start` files the top level's into the Spec."""
 
-    diagnostics: list[Diagnostic] = []
+    def __init__(self, file: str, source: str):
+        super().__init__()
+        self.file, self.source = file, source
+        self.diagnostics: list[Diagnostic] = []
+        self._line_starts: list[int] | None = None
 
-    def expr(node) -> Expr:
-        if isinstance(node, Token):  # unreachable with the grammar's aliases, kept for safety
-            return Name(str(node), _tok_span(file, node))
-        kind, ch = node.data, node.children
-        if kind in ("int", "float", "shape", "name"):
-            tok = ch[0]
-            span = _tok_span(file, tok)
-            if kind == "int":
-                return Num(int(tok), span)
-            if kind == "float":
-                return Num(float(tok), span)
-            if kind == "shape":
-                return ShapeLit(tuple(int(d) for d in str(tok).split("x")), span)
-            return Name(str(tok), span)
-        span = _span(file, node.meta)
-        if kind == "sub" and _looks_negative(source, ch[0], ch[1]):
-            left, right = _text_of(source, ch[0]), _text_of(source, ch[1])
-            diagnostics.append(error(
-                "E-SYNTAX", f"`{left} -{right}` reads as a subtraction, {left} − {right}", span,
-                hint=f"write `{left} - {right}` to subtract, or `{left} (-{right})` for two values"))
-        if kind == "neg":
-            return Neg(expr(ch[0]), span)
-        op = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%"}[kind]
-        return BinOp(op, expr(ch[0]), expr(ch[1]), span)
+    # -- expressions
+    def int(self, meta, children):
+        return Num(int(children[0]), _tok_span(self.file, children[0]))
 
-    def params(node) -> tuple[Param, ...]:
-        out = []
-        for p in node.children if node is not None else ():
-            if p is None:
-                continue
-            name_tok = p.children[0]
-            default = expr(p.children[1]) if len(p.children) > 1 else None
-            out.append(Param(str(name_tok), default, _span(file, p.meta)))
-        return tuple(out)
+    def float(self, meta, children):
+        return Num(float(children[0]), _tok_span(self.file, children[0]))
 
-    def body(node, top: bool) -> tuple[Stmt, ...]:
-        out = []
-        for st in node.children:
-            s = stmt(st, top)
-            if s is not None:
-                out.append(s)
-        return tuple(out)
+    def shape(self, meta, children):
+        tok = children[0]
+        return ShapeLit(tuple(int(d) for d in str(tok).split("x")), _tok_span(self.file, tok))
 
-    spec = Spec(file=file, source=source)
+    def name(self, meta, children):
+        return Name(str(children[0]), _tok_span(self.file, children[0]))
 
-    def stmt(node, top: bool):
-        kind, ch = node.data, node.children
-        span = _span(file, node.meta)
-        if kind == "layer" and str(ch[0]) == "init":
-            if top:
-                return init_decl(ch, span)
-            diagnostics.append(error("E-PLACEMENT", "`init` belongs at the top level", span,
-                                     hint="it chooses the initialisation of the whole network"))
-            return None
-        if kind == "layer":
-            args = []
-            for a in ch[1:]:
-                if isinstance(a, Tree) and a.data == "keyword":
-                    args.append(Keyword(str(a.children[0]), expr(a.children[1]), _span(file, a.meta)))
-                else:
-                    args.append(expr(a))
-            return Layer(str(ch[0]), _tok_span(file, ch[0]), tuple(args), span)
-        if kind == "repeat":
-            return Repeat(expr(ch[0]), body(ch[1], False), span)
-        if kind == "combinator":
-            branches = []
-            after = ch[0].end_pos  # just past the combinator's name
-            for b in ch[1:]:
-                if b.meta.empty:  # nothing between the brackets: point at the gap itself
-                    gap = min(i for i in (source.find("|", after + 1), source.find(">", after + 1),
-                                          len(source)) if i >= 0)
-                    line, col = _line_col(source, gap)
-                    b_span = Span(file, line, col, line, col + 1)
-                    after = gap
-                else:
-                    b_span = _span(file, b.meta)
-                    after = b.meta.end_pos
-                branches.append(Branch(body(b, False), b_span))
-            return Combinator(str(ch[0]), _tok_span(file, ch[0]), tuple(branches), span)
-        if kind == "block_def":
-            name = ch[0]
-            p = params(ch[1]) if len(ch) > 2 else ()
-            block = BlockDef(str(name), _tok_span(file, name), p, body(ch[-1], False), span)
-            if not top:
-                diagnostics.append(error("E-PLACEMENT", "a `block` must be defined at the top level",
-                                         block.name_span, hint="move the definition out of the body"))
-            elif block.name in spec.blocks:
-                first = spec.blocks[block.name].name_span
-                diagnostics.append(error("E-DUPLICATE", f"block `{block.name}` is defined twice",
-                                         block.name_span,
-                                         hint=f"the first definition is on line {first.line}"))
+    def neg(self, meta, children):
+        return Neg(children[0], _span(self.file, meta))
+
+    def _binary(self, op: str, meta, children):
+        left, right = children
+        return BinOp(op, left, right, _span(self.file, meta))
+
+    def add(self, meta, children):
+        return self._binary("+", meta, children)
+
+    def sub(self, meta, children):
+        left, right = children
+        span = _span(self.file, meta)
+        gap = self.source[self._offset(left.span, end=True):self._offset(right.span)]
+        if gap.startswith((" ", "\t")) and gap.endswith("-"):  # `10 -5`: a value meant?
+            left_text, right_text = self._text(left.span), self._text(right.span)
+            self.diagnostics.append(error(
+                "E-SYNTAX", f"`{left_text} -{right_text}` reads as a subtraction, "
+                f"{left_text} − {right_text}", span,
+                hint=f"write `{left_text} - {right_text}` to subtract, or "
+                     f"`{left_text} (-{right_text})` for two values"))
+        return BinOp("-", left, right, span)
+
+    def mul(self, meta, children):
+        return self._binary("*", meta, children)
+
+    def div(self, meta, children):
+        return self._binary("/", meta, children)
+
+    def floordiv(self, meta, children):
+        return self._binary("//", meta, children)
+
+    def mod(self, meta, children):
+        return self._binary("%", meta, children)
+
+    # -- statements
+    def keyword(self, meta, children):
+        name, value = children
+        return Keyword(str(name), value, _span(self.file, meta))
+
+    def layer(self, meta, children):
+        op, *args = children
+        return Layer(str(op), _tok_span(self.file, op), tuple(args), _span(self.file, meta))
+
+    def repeat(self, meta, children):
+        count, body = children
+        return Repeat(count, self._nested(body), _span(self.file, meta))
+
+    def combinator(self, meta, children):
+        kind, *bodies = children
+        branches = []
+        after = kind.end_pos  # just past the combinator's name
+        for body in bodies:
+            if body.meta.empty:  # nothing between the brackets: point at the gap itself
+                gap = min(i for i in (self.source.find("|", after + 1),
+                                      self.source.find(">", after + 1), len(self.source))
+                          if i >= 0)
+                line, col = _line_col(self.source, gap)
+                span = Span(self.file, line, col, line, col + 1)
+                after = gap
             else:
-                spec.blocks[block.name] = block
-            return None
-        if kind == "arch":
-            header = ArchHeader(str(ch[0]), params(ch[1]) if len(ch) > 1 else (), span)
-            if not top:
-                diagnostics.append(error("E-PLACEMENT", "`arch` belongs at the top of the file", span))
-            elif spec.arch is not None:
-                diagnostics.append(error("E-DUPLICATE", "the file has two `arch` headers", span,
-                                         hint=f"keep the one on line {spec.arch.span.line}"))
-            else:
-                spec.arch = header
-            return None
-        if kind == "input":
-            tok = ch[0]
-            dims = tuple(int(d) for d in str(tok).split("x"))
-            decl = InputDecl(dims, span)
-            if not top:
-                diagnostics.append(error("E-PLACEMENT", "`input` belongs at the top level", span))
-            elif spec.input is not None:
-                diagnostics.append(error("E-DUPLICATE", "the file declares `input` twice", span,
-                                         hint=f"keep the one on line {spec.input.span.line}"))
-            else:
-                spec.input = decl
-            return None
-        raise AssertionError(f"unhandled rule {kind}")  # grammar and builder out of step
+                span = _span(self.file, body.meta)
+                after = body.meta.end_pos
+            branches.append(Branch(self._nested(body), span))
+        return Combinator(str(kind), _tok_span(self.file, kind), tuple(branches),
+                          _span(self.file, meta))
 
-    def init_decl(ch, span):
-        words = []
-        for a in ch[1:]:
-            if not (isinstance(a, Tree) and a.data == "name"):
-                diagnostics.append(error("E-INIT", "`init` takes words only, e.g. `init resnet "
-                                         "zero_residual`", _span(file, a.meta) if isinstance(a, Tree)
-                                         else span))
+    def body(self, meta, children):
+        return _Body(tuple(children), meta)
+
+    # -- declarations
+    def param(self, meta, children):
+        default = children[1] if len(children) > 1 else None
+        return Param(str(children[0]), default, _span(self.file, meta))
+
+    def params(self, meta, children):
+        return tuple(children)
+
+    def arch(self, meta, children):
+        params = children[1] if len(children) > 1 else ()
+        return ArchHeader(str(children[0]), params, _span(self.file, meta))
+
+    def input(self, meta, children):
+        dims = tuple(int(d) for d in str(children[0]).split("x"))
+        return InputDecl(dims, _span(self.file, meta))
+
+    def init(self, meta, children):
+        span = _span(self.file, meta)
+        # `init` takes words: an expression among them is E-INIT alone (see _init_decl),
+        # not also the E-SYNTAX of a spaced minus inside it.
+        self.diagnostics = [d for d in self.diagnostics if not _inside(d.span, span)]
+        return _InitLine(tuple(children), span)
+
+    def block_def(self, meta, children):
+        name, *params, body = children
+        return BlockDef(str(name), _tok_span(self.file, name), params[0] if params else (),
+                        self._nested(body), _span(self.file, meta))
+
+    def start(self, meta, children):
+        spec = Spec(file=self.file, source=self.source)
+        spec.body = tuple(s for s in children[0].stmts if not self._declare(spec, s))
+        return spec
+
+    # -- helpers
+    def _nested(self, body: _Body) -> tuple:
+        """A body inside brackets: declarations do not belong there."""
+        for stmt in body.stmts:
+            if isinstance(stmt, BlockDef):
+                self._error("E-PLACEMENT", "a `block` must be defined at the top level",
+                            stmt.name_span, hint="move the definition out of the body")
+            elif isinstance(stmt, ArchHeader):
+                self._error("E-PLACEMENT", "`arch` belongs at the top of the file", stmt.span)
+            elif isinstance(stmt, InputDecl):
+                self._error("E-PLACEMENT", "`input` belongs at the top level", stmt.span)
+            elif isinstance(stmt, _InitLine):
+                self._error("E-PLACEMENT", "`init` belongs at the top level", stmt.span,
+                            hint="it chooses the initialisation of the whole network")
+        return tuple(s for s in body.stmts if not isinstance(s, _Declaration))
+
+    def _declare(self, spec: Spec, stmt) -> bool:
+        """File a top-level declaration into the Spec; False for an ordinary statement."""
+        if isinstance(stmt, BlockDef):
+            if stmt.name in spec.blocks:
+                first = spec.blocks[stmt.name].name_span
+                self._error("E-DUPLICATE", f"block `{stmt.name}` is defined twice",
+                            stmt.name_span, hint=f"the first definition is on line {first.line}")
+            else:
+                spec.blocks[stmt.name] = stmt
+        elif isinstance(stmt, ArchHeader):
+            if spec.arch is not None:
+                self._error("E-DUPLICATE", "the file has two `arch` headers", stmt.span,
+                            hint=f"keep the one on line {spec.arch.span.line}")
+            else:
+                spec.arch = stmt
+        elif isinstance(stmt, InputDecl):
+            if spec.input is not None:
+                self._error("E-DUPLICATE", "the file declares `input` twice", stmt.span,
+                            hint=f"keep the one on line {spec.input.span.line}")
+            else:
+                spec.input = stmt
+        elif isinstance(stmt, _InitLine):
+            decl = self._init_decl(stmt)
+            if decl is not None and spec.init is not None:
+                self._error("E-DUPLICATE", "the file has two `init` lines", stmt.span,
+                            hint=f"keep the one on line {spec.init.span.line}")
+            elif decl is not None:
+                spec.init = decl
+        else:
+            return False
+        return True
+
+    def _init_decl(self, line: _InitLine) -> InitDecl | None:
+        """`init SCHEME OPTION…` checked against INIT_SCHEMES; None after an E-INIT."""
+        for arg in line.args:
+            if not isinstance(arg, Name):
+                self._error("E-INIT", "`init` takes words only, e.g. `init resnet "
+                            "zero_residual`", arg.span)
                 return None
-            words.append((str(a.children[0]), _tok_span(file, a.children[0])))
-        if not words:
-            diagnostics.append(error("E-INIT", "`init` needs a scheme", span,
-                                     hint="write `init resnet` or `init pytorch`"))
+        if not line.args:
+            self._error("E-INIT", "`init` needs a scheme", line.span,
+                        hint="write `init resnet` or `init pytorch`")
             return None
-        (scheme, scheme_span), options = words[0], words[1:]
-        if scheme not in INIT_SCHEMES:
-            diagnostics.append(error("E-INIT", f"unknown initialisation `{scheme}`", scheme_span,
-                                     hint=did_you_mean(scheme, INIT_SCHEMES) or
-                                     "the schemes are: " + ", ".join(INIT_SCHEMES)))
+        scheme, *options = line.args
+        if scheme.name not in INIT_SCHEMES:
+            self._error("E-INIT", f"unknown initialisation `{scheme.name}`", scheme.span,
+                        hint=did_you_mean(scheme.name, INIT_SCHEMES) or
+                        "the schemes are: " + ", ".join(INIT_SCHEMES))
             return None
-        for option, option_span in options:
-            if option not in INIT_SCHEMES[scheme]:
-                allowed = INIT_SCHEMES[scheme]
-                diagnostics.append(error(
-                    "E-INIT", f"`init {scheme}` has no option `{option}`", option_span,
-                    hint=did_you_mean(option, allowed) or (
-                        "its options are: " + ", ".join(allowed) if allowed else "it takes none")))
+        allowed = INIT_SCHEMES[scheme.name]
+        for option in options:
+            if option.name not in allowed:
+                self._error("E-INIT", f"`init {scheme.name}` has no option `{option.name}`",
+                            option.span, hint=did_you_mean(option.name, allowed) or (
+                                "its options are: " + ", ".join(allowed) if allowed
+                                else "it takes none"))
                 return None
-        if spec.init is not None:
-            diagnostics.append(error("E-DUPLICATE", "the file has two `init` lines", span,
-                                     hint=f"keep the one on line {spec.init.span.line}"))
-            return None
-        spec.init = InitDecl(scheme, tuple(o for o, _ in options), span)
-        return None
+        return InitDecl(scheme.name, tuple(o.name for o in options), line.span)
 
-    spec.body = body(tree.children[0], True)
-    return (None if any(d.is_error for d in diagnostics) else spec), diagnostics
+    def _error(self, code: str, message: str, span: Span, hint: str | None = None):
+        self.diagnostics.append(error(code, message, span, hint=hint))
+
+    def _offset(self, span: Span, end: bool = False) -> int:
+        if self._line_starts is None:
+            self._line_starts = [0] + [i + 1 for i, ch in enumerate(self.source) if ch == "\n"]
+        line, column = (span.end_line, span.end_column) if end else (span.line, span.column)
+        return self._line_starts[line - 1] + column - 1
+
+    def _text(self, span: Span) -> str:
+        return self.source[self._offset(span):self._offset(span, end=True)]
+
+
+
+def _inside(span: Span | None, outer: Span) -> bool:
+    return span is not None and (outer.line, outer.column) <= (span.line, span.column) and \
+        (span.end_line, span.end_column) <= (outer.end_line, outer.end_column)
