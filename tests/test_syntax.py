@@ -132,3 +132,64 @@ def test_an_unclosed_bracket_is_one_error():
 def test_parameter_lists_may_span_lines():
     spec = ok("arch net(\n  num_classes=10,\n  width=64\n)\n")
     assert [p.name for p in spec.arch.params] == ["num_classes", "width"]
+
+
+def test_init_is_a_statement_of_the_grammar():
+    from archdsl.syntax import _parser
+
+    tree = _parser().parse("init resnet zero_residual\ninput 3x8x8\nrelu\n")
+    assert [s.data for s in tree.children[0].children] == ["init", "input", "layer"]
+    spec = ok("init resnet zero_residual\ninput 3x8x8\nprelu init=0.1\n")
+    assert (spec.init.scheme, spec.init.options, spec.init.span.line) == ("resnet", ("zero_residual",), 1)
+    assert [s.op for s in spec.body] == ["prelu"] and spec.body[0].args[0].name == "init"
+
+
+def test_init_mistakes():
+    cases = {
+        "init\n": ("E-INIT", 1, 1, "`init` needs a scheme"),
+        "init 3\n": ("E-INIT", 1, 6, "`init` takes words only"),
+        "init resnet 10 -5\n": ("E-INIT", 1, 13, "`init` takes words only"),
+        "init resnet bad\n": ("E-INIT", 1, 13, "`init resnet` has no option `bad`"),
+        "init resnet\ninit pytorch\n": ("E-DUPLICATE", 2, 1, "two `init` lines"),
+        "repeat 2 { init resnet }\n": ("E-PLACEMENT", 1, 12, "`init` belongs at the top level"),
+    }
+    for text, (code, line, column, message) in cases.items():
+        _, (d,) = parse(text, "t.arch")
+        assert (d.code, d.span.line, d.span.column) == (code, line, column), text
+        assert message in d.message, (text, d.message)
+
+
+def test_syntax_errors_are_named_by_example():
+    """The table of examples in syntax.py names each mistake wherever it stands."""
+    cases = [
+        ("input 3x8x8\nblock b(c) {\n  residual< conv c k3 p1\n", 3, 24,
+         "the file ends before a closing `>`", "add the missing `>`"),
+        ("block b(c) {\n  repeat 2 { relu; conv c k3", 2, 28,
+         "the file ends before a closing `}`", "add the missing `}`"),
+        ("arch net(c=64\ninput 3x8x8\n", 2, 1, "unexpected `input`", None),
+        ("input 3x8x8 relu\n", 1, 13, "unexpected `relu`: statements are separated by `;` or a new line",
+         "write `; relu` or start `relu` on a new line"),
+        ("add< relu | conv 8 k3 > bn\n", 1, 25, "unexpected `bn`: statements are separated",
+         "write `; bn` or start `bn` on a new line"),
+        ("conv (8\nrelu\n", 1, 8, "unexpected new line", "a `)` is missing"),
+        ("arch n(c=(8\n", 1, 12, "unexpected new line", "a `)` is missing"),
+        ("conv 8 k3 >\n", 1, 11, "`>` closes nothing here", None),
+        ("block b(c) { relu }}\n", 1, 20, "`}` closes nothing here", None),
+        ("block b(c, d\n", 1, 12, "the file ends in the middle of a statement", None),
+    ]
+    for text, line, column, message, hint in cases:
+        _, diagnostics = parse(text, "t.arch")
+        d = diagnostics[0]
+        assert (d.code, d.span.line, d.span.column) == ("E-SYNTAX", line, column), (text, d)
+        assert d.message.startswith(message), (text, d.message)
+        if hint is not None:
+            assert d.hint == hint, (text, d.hint)
+
+
+def test_every_example_of_the_table_is_a_syntax_error():
+    from archdsl.syntax import _EXAMPLES, _example_error
+
+    for by_label in _EXAMPLES.values():
+        for label, snippets in by_label.items():
+            for snippet in snippets:
+                assert _example_error(snippet) is not None, (label, snippet)
