@@ -8,11 +8,14 @@ small input) and a plain random generator.
 
 from __future__ import annotations
 
+import cProfile
 import json
 import random
 import re
-import time
+import signal
+import threading
 import tracemalloc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").glob("*.arch"))
 SPEC_TEXTS = {p.name: p.read_text() for p in SPEC_FILES}
 
-TIME_LIMIT_S = 1.0  # per case, or twice the largest network allowed (see time_limit)
+WORK_FACTOR = 2  # a case may do twice the work of the largest network allowed (work_limit)
 MEMORY_LIMIT = 200 << 20  # tracemalloc peak per case
+HANG_S = 60  # a watchdog, not a time limit: the largest network takes about 2 s here
 FILE = "fuzz.arch"
 
 
@@ -506,13 +510,55 @@ def mutated_spec(c: Chooser) -> tuple[str, str]:
 
 @dataclass
 class Outcome:
-    """What one case did: its failure (None when it behaved), time and memory."""
+    """What one case did: its failure (None when it behaved), work and memory."""
 
     failure: str | None
     detail: str
-    seconds: float
+    calls: int  # Python function calls made (see count_calls): the work, on any machine
     peak_bytes: int
     checked: bool  # True: a Network came back; False: located errors
+
+
+def count_calls(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` and the number of Python function calls it made (generators'
+    resumptions included), counted by cProfile: a measure of work that is the same on a fast
+    machine, a slow one and a busy one. (C functions are not counted: a loop over them alone
+    is left to the watchdog.)"""
+    profile = cProfile.Profile(builtins=False)
+    profile.enable()
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        profile.disable()
+    return result, sum(entry.callcount for entry in profile.getstats())
+
+
+class Hung(BaseException):
+    """Raised by the watchdog in a case still running after HANG_S seconds."""
+
+
+@contextmanager
+def watchdog(seconds: float | None = None):
+    """Raise Hung in the block if it is still running after `seconds` (default HANG_S): a
+    guard against a case that never ends (a loop over a huge range), not a performance
+    check, which is work_limit's. Only the main thread receives signals; elsewhere it does
+    nothing."""
+    seconds = HANG_S if seconds is None else seconds
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def fire(signum, frame):
+        raise Hung(f"still running after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def largest_network() -> str:
@@ -522,76 +568,87 @@ def largest_network() -> str:
     return "input 16x32x32\n" + "conv 16 k3 p1 nobias; bn; relu\n" * ((MAX_NODES - 1) // 3)
 
 
-_limit: list[float] = []
+_reference: list[int] = []
 
 
-def time_limit() -> float:
-    """The time a case may take: 1 s, or twice what the largest network the limits allow
-    takes to check and draw on this machine, measured once per process (no absolute time:
-    a slower or busier machine must not turn a linear cost into a finding; a hang or a
-    super-linear blow-up still is one)."""
-    if not _limit:
-        text = largest_network()
-        reference = min(_timed(text) for _ in range(2))
-        _limit.append(max(TIME_LIMIT_S, 2 * reference))
-    return _limit[0]
+def largest_work() -> int:
+    """The function calls that checking and drawing the largest network allowed makes,
+    counted once per process (after a small case has done archdsl's one-time set-up)."""
+    if not _reference:
+        run_case("input 3x8x8\nconv 8 k3\nbn\nrelu\nflatten\nlinear 2\n", trace_memory=False,
+                 limit=None)
+        outcome = run_case(largest_network(), trace_memory=False, limit=None)
+        assert outcome.failure is None and outcome.checked, outcome
+        _reference.append(outcome.calls)
+    return _reference[0]
 
 
-def _timed(text: str) -> float:
-    outcome = run_case(text, trace_memory=False, limit=float("inf"))
-    assert outcome.failure is None and outcome.checked, outcome
-    return outcome.seconds
+def work_limit() -> int:
+    """The work a case may do: WORK_FACTOR times the largest network's (largest_work). A
+    count of calls, not a time: a slower or busier machine cannot turn a linear cost into a
+    finding, and a super-linear blow-up is one on every machine."""
+    return WORK_FACTOR * largest_work()
+
+
+def _exercise(text: str, params: dict | None, draw: bool):
+    """Check `text` as archdsl does, and draw it as `archdsl draw` does: (failure, detail,
+    network)."""
+    from archdsl.diagnostics import render_all
+    from archdsl.draw import to_dot
+    from archdsl.network import Network, analyse_graph
+    from archdsl.syntax import normalise_source
+
+    network = None
+    # archdsl.analyse, keeping the graph of a spec with errors as `archdsl draw` does
+    spec, graph, diagnostics = analyse_graph(text, FILE, params)
+    if graph is not None and not any(d.is_error for d in diagnostics):
+        network = Network(graph, spec, diagnostics)
+    failure, detail = _judge(normalise_source(text), network, diagnostics)
+    render_all(diagnostics, normalise_source(text))
+    if network is not None:
+        network.summary()
+        json.dumps(network.to_dict())
+    if draw and graph is not None:  # the DOT source, errors and all (no Graphviz `dot`)
+        to_dot(graph, diagnostics).source
+    return failure, detail, network
+
+
+_DEFAULT = object()
 
 
 def run_case(text: str, params: dict | None = None, draw: bool = True,
-             trace_memory: bool = True, limit: float | None = None) -> Outcome:
+             trace_memory: bool = True, limit=_DEFAULT) -> Outcome:
     """Check `text` as archdsl does (and draw it as `archdsl draw` does); say how it failed.
 
     A case behaves when it ends in a Network or in error diagnostics, each located inside
-    the file; it fails on any exception, on E-INTERNAL, on an error without a location, over
-    `limit` seconds (default: time_limit()) or over MEMORY_LIMIT of Python allocations
-    (tracemalloc's peak; tracing makes a case about four times slower, so the test suite
-    traces a share of its cases, and a traced case is timed again without tracing).
+    the file; it fails on any exception, on E-INTERNAL, on an error without a location, on
+    more than `limit` function calls (default: work_limit(); None: no limit), on running
+    past the watchdog (HANG_S) or over MEMORY_LIMIT of Python allocations (tracemalloc's
+    peak; tracing makes a case about four times slower, so the test suite traces a share of
+    its cases; the count of calls is the same traced or not).
     """
-    from archdsl.diagnostics import render_all
-    from archdsl.draw import to_dot
-    from archdsl.network import Network, analyse, analyse_graph
-    from archdsl.syntax import normalise_source
-
+    if limit is _DEFAULT:
+        limit = work_limit()
     if trace_memory:
         tracemalloc.start()
-    start = time.perf_counter()
-    failure, detail, network = None, "", None
+    failure, detail, network, calls = None, "", None, 0
     try:
-        # archdsl.analyse, keeping the graph of a spec with errors as `archdsl draw` does
-        spec, graph, diagnostics = analyse_graph(text, FILE, params)
-        if graph is not None and not any(d.is_error for d in diagnostics):
-            network = Network(graph, spec, diagnostics)
-        failure, detail = _judge(normalise_source(text), network, diagnostics)
-        render_all(diagnostics, normalise_source(text))
-        if network is not None:
-            network.summary()
-            json.dumps(network.to_dict())
-        if draw and graph is not None:  # the DOT source, errors and all (no Graphviz `dot`)
-            to_dot(graph, diagnostics).source
+        with watchdog():
+            (failure, detail, network), calls = count_calls(_exercise, text, params, draw)
+    except Hung as exc:
+        failure, detail = "hang", str(exc)
     except BaseException as exc:  # noqa: BLE001 - anything escaping is the finding
         if isinstance(exc, KeyboardInterrupt):
             raise
         failure, detail = f"exception:{type(exc).__name__}", f"{type(exc).__name__}: {exc}"[:500]
-    seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
     if trace_memory:
         tracemalloc.stop()
-    if limit is None:
-        limit = time_limit()
-    if failure is None and trace_memory and seconds > TIME_LIMIT_S / 4:
-        # tracing slows Python about four times: time the case again without it
-        seconds = run_case(text, params, draw, trace_memory=False, limit=float("inf")).seconds
-    if failure is None and seconds > limit:
-        failure, detail = "slow", f"{seconds:.2f} s"
+    if failure is None and limit is not None and calls > limit:
+        failure, detail = "work", f"{calls:,} function calls, over the limit of {limit:,}"
     if failure is None and peak > MEMORY_LIMIT:
         failure, detail = "memory", f"{peak / 2**20:.0f} MiB"
-    return Outcome(failure, detail, seconds, peak, network is not None)
+    return Outcome(failure, detail, calls, peak, network is not None)
 
 
 def _judge(source: str, network, diagnostics) -> tuple[str | None, str]:
@@ -638,21 +695,24 @@ def seeded(kind: str, seed: int) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- minimizing
 
 
-def minimize(text: str, fails, seconds: float = 20.0) -> str:
+def minimize(text: str, fails, tries: int = 400) -> str:
     """A smaller text on which `fails(text)` still holds: whole lines, then tokens, are
-    dropped while the failure stays (greedy delta debugging, within `seconds`)."""
-    deadline = time.monotonic() + seconds
+    dropped while the failure stays (greedy delta debugging, calling `fails` at most `tries`
+    times: a budget of work, so the result is the same on any machine)."""
+    left = tries
     for split, join in ((lambda t: t.split("\n"), "\n".join), (tokens, "".join)):
         parts = split(text)
         chunk = max(len(parts) // 2, 1)
-        while chunk >= 1 and time.monotonic() < deadline:
+        while chunk >= 1 and left > 0:
             i, changed = 0, False
-            while i < len(parts) and time.monotonic() < deadline:
+            while i < len(parts) and left > 0:
                 candidate = parts[:i] + parts[i + chunk:]
-                if candidate != parts and fails(join(candidate)):
-                    parts, changed = candidate, True
-                else:
-                    i += chunk
+                if candidate != parts:
+                    left -= 1
+                    if fails(join(candidate)):
+                        parts, changed = candidate, True
+                        continue
+                i += chunk
             if not changed:
                 chunk //= 2
         text = join(parts)

@@ -4,7 +4,8 @@
 
 Every case is checked and drawn as archdsl does, and judged by the same oracle as
 tests/test_fuzz.py (memory traced on every case here): it must end in a Network or in
-located errors, within a second and 200 MB, without an exception or E-INTERNAL. Each failing
+located errors, within twice the work of the largest network allowed (function calls
+counted) and 200 MB, without an exception, a hang or E-INTERNAL. Each failing
 input is minimized and saved in OUT as `<kind>-<n>.arch` (the original beside it as
 `<kind>-<n>.orig.arch`); OUT/summary.json and OUT/summary.md say how many cases ran, of
 which generator, and the failures by kind. A failure found here belongs in
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fuzzgen import minimize, run_case, seeded  # noqa: E402
+from fuzzgen import minimize, run_case, seeded, work_limit  # noqa: E402
 
 GENERATORS = ("grammatical", "mutated", "valid")
 
@@ -30,6 +31,7 @@ GENERATORS = ("grammatical", "mutated", "valid")
 def campaign(minutes: float, out: Path, seed: int = 0, max_saved: int = 20) -> dict:
     """Run cases until `minutes` have passed; write what was found into `out`."""
     out.mkdir(parents=True, exist_ok=True)
+    work_limit()  # the largest network's work, counted once before the first case
     deadline = time.monotonic() + minutes * 60
     started = time.time()
     cases: Counter = Counter()
@@ -37,16 +39,19 @@ def campaign(minutes: float, out: Path, seed: int = 0, max_saved: int = 20) -> d
     failures: Counter = Counter()
     saved: list[dict] = []
     slowest = (0.0, "")
+    most_work = (0, "")
     peak = (0, "")
     n = seed
     while time.monotonic() < deadline:
         kind = GENERATORS[n % len(GENERATORS)]
         text, what = seeded(kind, n // len(GENERATORS))
         n += 1
+        started_case = time.perf_counter()  # reported, never judged: work_limit judges
         outcome = run_case(text)
         cases[kind] += 1
         checked[kind] += outcome.checked
-        slowest = max(slowest, (outcome.seconds, what))
+        slowest = max(slowest, (time.perf_counter() - started_case, what))
+        most_work = max(most_work, (outcome.calls, what))
         peak = max(peak, (outcome.peak_bytes, what))
         if outcome.failure is None:
             continue
@@ -70,6 +75,7 @@ def campaign(minutes: float, out: Path, seed: int = 0, max_saved: int = 20) -> d
         "failures_by_kind": dict(failures),
         "saved": saved,
         "slowest_case": {"seconds": round(slowest[0], 3), "case": slowest[1]},
+        "most_work": {"calls": most_work[0], "case": most_work[1]},
         "largest_memory_peak": {"bytes": peak[0], "case": peak[1]},
         "next_seed": n,
     }
@@ -91,6 +97,8 @@ def _markdown(s: dict) -> str:
         lines += [f"| {x['file']} | {x['failure']} | {x['detail'][:80].replace('|', '/')} |"
                   for x in s["saved"]]
     lines += ["", f"Slowest case: {s['slowest_case']['seconds']} s ({s['slowest_case']['case']}); "
+                  f"most work: {s['most_work']['calls']:,} function calls "
+                  f"({s['most_work']['case']}); "
                   f"largest memory peak: {s['largest_memory_peak']['bytes'] / 2**20:.1f} MiB "
                   f"({s['largest_memory_peak']['case']}).", ""]
     return "\n".join(lines)
