@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from archdsl.codegen import to_python
 from archdsl.draw import DrawOptions, to_dot
+from archdsl.layers import REGISTRY
 from archdsl.network import analyse
 from fuzzgen import strategy, valid_spec
 
@@ -22,14 +23,13 @@ def _network(text):
 
 
 def _run_with_shapes(network, model, x):
-    """The model's output, and the output shape of every layer of the graph, seen at run time
-    (a merge is computed by its combinator's module, whose path is the group's name)."""
+    """The model's output, and the output shape of every layer of the network (its report's
+    rows), seen at run time (a merge is computed by its combinator's module, whose path is
+    the group's name)."""
     seen, hooks = {}, []
-    for nid in network.graph.graph["order"]:
-        node = network.graph.nodes[nid]
-        if node["op"] == "input":
-            continue
-        path = nid.rsplit(".", 1)[0] if node["kind"].family == "merge" else nid
+    for row in network.layers():
+        nid = row["name"]
+        path = nid.rsplit(".", 1)[0] if REGISTRY[row["op"]].family == "merge" else nid
         hooks.append(model.get_submodule(path).register_forward_hook(
             lambda m, i, o, nid=nid: seen.__setitem__(nid, tuple(o.shape[1:]))))
     try:
@@ -56,7 +56,7 @@ def _exported(network, tmp_path):
 
 def assert_agreement(text, tmp_path):
     network = _network(text)
-    graph = network.graph
+    rows = network.layers()  # one per layer, in order, with its checked output shape
     torch.manual_seed(0)
     model = network.to_torch().eval()
     assert sum(p.numel() for p in model.parameters()) == network.params
@@ -64,10 +64,8 @@ def assert_agreement(text, tmp_path):
     x = torch.randn(2, *network.input_shape)
     out, seen = _run_with_shapes(network, model, x)
     assert tuple(out.shape) == (2, *network.output_shape)
-    assert seen == {nid: graph.nodes[nid]["shape"] for nid in seen}
-    assert len(seen) == graph.number_of_nodes() - 1  # every layer ran, none was missing
-    assert [r["output"] for r in network.layers()] == [list(graph.nodes[n]["shape"])
-                                                       for n in graph.graph["order"][1:]]
+    assert seen == {r["name"]: tuple(r["output"]) for r in rows}  # every layer ran, as checked
+    assert len(rows) == len({r["name"] for r in rows})  # so no layer is missing from `seen`
 
     exported = _exported(network, tmp_path)()
     assert list(exported.state_dict()) == list(model.state_dict())
@@ -76,11 +74,12 @@ def assert_agreement(text, tmp_path):
         torch.testing.assert_close(exported.eval()(x), out, rtol=1e-5, atol=1e-6)
 
     for collapse in ("none", "auto", "all"):
-        source = to_dot(graph, network.diagnostics, DrawOptions(collapse=collapse)).source
+        source = to_dot(network.graph, network.diagnostics,
+                        DrawOptions(collapse=collapse)).source
         assert "×".join(map(str, network.output_shape)) in source  # the output node
         if collapse == "none":
-            for nid in graph.graph["order"][1:]:
-                assert f"n_{nid.replace('.', '__')}" in source, nid
+            for r in rows:
+                assert f"n_{r['name'].replace('.', '__')}" in source, r["name"]
 
 
 @settings(settings.default, max_examples=200, deadline=None, database=None,
