@@ -13,8 +13,11 @@ import re
 import sys
 from pathlib import Path
 
+from .train.config import TOP, LaunchConfig, OptionError, TrainConfig, add_option, add_options, \
+    from_args
+from .train.errors import EXIT_INTERRUPTED
+
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class UsageError(Exception):
@@ -109,12 +112,6 @@ def cmd_check(args) -> int:
     return status
 
 
-def _normalised(text: str) -> str:
-    from .syntax import normalise_source
-
-    return normalise_source(text)
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -132,9 +129,10 @@ def _read(file: str) -> str:
 
 def _print_diagnostics(diagnostics, text: str) -> None:
     from .diagnostics import render_all
+    from .syntax import normalise_source
 
     if diagnostics:
-        print(render_all(diagnostics, _normalised(text), color=_color(sys.stderr)),
+        print(render_all(diagnostics, normalise_source(text), color=_color(sys.stderr)),
               file=sys.stderr)
 
 
@@ -273,41 +271,24 @@ def _training_errors(command: str, action) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainConfig, resume, train
+    from .train import resume, train
 
-    for option, value, low in (("--epochs", args.epochs_given, 1), ("--batch-size", args.batch_size, 1),
-                               ("--workers", args.workers, 0), ("--nproc-per-node", args.nproc_per_node, 1),
-                               ("--nnodes", args.nnodes, 1)):
-        if value is not None and value < low:
-            raise UsageError(f"{option} must be at least {low}, got {value}")
-    if not 0 <= args.val_split < 1:
-        raise UsageError(f"--val-split is a fraction from 0 to below 1, got {args.val_split}")
     if args.resume and (args.spec or args.dataset):
         raise UsageError("--resume DIR continues a run with its own spec and data; give "
                          "no SPEC or DATASET")
     if not args.resume and (not args.spec or not args.dataset):
         raise UsageError("give SPEC and DATASET (e.g. archdsl train specs/lenet5.arch digits), "
                          "or --resume DIR")
-    if args.nproc_per_node is not None or args.nnodes is not None:
-        return _launch_workers(args)
+    config, launch = from_args(TrainConfig, args), from_args(LaunchConfig, args)
+    if launch.wanted:
+        return _launch_workers(args, config, launch)
     if args.resume:
 
         def go():
-            resume(args.resume, epochs=args.epochs_given)
+            resume(args.resume, epochs=args.epochs)
             return EXIT_OK
 
         return _training_errors("train", go)
-    config = TrainConfig(
-        epochs=args.epochs_given if args.epochs_given is not None else 10,
-        batch_size=args.batch_size, optimizer=args.optimizer,
-        lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
-        weight_decay=args.weight_decay, schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs, step_size=args.step_size, gamma=args.gamma, label_smoothing=args.label_smoothing,
-        clip_grad=args.clip_grad, seed=args.seed, workers=args.workers, device=args.device,
-        precision=args.precision, compile=args.compile, augment=not args.no_augment,
-        val_split=args.val_split, tensorboard=args.tensorboard, quiet=args.quiet,
-        sync_bn=args.sync_bn, cache=args.cache, cache_dir=args.cache_dir,
-        augment_on=args.augment_on)
     _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
     params = parse_sets(args.set)
 
@@ -319,20 +300,20 @@ def cmd_train(args) -> int:
     return _training_errors("train", go)
 
 
-def _launch_workers(args) -> int:
+def _launch_workers(args, config: TrainConfig, launch: LaunchConfig) -> int:
     """`archdsl train … --nproc-per-node N`: start N workers here (and as many on each of
     --nnodes machines) through torchrun, each running this same command without the launch
     options. Rank 0 writes the run folder; its name is fixed here so that this process can
     say where the run stands if a worker dies."""
-    from .train.distributed import (launch, launched_by_torchrun, stderr_log, torchrun_arguments,
-                                    worker_arguments)
+    from .train.distributed import (launch as start, launched_by_torchrun, stderr_log,
+                                    torchrun_arguments, worker_arguments)
 
     if launched_by_torchrun():
         raise UsageError("this process was started by torchrun already; leave out "
                          "--nproc-per-node and --nnodes (torchrun's own options say how many "
                          "workers there are)")
-    nproc, nnodes = args.nproc_per_node or 1, args.nnodes or 1
-    if args.node_rank is not None and nnodes == 1:
+    nproc, nnodes = launch.nproc_per_node or 1, launch.nnodes or 1
+    if launch.node_rank is not None and nnodes == 1:
         raise UsageError("--node-rank goes with --nnodes N (N machines)")
     workers = worker_arguments(args.argv[args.argv.index("train") + 1:])
     run_dir = args.resume or args.out
@@ -341,10 +322,10 @@ def _launch_workers(args) -> int:
         nonlocal run_dir, workers
         from .train import TrainError
 
-        torchrun = torchrun_arguments(nproc, nnodes, args.node_rank, args.rdzv_endpoint,
-                                      args.rdzv_id, args.torchrun)
-        if not args.resume and args.batch_size % (nproc * nnodes):
-            raise TrainError(f"--batch-size {args.batch_size} is the global batch, split "
+        torchrun = torchrun_arguments(nproc, nnodes, launch.node_rank, launch.rdzv_endpoint,
+                                      launch.rdzv_id, launch.torchrun)
+        if not args.resume and config.batch_size % (nproc * nnodes):
+            raise TrainError(f"--batch-size {config.batch_size} is the global batch, split "
                              f"evenly over the {nproc * nnodes} workers; it is not a multiple "
                              f"of {nproc * nnodes}")
         if run_dir is None:  # the folder rank 0 would pick, fixed here for every worker
@@ -353,7 +334,7 @@ def _launch_workers(args) -> int:
 
             run_dir = default_run_folder(load(args.spec, **parse_sets(args.set)).name)
             workers += ["--out", run_dir]
-        return launch(torchrun, workers, run_dir, stderr_log)
+        return start(torchrun, workers, run_dir, stderr_log)
 
     return _training_errors("train", go)
 
@@ -396,7 +377,7 @@ def cmd_predict(args) -> int:
 
     def go():
         status = EXIT_OK
-        for path, top, problem in predict(args.run, args.images, top=args.top,
+        for path, top, problem in predict(args.run, args.images, top=args.top or 3,
                                           weights=args.weights):
             if problem:
                 print(f"{path}: {problem}", file=sys.stderr)
@@ -424,6 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    _add_check(sub)
+    _add_export(sub)
+    _add_draw(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_predict(sub)
+    return parser
+
+
+def _add_check(sub) -> None:
     check = sub.add_parser("check", help="check specs: shapes, parameters, MACs, diagnostics",
                            description="Check .arch files: print every layer's output shape, "
                                        "parameters, MACs and receptive field, the totals, and "
@@ -435,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")
     check.set_defaults(func=cmd_check)
 
+
+def _add_export(sub) -> None:
     export = sub.add_parser(
         "export", help="write the network as PyTorch source, ONNX, TorchScript or torch.export",
         description="Compile a spec and write it for deployment: standalone PyTorch source "
@@ -453,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(export)
     export.set_defaults(func=cmd_export)
 
+
+def _add_draw(sub) -> None:
     draw = sub.add_parser(
         "draw", help="draw the network as a picture (svg, png, pdf or dot)",
         description="Draw a spec's layer graph with Graphviz: a node per layer with its key "
@@ -474,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_options(draw)
     draw.set_defaults(func=cmd_draw)
 
+
+def _add_train(sub) -> None:
+    """`archdsl train`: its options are TrainConfig's and LaunchConfig's (train/config.py)."""
     train = sub.add_parser(
         "train", help="train a spec on an image folder or the built-in digits",
         description="Train a spec on DATASET: `digits` (scikit-learn's handwritten digits, "
@@ -483,71 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("spec", metavar="SPEC", nargs="?", help=".arch spec file")
     train.add_argument("dataset", metavar="DATASET", nargs="?", help="`digits` or an image folder")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
-    train.add_argument("--epochs", type=int, dest="epochs_given",
-                       help="epochs in all (default 10; with --resume, the run's own)")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    train.add_argument("--lr", type=float, help="learning rate (default 0.05 sgd, 0.001 adamw)")
-    train.add_argument("--momentum", type=float, default=0.9)
-    train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    train.add_argument("--weight-decay", type=float,
-                       help="on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)")
-    train.add_argument("--schedule", choices=("cosine", "step", "onecycle", "constant"),
-                       default="cosine", help="learning-rate schedule (cosine has a warm-up)")
-    train.add_argument("--warmup-epochs", type=float, default=1.0,
-                       help="linear warm-up of the cosine schedule (default 1)")
-    train.add_argument("--step-size", type=int, default=30,
-                       help="epochs between decays of the step schedule (default 30)")
-    train.add_argument("--gamma", type=float, default=0.1,
-                       help="decay factor of the step schedule (default 0.1)")
-    train.add_argument("--label-smoothing", type=float, default=0.0)
-    train.add_argument("--clip-grad", type=float, metavar="NORM",
-                       help="clip the gradients' global norm to NORM")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
-    train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, "
-                                                         "cuda, cuda:1, mps")
-    train.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                       help="autocast precision (auto: bf16 on CUDA, fp32 elsewhere; fp16 uses a "
-                            "gradient scaler)")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--tensorboard", action="store_true",
-                       help="also write TensorBoard event files into the run folder")
-    train.add_argument("--no-augment", action="store_true",
-                       help="no random resized crops or flips while training")
-    train.add_argument("--val-split", type=float, default=0.1,
-                       help="fraction held out for validation when DATASET has no val/ folder")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
-    train.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    train.add_argument("--cache", choices=("none", "memory", "disk"), default="none",
-                       help="decode and resize every image once, into memory or a file under "
-                            "--cache-dir; later epochs read pixels")
-    train.add_argument("--cache-dir", metavar="DIR",
-                       help="where --cache disk keeps its files (default ~/.cache/archdsl)")
-    train.add_argument("--augment-on", choices=("auto", "cpu", "gpu"), default="auto",
-                       help="where random crops, flips and normalisation run (auto: the GPU "
-                            "when training on CUDA)")
-    train.add_argument("--sync-bn", action="store_true",
-                       help="synchronise batch norm statistics across workers (CUDA)")
-    launch = train.add_argument_group(
-        "several processes (torchrun)",
-        "start workers with torchrun's elastic agent; --batch-size is the global batch, split "
-        "evenly over them (docs/distributed.md)")
-    launch.add_argument("--nproc-per-node", type=int, metavar="N",
-                        help="workers on this machine (one per GPU)")
-    launch.add_argument("--nnodes", type=int, metavar="N", help="machines (default 1)")
-    launch.add_argument("--node-rank", type=int, metavar="R",
-                        help="this machine's rank (static rendezvous at --rdzv-endpoint)")
-    launch.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
-                        help="node 0's address, the same on every machine")
-    launch.add_argument("--rdzv-id", metavar="ID", help="the job's rendezvous id (default archdsl)")
-    launch.add_argument("--torchrun", action="append", default=[], metavar="ARG",
-                        help="pass ARG to torchrun as it is (e.g. --torchrun=--max-restarts=3)")
     train.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                        help="override an `arch` parameter (num_classes comes from the data)")
+    add_options(train, TrainConfig)
+    add_options(train.add_argument_group(
+        "several processes (torchrun)",
+        "start workers with torchrun's elastic agent; --batch-size is the global batch, split "
+        "evenly over them (docs/distributed.md)"), LaunchConfig)
     train.set_defaults(func=cmd_train)
 
+
+def _add_eval(sub) -> None:
     evaluate = sub.add_parser(
         "eval", help="evaluate a trained run on a data set",
         description="Loss, top-1, top-5, per-class accuracy and the confusion matrix of a run's "
@@ -560,21 +506,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", choices=("table", "json"), default="table")
     evaluate.set_defaults(func=cmd_eval)
 
+
+def _add_predict(sub) -> None:
     pred = sub.add_parser("predict", help="classify images with a trained run",
                           description="Print the most likely classes of each image with their "
                                       "softmax probabilities.")
     pred.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
     pred.add_argument("images", metavar="IMAGE", nargs="+")
-    pred.add_argument("--top", type=int, default=3, help="how many classes to show (default 3)")
+    add_option(pred, "top", TOP)
     pred.add_argument("--weights", default="best", help="best (default), last, or a checkpoint")
     pred.set_defaults(func=cmd_predict)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except OptionError as exc:  # a value out of its option's range (train/config.py)
+        command = next((a for a in argv if not a.startswith("-")), "")
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args.argv = argv
     try:
         return args.func(args)

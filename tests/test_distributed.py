@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from archdsl.train.distributed import (_report_failure, torchrun_arguments, worker_arguments)
 from archdsl.train.errors import TrainError
-from archdsl.train.loop import ShardedOrder
+from archdsl.train.images import ShardedOrder
 from archdsl.train.run_folder import resume_command
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,8 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from archdsl.train import pipeline
-from archdsl.train.data import DataError, Sample, decode, load_dataset
-from archdsl.train.pipeline import (CachedImages, GpuAugment, cache_bytes, memory_cache_problem,
-                                    synthetic_samples)
+from archdsl.train.data import DataError, Sample, decode, load_dataset, synthetic_samples
+from archdsl.train.pipeline import CachedImages, GpuAugment, cache_bytes, memory_cache_problem
 
 SIZE = (24, 20)  # H, W: not square, to catch a swapped width and height
 

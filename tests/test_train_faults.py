@@ -354,15 +354,15 @@ def _cli(argv, started: str | None = None):
     """`archdsl ARGV` in a forked process; touches `started` as training begins."""
     torch.set_num_threads(1)  # tiny runs are quickest so, and two of them share the cores
     if started:
-        from archdsl.train import loop
+        from archdsl.train import run
 
-        run_epochs = loop._run
+        run_epochs = run.run_epochs
 
         def run_and_tell(*args, **kwargs):
             Path(started).touch()
             return run_epochs(*args, **kwargs)
 
-        loop._run = run_and_tell
+        run.run_epochs = run_and_tell
     sys.exit(main(argv))
 
 
@@ -393,8 +393,8 @@ def test_sigkill_at_random_moments_then_resume_always_completes(tmp_path):
     resume it each time: it always completes, no file is ever corrupt, and it ends exactly as
     an uninterrupted run. Runs are forked from a server that has torch loaded, to be quick."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["archdsl.cli", "archdsl.train.loop", "archdsl.network",
-                                    "torchvision.transforms.v2", "matplotlib.pyplot",
+    context.set_forkserver_preload(["archdsl.cli", "archdsl.train.run", "archdsl.network",
+                                    "torchvision.transforms.v2", "matplotlib.figure",
                                     "safetensors.torch"])
     data = tiny_images(tmp_path / "data", per_class=6)
     spec = tiny_spec(tmp_path)
@@ -534,7 +534,7 @@ def test_too_little_free_space_fails_before_training(tmp_path, capsys, monkeypat
     code, out, err = run(capsys, "train", tiny_spec(tmp_path), tiny_images(tmp_path / "data"),
                          "--out", tmp_path / "r")
     assert code == 1 and out == ""
-    assert re.search(r"is on a disk with 1000 bytes free, but the run's checkpoints need about "
+    assert re.search(r"is on a disk with 1.0 KB free, but the run's checkpoints need about "
                      r"[0-9.]+ MB; free some space or choose another --out", err)
     assert not (tmp_path / "r").exists()
 
@@ -590,7 +590,7 @@ def test_a_full_disk_mid_run_leaves_the_last_checkpoint_whole(tmp_path, capsys, 
 
 def test_a_full_disk_before_the_first_epoch(tmp_path, capsys, monkeypatch):
     full = full_disk_on_call(1, None)
-    monkeypatch.setattr("archdsl.train.loop.json_writer", lambda data: lambda tmp: full(data, tmp))
+    monkeypatch.setattr("archdsl.train.setup.json_writer", lambda data: lambda tmp: full(data, tmp))
     code, _, err = run(capsys, "train", tiny_spec(tmp_path), tiny_images(tmp_path / "data"),
                        "--out", tmp_path / "r")
     assert code == 1 and f"cannot write {tmp_path / 'r' / 'config.json'}: No space left" in err
@@ -720,12 +720,12 @@ def test_a_damaged_config_json_is_refused(finished_run, tmp_path, capsys, config
 
 
 def test_an_unexpected_failure_is_one_message_not_a_traceback(finished_run, capsys, monkeypatch):
-    from archdsl.train import loop
+    from archdsl.train import inference
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(loop, "load_run", broken)
+    monkeypatch.setattr(inference, "load_run", broken)
     code, _, err = run(capsys, "eval", finished_run[0], finished_run[1])
     assert code == 1 and err.startswith("archdsl eval: internal error: ZeroDivisionError: "
                                         "division by zero\nThis is a bug in archdsl")

@@ -18,6 +18,7 @@ import numpy as np
 
 DIGITS = Path(__file__).resolve().parent.parent / "datasets" / "digits.csv.gz"
 VAL_NAMES = ("val", "valid", "validation", "test")
+MAX_DISTINCT_SYNTHETIC = 1024
 CONVERTIBLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr")
 
 
@@ -100,7 +101,8 @@ def load_folder(root: Path, val_split: float, seed: int, channels: int = 3) -> D
         classes = sorted(train)
         extra = [c for c in val if c not in train]
         if extra:
-            raise DataError(f"{val_dir} has classes that {train_dir.name}/ lacks or holds no usable "
+            raise DataError(f"{val_dir} has classes that {train_dir.name}/ lacks or holds no "
+                            "usable "
                             f"image of: {', '.join(extra[:5])}; add their training images or "
                             "remove those folders")
         empty = sorted({p.name for p in _class_folders(train_dir)} - set(classes))
@@ -164,10 +166,8 @@ def load_dataset(source: str, val_split: float = 0.1, seed: int = 0, channels: i
 
 
 def load_synthetic(source: str, val_split: float, seed: int, channels: int) -> DataSet:
-    """`synthetic[:N[xK]]`: random images for benchmarks (train/pipeline.py makes them)."""
+    """`synthetic[:N[xK]]`: random images for benchmarks."""
     import re
-
-    from .pipeline import synthetic_samples
 
     match = re.fullmatch(r"synthetic(?::(\d+)(?:x(\d+))?)?", source)
     n, k = (int(match[1] or 10000), int(match[2] or 10)) if match else (0, 0)
@@ -180,6 +180,22 @@ def load_synthetic(source: str, val_split: float, seed: int, channels: int) -> D
     train, val = stratified_split(samples, val_split, seed)
     return DataSet([f"class{c}" for c in range(k)], train, val,
                    f"synthetic ({n:,} random 256x256 images, {k} classes)", split="val_split")
+
+
+def synthetic_samples(n: int, classes: int, channels: int = 3, size=256,
+                      seed: int = 0) -> list[Sample]:
+    """`n` random images of `classes` balanced classes, as uint8 pixels (HxW for 1 channel,
+    HxWxC for 3). Each class tints the noise with its own colour, so a network can learn
+    them; at most 1,024 distinct images are made and shared, which keeps it cheap."""
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    rng = np.random.default_rng(seed)
+    distinct = min(n, classes * max(1, MAX_DISTINCT_SYNTHETIC // classes))
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    tints = rng.integers(0, 128, (classes, 1, 1, channels), dtype=np.uint8)
+    noise = np.frombuffer(rng.bytes(distinct * height * width * channels), np.uint8)
+    noise = (noise >> 1).reshape(distinct, height, width, channels)
+    images = [(noise[d] + tints[d % classes]).reshape(shape) for d in range(distinct)]
+    return [Sample(i % classes, pixels=images[i % distinct]) for i in range(n)]
 
 
 def decode(sample: Sample, channels: int):

@@ -11,12 +11,13 @@ torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, …), with nccl on CUDA and gloo on
 The batch size is global: `--batch-size 256` on 4 workers is 64 images per worker per step,
 and the learning rate is the one a single process would use with 256, so a run's
 hyperparameters do not change with the number of workers. Every global batch is the same
-set of images a single process would draw (see ShardedOrder in loop.py).
+set of images a single process would draw (see ShardedOrder in images.py).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import logging
 import os
@@ -24,12 +25,8 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from .errors import TrainError
-
-# archdsl train's own options for starting workers: not passed on to them.
-LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint", "--rdzv-id",
-                  "--torchrun")
-EXIT_INTERRUPTED = 130
+from .config import LAUNCH_FLAGS
+from .errors import EXIT_INTERRUPTED, TrainError
 
 
 def launched_by_torchrun() -> bool:
@@ -173,7 +170,7 @@ def worker_arguments(argv: list[str]) -> list[str]:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in LAUNCH_OPTIONS:
+        if name in LAUNCH_FLAGS:
             skip = "=" not in arg
             continue
         out.append(arg)
@@ -218,19 +215,12 @@ def launch(torchrun_args: list[str], worker_argv: list[str], run_dir: str | None
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    # torchrun's own log lines (and its table of the failure) would repeat what is said here;
-    # each of its modules' loggers has a level of its own
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith(("torch.distributed.elastic", "torch.distributed.run",
-                            "torch.distributed.launcher")):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
     nproc = int(torchrun_args[torchrun_args.index("--nproc-per-node") + 1])
-    if "OMP_NUM_THREADS" not in os.environ:  # torchrun would set 1, with a warning
-        os.environ["OMP_NUM_THREADS"] = str(max((os.cpu_count() or 1) // nproc, 1))
     options = get_args_parser().parse_args(
         torchrun_args + ["--module", "archdsl", "train", *worker_argv])
     try:
-        run(options)
+        with _quiet_torchrun(nproc):
+            run(options)
     except ChildFailedError as exc:
         return _report_failure(exc, run_dir, log)
     except SignalException as exc:
@@ -240,6 +230,29 @@ def launch(torchrun_args: list[str], worker_argv: list[str], run_dir: str | None
             f"{_kept(run_dir)}")
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_torchrun(nproc: int):
+    """While torchrun's agent runs here: its loggers silenced (its log lines and its table of
+    the failure would repeat what is said here) and OMP_NUM_THREADS set for the workers
+    (torchrun would set 1, with a warning); both put back as they were afterwards."""
+    names = [name for name in list(logging.root.manager.loggerDict)
+             if name.startswith(("torch.distributed.elastic", "torch.distributed.run",
+                                 "torch.distributed.launcher"))]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:  # each of its modules' loggers has a level of its own
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads is None:
+        os.environ["OMP_NUM_THREADS"] = str(max((os.cpu_count() or 1) // nproc, 1))
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def _report_failure(exc, run_dir: str | None, log) -> int:

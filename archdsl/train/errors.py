@@ -16,3 +16,8 @@ def on_every_worker(exc: BaseException) -> BaseException:
     non-finite loss, Ctrl-C): only rank 0 reports it."""
     exc.on_every_worker = True
     return exc
+
+
+# 128 + SIGINT, as shells report Ctrl-C: a run stopped by Ctrl-C (the CLI's exit code, and a
+# torchrun worker's that the launcher recognises as having said so)
+EXIT_INTERRUPTED = 130

@@ -8,18 +8,22 @@ VANISHING = 1e-4  # a layer's mean gradient norm below this fraction of the larg
 EXPLODING = 1e3  # a mean gradient norm above this
 
 
+def _layers(network):
+    """(name, kind, span) of each layer of the network in order, the input left out."""
+    graph = network.graph
+    if hasattr(graph, "layers"):  # the typed LayerGraph (archdsl/graph.py)
+        return [(name, node.kind, node.span) for name, node in graph.layers()
+                if node.kind is not None]
+    return [(nid, graph.nodes[nid]["kind"], graph.nodes[nid]["span"])
+            for nid in graph.graph["order"] if graph.nodes[nid]["kind"] is not None]
+
+
 class GradientHealth:
     """Tracks each weighted layer's gradient norm over an epoch (without syncing per step)."""
 
     def __init__(self, network, model):
-        graph = network.graph
-        self.layers = []
-        for nid in graph.graph["order"]:
-            node = graph.nodes[nid]
-            if node["kind"] is not None and node["kind"].weighted:
-                module = model.get_submodule(nid)
-                span = node["span"]
-                self.layers.append((nid, module.weight, f"{span.file}:{span.line}"))
+        self.layers = [(name, model.get_submodule(name).weight, f"{span.file}:{span.line}")
+                       for name, kind, span in _layers(network) if kind.weighted]
         self.sums = None
         self.steps = 0
 
@@ -61,11 +65,11 @@ class GradientHealth:
 def first_non_finite_layer(network, model, x) -> str:
     """`: the first non-finite values come out of conv3 (spec.arch:7)`, or '' if none do."""
     found = []
-    graph = network.graph
     hooks = []
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] == "input" or node["kind"].family == "merge":
+    spans = {}
+    for nid, kind, span in _layers(network):
+        spans[nid] = span
+        if kind.family == "merge":
             continue
 
         def hook(module, inputs, output, nid=nid):
@@ -81,7 +85,7 @@ def first_non_finite_layer(network, model, x) -> str:
             h.remove()
     if not found:
         return ""
-    span = graph.nodes[found[0]]["span"]
+    span = spans[found[0]]
     return f" (the first non-finite values come out of {found[0]}, {span.file}:{span.line})"
 
 

@@ -7,8 +7,6 @@ which a large GPU trains through faster. Two pieces move that work:
   memory or a memory-mapped .npy file on disk, so later epochs read pixels instead of files.
 - `GpuAugment` takes a uint8 batch already on the device and does the random resized crop,
   the flip and the normalisation there, batched (the same ranges as the CPU transforms).
-
-`synthetic_samples` makes random images for benchmarks (`load_dataset("synthetic:N")`).
 """
 
 from __future__ import annotations
@@ -25,28 +23,9 @@ from torch import nn
 
 from ..files import atomic_write
 from .data import DataError, Sample, decode, unreadable
+from .units import format_bytes
 
 CACHE_FORMAT = "archdsl-image-cache-v1"  # part of every cache's name: a new layout, new files
-MAX_DISTINCT_SYNTHETIC = 1024
-
-
-# ----------------------------------------------------------------------------- synthetic data
-
-
-def synthetic_samples(n: int, classes: int, channels: int = 3, size=256,
-                      seed: int = 0) -> list[Sample]:
-    """`n` random images of `classes` balanced classes, as uint8 pixels (HxW for 1 channel,
-    HxWxC for 3). Each class tints the noise with its own colour, so a network can learn
-    them; at most 1,024 distinct images are made and shared, which keeps it cheap."""
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    rng = np.random.default_rng(seed)
-    distinct = min(n, classes * max(1, MAX_DISTINCT_SYNTHETIC // classes))
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    tints = rng.integers(0, 128, (classes, 1, 1, channels), dtype=np.uint8)
-    noise = np.frombuffer(rng.bytes(distinct * height * width * channels), np.uint8)
-    noise = (noise >> 1).reshape(distinct, height, width, channels)
-    images = [(noise[d] + tints[d % classes]).reshape(shape) for d in range(distinct)]
-    return [Sample(i % classes, pixels=images[i % distinct]) for i in range(n)]
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -80,7 +59,7 @@ def memory_cache_problem(n: int, channels: int, size, share: float = 0.8) -> str
         return None
     height, width = size
     return (f"caching {n:,} images at {channels}x{height}x{width} in memory needs "
-            f"{needed / 1e9:.1f} GB, but only {free / 1e9:.1f} GB is available; cache them on "
+            f"{format_bytes(needed)}, but only {format_bytes(free)} is available; cache them on "
             "disk instead, or leave them uncached")
 
 

@@ -9,13 +9,15 @@ from pathlib import Path
 from ..files import atomic_write
 
 
-def _pyplot():
-    import matplotlib
+def _figure(**size):
+    """A figure drawn to files only: matplotlib's Figure without pyplot, so no window, no
+    backend chosen for the whole process (a notebook keeps its own) and nothing to close."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(**size)
+    FigureCanvasAgg(figure)  # its renderer lays the figure out (tight_layout) without a draw
+    return figure
 
 
 @contextmanager
@@ -29,9 +31,9 @@ def _missing_glyphs_allowed():
 
 def curves_png(path: Path, rows: list[dict], write=atomic_write) -> None:
     """Loss and accuracy per epoch; `write(path, fn)` writes the file (atomically)."""
-    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    fig = _figure(figsize=(9, 3.4), dpi=100)
+    loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
     loss_ax.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
     loss_ax.set(title="loss", xlabel="epoch")
@@ -44,19 +46,16 @@ def curves_png(path: Path, rows: list[dict], write=atomic_write) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def confusion_png(path: Path, confusion, classes: list[str], title: str = "",
                   write=atomic_write) -> None:
     """The confusion matrix, classes as tick labels; `write(path, fn)` writes the file."""
-    plt = _pyplot()
     n = len(classes)
     size = min(max(4, 0.45 * n + 2), 14)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    fig = _figure(figsize=(size, size), dpi=100)
+    ax = fig.subplots()
     matrix = confusion.numpy()
     ax.imshow(matrix, cmap="Blues")
     if n <= 30:
@@ -68,9 +67,6 @@ def confusion_png(path: Path, confusion, classes: list[str], title: str = "",
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if matrix[i, j] > matrix.max() / 2 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    try:
-        with _missing_glyphs_allowed():
-            fig.tight_layout()
-            write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    with _missing_glyphs_allowed():
+        fig.tight_layout()
+        write(path, lambda tmp: fig.savefig(tmp, format="png"))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..files import WriteError, atomic_write, is_temporary, remove_temporaries
 from .errors import TrainError
+from .units import format_bytes
 
 METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
            "images_per_s", "seconds"]
@@ -97,9 +98,9 @@ def check_space(path: Path, needed: int) -> None:
     except OSError:
         return  # cannot tell; the writes themselves report a full disk
     if free < needed:
-        raise TrainError(f"{path} is on a disk with {_size(free)} free, but the run's "
-                         f"checkpoints need about {_size(needed)}; free some space or choose "
-                         "another --out")
+        raise TrainError(f"{path} is on a disk with {format_bytes(free)} free, but the run's "
+                         f"checkpoints need about {format_bytes(needed)}; free some space or "
+                         "choose another --out")
 
 
 def checkpoint_bytes(parameter_bytes: int, optimizer: str) -> int:
@@ -109,18 +110,10 @@ def checkpoint_bytes(parameter_bytes: int, optimizer: str) -> int:
     return 2 * parameter_bytes * (3 + slots) + 4 * 2 ** 20
 
 
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def write_error(exc: WriteError, then: str) -> TrainError:
     """A TrainError for a failed write: what failed, the disk's free space, and `then`."""
     try:
-        free = f"; the disk has {_size(shutil.disk_usage(exc.path.parent).free)} free"
+        free = f"; the disk has {format_bytes(shutil.disk_usage(exc.path.parent).free)} free"
     except OSError:
         free = ""
     return TrainError(f"cannot write {exc.path}: {exc.reason}{free}. Nothing was half-written: "

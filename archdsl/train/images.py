@@ -1,0 +1,173 @@
+"""Images into batches on the CPU: the datasets the loaders read (decoded files, or a cache),
+their torchvision transforms, the normalisation measured on the training images, and the
+training order shared out among the workers (ShardedOrder)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+from .data import DataError, DataSet, decode, unreadable
+from .distributed import World
+
+
+class ImageSet(torch.utils.data.Dataset):
+    def __init__(self, samples, channels: int, transform):
+        self.samples, self.channels, self.transform = samples, channels, transform
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        s = self.samples[i]
+        try:
+            image = decode(s, self.channels)
+        except Exception as exc:  # noqa: BLE001 - it was readable when the run started
+            raise DataError(f"{s.path} can no longer be read ({unreadable(exc, s.path)}); it was "
+                            "readable when the run started. Was it changed or deleted?") from None
+        return self.transform(image), s.label
+
+
+class ShardedOrder(torch.utils.data.DistributedSampler):
+    """The training order of one worker: a seeded shuffle of the whole training set each epoch
+    (the same on every worker), cut into global batches of `batch_size` (the last partial one
+    dropped, unless the set is smaller than one batch); worker `rank` of `world` takes its
+    `batch_size / world` consecutive images of every global batch. So each image is used once
+    per epoch across the workers, and every global step trains on exactly the images one
+    process would. For an epoch resumed after Ctrl-C, `skip` images of the shuffle are left
+    out, once."""
+
+    def __init__(self, size: int, generator: torch.Generator, batch_size: int, rank: int = 0,
+                 world: int = 1):
+        super().__init__(range(size), num_replicas=world, rank=rank, shuffle=True, drop_last=True)
+        self.size, self.generator, self.batch_size, self.skip = size, generator, batch_size, 0
+
+    def __len__(self):
+        if self.size > self.batch_size:
+            return self.size // self.batch_size * (self.batch_size // self.num_replicas)
+        return len(range(self.rank, self.size, self.num_replicas))
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=self.generator).tolist()
+        skip, self.skip = self.skip, 0
+        order = order[skip:]
+        if self.size <= self.batch_size:
+            yield from order[self.rank::self.num_replicas]
+            return
+        share = self.batch_size // self.num_replicas
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            first = start + self.rank * share
+            yield from order[first:first + share]
+
+
+def transforms(size, mean, std, train: bool, augment: bool, flip: bool):
+    from torchvision.transforms import v2
+
+    steps = []
+    if train and augment:
+        steps.append(v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1),
+                                          antialias=True))
+        if flip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        steps.append(v2.Resize(size, antialias=True))
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if mean is not None:
+        steps.append(v2.Normalize(mean, std))
+    return v2.Compose(steps)
+
+
+def eval_transform(config_json: dict):
+    """The validation preprocessing of a finished run, for eval and predict."""
+    _, height, width = config_json["input"]
+    norm = config_json["normalisation"]
+    return transforms((height, width), norm["mean"], norm["std"], train=False, augment=False,
+                       flip=False)
+
+
+def normalisation(samples, channels: int, size, limit: int = 500, seed: int = 0):
+    """Per-channel mean and std of (a seeded sample of) the training images, resized."""
+    rng = random.Random(seed)
+    chosen = samples if len(samples) <= limit else rng.sample(samples, limit)
+    plain = transforms(size, None, None, train=False, augment=False, flip=False)
+    stack = torch.stack([plain(decode(s, channels)) for s in chosen])
+    mean = stack.mean(dim=(0, 2, 3))
+    std = stack.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+def stored_size(size) -> tuple[int, int]:
+    """The size images are kept at (cache) or sent to the device at (augment on the GPU):
+    8/7 of the input, as 256 is to 224, for random crops to take from."""
+    return tuple(max(int(round(v * 8 / 7)), v) for v in size)
+
+
+def datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: TrainConfig,
+              device, world: World):
+    """The training and validation sets, and the GpuAugment when the device does the crops.
+
+    Decoding and augmenting on the CPU (the default there): each image is decoded, cropped,
+    resized and normalised by torchvision's transforms in the loader. `cache`: every image is
+    decoded once, resized to stored_size, into memory or a memory-mapped file, and later
+    epochs read pixels. `augment_on gpu` (the default on CUDA): the loader sends uint8 images
+    at stored_size and the device crops, flips and normalises whole batches (GpuAugment)."""
+    from .pipeline import GpuAugment
+
+    on_device = config.augment_on == "gpu" or (config.augment_on == "auto"
+                                               and device.type == "cuda")
+    kept = stored_size(size) if on_device or config.cache != "none" else size
+    if on_device:  # the loader only decodes and resizes (a cache has done that already)
+        from torchvision.transforms import v2
+
+        train_tf = val_tf = v2.Compose([v2.Resize(kept, antialias=True), v2.PILToTensor()])
+    else:
+        train_tf = transforms(size, mean, std, True, config.augment, flip)
+        val_tf = transforms(size, mean, std, False, False, False)
+    if config.cache == "none":
+        train_set = ImageSet(data.train, channels, train_tf)
+        val_set = ImageSet(data.val, channels, val_tf)
+    else:
+        train_set, val_set = (_cached(samples, channels, kept, config, device, world)
+                              for samples in (data.train, data.val))
+        if not on_device:
+            train_set, val_set = _Transformed(train_set, train_tf), _Transformed(val_set, val_tf)
+    augment = None
+    if on_device:
+        # (with --no-augment it stays in eval mode: a plain resize, as on the CPU)
+        augment = GpuAugment(size, mean, std, flip=flip,
+                             channels_last=device.type == "cuda").to(device)
+    return train_set, val_set, augment
+
+
+def _cached(samples, channels: int, size, config: TrainConfig, device, world: World):
+    """The images decoded once into memory or a file; with several workers on a machine,
+    local rank 0 writes a disk cache first and the others read it."""
+    from .pipeline import CachedImages
+
+    folder = Path(config.cache_dir or Path.home() / ".cache" / "archdsl")
+    first = config.cache == "disk" and world.local_rank == 0
+    if first:
+        folder.mkdir(parents=True, exist_ok=True)
+    if config.cache == "disk" and not first:
+        world.any(False, device)  # local rank 0 writes the cache first
+    cached = CachedImages(samples, channels, size, where=config.cache, folder=folder)
+    if first:
+        world.any(False, device)
+    return cached
+
+
+class _Transformed(torch.utils.data.Dataset):
+    """Cached uint8 images through the CPU transforms."""
+
+    def __init__(self, cached, transform):
+        self.cached, self.transform = cached, transform
+
+    def __len__(self):
+        return len(self.cached)
+
+    def __getitem__(self, i):
+        image, label = self.cached[i]
+        return self.transform(image), label

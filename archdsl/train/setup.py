@@ -1,0 +1,369 @@
+"""Everything a run needs before its first step: the spec compiled for the data, the loaders,
+the model on its device, the optimizer and schedule, and the run folder with config.json.
+Errors found here (spec, data, options) are the same on every worker.
+
+A run's seeds and cudnn flags are set on torch for the whole process; `run_scope` puts them
+back as they were when the run ends, so that training twice in one process (or from a
+notebook) leaves the process as it found it.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..files import WriteError, atomic_write
+from .config import TrainConfig
+from .data import DataError, DataSet, load_dataset
+from .distributed import World, join
+from .errors import TrainError, on_every_worker
+from .images import ShardedOrder, datasets, normalisation
+from .run_folder import checkpoint_bytes, json_writer, make_run_folder, write_error
+
+
+@dataclass
+class Setup:
+    """A prepared run: what the epoch loop, the checkpoints and resume work with."""
+
+    network: object
+    data: DataSet
+    run: Path
+    model: nn.Module
+    optimizer: object
+    schedule: object
+    scaler: object
+    loss_fn: object
+    train_loader: object
+    val_loader: object
+    order: ShardedOrder
+    generator: torch.Generator
+    device: torch.device
+    amp: object
+    config: TrainConfig
+    config_json: dict
+    world: World = field(default_factory=World)
+    augment: object = None  # GpuAugment when the device crops, flips and normalises
+    epoch_order: object = None  # the loader's random state at the start of the current epoch
+
+
+@contextmanager
+def run_scope():
+    """Put back, when the run ends however it ends, what it sets for the whole process:
+    the random states of torch (and CUDA, if it was in use already), Python and numpy,
+    cudnn's benchmark and deterministic flags, and torch's thread counts."""
+    cudnn = torch.backends.cudnn
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    saved = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None,
+             random.getstate(), np.random.get_state(), cudnn.benchmark, cudnn.deterministic,
+             torch.get_num_threads())
+    try:
+        yield
+    finally:
+        cpu, gpus, python, numpy, benchmark, deterministic, threads = saved
+        torch.set_rng_state(cpu)
+        if gpus is not None:
+            torch.cuda.set_rng_state_all(gpus)
+        random.setstate(python)
+        np.random.set_state(numpy)
+        cudnn.benchmark, cudnn.deterministic = benchmark, deterministic
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The compiled network inside torch.compile's and DistributedDataParallel's wrappers."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+    return getattr(model, "module", model)  # DistributedDataParallel's
+
+
+def pick_device(name: str) -> torch.device:
+    """The device `--device NAME` means; auto is CUDA, then MPS, then the CPU."""
+    if name != "auto":
+        from .config import device_problem
+
+        problem = device_problem(name)
+        if problem:
+            raise TrainError(problem)
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device):
+    """The autocast dtype, or None for plain fp32. bf16 is the default on CUDA only."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
+
+
+def make_schedule(optimizer, config: TrainConfig, steps_per_epoch: int):
+    """The learning-rate schedule, stepped once per training step."""
+    import math
+
+    total = max(config.epochs * steps_per_epoch, 1)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+    if config.schedule == "step":
+        step = max(config.step_size * steps_per_epoch, 1)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: config.gamma ** (s // step))
+    if config.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+    def cosine(s):
+        if s < warmup:
+            return (s + 1) / warmup
+        progress = (s - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+
+
+def logger(config: TrainConfig, log, world: World | None = None):
+    """Progress lines to stdout (none with --quiet); warnings always, to stderr. Of several
+    workers, rank 0 alone says anything."""
+    if world is not None and not world.main:
+        return lambda line: None
+    if log is not None:
+        return log
+
+    def emit(line: str) -> None:
+        if line.startswith("warning:"):
+            print(line, file=sys.stderr, flush=True)
+        elif not config.quiet:
+            print(line, flush=True)
+
+    return emit
+
+
+def join_world(config: TrainConfig) -> World:
+    """This process's World; an error joining it is met by every worker alike."""
+    try:
+        return join(config.device)
+    except TrainError as exc:
+        raise on_every_worker(exc) from None
+
+
+def prepared(world: World, *args, **kwargs) -> Setup:
+    """prepare; its errors (spec, data, options) are the same on every worker."""
+    from ..diagnostics import SpecError
+
+    try:
+        return prepare(*args, **kwargs, world=world)
+    except (TrainError, DataError, SpecError) as exc:
+        raise on_every_worker(exc) from None
+
+
+def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, out, exist_ok,
+            log, saved: dict | None = None, world: World | None = None) -> Setup:
+    """Check the options, the spec and the data against each other, then build everything
+    the run needs and write its folder's start (the spec's copy and config.json)."""
+    problems = config.problems()
+    if problems:
+        raise TrainError(problems[0])
+    log = logger(config, log)
+    world = world or World()
+    network, data, channels = _network_and_data(spec_path, dataset, config, params, saved)
+    _warn_about_data(data, log)
+    _check_workers(config, data, world)
+    device, amp = _device(config, world)
+    _seed(config.seed)
+    size = tuple(network.input_shape[1:])
+    if saved is not None:
+        mean, std = saved["normalisation"]["mean"], saved["normalisation"]["std"]
+    else:
+        mean, std = normalisation(data.train, channels, size, seed=config.seed)
+    flip = not data.source.startswith("digits")  # a mirrored digit is another symbol
+    train_set, val_set, augment = datasets(data, channels, size, mean, std, flip, config,
+                                           device, world)
+    generator = torch.Generator().manual_seed(config.seed)
+    order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size)
+    train_loader, val_loader = _loaders(train_set, val_set, order, generator, config, device,
+                                        world)
+    needed = checkpoint_bytes(4 * network.params, config.optimizer)
+    run = make_run_folder(spec_path, network.name, out, exist_ok, needed) if world.main else None
+    run = world.from_main(run)  # rank 0 chose and made the folder; the others never write
+    model = _model(network, config, device, world)
+    optimizer = _optimizer(model, config)
+    schedule = make_schedule(optimizer, config, max(len(train_loader), 1))
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    if config.compile:
+        model = torch.compile(model)
+    config_json = saved or _config_json(spec_path, dataset, network, data, config, device, amp,
+                                        world, mean, std)
+    config_json["options"] = asdict(config)
+    _write_start(spec_path, run, config_json, world, fresh=saved is None)
+    return Setup(network, data, run, model, optimizer, schedule, scaler,
+                 nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
+                 val_loader, order, generator, device, amp, config, config_json, world, augment)
+
+
+def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params: dict,
+                      saved: dict | None):
+    """The spec compiled with num_classes from the data, the data, and the image channels."""
+    from ..network import load
+
+    probe = load(spec_path, **params)
+    channels = probe.input_shape[0] if len(probe.input_shape) == 3 else 3
+    if len(probe.input_shape) != 3:
+        raise TrainError(f"{spec_path} takes a vector of {probe.input_shape[0]} features; images "
+                         "need an `input CxHxW` line")
+    if channels not in (1, 3):
+        raise TrainError(f"the spec's input has {channels} channels; images give 1 or 3")
+    data = load_dataset(dataset, config.val_split, config.seed, channels)
+    if saved is not None and data.classes != saved["classes"]:
+        raise DataError(f"{dataset} now has the classes {data.classes[:5]}…, the run was "
+                        f"trained on {saved['classes'][:5]}…")
+    if len(data.classes) < 2:
+        raise DataError(f"{data.source} has a single class, {data.classes[0]!r}; classification "
+                        "needs at least two: add a folder of images for each other class")
+    if "num_classes" in probe.arch_params and "num_classes" not in params:
+        params["num_classes"] = len(data.classes)
+    network = load(spec_path, **params) if params else probe
+    if network.output_shape != (len(data.classes),):
+        raise TrainError(
+            f"{spec_path}'s last layer gives {'x'.join(map(str, network.output_shape))} outputs, "
+            f"but {data.source} has {len(data.classes)} classes; end the spec with "
+            f"`linear {len(data.classes)}`, or `linear num_classes` with an `arch` parameter "
+            "num_classes, which archdsl sets from the data")
+    return network, data, channels
+
+
+def _warn_about_data(data: DataSet, log) -> None:
+    if data.skipped:
+        shown = ", ".join(f"{p} ({why})" for p, why in data.skipped[:3])
+        log(f"warning: skipped {len(data.skipped)} file(s) that are not readable images: {shown}"
+            + (" … (config.json lists them all)" if len(data.skipped) > 3 else ""))
+    if data.empty_classes:
+        log(f"warning: left out {len(data.empty_classes)} class folder(s) with no usable image: "
+            + ", ".join(repr(c) for c in data.empty_classes[:5])
+            + (" …" if len(data.empty_classes) > 5 else ""))
+    if not data.val:
+        log("warning: there are no validation images, so best.safetensors will hold the last "
+            "epoch's weights; add a val/ folder or a --val-split above 0 to measure accuracy")
+
+
+def _check_workers(config: TrainConfig, data: DataSet, world: World) -> None:
+    if config.batch_size % world.size:
+        fits = max(config.batch_size // world.size, 1) * world.size
+        raise TrainError(f"--batch-size {config.batch_size} is the global batch, split evenly "
+                         f"over the {world.size} workers; it is not a multiple of {world.size} "
+                         f"(try --batch-size {fits})")
+    if not data.train and data.split == "val_split":
+        raise TrainError(f"--val-split {config.val_split} held out every image of "
+                         f"{data.source} for validation, leaving none to train on; use a "
+                         "smaller fraction")
+    if len(data.train) < world.size:
+        raise TrainError(f"{data.source} has {len(data.train)} training image(s), fewer than "
+                         f"the {world.size} workers")
+
+
+def _device(config: TrainConfig, world: World):
+    """The device of this worker and the autocast dtype (None: fp32)."""
+    device = pick_device(config.device)
+    if world.several and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    if config.sync_bn and device.type != "cuda":
+        raise TrainError("--sync-bn needs CUDA GPUs (PyTorch's SyncBatchNorm runs on them "
+                         "only); leave it out to train on the CPU")
+    amp = autocast_dtype(config.precision, device)
+    if amp is not None and device.type == "mps":
+        amp = None
+    return device, amp
+
+
+def _seed(seed: int) -> None:
+    """Seed torch, Python and numpy for the run (run_scope puts their states back after)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _loaders(train_set, val_set, order: ShardedOrder, generator, config: TrainConfig, device,
+             world: World):
+    per_worker = config.batch_size // world.size
+    pin = device.type == "cuda"
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=per_worker, sampler=order, generator=generator,
+        num_workers=config.workers, pin_memory=pin, persistent_workers=config.workers > 0)
+    if world.several:  # each worker validates every world.size-th image; the sums are added
+        val_set = torch.utils.data.Subset(val_set, range(world.rank, len(val_set), world.size))
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=per_worker,
+                                             num_workers=config.workers, pin_memory=pin)
+    return train_loader, val_loader
+
+
+def _model(network, config: TrainConfig, device, world: World) -> nn.Module:
+    model = network.to_torch().to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    if world.several:
+        if config.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        # the same weights everywhere (DDP copied rank 0's); from here each worker draws its
+        # own augmentation and dropout
+        torch.manual_seed(config.seed + world.rank)
+    return model
+
+
+def _optimizer(model: nn.Module, config: TrainConfig):
+    """SGD or AdamW, with weight decay on weights only (not biases or norms)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: TrainConfig,
+                 device, amp, world: World, mean, std) -> dict:
+    """config.json of a new run: every option, what the data and the spec resolved to."""
+    return {
+        "spec": spec_path.name, "arch": network.name, "parameters": network.arch_params,
+        "dataset": data.source, "dataset_arg": str(dataset),
+        "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
+        "classes": data.classes,
+        "split": data.split, "train_images": len(data.train), "val_images": len(data.val),
+        "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
+        "normalisation": {"mean": mean, "std": std}, "device": str(device),
+        "precision": str(amp).replace("torch.", "") if amp else "fp32",
+        "distributed": ({"world_size": world.size, "nproc_per_node": world.local_size,
+                         "nnodes": world.nodes, "backend": world.backend,
+                         "batch_per_worker": config.batch_size // world.size}
+                        if world.several else None),
+        "options": asdict(config),
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
+                     "torchvision": __import__("torchvision").__version__,
+                     "archdsl": __import__("archdsl").__version__},
+    }
+
+
+def _write_start(spec_path: Path, run: Path, config_json: dict, world: World,
+                 fresh: bool) -> None:
+    """The spec's copy (for a new run) and config.json: the run exists from here."""
+    if not world.main:
+        return
+    try:
+        if fresh and spec_path.resolve() != (run / spec_path.name).resolve():
+            spec_text = spec_path.read_bytes()
+            atomic_write(run / spec_path.name, lambda tmp: Path(tmp).write_bytes(spec_text))
+        atomic_write(run / "config.json", json_writer(config_json))
+    except WriteError as exc:
+        raise write_error(exc, "no training was done; free some space or fix the folder's "
+                               "permissions, then run the command again") from None

@@ -1,0 +1,168 @@
+"""A run's checkpoints: what resume.pt holds (weights, optimizer, schedule, scaler, position,
+every random state), writing an epoch's files as one, and reading them back to go on.
+
+An epoch's files are written to temporary names and renamed together, resume.pt last, so a
+run killed at any moment leaves its last checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..files import atomic_batch
+from .errors import TrainError
+from .run_folder import metrics_writer, resume_command, weights_writer
+from .setup import Setup, unwrap
+
+
+@dataclass
+class Position:
+    """Where a run stands: the next epoch, the batches of it already done (after Ctrl-C), the
+    metrics of the finished epochs and the best validation accuracy so far."""
+
+    epoch: int = 1
+    step: int = 0
+    rows: list = field(default_factory=list)
+    best: float = -1.0
+    partial: dict = field(default_factory=lambda: {"seen": 0, "loss_sum": 0.0, "correct": 0,
+                                                   "seconds": 0.0})
+
+
+def kept(saved_at: int) -> str:
+    """Which checkpoint a run stopped by a failure or Ctrl-C keeps, in words."""
+    return f"the checkpoint of epoch {saved_at} is intact" if saved_at else "no epoch had finished"
+
+
+# ----------------------------------------------------------------------------- random states
+
+
+def random_states(generator: torch.Generator) -> dict:
+    """Every random state a resumed run needs to continue exactly (weights-only loadable)."""
+    version, internal, gauss = random.getstate()
+    states = {"python": [version, list(internal), gauss], "numpy": _numpy_state(),
+              "torch": torch.get_rng_state(), "loader": generator.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _numpy_state():
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]
+
+
+def restore_random_states(states: dict, generator: torch.Generator) -> None:
+    """Set the random states `random_states` saved."""
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    generator.set_state(states["loader"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _state(s: Setup, epoch: int, rows: list, best: float, loader_state=None) -> dict | None:
+    """What resume.pt holds; None on workers other than rank 0, which only hand it their
+    random states (every worker must call this)."""
+    mine = random_states(s.generator)
+    if loader_state is not None:
+        mine["loader"] = loader_state
+    ranks = s.world.gather(mine)
+    if not s.world.main:
+        return None
+    state = {
+        "epoch": epoch, "rows": rows, "best": best,
+        "model": {k: v.detach().cpu() for k, v in unwrap(s.model).state_dict().items()},
+        "optimizer": s.optimizer.state_dict(), "schedule": s.schedule.state_dict(),
+        "scaler": s.scaler.state_dict() if s.scaler is not None else {},
+        "random": mine,
+    }
+    if s.world.several:
+        state["random_ranks"] = ranks
+    return state
+
+
+def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
+               confusion) -> None:
+    """Everything of one epoch, written as one (renamed into place together, resume.pt last)."""
+    from .plots import confusion_png, curves_png
+
+    run = s.run
+    state = _state(s, epoch, rows, best)
+    if state is None:
+        return  # rank 0 writes
+    weights = unwrap(s.model).state_dict()
+    with atomic_batch() as write:
+        write(run / "metrics.csv", metrics_writer(rows))
+        write(run / "last.safetensors", weights_writer(weights))
+        if improved:
+            write(run / "best.safetensors", weights_writer(weights))
+            confusion_png(run / "confusion.png", confusion, s.data.classes,
+                          title=f"validation, epoch {epoch}", write=write)
+        curves_png(run / "curves.png", rows, write=write)
+        write(run / "resume.pt", lambda tmp: torch.save(state, tmp))
+
+
+def save_part(s: Setup, epoch: int, at: Position, health) -> None:
+    """resume.pt for an epoch stopped part-way: the finished epochs, the steps done of this
+    one, its shuffle and running sums, so that --resume goes on with the next batch."""
+    state = _state(s, epoch - 1, at.rows, at.best, loader_state=s.epoch_order)
+    if state is None:
+        return  # rank 0 writes
+    state.update(step=at.step, partial=dict(at.partial),
+                 health={"sums": health.sums, "steps": health.steps})
+    with atomic_batch() as write:
+        write(s.run / "resume.pt", lambda tmp: torch.save(state, tmp))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def check_weights_file(path: Path) -> None:
+    """Refuse to go on beside a damaged best or last checkpoint: the run would keep it."""
+    from ..checkpoints import CheckpointError, read_state
+
+    if not path.exists():
+        return
+    try:
+        read_state(path)
+    except CheckpointError as exc:
+        raise TrainError(f"{exc}. The resumed run would keep it: delete it (the run writes it "
+                         f"again), then run `{resume_command(path.parent)}`") from None
+
+
+def restore(s: Setup, state: dict, path: Path) -> Position:
+    """Load resume.pt's weights, optimizer, schedule, scaler and random states into the
+    prepared run; where it stands."""
+    from ..checkpoints import CheckpointError, fit_state
+
+    try:
+        fit_state(s.network, unwrap(s.model), state["model"], f"the resume state {path}")
+        s.optimizer.load_state_dict(state["optimizer"])
+        s.schedule.load_state_dict(state["schedule"])
+        if s.scaler is not None and state.get("scaler"):
+            s.scaler.load_state_dict(state["scaler"])
+        ranks = state.get("random_ranks")
+        restore_random_states(ranks[s.world.rank] if ranks else state["random"], s.generator)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a resume.pt that does not fit is refused, not run
+        raise TrainError(f"{path} does not fit this run ({type(exc).__name__}: "
+                         f"{(str(exc).splitlines() or [''])[0][:160]}); it was changed after "
+                         "the run wrote it. To train the run again from the start, delete it "
+                         f"and run `{resume_command(path.parent)}`") from None
+    position = Position(epoch=state["epoch"] + 1, rows=state["rows"], best=state["best"])
+    if "step" in state:
+        position.step = state["step"]
+        position.partial = {**position.partial, **state["partial"]}
+    return position

@@ -1,0 +1,172 @@
+"""`archdsl train`'s options come from TrainConfig's declarations: every value is checked
+against its range as the command line is read (one line, exit 2), and a run leaves the
+process's torch settings as it found them."""
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archdsl.cli import build_parser, main
+from archdsl.train.config import LAUNCH_FLAGS, LaunchConfig, TrainConfig, options
+
+SPEC = str(Path(__file__).resolve().parent.parent / "specs" / "lenet5.arch")
+
+
+def usage_error(capsys, *argv) -> str:
+    """The one line an out-of-range value gets (exit 2, no traceback)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", (code, out, err)
+    assert err.count("\n") == 1 and "Traceback" not in err and "internal error" not in err, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lr", "-1", "--lr must be above 0, got -1"),
+    ("--lr", "nan", "--lr must be a finite number, got nan"),
+    ("--lr", "inf", "--lr must be a finite number, got inf"),
+    ("--weight-decay", "nan", "--weight-decay must be a finite number, got nan"),
+    ("--momentum", "-5", "--momentum must be from 0 to 1, got -5"),
+    ("--label-smoothing", "2", "--label-smoothing must be from 0 to 1, got 2"),
+    ("--warmup-epochs", "nan", "--warmup-epochs must be a finite number, got nan"),
+    ("--seed", "-1", "--seed must be from 0 to 4294967295, got -1"),
+    ("--seed", "99999999999999999999", "--seed must be from 0 to 4294967295, got "
+                                       "99999999999999999999"),
+    ("--epochs", "0", "--epochs must be at least 1, got 0"),
+    ("--nproc-per-node", "0", "--nproc-per-node must be at least 1, got 0"),
+    ("--device", "tpu", "unknown device 'tpu': auto, cpu, cuda, cuda:N or mps"),
+    ("--optimizer", "lamb", "unknown --optimizer 'lamb': sgd or adamw"),
+])
+def test_a_value_out_of_range_is_a_usage_error_in_one_line(capsys, option, value, message):
+    assert usage_error(capsys, "train", SPEC, "digits", option, value) == \
+        f"archdsl train: error: {message}"
+
+
+def test_every_float_option_refuses_non_finite_values(capsys):
+    floats = [opt.flag for _, opt, _ in options(TrainConfig) if opt.type is float]
+    assert {"--lr", "--gamma", "--val-split", "--clip-grad"} <= set(floats)
+    for flag in floats:
+        for value in ("nan", "inf", "-inf"):
+            assert "must be a finite number" in usage_error(capsys, "train", SPEC, "digits",
+                                                            f"{flag}={value}")
+
+
+def test_a_validation_split_that_leaves_nothing_to_train_on_says_why(capsys):
+    err = usage_error(capsys, "train", SPEC, "digits", "--val-split", "0.99999")
+    assert err.startswith("archdsl train: error: --val-split must be from 0 to 0.9, got 0.99999")
+    assert "trains on" in err
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error(capsys):
+    import torch
+
+    if torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    err = usage_error(capsys, "train", SPEC, "digits", "--device", "mps")
+    assert "--device mps was asked for, but PyTorch sees no MPS device" in err
+    if not torch.cuda.is_available():
+        err = usage_error(capsys, "train", SPEC, "digits", "--device", "cuda")
+        assert err == "archdsl train: error: --device cuda was asked for, but PyTorch sees no CUDA GPU"
+
+
+@pytest.mark.parametrize("top", ["0", "-1"])
+def test_predict_needs_at_least_one_class(capsys, tmp_path, top):
+    assert usage_error(capsys, "predict", tmp_path, tmp_path / "x.png", "--top", top) == \
+        f"archdsl predict: error: --top must be at least 1, got {top}"
+
+
+def test_the_help_lists_every_option_of_the_config_with_its_help(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no line broken inside a word
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for cls in (TrainConfig, LaunchConfig):
+        for _, opt, _ in options(cls):
+            assert opt.flag in text and " ".join(opt.help.split()) in text, opt.flag
+
+
+def test_the_parsed_command_line_is_the_config():
+    args = build_parser().parse_args(["train", SPEC, "digits", "--lr", "0.2", "--no-augment",
+                                      "--cache", "memory", "--seed", "7", "--nproc-per-node",
+                                      "2", "--torchrun=--max-restarts=3"])
+    from archdsl.train.config import from_args
+
+    config = from_args(TrainConfig, args)
+    assert config == TrainConfig(lr=0.2, augment=False, cache="memory", seed=7)
+    assert from_args(LaunchConfig, args) == LaunchConfig(nproc_per_node=2,
+                                                         torchrun=["--max-restarts=3"])
+    defaults = from_args(TrainConfig, build_parser().parse_args(["train", SPEC, "digits"]))
+    assert defaults == TrainConfig()
+
+
+def test_the_launcher_leaves_out_exactly_its_declared_options():
+    from archdsl.train.distributed import worker_arguments
+
+    assert LAUNCH_FLAGS == tuple("--" + f.name.replace("_", "-")
+                                 for f in dataclasses.fields(LaunchConfig))
+    argv = ["spec.arch", "digits", "--nproc-per-node", "2", "--rdzv-id=x", "--epochs", "3",
+            "--torchrun", "--max-restarts=1", "--nnodes", "1"]
+    assert worker_arguments(argv) == ["spec.arch", "digits", "--epochs", "3"]
+
+
+def test_a_config_made_in_python_is_checked_too(tmp_path):
+    from archdsl.train import TrainError, train
+
+    assert TrainConfig(lr=float("nan")).problems() == ["--lr must be a finite number, got nan"]
+    assert TrainConfig(schedule="linear").problems() == [
+        "unknown --schedule 'linear': cosine, step, onecycle or constant"]
+    with pytest.raises(TrainError, match="--label-smoothing must be from 0 to 1, got 2"):
+        train(SPEC, "digits", TrainConfig(label_smoothing=2.0, quiet=True),
+              out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_checking_a_spec_does_not_import_torch():
+    code = ("import sys; from archdsl.cli import main; main(['check', %r]); "
+            "assert 'torch' not in sys.modules, 'torch imported'" % SPEC)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# ----------------------------------------------------------------------------- scoped state
+
+
+def test_a_run_leaves_the_process_as_it_found_it(tmp_path):
+    """Seeds, cudnn flags and thread counts are the run's own: after train() and resume()
+    torch's random state, its flags and its threads are what they were before."""
+    import random
+
+    import torch
+
+    from archdsl.train import resume, train
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                data / c / f"{i}.png")
+    spec = tmp_path / "tiny.arch"
+    spec.write_text("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
+                    "adaptiveavgpool 1; flatten; linear num_classes\n")
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.get_num_threads())
+    torch.manual_seed(1234)
+    random.seed(99)
+    np.random.seed(7)
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(1234)
+    random.seed(99)
+    np.random.seed(7)
+    run = train(spec, str(data), TrainConfig(epochs=1, batch_size=4, quiet=True),
+                out=str(tmp_path / "r"))
+    resume(run, epochs=2, log=lambda line: None)
+    assert (cudnn.benchmark, cudnn.deterministic, torch.get_num_threads()) == before
+    after = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(after[0], expected[0]) and after[1:] == expected[1:]
