@@ -170,3 +170,37 @@ def test_a_run_leaves_the_process_as_it_found_it(tmp_path):
     assert (cudnn.benchmark, cudnn.deterministic, torch.get_num_threads()) == before
     after = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(after[0], expected[0]) and after[1:] == expected[1:]
+
+
+def test_run_scope_puts_back_what_a_run_sets_on_torch():
+    import torch
+
+    from archdsl.train.setup import run_scope
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.benchmark, cudnn.deterministic, torch.get_num_threads())
+    state = torch.get_rng_state()
+    with pytest.raises(RuntimeError):
+        with run_scope():  # as a run on CUDA does, then fails
+            torch.manual_seed(5)
+            cudnn.benchmark, cudnn.deterministic = not before[0], not before[1]
+            torch.set_num_threads(max(before[2] - 1, 1) if before[2] > 1 else 2)
+            raise RuntimeError("the run failed")
+    assert (cudnn.benchmark, cudnn.deterministic, torch.get_num_threads()) == before
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_the_launcher_puts_back_the_environment_and_torchruns_loggers(monkeypatch):
+    import logging
+    import os
+
+    import torch.distributed.run  # noqa: F401 - its loggers exist from here
+
+    from archdsl.train.distributed import _quiet_torchrun
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    logger = logging.getLogger("torch.distributed.run")
+    level = logger.level
+    with _quiet_torchrun(2):
+        assert int(os.environ["OMP_NUM_THREADS"]) >= 1 and logger.level == logging.CRITICAL
+    assert "OMP_NUM_THREADS" not in os.environ and logger.level == level
