@@ -6,7 +6,7 @@
 """
 
 from .diagnostics import Diagnostic, Span, SpecError
-from .network import Network, analyse, load, loads
+from .network import Network, analyse, build, load, loads
 
 __version__ = "0.1.0"
 __all__ = ["load", "loads", "analyse", "build", "transfer_weights", "Network", "SpecError",
@@ -15,7 +15,7 @@ __all__ = ["load", "loads", "analyse", "build", "transfer_weights", "Network", "
 
 def __getattr__(name):
     # The torch side is imported on first use only: checking a spec never loads torch.
-    if name in ("build", "transfer_weights"):
+    if name == "transfer_weights":
         from . import torch_backend
 
         return getattr(torch_backend, name)

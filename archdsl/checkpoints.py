@@ -77,8 +77,8 @@ def layer_of(network, key: str, with_tensor: bool = False) -> str:
     `with_tensor`: `layer conv1's weight (…)`)."""
     name, _, tensor = key.rpartition(".")
     graph = network.graph
-    if name in graph.nodes:
-        span = graph.nodes[name]["span"]
+    if name in graph:
+        span = graph.layer(name).span
         what = f"layer {name}'s {tensor}" if with_tensor else f"layer {name}"
         return f"{what} ({span.file}:{span.line})"
     return f"tensor {key}"

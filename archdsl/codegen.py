@@ -14,93 +14,45 @@ the class accepts only the value the file was generated for and says how to rege
 
 from __future__ import annotations
 
-import inspect
 import keyword
 import re
 from dataclasses import dataclass, field
 
 from . import __version__
-from .layers.base import fmt_shape
+from .layers.base import Args, Symbol, fmt_shape
+from .layers.merge import combinator
 
 
 @dataclass
 class _Item:
-    """A layer (module path + node) or a container (group) in the spec's structure."""
+    """A layer (its node name) or a container (a group) in the spec's structure."""
 
     name: str
-    node: dict | None = None
+    node: str | None = None
     group: object | None = None
     children: list["_Item"] = field(default_factory=list)
-    merge: dict | None = None  # for combinators: the merge node
+    merge: str | None = None  # for combinators: the merge node
 
 
 def _tree(graph) -> _Item:
-    groups = {g.name: g for g in graph.graph["groups"].values()}
-    root = _Item("")
-    index = {"": root}
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] == "input":
-            continue
-        parts = nid.split(".")
-        for depth in range(1, len(parts)):
-            path = ".".join(parts[:depth])
-            if path not in index:
-                item = _Item(parts[depth - 1], group=groups.get(path))
-                index[".".join(parts[:depth - 1])].children.append(item)
-                index[path] = item
-        parent = index[".".join(parts[:-1])]
-        if node["kind"].family == "merge":
-            parent.merge = node
-        else:
-            parent.children.append(_Item(parts[-1], node=node))
-    return root
+    """The group tree of the graph, as the modules nest (archdsl.graph.LayerGraph.contents)."""
+    contents = graph.contents()
 
+    def item(path: str, entry) -> _Item:
+        if not isinstance(entry, int):
+            return _Item(path, node=entry)
+        group = graph.groups[entry]
+        return _Item(path, group=group, merge=graph.merge_of(entry),
+                     children=[item(p, e) for p, e in contents.get(entry, [])])
 
-# Constructor arguments where a single number does not mean "the same in every dimension":
-# nn.LayerNorm(4) normalises over the last dimension only, nn.LayerNorm((4, 4, 4)) over all.
-_WHOLE_TUPLES = frozenset({"normalized_shape"})
-
-
-def _module_source(module) -> str:
-    """`nn.Conv2d(3, 64, kernel_size=(11, 11), stride=(4, 4), padding=(2, 2))` for a module."""
-    import torch.nn as nn
-
-    cls = type(module)
-    sig = inspect.signature(cls.__init__)
-    args, positional = [], True
-    for name, p in list(sig.parameters.items())[1:]:
-        if name in ("device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if name == "bias" and hasattr(module, "bias") and not isinstance(module.bias, bool):
-            value = module.bias is not None
-        elif name == "init" and isinstance(module, nn.PReLU):
-            value = round(float(module.weight.detach().flatten()[0]), 6)
-        elif hasattr(module, name):
-            value = getattr(module, name)
-        elif name == "affine" and hasattr(module, "elementwise_affine"):
-            value = module.elementwise_affine
-        else:
-            positional = False
-            continue
-        if isinstance(value, list):
-            value = tuple(value)
-        if (isinstance(value, tuple) and value and all(v == value[0] for v in value)
-                and name not in _WHOLE_TUPLES):
-            value = value[0]  # (3, 3) -> 3, as one writes it
-        if p.default is p.empty and positional:
-            args.append(repr(value))
-        elif p.default is p.empty or value != p.default:
-            positional = False
-            args.append(f"{name}={value!r}")
-        else:
-            positional = False
-    return f"nn.{cls.__name__}({', '.join(args)})"
+    return _Item("", children=[item(p, e) for p, e in contents.get(None, [])])
 
 
 def _class_name(label: str, taken: set[str]) -> str:
     words = re.findall(r"[A-Za-z0-9]+", label)
     base = words[0][:1].upper() + words[0][1:] if words else "Block"
+    if base[:1].isdigit():  # a class name cannot start with a digit: `1net` -> `Net1net`
+        base = "Net" + base
     name = base if base not in taken else "_".join([base] + words[1:])
     while name in taken or keyword.iskeyword(name):
         name += "_"
@@ -111,8 +63,9 @@ def _class_name(label: str, taken: set[str]) -> str:
 class _Writer:
     """Writes the classes of one network, sharing a class between identical block calls."""
 
-    def __init__(self, modules: dict[str, object]):
-        self.modules = modules  # node name -> built torch module (from to_torch)
+    def __init__(self, graph, symbols: dict[str, dict[str, str]]):
+        self.graph = graph
+        self.symbols = symbols  # node name -> {argument: arch parameter written by name}
         self.classes: list[str] = []
         self.class_for: dict[tuple, str] = {}
         self.taken: set[str] = set()
@@ -121,7 +74,7 @@ class _Writer:
     def construct(self, item: _Item, indent: str) -> str:
         """The constructor expression of one child: a module, a block class, a container."""
         if item.node is not None:
-            return _module_source(self.modules[item.node["name"]])
+            return self.module_source(item.node)
         group = item.group
         if group is not None and group.kind == "block":
             return f"{self.block_class(item)}()"
@@ -144,7 +97,7 @@ class _Writer:
 
     def step(self, item: _Item, src: str, dst: str, path: str, lines, counter) -> None:
         if item.node is not None:
-            lines.append((f"{dst} = {path}({src})", fmt_shape(item.node["shape"])))
+            lines.append((f"{dst} = {path}({src})", fmt_shape(self.graph.shape(item.node))))
             return
         group = item.group
         kind = group.kind if group is not None else "branch"
@@ -158,30 +111,36 @@ class _Writer:
         # a combinator: each branch reads the fork's value into its own variable
         counter[0] += 1
         fork = src  # branches write their own variables, so the fork's value stays intact
+        how = combinator(kind)
+        single = len(item.children) == 1 and how.auto_shortcut(1)
         outs = []
         for i, branch in enumerate(item.children):
-            var = f"y{counter[0]}_{i + 1}" if len(item.children) > 1 or kind != "residual" \
-                else f"y{counter[0]}"
+            var = f"y{counter[0]}" if single else f"y{counter[0]}_{i + 1}"
             self.forward(branch.children, fork, var, f"{path}.{branch.name}", lines, counter)
             outs.append(var)
-        merge = item.merge
-        shape = fmt_shape(merge["shape"])
-        if kind == "residual":
-            other = outs[1] if len(outs) > 1 else fork
-            lines.append((f"{dst} = {outs[0]} + {other}", shape))
-        elif kind == "concat":
-            lines.append((f"{dst} = torch.cat([{', '.join(outs)}], dim=1)", shape))
-        else:
-            lines.append((f"{dst} = " + f" {'+' if kind == 'add' else '*'} ".join(outs), shape))
+        shape = fmt_shape(self.graph.shape(item.merge))
+        lines.append((f"{dst} = {how.python(outs, fork)}", shape))
 
     def output_shape(self, item: _Item):
         last = item
         while last.node is None:
-            if last.merge is not None and last.group is not None and last.group.kind in (
-                    "residual", "concat", "add", "mul"):
-                return last.merge["shape"]
+            if last.merge is not None:
+                return self.graph.shape(last.merge)
             last = last.children[-1]
-        return last.node["shape"]
+        return self.graph.shape(last.node)
+
+    def module_source(self, nid: str) -> str:
+        """The constructor of one layer, from its kind's declared torch call; an argument set
+        by a passed-through `arch` parameter is written as the parameter's name."""
+        node = self.graph.layer(nid)
+        (pred,) = self.graph.inputs(nid)
+        args = node.args
+        named = self.symbols.get(nid)
+        if named:
+            args = Args({**args.as_dict(), **{a: Symbol(p) for a, p in named.items()}},
+                        args.given)
+        return node.kind.torch(args, self.graph.shape(pred)).source(
+            inplace=self.graph.may_work_in_place(pred))
 
     # -- classes ------------------------------------------------------------------------
     def block_class(self, item: _Item) -> str:
@@ -201,14 +160,21 @@ class _Writer:
         out = []
         for child in item.children:
             if child.node is not None:
-                out.append((child.name, _module_source(self.modules[child.node["name"]])))
+                out.append((child.name, self.module_source(child.node)))
             else:
                 out.append((child.name, self.signature(child)))
         return tuple(out)
 
-    def class_source(self, name: str, doc: str, children: list[_Item], init_args: str = "") -> str:
+    def class_source(self, name: str, doc: str, children: list[_Item], init_args: str = "",
+                     checks=()) -> str:
+        """A class whose constructor makes `children` and whose forward runs them; `checks`
+        are (parameter, value) pairs the constructor accepts no other value for."""
         body = [f"class {name}(nn.Module):", f'    """{doc}"""', "",
                 f"    def __init__(self{init_args}):", "        super().__init__()"]
+        for param, value in checks:
+            body += [f"        if {param} != {value!r}:",
+                     f"            raise ValueError(\"this file was built for {param}={value!r}; for "
+                     f"another value run `archdsl export` again with --set {param}=...\")"]
         for child in children:
             expr = self.construct(child, "        ")
             body.append(f"        self.{child.name} = {expr}")
@@ -243,103 +209,91 @@ def container(**modules: nn.Module) -> nn.Module:
 '''
 
 
-def _generate(network, modules) -> tuple[str, str]:
-    writer = _Writer(modules)
-    root = _tree(network.graph)
+def to_python(network) -> str:
+    """The standalone PyTorch source of a checked network.
+
+    The network class takes the `arch` parameters as keyword arguments. One that only sets
+    a whole argument of top-level layers whose output no later constructor reads is passed
+    through by name (`nn.Linear(4096, num_classes)`); any other is fixed to the value the
+    file was generated for, and the constructor says how to regenerate for another."""
+    from .diagnostics import SpecError
+    from .infer import build_refusal, memory_size
+
+    graph = network.graph
+    refusal = build_refusal(graph, memory_size())  # the file would build what cannot fit
+    if refusal is not None:
+        raise SpecError([refusal], source=network.source)
+    symbols, passthrough = _passthrough(graph)
+    writer = _Writer(graph, symbols)
+    root = _tree(graph)
     cls = _class_name(network.name, writer.taken)
     params = network.arch_params
     init_args = "".join(f", {p}={v!r}" for p, v in params.items())
     main = writer.class_source(cls, f"{network.name}: {fmt_shape(network.input_shape)} -> "
                                     f"{fmt_shape(network.output_shape)}", root.children,
-                               init_args=init_args)
+                               init_args=init_args,
+                               checks=[(n, v) for n, v in params.items() if n not in passthrough])
     header = HEADER.format(name=network.name, version=__version__, file=network.file, cls=cls,
                            input=fmt_shape(network.input_shape))
-    source = "\n\n\n".join([header.rstrip()] + writer.classes + [main]) + "\n"
-    return source, cls
+    return "\n\n\n".join([header.rstrip()] + writer.classes + [main]) + "\n"
 
 
-def to_python(network) -> str:
-    """The standalone PyTorch source of a checked network."""
-    source, cls = _generate(network, _modules(network))
-    params = network.arch_params
-    probes = {name: _probe_value(value, k) for k, (name, value) in enumerate(params.items())}
-    passthrough = {name for name, probe in probes.items()
-                   if probe is not None and _substitutions(network, source, cls, {name: probe})}
-    subs = _substitutions(network, source, cls, {n: probes[n] for n in passthrough}) \
-        if passthrough else {}
-    if subs is None:  # the parameters interact: keep every one fixed
-        passthrough, subs = set(), {}
-    fixed = {n: v for n, v in params.items() if n not in passthrough}
-    return _finish(source, cls, subs, fixed)
+def _passthrough(graph) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """The `arch` parameters that can be passed through by name, and where they are written:
+    those expansion saw only as whole arguments of top-level layers (graph.named_args, and
+    never in graph.shaping_params), where the kind's torch call takes the name as it is and
+    no constructor after the layer depends on the layer's output shape."""
+    uses: dict[str, list[tuple[str, str]]] = {}
+    for nid, node in graph.layers():
+        for arg, param in node.named_args.items():
+            uses.setdefault(param, []).append((nid, arg))
+    symbols: dict[str, dict[str, str]] = {}
+    passthrough = set()
+    for param, where in uses.items():
+        if param in graph.shaping_params or not all(_named_ok(graph, n, a, param) for n, a in where):
+            continue
+        passthrough.add(param)
+        for nid, arg in where:
+            symbols.setdefault(nid, {})[arg] = param
+    return symbols, passthrough
 
 
-def _modules(network) -> dict:
-    model = network.to_torch()
-    return {name: module for name, module in model.named_modules() if name}
+def _named_ok(graph, nid: str, arg: str, param: str) -> bool:
+    node = graph.layer(nid)
+    (pred,) = graph.inputs(nid)
+    args = Args({**node.args.as_dict(), arg: Symbol(param)}, node.args.given)
+    x = graph.shape(pred)
+    try:
+        node.kind.torch(args, x)
+    except Exception:  # noqa: BLE001 - the kind computes with the value: keep it fixed
+        return False
+    other = Args({**node.args.as_dict(), arg: getattr(node.args, arg) + 1}, node.args.given)
+    try:
+        same_shape = node.kind.shape(other, x) == graph.shape(nid)
+    except Exception:  # noqa: BLE001 - another value can fail: keep it fixed
+        return False
+    return same_shape or all(_shape_free(graph, later) for later in _downstream(graph, nid))
 
 
-def _probe_value(value, k: int):
-    """An unlikely value to try a parameter with, different for each parameter."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value * 7 + 1013 + 1000 * k if isinstance(value, int) else value * 0.5 + 0.123 + k
+def _downstream(graph, nid: str):
+    seen, todo = set(), graph.successors(nid)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            yield n
+            todo += graph.successors(n)
 
 
-def _pattern(value) -> str:
-    return rf"(?<![\w.]){re.escape(repr(value))}(?![\w.])"
-
-
-def _main_init(source: str, cls: str) -> tuple[int, int]:
-    lines = source.split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"class {cls}("))
-    init = next(i for i in range(start, len(lines)) if lines[i].startswith("    def __init__"))
-    end = next(i for i in range(init, len(lines)) if lines[i].startswith("    def forward"))
-    return init, end
-
-
-def _substitutions(network, source: str, cls: str, probes: dict) -> dict[int, str] | None:
-    """Regenerate with the probe values. If they only moved literals in the network class's
-    constructor, return {line index: that line with the parameter names}; else None."""
-    from .network import analyse
-
-    params = {**network.arch_params, **probes}
-    other, _ = analyse(network.source, network.file, params, network.input_shape)
-    if other is None:
-        return None
-    changed, _ = _generate(other, _modules(other))
-    a, b = source.split("\n"), changed.split("\n")
-    if len(a) != len(b):
-        return None
-    init, end = _main_init(source, cls)
-    out = {}
-    for i, (x, y) in enumerate(zip(a, b)):
-        code_x, _, comment = x.partition("  # ")
-        code_y = y.partition("  # ")[0]
-        if code_x == code_y or code_x.lstrip().startswith('"""') or i == init:
-            continue  # the same, or only a shape comment or a docstring moved
-        if not init < i < end:
-            return None
-        back, named = code_y, code_y
-        for name, probe in probes.items():
-            back = re.sub(_pattern(probe), repr(network.arch_params[name]), back)
-            named = re.sub(_pattern(probe), name, named)
-        if back != code_x:
-            return None
-        out[i] = named + (f"  # {comment}" if comment else "")
-    return out
-
-
-def _finish(source: str, cls: str, subs: dict[int, str], fixed: dict) -> str:
-    lines = source.split("\n")
-    for i, line in subs.items():
-        lines[i] = line
-    init, end = _main_init(source, cls)
-    checks = []
-    for name, value in fixed.items():
-        checks += [f"        if {name} != {value!r}:",
-                   f"            raise ValueError(\"this file was built for {name}={value!r}; for "
-                   f"another value run `archdsl export` again with --set {name}=...\")"]
-    if checks:
-        at = next(i for i in range(init, end) if "super().__init__()" in lines[i]) + 1
-        lines[at:at] = checks
-    return "\n".join(lines)
+def _shape_free(graph, nid: str) -> bool:
+    """Whether a layer's constructor stays the same when its input's channels change."""
+    node = graph.layer(nid)
+    if node.merge is not None:
+        return False
+    (pred,) = graph.inputs(nid)
+    x = graph.shape(pred)
+    other = (x[0] + 1,) + tuple(x[1:])
+    try:
+        return node.kind.torch(node.args, x) == node.kind.torch(node.args, other)
+    except Exception:  # noqa: BLE001 - a rule that fails on the other shape depends on it
+        return False

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostic
+from .graph import span_text
 from .layers.base import fmt_shape
+from .report import params_label
 
 # fill colour and legend name per layer family
 FAMILIES = {
@@ -26,7 +28,6 @@ FAMILIES = {
     "block": ("#ffffff", "collapsed block"),
 }
 ERROR_FILL, ERROR_LINE = "#f4cccc", "#cc0000"
-MERGE_SYMBOL = {"add": "⊕", "mul": "⊗", "concat": "concat"}
 AUTO_COLLAPSE_ABOVE = 120  # layer nodes; above this, the deepest blocks are collapsed first
 MARKER = "archdsl draw"
 
@@ -48,16 +49,8 @@ def _shape_text(shape) -> str:
     return "?" if shape is None else "×".join(str(d) for d in shape)
 
 
-def _count(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1e6:.2f}M params"
-    if n >= 10_000:
-        return f"{n / 1e3:.1f}k params"
-    return f"{n:,} params"
-
-
 def _block_calls(graph):
-    return [g for g in graph.graph["groups"].values() if g.kind == "block"]
+    return [g for g in graph.groups.values() if g.kind == "block"]
 
 
 def _depth(groups, g) -> int:
@@ -70,7 +63,7 @@ def _depth(groups, g) -> int:
 
 def collapsed_groups(graph, collapse) -> set[int]:
     """The block calls to draw as single nodes."""
-    groups = graph.graph["groups"]
+    groups = graph.groups
     blocks = _block_calls(graph)
     if collapse == "none":
         return set()
@@ -79,18 +72,17 @@ def collapsed_groups(graph, collapse) -> set[int]:
                                                 for a in _ancestors(groups, g))}
     if collapse == "auto":
         chosen: set[int] = set()
-        layers = sum(1 for n in graph.graph["order"] if graph.nodes[n]["op"] != "input")
+        layers = len(graph) - 1
         deepest: dict[str, int] = {}
         for g in blocks:
-            name = g.label.split()[0]
-            deepest[name] = max(deepest.get(name, 0), _depth(groups, g))
+            deepest[g.block] = max(deepest.get(g.block, 0), _depth(groups, g))
         for name in sorted(deepest, key=lambda name: -deepest[name]):
             if _visible(graph, chosen) <= AUTO_COLLAPSE_ABOVE or layers <= AUTO_COLLAPSE_ABOVE:
                 break
-            chosen |= _outermost({g.id for g in blocks if g.label.split()[0] == name}, groups)
+            chosen |= _outermost({g.id for g in blocks if g.block == name}, groups)
         return chosen
     wanted = set(collapse)
-    return _outermost({g.id for g in blocks if g.label.split()[0] in wanted}, groups)
+    return _outermost({g.id for g in blocks if g.block in wanted}, groups)
 
 
 def _ancestors(groups, g):
@@ -107,12 +99,11 @@ def _visible(graph, collapsed: set[int]) -> int:
     """How many nodes the picture has with `collapsed` (outermost, so disjoint) block calls
     drawn as one node each: one pass over the layers, whatever the number of blocks."""
     layers = covered = 0
-    for n in graph.graph["order"]:
-        node = graph.nodes[n]
-        if node["op"] == "input":
+    for _, node in graph.layers():
+        if node.kind is None:
             continue
         layers += 1
-        if not collapsed.isdisjoint(node["groups"]):
+        if not collapsed.isdisjoint(node.groups):
             covered += 1
     return layers - covered + len(collapsed)
 
@@ -122,119 +113,120 @@ def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | Non
     import graphviz
 
     options = options or DrawOptions()
-    groups = graph.graph["groups"]
-    source_lines = graph.graph["source"].split("\n")
-    collapsed = collapsed_groups(graph, options.collapse)
-    errors = _errors_by_node(graph, diagnostics)
-
-    dot = graphviz.Digraph(name=graph.graph["name"], comment=f"{MARKER}: {graph.graph['file']}")
+    dot = graphviz.Digraph(name=graph.name, comment=f"{MARKER}: {graph.file}")
     dot.attr(rankdir=options.direction, fontname="Helvetica", fontsize="11", nodesep="0.25",
-             ranksep="0.3", label=_title(graph), labelloc="t", tooltip=graph.graph["name"],
+             ranksep="0.3", label=_title(graph), labelloc="t", tooltip=graph.name,
              ordering="out")  # branches left to right in the order written
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
              margin="0.12,0.05", height="0.3")
     dot.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", arrowsize="0.6")
+    stand_in, block_members = _stand_ins(graph, collapsed_groups(graph, options.collapse))
+    clusters, fork_ids, families_used = _place_nodes(
+        graph, stand_in, block_members, _errors_by_node(graph, diagnostics))
+    _emit_cluster(dot, clusters, None, graph.groups)
+    out_shape = graph.shape(graph.output)
+    dot.node("output", f"output\n{_shape_text(out_shape)}", shape="box", style="rounded,bold",
+             fillcolor="white", tooltip="the network's output")
+    _draw_edges(dot, graph, stand_in, fork_ids)
+    dot.edge(stand_in[graph.output], "output", label=f" {_shape_text(out_shape)}")
+    _legend(dot, families_used)
+    return dot
 
-    # which drawn node stands for each graph node (a collapsed block stands for all of its)
+
+def _stand_ins(graph, collapsed: set[int]):
+    """Which drawn node stands for each graph node (a collapsed block stands for all of its
+    layers), and each collapsed block's layers."""
     stand_in: dict[str, str] = {}
     block_members: dict[int, list[str]] = {gid: [] for gid in collapsed}
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        hidden_in = next((g for g in node["groups"] if g in collapsed), None)
+    for nid, node in graph.layers():
+        hidden_in = next((g for g in node.groups if g in collapsed), None)
         if hidden_in is not None:
             stand_in[nid] = f"block{hidden_in}"
             block_members[hidden_in].append(nid)
         else:
             stand_in[nid] = _node_id(nid)
+    return stand_in, block_members
 
+
+def _place_nodes(graph, stand_in, block_members, errors):
+    """Every drawn node (layers, fork points, collapsed blocks) in its cluster: returns the
+    clusters, the fork point of each merge, and the families drawn (for the legend)."""
+    groups = graph.groups
+    source_lines = graph.source.split("\n")
     families_used: set[str] = set()
     clusters: dict[int | None, _Cluster] = {None: _Cluster(None)}
 
     def cluster_of(node_groups) -> _Cluster:
         """The innermost drawn cluster (a block call or repeat) that holds a node."""
-        visible = [g for g in node_groups if groups[g].kind in ("block", "repeat")]
         parent = None
-        for g in visible:
-            if g not in clusters:
-                clusters[g] = _Cluster(groups[g])
-                clusters[parent].children.append(g)
-            parent = g
+        for g in node_groups:
+            if groups[g].kind in ("block", "repeat"):
+                if g not in clusters:
+                    clusters[g] = _Cluster(groups[g])
+                    clusters[parent].children.append(g)
+                parent = g
         return clusters[parent]
 
     statements: list[tuple[_Cluster, str, dict]] = []
     fork_ids: dict[str, str] = {}
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
+    for nid, node in graph.layers():
         if stand_in[nid] != _node_id(nid):
             continue
         attrs = _node_attrs(graph, nid, node, errors.get(nid), source_lines)
-        families_used.add("merge" if node["op"] in MERGE_SYMBOL and node.get("combinator")
-                          else (node["kind"].family if node["kind"] else "input"))
-        statements.append((cluster_of(node["groups"]), _node_id(nid), attrs))
-        if node.get("combinator") is not None:
+        families_used.add(node.kind.family if node.kind else "input")
+        statements.append((cluster_of(node.groups), _node_id(nid), attrs))
+        if node.merge is not None:
             fork = f"fork_{_node_id(nid)}"
             fork_ids[nid] = fork
-            statements.append((cluster_of(node["groups"][:-1]), fork,
+            statements.append((cluster_of(node.groups[:-1]), fork,
                                {"label": "", "shape": "point", "width": "0.08",
-                                "tooltip": f"{node['combinator'].kind}< … > splits here"}))
+                                "tooltip": f"{node.merge.combinator}< … > splits here"}))
     for gid, members in block_members.items():
         if not members:  # a call that made no layers (`repeat 0`, or errors): nothing to draw
             continue
-        group = groups[gid]
-        attrs = _block_attrs(graph, group, members, errors, source_lines)
+        attrs = _block_attrs(graph, groups[gid], members, errors, source_lines)
         families_used.add("block")
-        statements.append((cluster_of([g for g in group_chain(groups, gid)][:-1]),
-                           f"block{gid}", attrs))
-
+        statements.append((cluster_of(group_chain(groups, gid)[:-1]), f"block{gid}", attrs))
     for cluster, node_id, attrs in statements:
         cluster.nodes.append((node_id, attrs))
+    return clusters, fork_ids, families_used
 
-    _emit_cluster(dot, clusters, None, groups)
 
-    # the output node
-    out = graph.graph["output"]
-    out_shape = graph.nodes[out]["shape"]
-    dot.node("output", f"output\n{_shape_text(out_shape)}", shape="box", style="rounded,bold",
-             fillcolor="white", tooltip="the network's output")
-
-    # edges: each graph edge between drawn nodes, labelled with the tensor it carries;
-    # branches leave from their combinator's fork point rather than from the layer before
+def _draw_edges(dot, graph, stand_in, fork_ids) -> None:
+    """Each graph edge between drawn nodes, labelled with the tensor it carries; branches
+    leave from their combinator's fork point rather than from the layer before."""
     merges_by_fork: dict[str, list[str]] = {}
     for merge in fork_ids:
-        merges_by_fork.setdefault(graph.nodes[merge]["fork"], []).append(merge)
+        merges_by_fork.setdefault(graph.layer(merge).merge.fork, []).append(merge)
 
     def inside(nid, merge) -> bool:
-        outer = graph.nodes[merge]["groups"]
-        return nid == merge or graph.nodes[nid]["groups"][:len(outer)] == outer
+        outer = graph.layer(merge).groups
+        return nid == merge or graph.layer(nid).groups[:len(outer)] == outer
 
     def fork_point(u, v):
         """The innermost combinator, forking at u, whose branch v belongs to."""
         candidates = [m for m in merges_by_fork.get(u, ()) if inside(v, m)]
-        return max(candidates, key=lambda m: len(graph.nodes[m]["groups"]), default=None)
+        return max(candidates, key=lambda m: len(graph.layer(m).groups), default=None)
 
     drawn_edges = set()
-    for u, v, data in graph.edges(data=True):
+    for u, v, _ in graph.edges():
         merge = fork_point(u, v)
         a = fork_ids[merge] if merge is not None else stand_in[u]
         b = stand_in[v]
         if a == b or (a, b) in drawn_edges:
             continue
         drawn_edges.add((a, b))
-        attrs = {"label": f" {_shape_text(data.get('shape'))}"}
-        if graph.nodes[v].get("inserted") or graph.nodes[u].get("inserted"):
+        attrs = {"label": f" {_shape_text(graph.shape(u))}"}
+        if graph.layer(v).inserted or graph.layer(u).inserted:
             attrs["style"] = "dashed"
         dot.edge(a, b, **attrs)
     for merge, point in fork_ids.items():
-        fork = graph.nodes[merge]["fork"]
+        fork = graph.layer(merge).merge.fork
         enclosing = [m for m in merges_by_fork.get(fork, ())
                      if m != merge and inside(merge, m)]
-        outer = max(enclosing, key=lambda m: len(graph.nodes[m]["groups"]), default=None)
+        outer = max(enclosing, key=lambda m: len(graph.layer(m).groups), default=None)
         src = fork_ids[outer] if outer is not None else stand_in[fork]
-        dot.edge(src, point, label=f" {_shape_text(graph.nodes[fork]['shape'])}",
-                 arrowhead="none")
-    dot.edge(stand_in[out], "output", label=f" {_shape_text(out_shape)}")
-    _legend(dot, families_used)
-    return dot
+        dot.edge(src, point, label=f" {_shape_text(graph.shape(fork))}", arrowhead="none")
 
 
 def group_chain(groups, gid):
@@ -253,65 +245,59 @@ def _node_id(nid: str) -> str:
 
 
 def _title(graph) -> str:
-    shape = graph.graph.get("input_shape")
-    totals = graph.graph.get("totals", {})
-    return (f"{graph.graph['name']}  ·  input {_shape_text(shape)}  ·  "
-            f"{totals.get('params', 0):,} params  ·  {totals.get('macs', 0):,} MACs")
+    t = graph.totals
+    return (f"{graph.name}  ·  input {_shape_text(graph.input_shape)}  ·  "
+            f"{t.params:,} params  ·  {t.macs:,} MACs")
 
 
 def _tooltip(span, source_lines) -> str:
     """`file:line:col: the statement`, as written in the spec."""
-    line = source_lines[span.line - 1] if 0 < span.line <= len(source_lines) else ""
-    end = span.end_column - 1 if span.end_line == span.line else len(line)
-    return f"{span.file}:{span.line}:{span.column}: {line[span.column - 1:end].strip()}"
+    return f"{span.file}:{span.line}:{span.column}: {span_text(source_lines, span)}"
 
 
 def _node_attrs(graph, nid, node, error: Diagnostic | None, source_lines) -> dict:
-    op = node["op"]
-    if op == "input":
-        return {"label": f"input\n{_shape_text(node['shape'])}", "style": "rounded,bold",
-                "fillcolor": "white", "tooltip": _tooltip(node["span"], source_lines)}
-    kind = node["kind"]
-    if node.get("combinator") is not None:
-        label = MERGE_SYMBOL[op]
-        attrs = {"label": label, "shape": "circle" if op != "concat" else "box",
+    facts = graph.facts[nid]
+    if node.kind is None:
+        return {"label": f"input\n{_shape_text(facts.shape)}", "style": "rounded,bold",
+                "fillcolor": "white", "tooltip": _tooltip(node.span, source_lines)}
+    kind = node.kind
+    if node.merge is not None:
+        attrs = {"label": kind.symbol, "shape": "circle" if kind.round else "box",
                  "fillcolor": FAMILIES["merge"][0], "width": "0.3", "fixedsize": "false",
-                 "fontsize": "14" if op != "concat" else "10"}
+                 "fontsize": "14" if kind.round else "10"}
     else:
         # a layer whose arguments did not resolve has none to describe: its name says enough
-        label = node["op"] if node.get("invalid") else kind.describe(node["args"])
-        if node.get("params"):
-            label += f"\n{_count(node['params'])}"
-        if node.get("inserted"):
+        label = node.op if node.invalid else kind.describe(node.args)
+        if facts.params:
+            label += f"\n{params_label(facts.params)}"
+        if node.inserted:
             label += "\n(inserted)"
         attrs = {"label": label, "fillcolor": FAMILIES.get(kind.family, ("#ffffff",))[0]}
-        if node.get("inserted"):
+        if node.inserted:
             attrs["style"] = "rounded,filled,dashed"
-    attrs["tooltip"] = _tooltip(node["span"], source_lines)
+    attrs["tooltip"] = _tooltip(node.span, source_lines)
     if error is not None:
         attrs.update(fillcolor=ERROR_FILL, color=ERROR_LINE, fontcolor=ERROR_LINE, penwidth="2",
                      label=attrs["label"] + f"\n{_wrap(error.message)}")
         attrs["tooltip"] += f"\n{error.code}: {error.message}"
-    elif node.get("shape") is None:
+    elif facts.shape is None:
         attrs.update(style="rounded,dashed", fillcolor="white", fontcolor="#888888",
                      label=attrs["label"] + "\n(not checked)")
     return attrs
 
 
 def _block_attrs(graph, group, members, errors, source_lines) -> dict:
-    first, last = graph.nodes[members[0]], graph.nodes[members[-1]]
-    preds = [p for p in graph.pred[members[0]] if p not in members]
-    shape_in = graph.nodes[preds[0]]["shape"] if preds else None
-    params = sum(graph.nodes[m].get("params", 0) for m in members)
-    label = (f"{group.label}\n{_shape_text(shape_in)} → {_shape_text(last.get('shape'))}\n"
-             f"{_count(params)}")
+    preds = [p for p in graph.inputs(members[0]) if p not in members]
+    shape_in = graph.shape(preds[0]) if preds else None
+    params = sum(graph.facts[m].params for m in members)
+    label = (f"{group.label}\n{_shape_text(shape_in)} → {_shape_text(graph.shape(members[-1]))}\n"
+             f"{params_label(params)}")
     attrs = {"label": label, "fillcolor": FAMILIES["block"][0], "style": "rounded,filled,bold",
              "tooltip": _tooltip(group.span, source_lines) + f"\n{len(members)} layers"}
     bad = next((errors[m] for m in members if m in errors), None)
     if bad is not None:
         attrs.update(fillcolor=ERROR_FILL, color=ERROR_LINE, fontcolor=ERROR_LINE,
                      label=label + f"\n{_wrap(bad.message)}")
-    del first
     return attrs
 
 
@@ -364,14 +350,13 @@ def _errors_by_node(graph, diagnostics) -> dict[str, Diagnostic]:
     errors = [d for d in diagnostics if d.is_error and d.span is not None]
     if not errors:
         return found
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        span = node["span"]
+    for nid, node in graph.layers():
+        span = node.span
         for d in errors:
             s = d.span
             if s.line == span.line and span.column <= s.column < max(span.end_column,
                                                                       span.column + 1):
-                if nid not in found and (node.get("shape") is None or node.get("invalid")):
+                if nid not in found and (graph.shape(nid) is None or node.invalid):
                     found[nid] = d
     return found
 

@@ -20,31 +20,30 @@ def lint(graph) -> list[Diagnostic]:
 
 
 def _nodes(graph):
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] != "input" and node.get("shape") is not None:
+    """(name, LayerNode) of every checked layer, the input left out."""
+    for nid, node in graph.layers():
+        if node.kind is not None and graph.facts[nid].shape is not None:
             yield nid, node
 
 
 def _line(node) -> str:
-    return f"line {node['span'].line}"
+    return f"line {node.span.line}"
 
 
 def no_nonlinearity(graph):
     """Two weighted layers with nothing nonlinear between them collapse into one linear map."""
     sources = _linear_sources(graph)
     for nid, node in _nodes(graph):
-        kind = node["kind"]
-        if not kind.weighted:
+        if not node.kind.weighted:
             continue
         for prev_id in _sources_before(graph, nid, sources):
-            prev = graph.nodes[prev_id]
-            if _is_bottleneck(graph, prev_id, node):
+            prev = graph.layer(prev_id)
+            if _is_bottleneck(graph, prev_id, nid):
                 continue  # a deliberate low-rank factorisation (MobileNetV2's linear bottleneck)
             yield warning(
                 "W-NO-NONLINEARITY",
-                f"`{node['op']}` follows `{prev['op']}` ({_line(prev)}) with no nonlinearity between "
-                "them: together they are a single linear map", node["span"],
+                f"`{node.op}` follows `{prev.op}` ({_line(prev)}) with no nonlinearity between "
+                "them: together they are a single linear map", node.span,
                 hint="add an activation such as `relu` between them")
 
 
@@ -54,8 +53,8 @@ _MAX_SOURCES = 8  # enough to find one that is not a bottleneck; keeps long chai
 def _sources_before(graph, nid, sources) -> list[str]:
     """Weighted layers that reach `nid` through linear, weight-free layers only."""
     found: list[str] = []
-    for p in reversed(list(graph.pred[nid])):
-        kind = graph.nodes[p]["kind"]
+    for p in reversed(list(graph.dag.pred[nid])):
+        kind = graph.layer(p).kind
         if kind is None or kind.nonlinear:
             continue
         for s in [p] if kind.weighted else sources[p]:
@@ -69,8 +68,8 @@ def _linear_sources(graph) -> dict[str, list[str]]:
     layers only (the node itself excluded), in one pass in topological order: walking back
     from every layer instead would be quadratic along a chain of residual merges."""
     sources: dict[str, list[str]] = {}
-    for nid in graph.graph["order"]:
-        kind = graph.nodes[nid]["kind"]
+    for nid, node in graph.layers():
+        kind = node.kind
         if kind is None or kind.nonlinear or kind.weighted:
             sources[nid] = []
         else:
@@ -78,27 +77,26 @@ def _linear_sources(graph) -> dict[str, list[str]]:
     return sources
 
 
-def _is_bottleneck(graph, prev_id, node) -> bool:
-    prev = graph.nodes[prev_id]
-    (x,) = [graph.nodes[p]["shape"] for p in graph.pred[prev_id]]
-    width_in, width_mid, width_out = x[0], prev["shape"][0], node["shape"][0]
+def _is_bottleneck(graph, prev_id, nid) -> bool:
+    (x,) = [graph.shape(p) for p in graph.inputs(prev_id)]
+    width_in, width_mid, width_out = x[0], graph.shape(prev_id)[0], graph.shape(nid)[0]
     return width_mid < width_in and width_mid < width_out
 
 
 def _output_chain(graph):
     """The nodes at the end of the network, walking back over flatten, dropout and identity."""
-    nid = graph.graph.get("output")
-    while nid is not None and graph.nodes[nid]["op"] != "input":
-        node = graph.nodes[nid]
+    nid = graph.output
+    while nid is not None and graph.layer(nid).kind is not None:
+        node = graph.layer(nid)
         yield nid, node
-        if node["kind"].family != "shape" or len(graph.pred[nid]) != 1:
+        if node.kind.family != "shape" or len(graph.dag.pred[nid]) != 1:
             return
-        (nid,) = graph.pred[nid]
+        (nid,) = graph.dag.pred[nid]
 
 
 def _last_real_layer(graph):
     for nid, node in _output_chain(graph):
-        if node["kind"].family != "shape":
+        if node.kind.family != "shape":
             return nid, node
     return None, None
 
@@ -106,38 +104,38 @@ def _last_real_layer(graph):
 def final_activation(graph):
     """An activation after the classifier squashes the scores a loss needs."""
     nid, node = _last_real_layer(graph)
-    if node is None or node["kind"].family != "activation" or node["op"] in ("softmax", "logsoftmax"):
+    if node is None or node.kind.family != "activation" or node.kind.scores_to_probabilities:
         return
-    (prev,) = graph.pred[nid]
-    while graph.nodes[prev]["op"] != "input" and graph.nodes[prev]["kind"].family == "shape":
-        (prev,) = graph.pred[prev]
-    if graph.nodes[prev]["op"] == "linear":
+    (prev,) = graph.dag.pred[nid]
+    while graph.layer(prev).kind is not None and graph.layer(prev).kind.family == "shape":
+        (prev,) = graph.dag.pred[prev]
+    if graph.layer(prev).op == "linear":
         yield warning("W-FINAL-ACTIVATION",
-                      f"`{node['op']}` after the last classifier layer limits the scores it can give",
-                      node["span"], hint="end the network with the last `linear`: the loss wants raw "
+                      f"`{node.op}` after the last classifier layer limits the scores it can give",
+                      node.span, hint="end the network with the last `linear`: the loss wants raw "
                                          "scores (logits)")
 
 
 def softmax_before_loss(graph):
     """PyTorch's cross-entropy applies log-softmax itself; a softmax before it is applied twice."""
     _, node = _last_real_layer(graph)
-    if node is not None and node["op"] == "softmax":
+    if node is not None and node.op == "softmax":
         yield warning("W-SOFTMAX-LOSS", "the network ends in softmax, but the cross-entropy loss "
                       "already applies it: training sees softmax twice and learns slowly",
-                      node["span"], hint="remove the final `softmax`, and apply it to the scores only "
+                      node.span, hint="remove the final `softmax`, and apply it to the scores only "
                                          "when you want probabilities (at prediction time)")
 
 
 def bias_before_batchnorm(graph):
     """A bias right before batch norm is cancelled by its mean subtraction."""
     for nid, node in _nodes(graph):
-        args = node["args"]
-        if not node["kind"].weighted or not getattr(args, "bias", False) or "bias" in args.given:
+        args = node.args
+        if not node.kind.weighted or not getattr(args, "bias", False) or "bias" in args.given:
             continue
-        succ = list(graph.succ[nid])
-        if len(succ) == 1 and graph.nodes[succ[0]]["op"] == "bn":
-            yield warning("W-BIAS-BEFORE-BN", f"`{node['op']}`'s bias is cancelled by the batch norm "
-                          "after it", node["span"],
+        succ = graph.successors(nid)
+        if len(succ) == 1 and graph.layer(succ[0]).kind.cancels_bias:
+            yield warning("W-BIAS-BEFORE-BN", f"`{node.op}`'s bias is cancelled by the batch norm "
+                          "after it", node.span,
                           hint="add `nobias` (bn's shift plays its part), or write `bias=true` to "
                                "keep it on purpose")
 
@@ -145,17 +143,16 @@ def bias_before_batchnorm(graph):
 def stride_drops_rows(graph):
     """A stride that does not fit the input leaves its last rows or columns unread."""
     for nid, node in _nodes(graph):
-        if node["op"] not in ("conv", "maxpool", "avgpool") or node.get("inserted"):
+        if not node.kind.sliding_window or node.inserted:
             continue
-        args = node["args"]
+        args = node.args
         if getattr(args, "ceil", False) or args.padding == "same":
             continue
         padding = (0, 0) if args.padding == "valid" else args.padding
-        (x,) = [graph.nodes[p]["shape"] for p in graph.pred[nid]]
-        stride = args.kernel if args.stride is None else args.stride
-        dilation = getattr(args, "dilation", (1, 1))
+        (x,) = [graph.shape(p) for p in graph.inputs(nid)]
+        kernel, stride = node.kind.receptive(args, x)  # the effective (dilated) kernel
         for axis, what in ((0, "rows"), (1, "columns")):
-            k = dilation[axis] * (args.kernel[axis] - 1) + 1
+            k = kernel[axis]
             s, p, size = stride[axis], padding[axis], x[1 + axis]
             if k < s:
                 continue  # the windows leave gaps by design (e.g. a strided 1x1 projection)
@@ -165,9 +162,9 @@ def stride_drops_rows(graph):
                 what = what if dropped > 1 else what[:-1]
                 yield warning(
                     "W-STRIDE-DROP", f"stride {s} skips the last {dropped} {what} of the "
-                    f"{fmt_shape(x)} input", node["span"],
+                    f"{fmt_shape(x)} input", node.span,
                     hint=f"pad by {p + s - left_over} more, use an input size that fits, or `ceil`"
-                    if node["op"] != "conv" else
+                    if any(a.name == "ceil" for a in node.kind.args) else
                     f"pad by {p + s - left_over} more, or use an input size that fits the stride")
                 break
 
@@ -175,10 +172,9 @@ def stride_drops_rows(graph):
 def deep_plain_stack(graph):
     """Many weighted layers with no normalisation or shortcut: gradients tend to vanish."""
     depth: dict[str, int] = {}
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        preds = [depth.get(p, 0) for p in graph.pred[nid]]
-        kind = node["kind"]
+    for nid, node in graph.layers():
+        preds = [depth.get(p, 0) for p in graph.dag.pred[nid]]
+        kind = node.kind
         if kind is None or kind.family == "norm":
             depth[nid] = 0
         elif kind.family == "merge":
@@ -188,6 +184,6 @@ def deep_plain_stack(graph):
         if depth[nid] == PLAIN_DEPTH_LIMIT + 1 and kind is not None and kind.weighted:
             yield warning(
                 "W-DEEP-PLAIN", f"{depth[nid]} weighted layers in a row with no normalisation or "
-                "shortcut (deeper than VGG-19): gradients are likely to vanish", node["span"],
+                "shortcut (deeper than VGG-19): gradients are likely to vanish", node.span,
                 hint="add `bn` after the convolutions, or residual connections (`residual< … >`)")
             return

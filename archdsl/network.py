@@ -13,59 +13,58 @@ from .layers.base import fmt_shape
 class Network:
     """A checked network: its layer graph, totals and any warnings."""
 
-    def __init__(self, graph, spec, diagnostics: list[Diagnostic]):
+    def __init__(self, graph, diagnostics: list[Diagnostic]):
         self.graph = graph
-        self.spec = spec
         self.diagnostics = diagnostics
 
     # -- what the graph says ----------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self.graph.graph["name"]
+        return self.graph.name
 
     @property
     def file(self) -> str:
-        return self.graph.graph["file"]
+        return self.graph.file
 
     @property
     def source(self) -> str:
-        return self.graph.graph["source"]
+        return self.graph.source
 
     @property
     def arch_params(self) -> dict[str, Any]:
         """The resolved values of the `arch` header's parameters."""
-        return dict(self.graph.graph["params"])
+        return dict(self.graph.params)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.graph.graph["input_shape"])
+        return tuple(self.graph.input_shape)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return self.graph.nodes[self.graph.graph["output"]]["shape"]
+        return self.graph.shape(self.graph.output)
 
     @property
     def params(self) -> int:
         """Trainable parameters: what torch's `parameters()` would count."""
-        return self.graph.graph["totals"]["params"]
+        return self.graph.totals.params
 
     trainable_params = params
 
     @property
     def buffers(self) -> int:
         """Values in buffers (batch norm's running statistics)."""
-        return self.graph.graph["totals"]["buffers"]
+        return self.graph.totals.buffers
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates of one forward pass of one sample (conv and linear)."""
-        return self.graph.graph["totals"]["macs"]
+        return self.graph.totals.macs
 
     @property
     def memory(self) -> dict[str, int]:
         """Bytes (float32): parameters and buffers, and all layer outputs of one sample."""
-        t = self.graph.graph["totals"]
-        return {"params": t["param_bytes"], "activations": t["activation_bytes"]}
+        t = self.graph.totals
+        return {"params": t.param_bytes, "activations": t.activation_bytes}
 
     @property
     def warnings(self) -> list[Diagnostic]:
@@ -109,7 +108,7 @@ def analyse(text: str, file: str = "<string>", params: dict[str, Any] | None = N
     spec, graph, diagnostics = analyse_graph(text, file, params, input_shape)
     if graph is None or any(d.is_error for d in diagnostics):
         return None, diagnostics
-    return Network(graph, spec, diagnostics), diagnostics
+    return Network(graph, diagnostics), diagnostics
 
 
 def analyse_graph(text: str, file: str = "<string>", params: dict[str, Any] | None = None,
@@ -134,8 +133,8 @@ def analyse_graph(text: str, file: str = "<string>", params: dict[str, Any] | No
 
 
 def _analyse(text, file, params, input_shape):
-    from .check import check
-    from .expand import expand
+    from .expand import expand, insert_shortcuts
+    from .infer import infer
     from .lints import lint
     from .syntax import parse
 
@@ -145,7 +144,8 @@ def _analyse(text, file, params, input_shape):
     graph, found = expand(spec, params, input_shape)
     diagnostics += found
     if graph is not None:
-        diagnostics += check(graph)
+        insert_shortcuts(graph)
+        diagnostics += infer(graph)
     if graph is not None and not any(d.is_error for d in diagnostics):
         diagnostics += lint(graph)
     diagnostics = list(dict.fromkeys(diagnostics))  # a statement expanded twice reports once
@@ -158,7 +158,9 @@ def loads(text: str, file: str = "<string>", *, input_shape: tuple[int, ...] | N
     """Check spec text; return the Network or raise SpecError with every diagnostic."""
     network, diagnostics = analyse(text, file, params, input_shape)
     if network is None:
-        raise SpecError(diagnostics, source=_normalised(text))
+        from .syntax import normalise_source
+
+        raise SpecError(diagnostics, source=normalise_source(text))
     return network
 
 
@@ -173,12 +175,12 @@ def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **para
     return loads(text, str(path), input_shape=input_shape, **params)
 
 
+def build(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params):
+    """Load, check and compile a .arch file in one call: `archdsl.build("specs/resnet50.arch")`
+    (imports torch)."""
+    return load(path, input_shape=input_shape, **params).to_torch()
+
+
 def read_spec(path: Path) -> str:
     """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser."""
     return path.read_bytes().decode("utf-8", errors="replace")
-
-
-def _normalised(text: str) -> str:
-    from .syntax import normalise_source
-
-    return normalise_source(text)

@@ -5,34 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from .layers.base import fmt_shape
+from .layers.merge import combinator
 
-_HEADED = ("block", "repeat", "iteration", "residual", "concat", "add", "mul")
+_HEADED = ("block", "repeat", "iteration")  # and every combinator: each opens a heading
+
+
+def _headed(group) -> bool:
+    return group.kind in _HEADED or combinator(group.kind) is not None
 
 
 def layer_records(graph) -> list[dict[str, Any]]:
     """One dict per layer in topological order, as in the JSON output."""
     records = []
-    groups = graph.graph["groups"]
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] == "input":
+    for nid, node in graph.layers():
+        if node.kind is None:
             continue
-        block = next((groups[g].name for g in reversed(node["groups"]) if groups[g].kind == "block"),
-                     None)
-        rf = node.get("rf")
+        f = graph.facts[nid]
         records.append({
-            "name": node["name"],
-            "op": node["op"],
-            "line": node["span"].line,
-            "column": node["span"].column,
-            "output": list(node["shape"]) if node.get("shape") is not None else None,
-            "params": node.get("params", 0),
-            "buffers": node.get("buffers", 0),
-            "macs": node.get("macs", 0),
-            "rf": {"size": list(rf[0]), "stride": list(rf[1])} if rf else None,
-            "memory": node.get("memory", 0),
-            "block": block,
-            "inserted": bool(node.get("inserted")),
+            "name": node.name,
+            "op": node.op,
+            "line": node.span.line,
+            "column": node.span.column,
+            "output": list(f.shape) if f.shape is not None else None,
+            "params": f.params,
+            "buffers": f.buffers,
+            "macs": f.macs,
+            "rf": {"size": list(f.rf[0]), "stride": list(f.rf[1])} if f.rf else None,
+            "memory": f.memory,
+            "block": graph.block_of(node),
+            "inserted": node.inserted,
         })
     return records
 
@@ -83,6 +84,20 @@ def human_count(n: int) -> str:
     return str(n)
 
 
+def count_text(n: int) -> str:
+    """`1,000,001`, or `1.0e+300` for a count too long to read."""
+    return f"{n:,}" if n < 10**15 else f"{float(n):.1e}"
+
+
+def params_label(n: int) -> str:
+    """A drawing's parameter line: `156 params`, `36.9k params`, `2.36M params`."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M params"
+    if n >= 10_000:
+        return f"{n / 1e3:.1f}k params"
+    return f"{n:,} params"
+
+
 def _rf_text(rf) -> str:
     if rf is None:
         return ""
@@ -95,15 +110,15 @@ def _rf_text(rf) -> str:
 def table(network) -> str:
     """A readable per-layer table grouped by block, then the totals."""
     graph = network.graph
-    groups = graph.graph["groups"]
+    groups = graph.groups
     rows: list[tuple[str, ...]] = []
     open_groups: list[int] = []
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] == "input":
-            rows.append(("input", "", fmt_shape(node["shape"]), "", "", ""))
+    for nid, node in graph.layers():
+        f = graph.facts[nid]
+        if node.kind is None:
+            rows.append(("input", "", fmt_shape(f.shape), "", "", ""))
             continue
-        headed = [g for g in node["groups"] if groups[g].kind in _HEADED]
+        headed = [g for g in node.groups if _headed(groups[g])]
         common = 0
         while common < min(len(open_groups), len(headed)) and open_groups[common] == headed[common]:
             common += 1
@@ -116,11 +131,11 @@ def table(network) -> str:
             open_groups.append(g)
         indent = "  " * len(open_groups)
         prefix = groups[open_groups[-1]].name + "." if open_groups else ""
-        name = node["name"][len(prefix):] if node["name"].startswith(prefix) else node["name"]
-        if node.get("inserted"):
+        name = node.name[len(prefix):] if node.name.startswith(prefix) else node.name
+        if node.inserted:
             name += " (inserted)"
-        rows.append((f"{indent}{name}", node["op"], fmt_shape(node["shape"]),
-                     f"{node['params']:,}", f"{node['macs']:,}", _rf_text(node["rf"])))
+        rows.append((f"{indent}{name}", node.op, fmt_shape(f.shape),
+                     f"{f.params:,}", f"{f.macs:,}", _rf_text(f.rf)))
     header = ("layer", "op", "output", "params", "MACs", "rf")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     right = {3, 4}

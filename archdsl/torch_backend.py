@@ -43,48 +43,24 @@ class Residual(nn.Module):
         return self.body(x) + identity
 
 
-class _Branches(nn.Module):
-    """Several branches that read the same input; subclasses say how they are combined."""
+class Branches(nn.Module):
+    """Branches that read the same input, merged by a registered merge kind: `concat< a | b >`
+    runs a and b on x and joins their outputs with `torch.cat(…, dim=1)`."""
 
-    def __init__(self, branches: "OrderedDict[str, nn.Module]"):
+    def __init__(self, kind, branches: "OrderedDict[str, nn.Module]"):
         super().__init__()
+        self.kind = kind
         for name, module in branches.items():
             self.add_module(name, module)
 
-    def outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [branch(x) for branch in self.children()]
-
-
-class Concat(_Branches):
-    """`concat< a | b | … >`: the branch outputs joined along channels."""
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self.outputs(x), dim=1)
+        return self.kind.merge([branch(x) for branch in self.children()])
+
+    def _get_name(self) -> str:
+        return self.kind.module_name
 
 
-class Add(_Branches):
-    """`add< a | b | … >`: the element-wise sum of the branch outputs."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = self.outputs(x)
-        total = outputs[0]
-        for y in outputs[1:]:
-            total = total + y
-        return total
-
-
-class Mul(_Branches):
-    """`mul< a | b | … >`: the element-wise product of the branch outputs (gates broadcast)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = self.outputs(x)
-        total = outputs[0]
-        for y in outputs[1:]:
-            total = total * y
-        return total
-
-
-_COMBINATORS = {"concat": Concat, "add": Add, "mul": Mul}
+_MERGE_MODULES = {"Residual": Residual, "Branches": Branches}
 
 
 class CompiledNetwork(Block):
@@ -106,52 +82,19 @@ def to_torch(network, memory_limit: int | None = None) -> CompiledNetwork:
     Raises SpecError (E-TOO-BIG) before allocating anything when the parameters would need
     more than `memory_limit` bytes (default: this machine's memory).
     """
-    from .check import build_refusal, memory_size
     from .diagnostics import SpecError
+    from .infer import build_refusal, memory_size
 
     graph = network.graph
     refusal = build_refusal(graph, memory_size() if memory_limit is None else memory_limit)
     if refusal is not None:
         raise SpecError([refusal], source=network.source)
-    groups = {g.name: g for g in graph.graph["groups"].values()}
-    tree: dict = {"children": OrderedDict()}
-
-    def container(path: list[str]) -> dict:
-        node = tree
-        for depth in range(len(path)):
-            key = path[depth]
-            if key not in node["children"]:
-                node["children"][key] = {"group": groups.get(".".join(path[:depth + 1])),
-                                         "children": OrderedDict()}
-            node = node["children"][key]
-        return node
-
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] == "input" or node["kind"].family == "merge":
-            continue
-        (pred,) = graph.pred[nid]
-        module = node["kind"].build(node["args"], graph.nodes[pred]["shape"])
-        if hasattr(module, "inplace") and _may_work_in_place(graph, pred):
-            module.inplace = True  # as torchvision does: saves one allocation per activation
-        *path, leaf = node["name"].split(".")
-        container(path)["children"][leaf] = module
-
-    layers = OrderedDict((name, _assemble(name, child)) for name, child in tree["children"].items())
+    contents = graph.contents()
+    layers = _children(graph, contents, None)
     module = CompiledNetwork(network.name, layers, network.input_shape, network.output_shape)
-    scheme, options = graph.graph.get("init", ("pytorch", ()))
+    scheme, options = graph.init
     initialise(module, scheme, options)
     return module
-
-
-# Layers whose output is a fresh tensor that their own backward pass does not need.
-_FRESH_OUTPUT = {"conv", "bn", "linear", "groupnorm", "layernorm", "maxpool", "avgpool",
-                 "adaptiveavgpool", "adaptivemaxpool", "add", "concat", "mul"}
-
-
-def _may_work_in_place(graph, pred: str) -> bool:
-    """An activation may overwrite its input if nothing else reads it."""
-    return graph.nodes[pred]["op"] in _FRESH_OUTPUT and len(graph.succ[pred]) == 1
 
 
 def initialise(module: nn.Module, scheme: str, options=()) -> None:
@@ -176,19 +119,30 @@ def initialise(module: nn.Module, scheme: str, options=()) -> None:
                     nn.init.constant_(norms[-1].weight, 0)
 
 
-def _assemble(name: str, entry) -> nn.Module:
-    if isinstance(entry, nn.Module):
-        return entry
-    group, children = entry["group"], entry["children"]
-    built = OrderedDict((key, _assemble(key, child)) for key, child in children.items())
-    kind = group.kind if group is not None else "block"
-    if kind == "residual":
-        return Residual(built["body"], built.get("shortcut"))
-    if kind in _COMBINATORS:
-        return _COMBINATORS[kind](built)
+def _children(graph, contents, gid) -> "OrderedDict[str, nn.Module]":
+    """The modules directly inside group `gid` (None: the network), in the spec's order."""
+    return OrderedDict((path, _assemble(graph, contents, item) if isinstance(item, int)
+                        else _build(graph, item)) for path, item in contents.get(gid, []))
+
+
+def _build(graph, nid: str) -> nn.Module:
+    node = graph.layer(nid)
+    (pred,) = graph.inputs(nid)
+    # in place as torchvision does where it is safe: saves one allocation per activation
+    return node.kind.build(node.args, graph.shape(pred), inplace=graph.may_work_in_place(pred))
+
+
+def _assemble(graph, contents, gid: int) -> nn.Module:
+    """The module of one group: a combinator's, a block call's, or a plain container."""
+    from .layers.merge import combinator
+
+    group = graph.groups[gid]
+    built = _children(graph, contents, gid)
+    how = combinator(group.kind)
+    if how is not None:
+        return _MERGE_MODULES[how.torch_module](*how.module_args(built))
     # A block call prints as the block's name; repeats, iterations and branches as containers.
-    label = group.label.split()[0] if group is not None and kind == "block" else "Sequential"
-    return Block(label, built)
+    return Block(group.block if group.kind == "block" else "Sequential", built)
 
 
 def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
@@ -215,10 +169,3 @@ def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
     with torch.no_grad():
         for (_, s_val), (_, d_val) in zip(src_items, dst_items):
             d_val.copy_(s_val)
-
-
-def build(path, *, input_shape=None, **params) -> CompiledNetwork:
-    """Load, check and compile a .arch file in one call: `archdsl.build("specs/resnet50.arch")`."""
-    from .network import load
-
-    return load(path, input_shape=input_shape, **params).to_torch()

@@ -9,7 +9,6 @@ small input) and a plain random generator.
 from __future__ import annotations
 
 import cProfile
-import inspect
 import json
 import random
 import re
@@ -598,14 +597,14 @@ def _exercise(text: str, params: dict | None, draw: bool):
     network)."""
     from archdsl.diagnostics import render_all
     from archdsl.draw import to_dot
-    from archdsl.network import analyse_graph
+    from archdsl.network import Network, analyse_graph
     from archdsl.syntax import normalise_source
 
     network = None
     # archdsl.analyse, keeping the graph of a spec with errors as `archdsl draw` does
     spec, graph, diagnostics = analyse_graph(text, FILE, params)
     if graph is not None and not any(d.is_error for d in diagnostics):
-        network = _network(spec, graph, diagnostics)
+        network = Network(graph, diagnostics)
     failure, detail = _judge(normalise_source(text), network, diagnostics)
     render_all(diagnostics, normalise_source(text))
     if network is not None:
@@ -614,16 +613,6 @@ def _exercise(text: str, params: dict | None, draw: bool):
     if draw and graph is not None:  # the DOT source, errors and all (no Graphviz `dot`)
         to_dot(graph, diagnostics).source
     return failure, detail, network
-
-
-def _network(spec, graph, diagnostics):
-    """The Network archdsl.analyse makes of a graph without errors. (Its constructor lost the
-    `spec` argument with the typed layer graph; both forms are accepted here.)"""
-    from archdsl.network import Network
-
-    if "spec" in inspect.signature(Network).parameters:
-        return Network(graph, spec, diagnostics)
-    return Network(graph, diagnostics)
 
 
 _DEFAULT = object()

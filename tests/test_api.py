@@ -19,7 +19,7 @@ def test_load_returns_a_checked_network():
     assert net.output_shape == (10,) and net.input_shape == (3, 224, 224)
     assert net.params == net.trainable_params == 11_689_512 - 513_000 + 5_130
     assert net.diagnostics == []
-    assert "resnet18" in net.summary() and net.graph.number_of_nodes() > 50
+    assert "resnet18" in net.summary() and len(net.graph) > 50
     assert "11,181,642 params" in repr(net)
 
 

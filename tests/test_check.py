@@ -4,7 +4,8 @@ from archdsl import loads
 
 
 def node(net, name):
-    return net.graph.nodes[name]
+    """What the checker found for one layer (its Facts), as a dict."""
+    return vars(net.graph.facts[name])
 
 
 ALEXNET_HEAD = "input 3x224x224\nconv 64 k11 s4 p2; relu; maxpool 3 s2\nconv 192 k5 p2\n"

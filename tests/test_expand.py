@@ -10,22 +10,22 @@ def graph(text, **params):
 
 
 def ops(g):
-    return [g.nodes[n]["op"] for n in g.graph["order"]]
+    return [node.op for _, node in g.layers()]
 
 
 def test_a_chain_is_a_path_in_order():
     g = graph("input 3x8x8\nconv 8 k3 p1; bn; relu\n")
     assert ops(g) == ["input", "conv", "bn", "relu"]
-    order = g.graph["order"]
-    assert list(g.edges) == list(zip(order, order[1:]))
-    assert g.nodes["conv1"]["span"].line == 2 and g.nodes["relu1"]["span"].column == 19
-    assert g.graph["output"] == "relu1"
+    order = g.order
+    assert [(u, v) for u, v, _ in g.edges()] == list(zip(order, order[1:]))
+    assert g.layer("conv1").span.line == 2 and g.layer("relu1").span.column == 19
+    assert g.output == "relu1"
 
 
 def test_flags_words_and_keywords_resolve_to_declared_arguments():
     g = graph("arch n(s=2)\ninput 3x16x16\nconv 8 k1x3 s=s p=same d2 g1 nobias reflect\n",
               s=1)
-    a = g.nodes["conv1"]["args"]
+    a = g.layer("conv1").args
     assert (a.out, a.kernel, a.stride, a.padding, a.dilation, a.groups) == \
         (8, (1, 3), (1, 1), "same", (2, 2), 1)
     assert a.bias is False and a.padding_mode == "reflect"
@@ -34,7 +34,7 @@ def test_flags_words_and_keywords_resolve_to_declared_arguments():
 
 
 def test_defaults_fill_what_is_not_written():
-    a = graph("input 3x16x16\nmaxpool 3\n").nodes["maxpool1"]["args"]
+    a = graph("input 3x16x16\nmaxpool 3\n").layer("maxpool1").args
     assert a.stride is None and a.padding == (0, 0) and a.ceil is False and a.given == {"kernel"}
 
 
@@ -47,50 +47,50 @@ block stage(c, n, mid=c/2) {
 stage 16 2
 stage 32 n=1
 """)
-    convs = [n for n in g.graph["order"] if g.nodes[n]["op"] == "conv"]
-    assert [g.nodes[n]["args"].out for n in convs] == [16, 16, 8, 32, 16]
+    convs = [n for n, node in g.layers() if node.op == "conv"]
+    assert [g.layer(n).args.out for n in convs] == [16, 16, 8, 32, 16]
     assert convs[0] == "stage1.repeat1.0.conv1"
     assert convs[2] == "stage1.conv1"
     assert convs[3] == "stage2.repeat1.0.conv1"
-    groups = g.graph["groups"]
-    first = groups[g.nodes[convs[0]]["groups"][0]]
+    groups = g.groups
+    first = groups[g.layer(convs[0]).groups[0]]
     assert (first.kind, first.label, first.args) == ("block", "stage 16 2",
                                                        {"c": 16, "n": 2, "mid": 8})
-    kinds = [groups[i].kind for i in g.nodes[convs[1]]["groups"]]
+    kinds = [groups[i].kind for i in g.layer(convs[1]).groups]
     assert kinds == ["block", "repeat", "iteration"]
 
 
 def test_residual_without_shortcut_feeds_the_input_to_the_merge():
     g = graph("input 8x8x8\nresidual< conv 8 k3 p1; bn >\n")
     merge = "residual1.add"
-    assert g.nodes[merge]["op"] == "add"
-    ports = {u: d["port"] for u, _, d in g.in_edges(merge, data=True)}
+    assert g.layer(merge).op == "add"
+    ports = {u: port for u, v, port in g.edges() if v == merge}
     assert ports == {"residual1.body.bn1": 0, "input": 1}
 
 
 def test_residual_inserts_a_projection_when_the_body_changes_shape():
     g = graph("input 8x8x8\nresidual< conv 16 k3 s2 p1; bn >\n")
     proj, bn = "residual1.shortcut.conv1", "residual1.shortcut.bn1"
-    assert g.nodes[proj]["inserted"] and g.nodes[bn]["inserted"]
-    a = g.nodes[proj]["args"]
+    assert g.layer(proj).inserted and g.layer(bn).inserted
+    a = g.layer(proj).args
     assert (a.out, a.kernel, a.stride, a.bias) == (16, (1, 1), (2, 2), False)
-    assert list(g.pred[proj]) == ["input"] and list(g.succ[bn]) == ["residual1.add"]
-    order = g.graph["order"]
+    assert g.inputs(proj) == ["input"] and g.successors(bn) == ["residual1.add"]
+    order = g.order
     assert order.index(bn) < order.index("residual1.add")
-    assert g.nodes[proj]["params"] == 8 * 16 and g.nodes[bn]["params"] == 32
+    assert g.facts[proj].params == 8 * 16 and g.facts[bn].params == 32
 
 
 def test_explicit_shortcut_and_branch_ports():
     g = graph("input 8x8x8\nconcat< conv 4 k1 | identity | maxpool 3 s1 p1 >\n")
-    ports = sorted((d["port"], u) for u, _, d in g.in_edges("concat1.concat", data=True))
+    ports = sorted((port, u) for u, v, port in g.edges() if v == "concat1.concat")
     assert ports == [(0, "concat1.branch1.conv1"), (1, "concat1.branch2.identity1"),
                      (2, "concat1.branch3.maxpool1")]
-    assert g.nodes["concat1.concat"]["shape"] == (20, 8, 8)
+    assert g.shape("concat1.concat") == (20, 8, 8)
 
 
 def test_repeat_zero_inside_a_branch_passes_the_input_through():
     g = graph("arch n(k=0)\ninput 8x8x8\nadd< repeat k { conv 8 k3 p1 } | identity >\n")
-    assert g.nodes["add1.add"]["shape"] == (8, 8, 8)
+    assert g.shape("add1.add") == (8, 8, 8)
 
 
 def test_arch_parameters_can_be_overridden():
@@ -117,18 +117,18 @@ def test_recursion_is_caught_at_the_call():
 
 def test_every_node_of_a_vgg_stage_gets_a_unique_name():
     g = graph("input 3x32x32\nblock s(c) { repeat 3 { conv c k3 p1; relu }; maxpool 2 }\ns 8; s 16\n")
-    names = [g.nodes[n]["name"] for n in g.graph["order"]]
+    names = [node.name for _, node in g.layers()]
     assert len(names) == len(set(names)) == 1 + 2 * 7
 
 
 def test_edges_carry_the_tensor_shape():
     g = graph("input 3x8x8\nconv 8 k3; relu\n")
-    assert g.edges["input", "conv1"]["shape"] == (3, 8, 8)
-    assert g.edges["conv1", "relu1"]["shape"] == (8, 6, 6)
+    assert g.shape("input") == (3, 8, 8)  # what the edge input -> conv1 carries
+    assert g.shape("conv1") == (8, 6, 6)
 
 
 def test_words_can_be_parameter_values():
     net = loads("arch n(mode=reflect)\ninput 3x8x8\nblock b(m) { conv 4 k3 p1 padding_mode=m }\n"
                 "conv 4 k3 p1 padding_mode=mode; b replicate\n")
-    modes = [net.graph.nodes[n]["args"].padding_mode for n in ("conv1", "b1.conv1")]
+    modes = [net.graph.layer(n).args.padding_mode for n in ("conv1", "b1.conv1")]
     assert modes == ["reflect", "replicate"]

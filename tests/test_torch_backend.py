@@ -44,12 +44,11 @@ def test_every_layer_has_the_statically_checked_shape_at_run_time(name):
     graph = net.graph
     seen = {}
     hooks = []
-    for nid in graph.graph["order"]:
-        node = graph.nodes[nid]
-        if node["op"] == "input":
+    for nid, node in graph.layers():
+        if node.kind is None:
             continue
         # a merge is computed by its combinator module, whose path is the group's name
-        path = nid.rsplit(".", 1)[0] if node["kind"].family == "merge" else nid
+        path = graph.groups[node.merge.group].name if node.merge is not None else nid
         module = model.get_submodule(path)
         hooks.append(module.register_forward_hook(
             lambda m, i, o, nid=nid: seen.__setitem__(nid, tuple(o.shape[1:]))))
@@ -58,9 +57,9 @@ def test_every_layer_has_the_statically_checked_shape_at_run_time(name):
     for h in hooks:
         h.remove()
     assert tuple(out.shape[1:]) == net.output_shape
-    expected = {nid: graph.nodes[nid]["shape"] for nid in seen}
+    expected = {nid: graph.shape(nid) for nid in seen}
     assert seen == expected
-    assert len(seen) == graph.number_of_nodes() - 1
+    assert len(seen) == len(graph) - 1
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import BOOL, CHOICE, FLOAT, Arg, LayerKind, layer
+from .base import call, BOOL, CHOICE, FLOAT, Arg, LayerKind, layer
 
 
 def _simple(name: str, torch_name: str, summary: str):
@@ -10,10 +10,8 @@ def _simple(name: str, torch_name: str, summary: str):
 
     @layer(name, family="activation", nonlinear=True, summary=summary)
     class Simple(LayerKind):
-        def build(self, a, x):
-            import torch.nn as nn
-
-            return getattr(nn, torch_name)()
+        def torch(self, a, x):
+            return call(torch_name)
 
     Simple.__name__ = Simple.__qualname__ = torch_name
     return Simple
@@ -36,10 +34,8 @@ class LeakyReLU(LayerKind):
     def describe(self, a):
         return f"leakyrelu {a.slope:g}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.LeakyReLU(a.slope)
+    def torch(self, a, x):
+        return call("LeakyReLU", a.slope)
 
 
 @layer("prelu", family="activation", words={"perchannel": ("per_channel", True)}, nonlinear=True,
@@ -51,10 +47,8 @@ class PReLU(LayerKind):
     def params(self, a, x, y):
         return x[0] if a.per_channel else 1
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.PReLU(x[0] if a.per_channel else 1, init=a.init)
+    def torch(self, a, x):
+        return call("PReLU", x[0] if a.per_channel else 1, init=a.init)
 
 
 @layer("elu", family="activation", positional=("alpha",), nonlinear=True,
@@ -62,10 +56,8 @@ class PReLU(LayerKind):
 class ELU(LayerKind):
     args = (Arg("alpha", FLOAT, 1.0, doc="saturation value for negative inputs"),)
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.ELU(a.alpha)
+    def torch(self, a, x):
+        return call("ELU", a.alpha)
 
 
 @layer("gelu", family="activation", words={"tanh": ("approximate", "tanh")}, nonlinear=True,
@@ -73,25 +65,19 @@ class ELU(LayerKind):
 class GELU(LayerKind):
     args = (Arg("approximate", CHOICE, "none", choices=("none", "tanh"), doc="approximation"),)
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.GELU(approximate=a.approximate)
+    def torch(self, a, x):
+        return call("GELU", approximate=a.approximate)
 
 
-@layer("softmax", family="activation", nonlinear=True,
+@layer("softmax", family="activation", nonlinear=True, scores_to_probabilities=True,
        summary="softmax over the channel (or feature) dimension")
 class Softmax(LayerKind):
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.Softmax(dim=1)
+    def torch(self, a, x):
+        return call("Softmax", dim=1)
 
 
-@layer("logsoftmax", family="activation", nonlinear=True,
+@layer("logsoftmax", family="activation", nonlinear=True, scores_to_probabilities=True,
        summary="log-softmax over the channel (or feature) dimension")
 class LogSoftmax(LayerKind):
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.LogSoftmax(dim=1)
+    def torch(self, a, x):
+        return call("LogSoftmax", dim=1)

@@ -10,12 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+# Argument types: each coerces a written value itself (types.py)
+from .types import BOOL, CHOICE, FLOAT, INT, PADDING, PAIR, ArgType  # noqa: F401
+
 Shape = tuple  # (C, H, W) for feature maps, (N,) for vectors; never the batch dimension
 
 REQUIRED = object()
-
-# Argument types, resolved by archdsl.expand.resolve_args
-INT, FLOAT, BOOL, PAIR, PADDING, CHOICE = "int", "float", "bool", "pair", "padding", "choice"
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Arg:
     """One argument of a layer kind, as the user writes it."""
 
     name: str
-    type: str
+    type: ArgType
     default: Any = REQUIRED
     flag: str | None = None  # short flag letter: `k3`, `s2`, `p1`, `d2`, `g32`
     min: float | None = None
@@ -53,10 +53,13 @@ class Args:
         self.__dict__["given"] = frozenset(given)
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
+        try:  # through __dict__: while unpickling, `_values` is not there yet
+            return self.__dict__["_values"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __reduce__(self):
+        return Args, (self._values, self.given)
 
     def __setattr__(self, name, value):
         raise AttributeError("Args are read-only")
@@ -79,15 +82,14 @@ class LayerKind:
     args: ClassVar[tuple[Arg, ...]] = ()
     positional: ClassVar[tuple[str, ...]] = ()
     words: ClassVar[dict[str, tuple[str, Any]]] = {}
-    nonlinear: ClassVar[bool] = False  # does it break a chain of linear maps (for lints)?
     summary: ClassVar[str] = ""  # one line for docs and help
-
-    # -- declared arguments -------------------------------------------------------------
-    def arg(self, name: str) -> Arg | None:
-        for a in self.args:
-            if a.name == name:
-                return a
-        return None
+    # Traits that later stages ask of a kind (never of its name):
+    nonlinear: ClassVar[bool] = False  # breaks a chain of linear maps (lints)
+    fresh_output: ClassVar[bool] = False  # a new tensor its backward does not need: an
+    #                                       activation after it may work in place (torch)
+    sliding_window: ClassVar[bool] = False  # slides a kernel with a stride over H and W
+    cancels_bias: ClassVar[bool] = False  # subtracts a per-channel mean (a bias before it is lost)
+    scores_to_probabilities: ClassVar[bool] = False  # softmax and log-softmax
 
     def flags(self) -> dict[str, str]:
         """Short flag letter -> argument name: {"k": "kernel", "s": "stride", …}."""
@@ -118,10 +120,17 @@ class LayerKind:
         return self.name
 
     # -- the torch side -----------------------------------------------------------------
-    def build(self, a: Args, x: Shape):
-        import torch.nn as nn
+    def torch(self, a: Args, x: Shape) -> "TorchCall":
+        """The torch.nn constructor call of this layer on input `x`: the one declaration
+        that both building (`build`) and codegen (`TorchCall.source`) use."""
+        return call("Identity")
 
-        return nn.Identity()
+    def build(self, a: Args, x: Shape, inplace: bool = False):
+        """The torch module (imports torch); `inplace` where the constructor takes it."""
+        return self.torch(a, x).build(inplace)
+
+    def __reduce__(self):  # pickles as its registry entry
+        return _registered, (self.name,)
 
     @property
     def weighted(self) -> bool:
@@ -131,15 +140,108 @@ class LayerKind:
 REGISTRY: dict[str, LayerKind] = {}
 
 
+def _registered(name: str) -> LayerKind:
+    return REGISTRY[name]
+
+
+# Constructor arguments where a single number does not mean "the same in every dimension":
+# nn.LayerNorm(4) normalises over the last dimension only, nn.LayerNorm((4, 4, 4)) over all.
+_WHOLE_TUPLES = frozenset({"normalized_shape"})
+
+
+@dataclass(frozen=True)
+class TorchCall:
+    """`nn.<cls>(*args, **kwargs)`, as data: built by the backend, written by codegen."""
+
+    cls: str
+    args: tuple = ()
+    kwargs: tuple = ()  # (name, value) pairs
+
+    def build(self, inplace: bool = False):
+        import torch.nn as nn
+
+        kwargs = dict(self.kwargs)
+        if inplace and self.takes("inplace"):
+            kwargs["inplace"] = True
+        return getattr(nn, self.cls)(*self.args, **kwargs)
+
+    def takes(self, name: str) -> bool:
+        """Whether the constructor has a parameter `name` (reads torch's signature)."""
+        return name in self._signature().parameters
+
+    def _signature(self):
+        import inspect
+
+        import torch.nn as nn
+
+        return inspect.signature(getattr(nn, self.cls).__init__)
+
+    def source(self, inplace: bool = False) -> str:
+        """`nn.Conv2d(3, 64, 11, stride=4, padding=2)`: arguments without a default written
+        positionally, the others by name where they differ from it, `(3, 3)` as `3`; a Symbol
+        (an `arch` parameter) by its name."""
+        sig = self._signature()
+        kwargs = dict(self.kwargs)
+        if inplace and "inplace" in sig.parameters:
+            kwargs["inplace"] = True
+        bound = sig.bind_partial(None, *self.args, **kwargs).arguments
+        out, positional = [], True
+        for name, p in list(sig.parameters.items())[1:]:
+            if name in ("device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if name not in bound:
+                positional = False
+                continue
+            value = bound[name]
+            if isinstance(value, list):
+                value = tuple(value)
+            if (isinstance(value, tuple) and value and all(v == value[0] for v in value)
+                    and name not in _WHOLE_TUPLES):
+                value = value[0]  # (3, 3) -> 3, as one writes it
+            text = repr(value)
+            if p.default is p.empty and positional:
+                out.append(text)
+            elif p.default is p.empty or value != p.default:
+                positional = False
+                out.append(f"{name}={text}")
+            else:
+                positional = False
+        return f"nn.{self.cls}({', '.join(out)})"
+
+
+class Symbol:
+    """A value written by name in generated source (an `arch` parameter)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def call(cls: str, *args, **kwargs) -> TorchCall:
+    """The declaration of a layer's torch module: `call("Conv2d", 3, 64, (3, 3), stride=…)`."""
+    return TorchCall(cls, tuple(args), tuple(kwargs.items()))
+
+
+TRAITS = ("nonlinear", "fresh_output", "sliding_window", "cancels_bias",
+          "scores_to_probabilities")
+
+
 def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
-          words: dict[str, tuple[str, Any]] | None = None, nonlinear: bool = False,
-          summary: str = ""):
-    """Class decorator that registers one layer kind under `name`."""
+          words: dict[str, tuple[str, Any]] | None = None, summary: str = "", **traits: bool):
+    """Class decorator that registers one layer kind under `name`; `traits` are keyword flags
+    named in TRAITS (`nonlinear=True`, `fresh_output=True`, …)."""
+    unknown = set(traits) - set(TRAITS)
+    if unknown:
+        raise TypeError(f"unknown trait(s) {sorted(unknown)} for layer kind {name!r}")
 
     def register(cls):
         cls.name, cls.family, cls.positional = name, family, tuple(positional)
         cls.words = dict(words or {})
-        cls.nonlinear, cls.summary = nonlinear, summary or (cls.__doc__ or "").strip().split("\n")[0]
+        cls.summary = summary or (cls.__doc__ or "").strip().split("\n")[0]
+        for trait, value in traits.items():
+            setattr(cls, trait, value)
         if name in REGISTRY:
             raise ValueError(f"layer kind {name!r} registered twice")
         REGISTRY[name] = cls()
@@ -184,11 +286,15 @@ def need_vector(kind: str, x: Shape) -> int:
     return x[0]
 
 
+def effective(kernel: int, dilation: int) -> int:
+    """How far a dilated kernel reaches: `dilation * (kernel - 1) + 1` inputs."""
+    return dilation * (kernel - 1) + 1
+
+
 def window_output(size: int, kernel: int, stride: int, pad_l: int, pad_r: int, dilation: int,
                   ceil_mode: bool) -> int:
     """PyTorch's output size of a sliding window (pooling_output_shape_pad_lr)."""
-    effective = dilation * (kernel - 1) + 1
-    numerator = size + pad_l + pad_r - effective + ((stride - 1) if ceil_mode else 0)
+    numerator = size + pad_l + pad_r - effective(kernel, dilation) + ((stride - 1) if ceil_mode else 0)
     out = numerator // stride + 1
     if ceil_mode and (out - 1) * stride >= size + pad_l:
         out -= 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import (BOOL, CHOICE, INT, PADDING, PAIR, Arg, Args, LayerError, LayerKind, Shape,
+from .base import (call, effective, BOOL, CHOICE, INT, PADDING, PAIR, Arg, Args, LayerError, LayerKind, Shape,
                    fmt_pair, layer, need_map)
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -13,7 +13,7 @@ def conv_padding(a: Args, axis: int) -> tuple[int, int]:
     if a.padding == "valid":
         return 0, 0
     if a.padding == "same":
-        total = a.dilation[axis] * (a.kernel[axis] - 1)
+        total = effective(a.kernel[axis], a.dilation[axis]) - 1
         return total // 2, total - total // 2
     return a.padding[axis], a.padding[axis]
 
@@ -21,7 +21,7 @@ def conv_padding(a: Args, axis: int) -> tuple[int, int]:
 @layer("conv", family="conv", positional=("out",),
        words={"nobias": ("bias", False), "same": ("padding", "same"), "valid": ("padding", "valid"),
               **{m: ("padding_mode", m) for m in PADDING_MODES}},
-       summary="2-D convolution (torch.nn.Conv2d)")
+       summary="2-D convolution (torch.nn.Conv2d)", fresh_output=True, sliding_window=True)
 class Conv(LayerKind):
     args = (
         Arg("out", INT, min=1, doc="output channels"),
@@ -58,16 +58,16 @@ class Conv(LayerKind):
             if a.padding_mode == "circular" and max(left, right) > size:
                 raise LayerError("E-PADDING", f"circular padding of {max(left, right)} wraps around "
                                  f"the {h}x{w} input more than once", arg="padding")
-            effective = a.dilation[axis] * (a.kernel[axis] - 1) + 1
+            reach = effective(a.kernel[axis], a.dilation[axis])
             padded = size + left + right
-            if padded < effective:
-                k = "x".join(str(a.dilation[i] * (a.kernel[i] - 1) + 1) for i in (0, 1))
+            if padded < reach:
+                k = "x".join(str(effective(a.kernel[i], a.dilation[i])) for i in (0, 1))
                 raise LayerError("E-KERNEL", f"the {k} kernel is larger than the padded {h}x{w} "
                                  f"input ({size}+{left + right} = {padded} along "
                                  f"{'HW'[axis]})", hint="use a smaller kernel, more padding, or less "
                                  "downsampling before this layer", arg="kernel",
                                  label=f"input is only {h}x{w} here")
-            out.append((padded - effective) // a.stride[axis] + 1)
+            out.append((padded - reach) // a.stride[axis] + 1)
         return (a.out, out[0], out[1])
 
     def params(self, a, x, y):
@@ -79,7 +79,7 @@ class Conv(LayerKind):
         return y[0] * y[1] * y[2] * (x[0] // a.groups) * kh * kw
 
     def receptive(self, a, x):
-        k = tuple(a.dilation[i] * (a.kernel[i] - 1) + 1 for i in (0, 1))
+        k = tuple(effective(a.kernel[i], a.dilation[i]) for i in (0, 1))
         return k, a.stride
 
     def describe(self, a):
@@ -97,11 +97,9 @@ class Conv(LayerKind):
             parts.append(f"g{a.groups}")
         return " ".join(parts)
 
-    def build(self, a, x):
-        import torch.nn as nn
-
+    def torch(self, a, x):
         padding = a.padding if isinstance(a.padding, str) else tuple(a.padding)
-        return nn.Conv2d(x[0], a.out, tuple(a.kernel), stride=tuple(a.stride), padding=padding,
+        return call("Conv2d", x[0], a.out, tuple(a.kernel), stride=tuple(a.stride), padding=padding,
                          dilation=tuple(a.dilation), groups=a.groups, bias=a.bias,
                          padding_mode=a.padding_mode)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import BOOL, INT, Arg, LayerKind, layer, need_vector
+from .base import call, BOOL, INT, Arg, LayerKind, layer, need_vector
 
 
 @layer("linear", family="linear", positional=("out",), words={"nobias": ("bias", False)},
-       summary="fully connected layer (torch.nn.Linear) on a flat vector")
+       summary="fully connected layer (torch.nn.Linear) on a flat vector", fresh_output=True)
 class Linear(LayerKind):
     args = (Arg("out", INT, min=1, doc="output features"),
             Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
@@ -24,7 +24,5 @@ class Linear(LayerKind):
     def describe(self, a):
         return f"linear {a.out}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.Linear(x[0], a.out, bias=a.bias)
+    def torch(self, a, x):
+        return call("Linear", x[0], a.out, bias=a.bias)

@@ -1,8 +1,20 @@
-"""Merges: where the branches of `residual`, `add`, `mul` and `concat` meet again."""
+"""Merges: where the branches of a combinator (`residual`, `add`, `mul`, `concat`) meet again.
+
+A merge kind is a layer kind with several inputs, one per branch in branch order. Its entry
+is the one place that knows it: how shapes combine, how receptive fields do, the tensor
+operation (torch), the Python expression (codegen), its drawing symbol. Registering a merge
+kind also makes it a combinator of the same name (`name< a | b >`, branches `branch1`, …).
+`residual< body | shortcut >` is the one combinator with a merge of another name (add), its
+own branch roles, and a shortcut that archdsl makes when it is left out.
+"""
 
 from __future__ import annotations
 
-from .base import LayerError, LayerKind, fmt_shape, layer
+import functools
+import operator
+from typing import ClassVar
+
+from .base import REGISTRY, LayerError, LayerKind, fmt_shape, layer
 
 
 def broadcast(shapes: list[tuple]) -> tuple | None:
@@ -22,37 +34,211 @@ class MergeKind(LayerKind):
     """A layer with several inputs, one per branch, in branch order."""
 
     family = "merge"
+    fresh_output = True
+    symbol: ClassVar[str] = "?"  # the drawing's merge node
+    round: ClassVar[bool] = True  # a circle in drawings (a box for a word such as `concat`)
+    module_name: ClassVar[str] = "Merge"  # how the compiled module prints
 
     def combine(self, xs: list[tuple]) -> tuple:
+        """The output shape for the branches' shapes, or LayerError as PyTorch would fail."""
+        raise NotImplementedError
+
+    def receptive_merge(self, rfs: list[tuple]) -> tuple:
+        """The receptive field (size, jump) of the output: the widest of the branches'."""
+        return (tuple(max(r[0][a] for r in rfs) for a in (0, 1)),
+                tuple(max(r[1][a] for r in rfs) for a in (0, 1)))
+
+    def merge(self, outputs: list):
+        """The torch operation on the branches' output tensors."""
+        raise NotImplementedError
+
+    def python(self, names: list[str]) -> str:
+        """The same operation as a Python expression over variables `names`."""
         raise NotImplementedError
 
 
-@layer("add", family="merge", summary="element-wise sum of the branches (broadcasting)")
-class Add(MergeKind):
+class _Elementwise(MergeKind):
+    infix: ClassVar[str] = "+"  # in Python source
+    reduce: ClassVar = staticmethod(operator.add)  # on tensors
+
+    def merge(self, outputs):
+        return functools.reduce(self.reduce, outputs)
+
     def combine(self, xs):
         y = broadcast(xs)
         if y is None:
-            raise LayerError("E-SHAPE", "add needs shapes that match or broadcast, but the branches "
-                             "give " + ", ".join(fmt_shape(x) for x in xs))
+            raise LayerError("E-SHAPE", self.mismatch + ", ".join(fmt_shape(x) for x in xs))
         return y
+
+    def python(self, names):
+        return f" {self.infix} ".join(names)
+
+
+@layer("add", family="merge", summary="element-wise sum of the branches (broadcasting)")
+class Add(_Elementwise):
+    symbol, module_name, infix, reduce = "⊕", "Add", "+", staticmethod(operator.add)
+    mismatch = "add needs shapes that match or broadcast, but the branches give "
 
 
 @layer("mul", family="merge", nonlinear=True,
        summary="element-wise product of the branches (a 1x1 gate broadcasts)")
-class Mul(MergeKind):
-    def combine(self, xs):
-        y = broadcast(xs)
-        if y is None:
-            raise LayerError("E-SHAPE", "mul needs shapes that match or broadcast (a Cx1x1 gate), but "
-                             "the branches give " + ", ".join(fmt_shape(x) for x in xs))
-        return y
+class Mul(_Elementwise):
+    symbol, module_name, infix, reduce = "⊗", "Mul", "*", staticmethod(operator.mul)
+    mismatch = "mul needs shapes that match or broadcast (a Cx1x1 gate), but the branches give "
 
 
 @layer("concat", family="merge", summary="the branches joined along channels (features for vectors)")
 class Concat(MergeKind):
+    symbol, round, module_name = "concat", False, "Concat"
+
     def combine(self, xs):
         if len({len(x) for x in xs}) != 1 or len({x[1:] for x in xs}) != 1:
             raise LayerError("E-CONCAT", "concat needs the same spatial size in every branch, but they "
                              "give " + ", ".join(fmt_shape(x) for x in xs),
                              hint="give every branch the same stride and padding")
         return (sum(x[0] for x in xs),) + xs[0][1:]
+
+    def merge(self, outputs):
+        import torch
+
+        return torch.cat(outputs, dim=1)
+
+    def python(self, names):
+        return f"torch.cat([{', '.join(names)}], dim=1)"
+
+
+# ----------------------------------------------------------------------------- combinators
+
+
+class Combinator:
+    """`name< branch | branch … >`: branches that read the same input, closed by a merge."""
+
+    name: str = ""
+    min_branches: int = 2
+    max_branches: int | None = None
+    equal_shapes: bool = False  # branches must agree exactly (no broadcasting)
+
+    def __init__(self, merge: str):
+        self.merge_name = merge
+
+    @property
+    def merge_kind(self) -> MergeKind:
+        return REGISTRY[self.merge_name]
+
+    def roles(self, n: int) -> list[str]:
+        """The branches' names, which are also their module paths."""
+        return [f"branch{i + 1}" for i in range(n)]
+
+    def auto_shortcut(self, n: int) -> bool:
+        """Whether archdsl adds a branch of its own (residual's shortcut)."""
+        return False
+
+    def too_many(self) -> tuple[str, str | None]:
+        """The message and hint for more than `max_branches` branches."""
+        return f"{self.name} takes at most {self.max_branches} branches", None
+
+    # The torch module that runs the branches and merges them: a class of
+    # archdsl/torch_backend.py, made with `module_args(branches)` (branches: role -> module).
+    torch_module = "Branches"
+
+    def module_args(self, branches: dict) -> tuple:
+        return (self.merge_kind, branches)
+
+    def python(self, outputs: list[str], fork: str) -> str:
+        """The merge as a Python expression over the branches' variables."""
+        return self.merge_kind.python(outputs)
+
+    def culprit(self, site, xs: list[tuple], exc: LayerError, source_text):
+        """Where a shape error at the merge points, as (span, label, hint, message): the first
+        branch whose shape differs from the first branch's."""
+        odd = next((i for i, x in enumerate(xs) if i and x != xs[0]), len(xs) - 1)
+        span = site.branch_spans[odd] if odd < len(site.branch_spans) else site.keyword_span
+        return span, f"gives {fmt_shape(xs[odd])}", exc.hint, exc.message
+
+
+class Residual(Combinator):
+    """`residual< body | shortcut >`: body(x) + shortcut(x); without a shortcut, x itself, or
+    (when the body changes the shape) torchvision's projection, made by the shortcuts pass."""
+
+    name, min_branches, max_branches, equal_shapes = "residual", 1, 2, True
+
+    def roles(self, n):
+        return ["body", "shortcut"][:n]
+
+    def auto_shortcut(self, n):
+        return n == 1
+
+    def too_many(self):
+        return ("residual takes a body and at most one shortcut",
+                "write `residual< body | shortcut >`")
+
+    torch_module = "Residual"
+
+    def module_args(self, branches):
+        return (branches["body"], branches.get("shortcut"))
+
+    @staticmethod
+    def projection_stride(body: tuple, given: tuple) -> tuple[int, int]:
+        """The stride of the 1x1 projection that turns `given` into `body`'s size (the
+        shortcut archdsl makes), or LayerError saying why none can."""
+        if len(body) != len(given):
+            raise LayerError("E-SHAPE", f"the residual body turns {fmt_shape(given)} into "
+                             f"{fmt_shape(body)}, and no projection can bridge that",
+                             hint="keep the body's output a feature map (or a vector) like its "
+                                  "input")
+        if len(body) != 3:
+            return (1, 1)
+        strides = []
+        for axis in (1, 2):
+            # a 1x1 conv with stride s gives ceil(G/s); the smallest s reaching B is ceil(G/B)
+            s = -(-given[axis] // body[axis]) if body[axis] > 0 else 0
+            if s < 1 or -(-given[axis] // s) != body[axis]:
+                raise LayerError(
+                    "E-SHAPE", f"the residual body turns {fmt_shape(given)} into "
+                    f"{fmt_shape(body)}, which no strided 1x1 projection can match",
+                    hint="pad the body's convolutions to keep the size (e.g. `p1` with `k3`), or "
+                         "write the shortcut yourself after `|`")
+            strides.append(s)
+        return tuple(strides)
+
+    def python(self, outputs, fork):
+        return f"{outputs[0]} + {outputs[1] if len(outputs) > 1 else fork}"
+
+    def culprit(self, site, xs, exc, source_text):
+        """Blame the shortcut, and say how to give it the body's stride or channels."""
+        if len(site.branch_spans) < 2:
+            return site.keyword_span, None, exc.hint, exc.message
+        body, short = xs
+        message = (f"add needs equal shapes: body gives {fmt_shape(body)}, shortcut gives "
+                   f"{fmt_shape(short)}")
+        written = site.branch_layers[1]
+        strided = next((w for w in written if getattr(REGISTRY.get(w.op), "sliding_window",
+                                                      False)), None)
+        first = strided or (written[0] if written else None)
+        span = first.span if first is not None else site.branch_spans[1]
+        label, hint = None, exc.hint
+        if len(body) == 3 and len(short) == 3:
+            label = f"keeps {short[1]}x{short[2]}" if short[1:] != body[1:] else \
+                f"gives {short[0]} channels"
+            if short[1:] != body[1:] and body[1] and short[1] % body[1] == 0 and strided is not None:
+                hint = (f"give the shortcut the body's stride: `{source_text(strided.span)} "
+                        f"s={short[1] // body[1]}`")
+            elif short[0] != body[0]:
+                hint = f"make the shortcut produce {body[0]} channels"
+        return span, label, hint, message
+
+
+COMBINATORS: dict[str, Combinator] = {"residual": Residual("add")}
+
+
+def combinator(name: str) -> Combinator | None:
+    """The combinator written `name<`: residual, or any registered merge kind."""
+    found = COMBINATORS.get(name)
+    if found is None and isinstance(REGISTRY.get(name), MergeKind):
+        found = COMBINATORS[name] = Combinator(name)
+        found.name = name
+    return found
+
+
+def combinator_names() -> list[str]:
+    return ["residual"] + [k for k, v in REGISTRY.items() if isinstance(v, MergeKind)]

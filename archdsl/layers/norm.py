@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from .base import (BOOL, FLOAT, INT, Arg, LayerError, LayerKind, layer, need_map, numel)
+from .base import (call, BOOL, FLOAT, INT, Arg, LayerError, LayerKind, layer, need_map, numel)
 
 _EPS = Arg("eps", FLOAT, 1e-5, min=0, doc="added to the variance for stability")
 _AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`noaffine` turns it off)")
 
 
 @layer("bn", family="norm", words={"noaffine": ("affine", False)},
-       summary="batch normalisation (BatchNorm2d on feature maps, BatchNorm1d on vectors)")
+       summary="batch normalisation (BatchNorm2d on feature maps, BatchNorm1d on vectors)",
+       fresh_output=True, cancels_bias=True)
 class BatchNorm(LayerKind):
     args = (_EPS, Arg("momentum", FLOAT, 0.1, min=0, max=1, doc="running-statistics momentum"),
             _AFFINE)
@@ -20,15 +21,13 @@ class BatchNorm(LayerKind):
     def buffers(self, a, x, y):
         return 2 * x[0] + 1  # running mean, running variance, num_batches_tracked
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        cls = nn.BatchNorm2d if len(x) == 3 else nn.BatchNorm1d
-        return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine)
+    def torch(self, a, x):
+        cls = "BatchNorm2d" if len(x) == 3 else "BatchNorm1d"
+        return call(cls, x[0], eps=a.eps, momentum=a.momentum, affine=a.affine)
 
 
 @layer("groupnorm", family="norm", positional=("groups",), words={"noaffine": ("affine", False)},
-       nonlinear=True, summary="group normalisation (torch.nn.GroupNorm)")
+       nonlinear=True, summary="group normalisation (torch.nn.GroupNorm)", fresh_output=True)
 class GroupNorm(LayerKind):
     args = (Arg("groups", INT, min=1, doc="number of channel groups"), _EPS, _AFFINE)
 
@@ -44,13 +43,12 @@ class GroupNorm(LayerKind):
     def describe(self, a):
         return f"groupnorm {a.groups}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine)
+    def torch(self, a, x):
+        return call("GroupNorm", a.groups, x[0], eps=a.eps, affine=a.affine)
 
 
 @layer("layernorm", family="norm", words={"noaffine": ("affine", False)}, nonlinear=True,
+       fresh_output=True,
        summary="layer normalisation over the whole sample (torch.nn.LayerNorm(CxHxW))")
 class LayerNorm(LayerKind):
     args = (_EPS, _AFFINE)
@@ -58,10 +56,8 @@ class LayerNorm(LayerKind):
     def params(self, a, x, y):
         return 2 * numel(x) if a.affine else 0
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine)
+    def torch(self, a, x):
+        return call("LayerNorm", list(x), eps=a.eps, elementwise_affine=a.affine)
 
 
 @layer("lrn", family="norm", positional=("size",), nonlinear=True,
@@ -78,7 +74,5 @@ class LocalResponseNorm(LayerKind):
     def describe(self, a):
         return f"lrn {a.size}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)
+    def torch(self, a, x):
+        return call("LocalResponseNorm", a.size, alpha=a.alpha, beta=a.beta, k=a.k)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import (BOOL, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_pair, fmt_shape,
+from .base import (call, effective, BOOL, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_pair, fmt_shape,
                    layer, need_map, window_output)
 
 
@@ -38,7 +38,7 @@ class _WindowPool(LayerKind):
 
     def receptive(self, a, x):
         d = self._dilation(a)
-        return tuple(d[i] * (a.kernel[i] - 1) + 1 for i in (0, 1)), self._stride(a)
+        return tuple(effective(a.kernel[i], d[i]) for i in (0, 1)), self._stride(a)
 
     def describe(self, a):
         stride = self._stride(a)
@@ -59,7 +59,8 @@ _WINDOW_ARGS = (
 
 
 @layer("maxpool", family="pool", positional=("kernel",), words={"ceil": ("ceil", True)},
-       nonlinear=True, summary="max pooling (torch.nn.MaxPool2d)")
+       nonlinear=True, summary="max pooling (torch.nn.MaxPool2d)", fresh_output=True,
+       sliding_window=True)
 class MaxPool(_WindowPool):
     dilated = True
     args = _WINDOW_ARGS + (
@@ -67,26 +68,22 @@ class MaxPool(_WindowPool):
         Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
     )
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.MaxPool2d(tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
+    def torch(self, a, x):
+        return call("MaxPool2d", tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
                             dilation=tuple(a.dilation), ceil_mode=a.ceil)
 
 
 @layer("avgpool", family="pool", positional=("kernel",),
        words={"ceil": ("ceil", True), "exclude_pad": ("count_include_pad", False)},
-       summary="average pooling (torch.nn.AvgPool2d)")
+       summary="average pooling (torch.nn.AvgPool2d)", fresh_output=True, sliding_window=True)
 class AvgPool(_WindowPool):
     args = _WINDOW_ARGS + (
         Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
         Arg("count_include_pad", BOOL, True, doc="count padded zeros in the average"),
     )
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.AvgPool2d(tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
+    def torch(self, a, x):
+        return call("AvgPool2d", tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
                             ceil_mode=a.ceil, count_include_pad=a.count_include_pad)
 
 
@@ -108,10 +105,8 @@ class _AdaptivePool(LayerKind):
     def describe(self, a):
         return f"{self.name} → {fmt_pair(a.size)}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return getattr(nn, self.torch_name)(tuple(a.size))
+    def torch(self, a, x):
+        return call(self.torch_name, tuple(a.size))
 
 
 def _widest_window(size: int, out: int) -> int:
@@ -124,12 +119,13 @@ def _widest_window(size: int, out: int) -> int:
 
 
 @layer("adaptiveavgpool", family="pool", positional=("size",),
-       summary="average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)")
+       summary="average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)",
+       fresh_output=True)
 class AdaptiveAvgPool(_AdaptivePool):
     torch_name = "AdaptiveAvgPool2d"
 
 
-@layer("adaptivemaxpool", family="pool", positional=("size",), nonlinear=True,
+@layer("adaptivemaxpool", family="pool", positional=("size",), nonlinear=True, fresh_output=True,
        summary="max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d)")
 class AdaptiveMaxPool(_AdaptivePool):
     torch_name = "AdaptiveMaxPool2d"

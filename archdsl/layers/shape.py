@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import FLOAT, Arg, LayerKind, layer, need_map, numel
+from .base import call, FLOAT, Arg, LayerKind, layer, need_map, numel
 
 
 @layer("flatten", family="shape", summary="CxHxW feature map → vector of C·H·W features")
@@ -14,10 +14,8 @@ class Flatten(LayerKind):
         # Whatever reads the vector sees the whole map: count it here.
         return ((x[1], x[2]), (1, 1)) if len(x) == 3 else ((1, 1), (1, 1))
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.Flatten(1)
+    def torch(self, a, x):
+        return call("Flatten", 1)
 
 
 @layer("dropout", family="shape", positional=("p",),
@@ -28,10 +26,8 @@ class Dropout(LayerKind):
     def describe(self, a):
         return f"dropout {a.p:g}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.Dropout(a.p)
+    def torch(self, a, x):
+        return call("Dropout", a.p)
 
 
 @layer("dropout2d", family="shape", positional=("p",),
@@ -46,10 +42,8 @@ class Dropout2d(LayerKind):
     def describe(self, a):
         return f"dropout2d {a.p:g}"
 
-    def build(self, a, x):
-        import torch.nn as nn
-
-        return nn.Dropout2d(a.p)
+    def torch(self, a, x):
+        return call("Dropout2d", a.p)
 
 
 @layer("identity", family="shape", summary="passes its input through unchanged")

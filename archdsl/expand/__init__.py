@@ -1,0 +1,126 @@
+"""Syntax tree + parameter values -> the typed layer graph (archdsl/graph.py).
+
+Split by idea: arguments.py (a statement's arguments onto a kind's declared ones, each type
+coercing itself), expressions.py (evaluating `c*2`), binder.py (a block call's arguments,
+shared with the size estimate), walk.py (statements -> nodes, edges, groups) and
+shortcuts.py (the projection pass, run after the walk by `archdsl.network`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .. import layers
+from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
+from ..graph import LayerGraph, LayerNode
+from ..layers.base import Args
+from ..syntax import Keyword, Layer, Name, Spec
+from .expressions import Word, evaluate
+from .shortcuts import insert_shortcuts
+from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
+
+
+def expand(spec: Spec, overrides: dict[str, Any] | None = None,
+           input_shape: tuple[int, ...] | None = None):
+    """Build the layer graph of `spec`. Returns (LayerGraph or None, diagnostics)."""
+    diagnostics: list[Diagnostic] = []
+    for block in spec.blocks.values():
+        if layers.get(block.name) is not None or block.name == "init":
+            diagnostics.append(error(
+                "E-DUPLICATE", f"`{block.name}` is already a layer kind, so a block cannot take "
+                "that name", block.name_span, hint=f"rename the block, e.g. `my_{block.name}`"))
+    graph = LayerGraph(spec.name, spec.file, spec.source)
+    graph.params = _arch_params(spec, overrides or {}, diagnostics)
+    graph.input_shape = _input_dims(spec, input_shape, diagnostics)
+    graph.shaping_params = _shaping_names(spec) & set(graph.params)
+    if spec.init:
+        graph.init = (spec.init.scheme, spec.init.options)
+    span = spec.input.span if spec.input else Span(spec.file, 1, 1, 1, 1)
+    graph.add(LayerNode("input", None, Args({}), span))
+    scope = Scope(values=dict(graph.params), prefix="", groups=())
+    try:
+        graph.output = Walk(spec, graph, diagnostics).emit(spec.body, "input", scope)
+    except DiagnosticError as exc:  # too big or too deep: nothing sensible to check
+        diagnostics.append(exc.diagnostic)
+        return None, diagnostics
+    if any(d.is_error for d in diagnostics) and len(graph) <= 1:
+        return None, diagnostics
+    return graph, diagnostics
+
+
+def _shaping_names(spec: Spec) -> set[str]:
+    """Every name the spec reads, except a whole argument of a top-level layer (`linear
+    num_classes`): a parameter read only there sets that layer's argument and nothing else."""
+    whole = set()
+    for st in spec.body:
+        if isinstance(st, Layer) and st.op not in spec.blocks:
+            for a in st.args:
+                expr = a.value if isinstance(a, Keyword) else a
+                if isinstance(expr, Name):
+                    whole.add(id(expr))
+    found: set[str] = set()
+    todo: list = [spec.body, list(spec.blocks.values()), spec.arch]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, Name):
+            if id(item) not in whole:
+                found.add(item.name)
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, Span):
+            todo.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+    return found
+
+
+def _arch_params(spec: Spec, overrides: dict[str, Any], diagnostics) -> dict[str, Any]:
+    header = spec.arch
+    params = header.params if header else ()
+    declared = {p.name for p in params}
+    values: dict[str, Any] = {}
+    for name in overrides:
+        if name not in declared:
+            hint = did_you_mean(name, declared) or (
+                f"the spec's parameters are: {', '.join(sorted(declared))}" if declared
+                else "the spec declares no parameters (`arch name(param=default)`)")
+            diagnostics.append(error("E-PARAM", f"unknown parameter `{name}`",
+                                     header.span if header else Span(spec.file, 1, 1, 1, 2),
+                                     hint=hint))
+    for p in params:
+        if p.name in overrides:
+            values[p.name] = overrides[p.name]
+        elif p.default is not None:
+            try:
+                values[p.name] = evaluate(p.default, values, words_ok=True)
+            except DiagnosticError as exc:
+                diagnostics.append(exc.diagnostic)
+        else:
+            diagnostics.append(error(
+                "E-PARAM", f"parameter `{p.name}` has no default and was not set", p.span,
+                hint=f"give it a default (`{p.name}=…`) or set it: `--set {p.name}=…`"))
+    return values
+
+
+def _input_dims(spec: Spec, override, diagnostics):
+    if override is not None:
+        dims, span = tuple(override), spec.input.span if spec.input else None
+    elif spec.input is None:
+        diagnostics.append(error(
+            "E-NO-INPUT", "the spec has no `input` line, so no shape can be checked",
+            Span(spec.file, 1, 1, 1, 2),
+            hint="declare one sample's shape, channels first: `input 3x224x224`"))
+        return None
+    else:
+        dims, span = spec.input.dims, spec.input.span
+    if len(dims) not in (1, 3):
+        diagnostics.append(error(
+            "E-INPUT", f"input {'x'.join(map(str, dims))} has {len(dims)} dimensions",
+            span, hint="give CxHxW for images (e.g. `input 1x28x28`) or a feature count"))
+        return None
+    if min(dims) < 1:
+        diagnostics.append(error("E-INPUT", "every input dimension must be at least 1", span))
+        return None
+    return dims
+
+
+__all__ = ["expand", "insert_shortcuts", "MAX_NODES", "MAX_DEPTH", "Word"]

@@ -1,0 +1,68 @@
+"""Binding a block call's arguments to the block's parameters: one binder for expansion
+(strict: every mistake is an error at the call) and for the size estimate (lenient)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..diagnostics import DiagnosticError, did_you_mean, error
+from ..syntax import BlockDef, Keyword, Layer
+from .expressions import evaluate, try_evaluate
+
+
+@dataclass
+class Binding:
+    """The values inside a block call, and what the call wrote (for its label)."""
+
+    values: dict[str, Any]
+    given: dict[str, Any] = field(default_factory=dict)
+    by_keyword: set[str] = field(default_factory=set)
+
+    def label(self, block: BlockDef) -> str:
+        """The call as written, with its values resolved: `inverted 16 24 6 s=2`."""
+        from ..layers.types import show
+
+        return " ".join([block.name] + [
+            f"{p.name}={show(self.given[p.name])}" if p.name in self.by_keyword
+            else show(self.given[p.name]) for p in block.params if p.name in self.given])
+
+
+def bind(block: BlockDef, call: Layer, scope: dict[str, Any], arch: dict[str, Any],
+         strict: bool = True) -> Binding:
+    """The block's scope for `call`: the arch parameters, then the call's arguments (evaluated
+    in the caller's `scope`), then the defaults. Strict raises DiagnosticError at the first
+    mistake; lenient (for estimates) leaves a value out or None instead."""
+    value = (lambda e, env: evaluate(e, env, words_ok=True)) if strict else try_evaluate
+    names = [p.name for p in block.params]
+    b = Binding(dict(arch))
+    positional = [a for a in call.args if not isinstance(a, Keyword)]
+    if strict and len(positional) > len(names):
+        extra = positional[len(names)]
+        raise DiagnosticError(error("E-ARG-COUNT", f"block `{block.name}` takes {len(names)} "
+                                    f"argument{'s' if len(names) != 1 else ''}, but "
+                                    f"{len(positional)} were given", extra.span,
+                                    hint=f"its parameters are ({', '.join(names)})"))
+    for p, a in zip(block.params, positional):
+        b.given[p.name] = value(a, scope)
+    for a in call.args:
+        if not isinstance(a, Keyword):
+            continue
+        if strict and a.name not in names:
+            raise DiagnosticError(error(
+                "E-UNKNOWN-ARG", f"block `{block.name}` has no parameter `{a.name}`", a.span,
+                hint=did_you_mean(a.name, names) or f"its parameters are ({', '.join(names)})"))
+        if strict and a.name in b.given:
+            raise DiagnosticError(error("E-ARG-DUPLICATE", f"`{a.name}` is given twice", a.span))
+        b.given[a.name] = value(a.value, scope)
+        b.by_keyword.add(a.name)
+    for p in block.params:
+        if p.name in b.given:
+            b.values[p.name] = b.given[p.name]
+        elif p.default is not None:
+            b.values[p.name] = value(p.default, b.values)
+        elif strict:
+            raise DiagnosticError(error(
+                "E-ARG-COUNT", f"block `{block.name}` needs a value for `{p.name}`", call.span,
+                hint=f"call it as `{block.name} {' '.join(names)}`"))
+    return b

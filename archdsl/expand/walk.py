@@ -1,0 +1,270 @@
+"""The graph walk: statements in scope -> nodes, edges and groups of a LayerGraph.
+
+One node per layer instance, in topological order. Edges carry tensors; at a merge the
+edge's `port` is the branch index. Blocks, repeats and combinators are recorded as Groups,
+with the combinator's branches (and their first layers, for pointing at a culprit) copied
+into the merge node's MergeSite, so that nothing of the syntax tree is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import layers
+from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
+from ..graph import LayerGraph, LayerNode, MergeSite, Written
+from ..layers.base import Args
+from ..layers.merge import MergeKind, combinator, combinator_names
+from ..layers.types import show
+from ..layers.types import FLOAT, INT
+from ..report import count_text
+from ..syntax import BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec
+from .arguments import resolve
+from .binder import bind
+from .expressions import evaluate
+
+# Beyond the deepest published networks (ResNet-152 has 516 layers, DenseNet-264 about 1,000,
+# the CIFAR ResNet-1202 about 3,600); stops runaway repeats, and keeps checking and drawing
+# the largest spec it allows under a second on a laptop-class CPU.
+MAX_NODES = 5_000
+# Block calls, repeats and combinators nested inside each other (a combinator or a repeat
+# counts twice: itself and its branch or iteration). PyTorch runs nested modules by Python
+# recursion, and a forward pass through much deeper nesting would hit its recursion limit.
+MAX_DEPTH = 100
+_FATAL = ("E-TOO-BIG", "E-NESTING")  # nothing sensible is left to check after these
+
+
+@dataclass
+class Scope:
+    values: dict[str, Any]
+    prefix: str
+    groups: tuple[int, ...]
+    counts: dict[str, int] = field(default_factory=dict)
+    depth: int = 0
+
+    def child_name(self, base: str) -> str:
+        self.counts[base] = self.counts.get(base, 0) + 1
+        sep = "_" if base[-1].isdigit() else ""  # relu6_1, not relu61
+        return f"{self.prefix}{base}{sep}{self.counts[base]}"
+
+
+class Walk:
+    """Emits the statements of one spec into `graph`."""
+
+    def __init__(self, spec: Spec, graph: LayerGraph, diagnostics: list[Diagnostic]):
+        self.spec, self.graph, self.diagnostics = spec, graph, diagnostics
+        self.call_stack: list[str] = []
+
+    # ------------------------------------------------------------------------- helpers
+    def add(self, node: LayerNode) -> str:
+        if len(self.graph.order) > MAX_NODES:  # the input node and MAX_NODES layers
+            raise DiagnosticError(error(
+                "E-TOO-BIG", f"the network expands to more than {MAX_NODES:,} layers", node.span,
+                hint="check the `repeat` counts"))
+        return self.graph.add(node)
+
+    def group(self, kind, name, label, span, scope: Scope, **extra) -> int:
+        parent = scope.groups[-1] if scope.groups else None
+        return self.graph.new_group(kind, name, label, span, parent, **extra).id
+
+    def child(self, scope: Scope, name: str, gid: int, values=None) -> Scope:
+        if scope.depth >= MAX_DEPTH:
+            raise DiagnosticError(error("E-NESTING", f"blocks, repeats and combinators nest more "
+                                        f"than {MAX_DEPTH} levels deep",
+                                        self.graph.groups[gid].span,
+                                        hint="flatten the nesting, or define a `block` for a part "
+                                             "that repeats"))
+        return Scope(values=scope.values if values is None else values, prefix=f"{name}.",
+                     groups=scope.groups + (gid,), depth=scope.depth + 1)
+
+    # ------------------------------------------------------------------------- statements
+    def emit(self, stmts, src: str, scope: Scope) -> str:
+        """Emit `stmts` reading `src`; return the node whose output they leave."""
+        for st in stmts:
+            try:
+                if isinstance(st, Layer):
+                    src = self.layer(st, src, scope)
+                elif isinstance(st, Repeat):
+                    src = self.repeat(st, src, scope)
+                elif isinstance(st, Combinator):
+                    src = self.combinator(st, src, scope)
+            except DiagnosticError as exc:
+                if exc.diagnostic.code in _FATAL:
+                    raise
+                self.diagnostics.append(exc.diagnostic)
+        return src
+
+    def layer(self, st: Layer, src: str, scope: Scope) -> str:
+        if st.op in self.spec.blocks:
+            return self.call(st, self.spec.blocks[st.op], src, scope)
+        kind = layers.get(st.op)
+        if kind is None or isinstance(kind, MergeKind):
+            if combinator(st.op) is not None:
+                raise DiagnosticError(error(
+                    "E-COMBINATOR", f"`{st.op}` joins branches and is written with angle brackets",
+                    st.op_span, hint=f"write `{st.op}< branch | branch >`"))
+            known = [k for k, v in layers.REGISTRY.items() if not isinstance(v, MergeKind)]
+            hint = did_you_mean(st.op, known + list(self.spec.blocks))
+            raise DiagnosticError(error("E-UNKNOWN-LAYER", f"unknown layer `{st.op}`", st.op_span,
+                                        hint=hint or "see `docs/language.md` for the layer kinds"))
+        args, spans, ok = resolve(kind, st, scope.values, self.diagnostics)
+        node = LayerNode(scope.child_name(st.op), kind, args, st.span, scope.groups, spans,
+                         invalid=not ok)
+        if not scope.groups:
+            node.named_args = self.named_args(kind, st, spans)
+        name = self.add(node)
+        self.graph.connect(src, name)
+        return name
+
+    def named_args(self, kind, st: Layer, spans) -> dict[str, str]:
+        """Arguments of a top-level layer written as an `arch` parameter's bare name (`linear
+        num_classes`), for codegen to pass through: number arguments only."""
+        by_span = {span: arg for arg, span in spans.items()}
+        types = {a.name: a.type for a in kind.args}
+        out = {}
+        for a in st.args:
+            expr = a.value if isinstance(a, Keyword) else a
+            arg = by_span.get(a.span)
+            if isinstance(expr, Name) and expr.name in self.graph.params and arg is not None \
+                    and types[arg] in (INT, FLOAT):
+                out[arg] = expr.name
+        return out
+
+    def repeat(self, st: Repeat, src: str, scope: Scope) -> str:
+        count = evaluate(st.count, scope.values)
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise DiagnosticError(error("E-ARG-TYPE", f"repeat needs a whole number, got "
+                                        f"{show(count)}", st.count.span))
+        if count < 0:
+            raise DiagnosticError(error("E-ARG-RANGE", f"repeat count {count} is negative",
+                                        st.count.span))
+        estimate = len(self.graph.order) - 1 + count * self.size(st.body, scope.values)
+        if estimate > MAX_NODES:
+            raise DiagnosticError(error("E-TOO-BIG", f"repeat {count_text(count)} would make the "
+                                        f"network more than {MAX_NODES:,} layers (about "
+                                        f"{count_text(estimate)})",
+                                        st.count.span, hint="check the `repeat` counts"))
+        name = scope.child_name("repeat")
+        gid = self.group("repeat", name, f"repeat {count}", st.span, scope, args={"n": count})
+        outer = self.child(scope, name, gid)
+        for i in range(count):
+            iname = f"{name}.{i}"
+            igid = self.group("iteration", iname, f"{i + 1} of {count}", st.span, outer)
+            errors = len(self.diagnostics)
+            src = self.emit(st.body, src, self.child(outer, iname, igid))
+            if len(self.diagnostics) > errors:
+                break  # every further iteration would only repeat the same errors
+        return src
+
+    def combinator(self, st: Combinator, src: str, scope: Scope) -> str:
+        how = combinator(st.kind)
+        if how is None:
+            raise DiagnosticError(error("E-COMBINATOR", f"unknown combinator `{st.kind}<`",
+                                        st.kind_span,
+                                        hint=did_you_mean(st.kind, combinator_names()) or
+                                        "the combinators are residual, concat, add and mul"))
+        _check_branches(st, how)
+        n = len(st.branches)
+        name = scope.child_name(st.kind)
+        gid = self.group(st.kind, name, f"{st.kind}<…>", st.span, scope)
+        inner = self.child(scope, name, gid)
+        ends = []
+        errors = len(self.diagnostics)
+        for role, branch in zip(how.roles(n), st.branches):
+            bname = f"{name}.{role}"
+            bgid = self.group("branch", bname, role, branch.span, inner, role=role)
+            bscope = self.child(inner, bname, bgid)
+            end = self.emit(branch.body, src, bscope)
+            if end == src:  # the branch made no layer (e.g. `repeat 0`): pass the input through
+                end = self.add(LayerNode(f"{bname}.identity", layers.get("identity"), Args({}),
+                                         branch.span, bscope.groups, inserted=True))
+                self.graph.connect(src, end)
+            ends.append(end)
+        site = MergeSite(st.kind, gid, st.kind_span, src, [b.span for b in st.branches],
+                         [[Written(s.op, s.span) for s in b.body if isinstance(s, Layer)]
+                          for b in st.branches], auto_shortcut=how.auto_shortcut(n))
+        merge = self.add(LayerNode(f"{name}.{how.merge_name}", how.merge_kind, Args({}), st.span,
+                                   inner.groups, merge=site,
+                                   # a branch with errors may lack layers: no shapes to compare
+                                   invalid=len(self.diagnostics) > errors))
+        if site.auto_shortcut:
+            ends.append(src)
+        for port, end in enumerate(ends):
+            self.graph.connect(end, merge, port)
+        return merge
+
+    def call(self, st: Layer, block: BlockDef, src: str, scope: Scope) -> str:
+        if block.name in self.call_stack:
+            chain = " → ".join(self.call_stack[self.call_stack.index(block.name):] + [block.name])
+            raise DiagnosticError(error("E-RECURSION", f"block `{block.name}` calls itself "
+                                        f"({chain})", st.op_span,
+                                        hint="a block cannot contain itself; use `repeat` for "
+                                             "repetition"))
+        binding = bind(block, st, scope.values, self.graph.params)
+        name = scope.child_name(block.name)
+        gid = self.group("block", name, binding.label(block), st.span, scope,
+                         args={p.name: binding.values[p.name] for p in block.params},
+                         block=block.name)
+        self.call_stack.append(block.name)
+        try:
+            return self.emit(block.body, src, self.child(scope, name, gid, binding.values))
+        finally:
+            self.call_stack.pop()
+
+    def size(self, stmts, env: dict[str, Any], depth: int = 0) -> int:
+        """How many layers `stmts` will make, known before making them (1 where unknown), so
+        that a runaway `repeat` is refused at once rather than after minutes of expansion."""
+        total = 0
+        for st in stmts:
+            if depth > 20:
+                return total + 1
+            if isinstance(st, Repeat):
+                count = evaluate_or(st.count, env, 1)
+                count = count if isinstance(count, int) and count >= 0 else 1
+                total += count * self.size(st.body, env, depth + 1)
+            elif isinstance(st, Combinator):
+                total += 1 + sum(self.size(b.body, env, depth + 1) for b in st.branches)
+            elif isinstance(st, Layer) and st.op in self.spec.blocks:
+                block = self.spec.blocks[st.op]
+                inner = bind(block, st, env, self.graph.params, strict=False).values
+                total += self.size(block.body, inner, depth + 1)
+            else:
+                total += 1
+            if total > MAX_NODES:
+                return total
+        return total
+
+
+def evaluate_or(e, env, fallback):
+    try:
+        return evaluate(e, env)
+    except DiagnosticError:
+        return fallback
+
+
+def _check_branches(st: Combinator, how) -> None:
+    n = len(st.branches)
+    if how.max_branches is not None and n > how.max_branches:
+        message, hint = how.too_many()
+        raise DiagnosticError(error("E-COMBINATOR", message, st.branches[how.max_branches].span,
+                                    hint=hint))
+    if n < how.min_branches:
+        raise DiagnosticError(error("E-COMBINATOR", f"{st.kind} needs at least "
+                                    f"{_words(how.min_branches)} branches", st.span,
+                                    hint=f"separate branches with `|`: "
+                                    f"`{st.kind}< identity | … >`"))
+    for b in st.branches:
+        if not b.body:
+            raise DiagnosticError(error("E-COMBINATOR", "empty branch", b.span,
+                                        hint="write `identity` for a branch that passes its "
+                                             "input through"))
+
+
+def _words(n: int) -> str:
+    return {2: "two", 3: "three"}.get(n, str(n))
+
+
+__all__ = ["Walk", "Scope", "MAX_NODES", "MAX_DEPTH", "Span"]

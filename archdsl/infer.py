@@ -1,0 +1,167 @@
+"""The static pass: output shapes, parameters, MACs, receptive fields and memory per node.
+
+Walks the finished layer graph in topological order using the layer registry and records a
+Facts per node; it changes no structure (projection shortcuts are made before it, by the
+shortcuts pass). A layer whose rule fails gets a located diagnostic and no shape; layers
+downstream of it are skipped rather than reported again, and independent parts of the
+network are still checked.
+
+MACs count one per multiply-add of convolutions and linear layers (the figure papers and
+torchvision quote); pooling, normalisation, activations and merges count 0.
+Memory is float32: parameters and buffers, and each layer's output per sample.
+"""
+
+from __future__ import annotations
+
+from .diagnostics import Diagnostic, error, warning
+from .graph import BYTES_PER_VALUE, Facts, LayerGraph, Totals
+from .layers.base import LayerError, fmt_shape
+from .layers.merge import combinator
+
+# Beyond this, `check` warns (W-HUGE): 1G float32 values, seven times VGG-19's parameters.
+HUGE_BYTES = 4 << 30
+NO_GROWTH = ((1, 1), (1, 1))
+
+
+def infer(graph: LayerGraph) -> list[Diagnostic]:
+    """Fill in every node's Facts and the graph's totals; return the diagnostics."""
+    diagnostics: list[Diagnostic] = []
+    for nid in graph.order:
+        graph.facts[nid] = Facts()
+        try:
+            infer_node(graph, nid)
+        except LayerError as exc:
+            diagnostics.append(locate(graph, nid, exc))
+    graph.totals = totals(graph)
+    if not any(d.is_error for d in diagnostics):
+        diagnostics += _huge(graph)
+    return diagnostics
+
+
+def infer_node(graph: LayerGraph, nid: str) -> None:
+    """The Facts of one node from its inputs' (already inferred); LayerError where PyTorch
+    would fail. A node whose inputs have no shape is left unchecked."""
+    node, facts = graph.layer(nid), graph.facts[nid]
+    if node.kind is None:  # the input
+        if graph.input_shape is not None:
+            facts.set_output(tuple(graph.input_shape), NO_GROWTH)
+        return
+    inputs = graph.inputs(nid)
+    if node.invalid or any(graph.facts[p].shape is None for p in inputs):
+        return
+    xs = [graph.facts[p].shape for p in inputs]
+    rfs = [graph.facts[p].rf for p in inputs]
+    kind = node.kind
+    if node.merge is not None:
+        if node.merge.auto_shortcut and xs[0] != xs[1]:
+            combinator(node.merge.combinator).projection_stride(xs[0], xs[1])  # why none fits
+        if combinator(node.merge.combinator).equal_shapes and xs[0] != xs[1]:
+            raise LayerError("E-SHAPE", f"{node.merge.combinator} needs equal shapes")
+        facts.set_output(kind.combine(xs), kind.receptive_merge(rfs))
+        return
+    x = xs[0]
+    y = kind.shape(node.args, x)
+    facts.set_output(y, grow_rf(rfs[0], *kind.receptive(node.args, x)) if len(x) == 3 else rfs[0])
+    facts.params = kind.params(node.args, x, y)
+    facts.buffers = kind.buffers(node.args, x, y)
+    facts.macs = kind.macs(node.args, x, y)
+
+
+def grow_rf(rf, kernel, stride):
+    """The receptive field after a layer with this effective kernel and stride."""
+    (size_h, size_w), (jump_h, jump_w) = rf
+    return ((size_h + (kernel[0] - 1) * jump_h, size_w + (kernel[1] - 1) * jump_w),
+            (jump_h * stride[0], jump_w * stride[1]))
+
+
+def totals(graph: LayerGraph) -> Totals:
+    facts = [graph.facts[n] for n in graph.order]
+    params = sum(f.params for f in facts)
+    buffers = sum(f.buffers for f in facts)
+    return Totals(params=params, buffers=buffers, macs=sum(f.macs for f in facts),
+                  param_bytes=(params + buffers) * BYTES_PER_VALUE,
+                  activation_bytes=sum(f.memory for f in facts[1:]))
+
+
+# ----------------------------------------------------------------------------- size limits
+
+
+def _largest(graph: LayerGraph, key: str):
+    """The node with the most `key` (params, memory), for pointing at the culprit."""
+    def size(n):
+        f = graph.facts[n]
+        return f.params + f.buffers if key == "params" else f.memory
+
+    return max(graph.order[1:], key=size, default=None)
+
+
+def _huge(graph: LayerGraph) -> list[Diagnostic]:
+    """W-HUGE: parameters, or one layer's output, too large for any ordinary machine."""
+    from .report import human_bytes, human_count
+
+    found = []
+    t = graph.totals
+    if t.param_bytes > HUGE_BYTES:
+        nid = _largest(graph, "params")
+        f = graph.facts[nid]
+        found.append(warning(
+            "W-HUGE", f"the network has {human_count(t.params)} parameters: about "
+            f"{human_bytes(t.param_bytes)} in float32; this layer alone has "
+            f"{human_count(f.params + f.buffers)}", graph.layer(nid).span,
+            hint="check the channel counts and sizes; building the network (train, export) needs "
+                 "that much memory and is refused when the machine does not have it"))
+    nid = _largest(graph, "memory")
+    if nid is not None and graph.facts[nid].memory > HUGE_BYTES:
+        f = graph.facts[nid]
+        found.append(warning(
+            "W-HUGE", f"this layer's output, {fmt_shape(f.shape)}, needs about "
+            f"{human_bytes(f.memory)} in float32 for a single sample", graph.layer(nid).span,
+            hint="check the input size and the channel counts; a forward pass needs at least "
+                 "that much memory"))
+    return found
+
+
+def build_refusal(graph: LayerGraph, limit: int) -> Diagnostic | None:
+    """E-TOO-BIG when the parameters and buffers need more than `limit` bytes: the error that
+    building the torch module gives instead of trying to allocate them."""
+    from .report import human_bytes
+
+    need = graph.totals.param_bytes
+    if need <= limit:
+        return None
+    nid = _largest(graph, "params")
+    f = graph.facts[nid]
+    return error("E-TOO-BIG", f"building this network needs about {human_bytes(need)} for its "
+                 f"parameters (float32), more than the {human_bytes(limit)} of memory here",
+                 graph.layer(nid).span, hint="make the layers smaller: this one is the largest, "
+                 f"with {f.params + f.buffers:,} values")
+
+
+def memory_size() -> int:
+    """This machine's physical memory in bytes (64 GiB where it cannot be told)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 64 << 30
+
+
+# ----------------------------------------------------------------------------- diagnostics
+
+
+def locate(graph: LayerGraph, nid: str, exc: LayerError) -> Diagnostic:
+    """The diagnostic for a rule's failure at `nid`, pointing at the argument or the branch
+    that causes it."""
+    node = graph.layer(nid)
+    span = node.arg_spans.get(exc.arg, node.span) if exc.arg else node.span
+    label, hint, message = exc.label, exc.hint, exc.message
+    site = node.merge
+    if site is not None and exc.code in ("E-SHAPE", "E-CONCAT"):
+        xs = [graph.facts[p].shape for p in graph.inputs(nid)]
+        span, label, hint, message = combinator(site.combinator).culprit(
+            site, xs, exc, graph.source_text)
+    if node.inserted and site is None:
+        hint = (hint + "; " if hint else "") + "this layer was inserted by archdsl as a projection " \
+                                                "shortcut"
+    return error(exc.code, message, span, hint=hint, label=label)
