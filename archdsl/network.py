@@ -132,12 +132,32 @@ def analyse_graph(text: str, file: str = "<string>", params: dict[str, Any] | No
             gc.enable()
 
 
+# A spec is text a person writes: the largest legal network (5,000 layers, one per line,
+# commented) is a few hundred KiB. Beyond this the file is not a spec, and parsing it would
+# take minutes and gigabytes.
+MAX_SPEC_BYTES = 1 << 20
+
+
+def _too_large(text: str, file: str) -> Diagnostic | None:
+    if len(text) <= MAX_SPEC_BYTES:
+        return None
+    from .report import human_bytes
+
+    return error("E-FILE", f"the spec is {human_bytes(len(text))} long; a spec is at most "
+                 f"{human_bytes(MAX_SPEC_BYTES)}", Span(file, 1, 1, 1, 2),
+                 hint="is this the right file? Networks are written with `block` and `repeat`, "
+                      "not layer by layer")
+
+
 def _analyse(text, file, params, input_shape):
     from .expand import expand, insert_shortcuts
     from .infer import infer
     from .lints import lint
     from .syntax import parse
 
+    big = _too_large(text, file)
+    if big is not None:
+        return None, None, [big]
     spec, diagnostics = parse(text, file)
     if spec is None:
         return None, None, sorted(diagnostics, key=sort_key)
@@ -155,13 +175,36 @@ def _analyse(text, file, params, input_shape):
 
 def loads(text: str, file: str = "<string>", *, input_shape: tuple[int, ...] | None = None,
           **params) -> Network:
-    """Check spec text; return the Network or raise SpecError with every diagnostic."""
-    network, diagnostics = analyse(text, file, params, input_shape)
+    """Check spec text; return the Network or raise SpecError with every diagnostic (and no
+    other exception, whatever the arguments)."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise SpecError([error("E-API", f"loads needs the spec's text as a str, not "
+                               f"{type(text).__name__}", None,
+                               hint="archdsl.load(path) reads a file")])
+    if input_shape is not None:
+        input_shape = _input_shape(input_shape, str(file))
+    network, diagnostics = analyse(text, str(file), params, input_shape)
     if network is None:
         from .syntax import normalise_source
 
         raise SpecError(diagnostics, source=normalise_source(text))
     return network
+
+
+def _input_shape(value, file: str) -> tuple[int, ...]:
+    """`input_shape` as a tuple of whole numbers: (3, 224, 224), [3, 224, 224] or "3x224x224"."""
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        if all(p.strip().isdigit() for p in parts):
+            return tuple(int(p) for p in parts)
+    elif isinstance(value, (tuple, list)) and all(
+            isinstance(d, int) and not isinstance(d, bool) for d in value):
+        return tuple(value)
+    raise SpecError([error("E-INPUT", f"input_shape must be whole numbers, CxHxW or one feature "
+                           f"count, not {value!r}", Span(file, 1, 1, 1, 2),
+                           hint="e.g. input_shape=(3, 224, 224) or \"3x224x224\"")])
 
 
 def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params) -> Network:
@@ -182,5 +225,16 @@ def build(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **par
 
 
 def read_spec(path: Path) -> str:
-    """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser."""
-    return path.read_bytes().decode("utf-8", errors="replace")
+    """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser.
+    Reads at most MAX_SPEC_BYTES (and one more): OSError (EFBIG) for a larger file, so that
+    /dev/zero or a 50 MB log is refused at once rather than parsed."""
+    import errno
+
+    with open(path, "rb") as f:
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        from .report import human_bytes
+
+        raise OSError(errno.EFBIG, f"it is larger than {human_bytes(MAX_SPEC_BYTES)}, the most a "
+                      "spec can be (is it the right file?)", str(path))
+    return data.decode("utf-8", errors="replace")

@@ -1,0 +1,87 @@
+"""Hostile input to the Python API and the files it reads (issue 16's red-team cases that
+live outside training): every one gets a SpecError or a clear OSError, never another
+exception, and what archdsl writes always compiles."""
+
+import copy
+import pickle
+from pathlib import Path
+
+import pytest
+
+import archdsl
+from archdsl.network import MAX_SPEC_BYTES, read_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+LENET = ROOT / "specs" / "lenet5.arch"
+
+
+@pytest.mark.parametrize("text", [None, 42, 3.5, ["input 3x8x8"], object()])
+def test_loads_refuses_what_is_not_text(text):
+    with pytest.raises(archdsl.SpecError) as err:
+        archdsl.loads(text)
+    assert err.value.diagnostics[0].code == "E-API"
+    assert type(text).__name__ in err.value.diagnostics[0].message
+
+
+def test_loads_reads_bytes_as_utf8():
+    net = archdsl.loads(LENET.read_bytes(), "lenet5.arch")
+    assert net.params == 61_706
+
+
+@pytest.mark.parametrize("shape", [(1.5, 32, 32), (None, 32, 32), (True, 32, 32), "1xx32",
+                                   "a", 7, {"c": 1}])
+def test_a_bad_input_shape_is_a_spec_error(shape):
+    with pytest.raises(archdsl.SpecError) as err:
+        archdsl.loads(LENET.read_text(), input_shape=shape)
+    assert err.value.diagnostics[0].code == "E-INPUT"
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), [1, 32, 32], "1x32x32"])
+def test_an_input_shape_can_be_a_tuple_a_list_or_text(shape):
+    assert archdsl.loads(LENET.read_text(), input_shape=shape).input_shape == (1, 32, 32)
+
+
+def test_a_huge_spec_text_is_refused_before_parsing():
+    with pytest.raises(archdsl.SpecError) as err:
+        archdsl.loads("input 3x8x8\n" + " " * (MAX_SPEC_BYTES + 1))
+    assert err.value.diagnostics[0].code == "E-FILE"
+    assert "at most 1.0 MiB" in err.value.diagnostics[0].message
+
+
+def test_an_endless_file_is_read_only_up_to_the_limit():
+    with pytest.raises(OSError) as err:
+        read_spec(Path("/dev/zero"))
+    assert "larger than 1.0 MiB" in str(err.value)
+    with pytest.raises(archdsl.SpecError) as err:
+        archdsl.load("/dev/zero")
+    assert err.value.diagnostics[0].code == "E-FILE"
+
+
+def test_check_of_dev_zero_is_a_usage_error(capsys):
+    from archdsl.cli import main
+
+    assert main(["check", "/dev/zero"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read /dev/zero: it is larger than 1.0 MiB" in err and "Traceback" not in err
+
+
+def test_a_network_pickles_and_deep_copies():
+    net = archdsl.load(ROOT / "specs" / "resnet18.arch")
+    for other in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert other.params == net.params and other.summary() == net.summary()
+        assert other.graph.layer("conv1").kind is net.graph.layer("conv1").kind  # the registry's
+        assert other.graph.layer("conv1").args == net.graph.layer("conv1").args
+
+
+@pytest.mark.parametrize("stem", ["1net", "class", "None", "net-2", "ünïcode", "_"])
+def test_exported_source_always_compiles(tmp_path, stem):
+    from archdsl.codegen import to_python
+
+    spec = tmp_path / f"{stem}.arch"
+    spec.write_text("input 1x8x8\nconv 4 k3 p1; relu; flatten; linear 10\n")
+    source = to_python(archdsl.load(spec))
+    compile(source, str(spec), "exec")  # raises SyntaxError on a bad class name
+    scope: dict = {}
+    exec(compile(source, str(spec), "exec"), scope)
+    classes = [v for k, v in scope.items() if isinstance(v, type) and k != "__builtins__"]
+    assert classes, source
