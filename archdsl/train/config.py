@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Callable
 
 
@@ -36,6 +36,7 @@ class Option:
     check: Callable[[str], str | None] | None = None  # a problem with the value, in words
 
     def range_text(self) -> str:
+        """The valid range in words: `above 0`, `from 0 to 1`, `at least 1`."""
         if self.above is not None:
             return f"above {_number(self.above)}"
         if self.min is not None and self.max is not None:
@@ -90,7 +91,7 @@ def options(cls) -> list[tuple[str, Option, object]]:
             continue
         opt = f.metadata["option"]
         if not opt.flag:
-            opt = Option(**{**vars(opt), "flag": "--" + f.name.replace("_", "-")})
+            opt = replace(opt, flag="--" + f.name.replace("_", "-"))
         default = f.default if f.default is not MISSING else f.default_factory()
         found.append((f.name, opt, default))
     return found

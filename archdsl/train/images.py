@@ -15,6 +15,8 @@ from .distributed import World
 
 
 class ImageSet(torch.utils.data.Dataset):
+    """Samples decoded as they are read, through `transform`: (image, label)."""
+
     def __init__(self, samples, channels: int, transform):
         self.samples, self.channels, self.transform = samples, channels, transform
 
@@ -64,6 +66,8 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
 
 
 def transforms(size, mean, std, train: bool, augment: bool, flip: bool):
+    """torchvision's preprocessing: a random resized crop and flip for training (`augment`),
+    a resize otherwise, then float pixels, normalised when `mean` is given."""
     from torchvision.transforms import v2
 
     steps = []
