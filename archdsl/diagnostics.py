@@ -7,6 +7,7 @@ the CLI turns diagnostics into text and exit codes.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, replace
 from typing import Iterable
 
@@ -61,14 +62,26 @@ class Diagnostic:
         }
 
 
+LONGEST_WORD = 60  # a name echoed in a message beyond this is cut in the middle
+
+
+def shorten(text: str | None) -> str | None:
+    """`text` with every run of more than LONGEST_WORD non-blank characters cut to its start
+    and end around `…`: a 5 MB identifier is not echoed whole."""
+    if text is None or len(text) <= LONGEST_WORD:
+        return text
+    return re.sub(r"\S{%d,}" % (LONGEST_WORD + 1),
+                  lambda m: f"{m.group()[:LONGEST_WORD - 12]}…{m.group()[-10:]}", text)
+
+
 def error(code: str, message: str, span: Span | None = None, hint: str | None = None,
           label: str | None = None) -> Diagnostic:
-    return Diagnostic(ERROR, code, message, span, hint, label)
+    return Diagnostic(ERROR, code, shorten(message), span, shorten(hint), shorten(label))
 
 
 def warning(code: str, message: str, span: Span | None = None, hint: str | None = None,
             label: str | None = None) -> Diagnostic:
-    return Diagnostic(WARNING, code, message, span, hint, label)
+    return Diagnostic(WARNING, code, shorten(message), span, shorten(hint), shorten(label))
 
 
 class SpecError(Exception):
@@ -143,6 +156,7 @@ def render(d: Diagnostic, source: str | None, color: bool = False) -> str:
                 end = max(span.end_column - 1, start + 1)
             else:
                 end = max(len(text.rstrip()), start + 1)
+            text, start, end = _window(text, start, end)
             carets = "^" * (end - start)
             label = f" {d.label}" if d.label else ""
             lines.append(f"{gutter} |")
@@ -154,6 +168,22 @@ def render(d: Diagnostic, source: str | None, color: bool = False) -> str:
     if d.hint:
         lines.append(f"  = hint: {d.hint}")
     return "\n".join(lines)
+
+
+WIDEST_EXCERPT = 120  # columns of a source line shown; a longer one is cut around the span
+
+
+def _window(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """The part of a long source line around [start, end), with `…` where it is cut, and
+    the span's columns in it."""
+    if len(text) <= WIDEST_EXCERPT:
+        return text, start, end
+    end = min(end, start + LONGEST_WORD)
+    left = max(start - 40, 0)
+    right = min(max(end + 20, left + WIDEST_EXCERPT - 2), len(text))
+    before, after = ("…" if left else ""), ("…" if right < len(text) else "")
+    shown = before + text[left:right] + after
+    return shown, start - left + len(before), end - left + len(before)
 
 
 def render_all(diagnostics: Iterable[Diagnostic], source: str | None, color: bool = False) -> str:

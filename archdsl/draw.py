@@ -361,11 +361,38 @@ def _errors_by_node(graph, diagnostics) -> dict[str, Diagnostic]:
     return found
 
 
+class RenderError(Exception):
+    """Graphviz's `dot` could not render the picture; the message says why and what to do."""
+
+
 def render(dot, fmt: str) -> bytes:
-    """Render with the `dot` binary (svg, png, pdf), or return the dot source."""
+    """Render with the `dot` binary (svg, png, pdf), or return the dot source. RenderError
+    when `dot` is missing, fails or crashes."""
     if fmt == "dot":
         return dot.source.encode()
-    data = dot.pipe(format=fmt)
+    import signal
+
+    import graphviz
+
+    instead = "write the .dot source instead (-o NAME.dot) and render it elsewhere"
+    try:
+        data = dot.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise RenderError(f"Graphviz's `dot` program was not found; install Graphviz (Debian or "
+                          f"Ubuntu: apt-get install graphviz), or {instead}") from None
+    except graphviz.CalledProcessError as exc:
+        if exc.returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-exc.returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-exc.returncode}"
+        else:
+            said = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+            how = f"failed (exit {exc.returncode})" + (f": {said[0][:200]}" if said else "")
+        raise RenderError(f"Graphviz's `dot` {how} while making the {fmt}; {instead}") from None
+    except OSError as exc:
+        raise RenderError(f"Graphviz's `dot` could not be run ({exc.strerror or exc}); "
+                          f"{instead}") from None
     if fmt == "svg":  # mark it, so that the next drawing may replace it
         data = data.replace(b"<svg ", f"<!-- {dot.comment} -->\n<svg ".encode(), 1)
     return data

@@ -29,6 +29,29 @@ def default_output(spec_path: Path, fmt: str) -> Path:
     return Path(spec_path.stem + FORMATS[fmt])
 
 
+EXAMPLE_BATCH = 2  # torch.export specialises a batch of 1; 2 keeps the batch dynamic
+
+
+def _refuse_a_huge_example(network, fmt: str) -> None:
+    """Tracing runs the network once on an example batch: refuse, before allocating it,
+    when the batch, the layer outputs and the parameters cannot fit in memory."""
+    from math import prod
+
+    from .infer import memory_size
+    from .report import human_bytes
+
+    per_sample = 4 * (prod(network.input_shape) + network.memory["activations"])
+    need = EXAMPLE_BATCH * per_sample + network.memory["params"]
+    limit = memory_size()
+    if need > limit:
+        raise ExportError(
+            f"exporting to {fmt} runs the network once on an example batch of {EXAMPLE_BATCH} "
+            f"{'x'.join(map(str, network.input_shape))} inputs, which needs about "
+            f"{human_bytes(need)} (inputs, layer outputs and parameters), more than the "
+            f"{human_bytes(limit)} of memory here; export for a smaller input with --input "
+            "(the exported program keeps the input's size; only the batch is free)")
+
+
 def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
     """Write `network` to `out` in `fmt`; return the path written."""
     if fmt == "python":
@@ -40,12 +63,13 @@ def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
         atomic_write(out, lambda tmp: Path(tmp).write_text(to_python(network)))
         return out
 
+    _refuse_a_huge_example(network, fmt)
     import torch
 
     model = network.to_torch().eval()
     if weights is not None:
         fit_state(network, model, read_state(weights), f"the checkpoint {weights}")
-    example = torch.randn(2, *network.input_shape)
+    example = torch.randn(EXAMPLE_BATCH, *network.input_shape)
     batch = ({0: torch.export.Dim("batch")},)  # any batch size, one dynamic dimension
     if fmt == "onnx":
         def write(tmp):

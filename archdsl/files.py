@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +25,34 @@ class WriteError(OSError):
 
 
 def _temporary(out: Path) -> str:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    """A new empty file beside `out`; WriteError when `out` is something other than a regular
+    file (a device, a FIFO, a symlink, a folder), or when its folder cannot take one."""
+    refuse_special(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    except OSError as exc:
+        raise WriteError(out, exc.strerror or str(exc)) from exc
     os.close(fd)
     return tmp
+
+
+_SPECIAL = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
+
+
+def refuse_special(out: Path) -> None:
+    """WriteError unless `out` is absent or a regular file: archdsl replaces nothing else
+    (renaming over /dev/full or a symlink would replace the device or the link itself)."""
+    try:
+        mode = os.lstat(out).st_mode
+    except OSError:
+        return  # absent (or unreachable: creating the temporary says why)
+    for test, what in _SPECIAL:
+        if test(mode):
+            raise WriteError(out, f"it is {what}, not a regular file; archdsl only replaces "
+                             "regular files (write to another path)")
 
 
 def _finish(tmp: str, out: Path, write: Callable[[str], None], any_failure: bool) -> None:

@@ -138,13 +138,23 @@ def build_refusal(graph: LayerGraph, limit: int) -> Diagnostic | None:
 
 
 def memory_size() -> int:
-    """This machine's physical memory in bytes (64 GiB where it cannot be told)."""
+    """The memory this process may use, in bytes: the machine's physical memory, or less
+    where an address-space limit is set (`ulimit -v`); 64 GiB where neither can be told."""
     import os
 
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        size = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, OSError, ValueError):
-        return 64 << 30
+        size = 64 << 30
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            size = min(size, soft)
+    except (ImportError, OSError, ValueError):
+        pass
+    return size
 
 
 # ----------------------------------------------------------------------------- diagnostics

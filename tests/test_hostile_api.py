@@ -85,3 +85,92 @@ def test_exported_source_always_compiles(tmp_path, stem):
     exec(compile(source, str(spec), "exec"), scope)
     classes = [v for k, v in scope.items() if isinstance(v, type) and k != "__builtins__"]
     assert classes, source
+
+
+def test_a_long_name_is_not_echoed_whole():
+    name = "a" * 500_000
+    with pytest.raises(archdsl.SpecError) as err:
+        archdsl.loads(f"input 3x8x8\nrelu; {name} 3; relu\n")
+    rendered = err.value.render()
+    assert len(rendered) < 600 and "…" in rendered
+    assert err.value.diagnostics[0].code == "E-UNKNOWN-LAYER"
+
+
+def test_a_long_line_is_shown_around_the_culprit():
+    with pytest.raises(archdsl.SpecError) as err:
+        archdsl.loads("input 3x8x8\n" + "relu; " * 40 + "conv 3 k3 bogus; relu\n")
+    excerpt, carets = err.value.render().split("\n")[2:4]
+    assert excerpt.startswith("2 | …") and excerpt.endswith("conv 3 k3 bogus; relu")
+    assert excerpt[carets.index("^"):carets.index("^") + 5] == "bogus"
+
+
+@pytest.mark.parametrize("special", ["fifo", "symlink", "folder", "/dev/full", "/dev/null"])
+def test_only_regular_files_are_replaced(tmp_path, special):
+    import os
+
+    from archdsl.files import WriteError, atomic_write_bytes
+
+    target = {"fifo": tmp_path / "f", "symlink": tmp_path / "l", "folder": tmp_path / "d"}.get(
+        special, Path(special))
+    if special == "fifo":
+        os.mkfifo(target)
+    elif special == "symlink":
+        (tmp_path / "real").write_text("mine")
+        target.symlink_to(tmp_path / "real")
+    elif special == "folder":
+        target.mkdir()
+    before = os.lstat(target).st_mode
+    with pytest.raises(WriteError) as err:
+        atomic_write_bytes(target, b"x")
+    assert "not a regular file" in str(err.value)
+    assert os.lstat(target).st_mode == before
+    if special == "symlink":
+        assert (tmp_path / "real").read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_an_unwritable_place_is_a_write_error():
+    from archdsl.files import WriteError, atomic_write_bytes
+
+    with pytest.raises(WriteError) as err:
+        atomic_write_bytes(Path("/proc/x.py"), b"x")
+    assert str(err.value).startswith("cannot write /proc/x.py:")
+
+
+def _fake_dot(tmp_path, body: str) -> dict:
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    dot = bin_dir / "dot"
+    dot.write_text("#!/bin/sh\n" + body + "\n")
+    dot.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("body,said", [
+    ("echo 'Format: \"png\" not recognized' >&2; exit 1", 'failed (exit 1): Format: "png" not'),
+    ("kill -SEGV $$", "was killed by SIGSEGV"),
+])
+def test_a_failing_dot_is_a_render_error(tmp_path, monkeypatch, body, said):
+    from archdsl.draw import RenderError, render, to_dot
+
+    env = _fake_dot(tmp_path, body)
+    monkeypatch.setenv("PATH", env["PATH"])
+    dot = to_dot(archdsl.load(LENET).graph)
+    with pytest.raises(RenderError) as err:
+        render(dot, "png")
+    assert said in str(err.value) and "-o NAME.dot" in str(err.value)
+
+
+def test_export_refuses_an_example_batch_larger_than_memory(tmp_path, monkeypatch):
+    from archdsl import export as export_module
+    from archdsl.export import ExportError, export
+
+    monkeypatch.setattr("archdsl.infer.memory_size", lambda: 64 << 20)
+    net = archdsl.load(LENET, input_shape=(1, 2000, 2000))
+    with pytest.raises(ExportError) as err:
+        export(net, "torchscript", tmp_path / "x.ts")
+    assert "example batch of 2 1x2000x2000 inputs" in str(err.value)
+    assert "64.0 MiB" in str(err.value) and not (tmp_path / "x.ts").exists()
+    del export_module
