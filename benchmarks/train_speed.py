@@ -58,7 +58,8 @@ sys.path.insert(0, str(ROOT))
 import archdsl  # noqa: E402
 from archdsl.train import TrainConfig, train  # noqa: E402
 from archdsl.train.data import load_dataset  # noqa: E402
-from archdsl.train.loop import ImageSet, _transforms, normalisation  # noqa: E402
+from archdsl.train.images import ImageSet, normalisation  # noqa: E402
+from archdsl.train.images import transforms as _transforms  # noqa: E402
 from docsection import DOC, cpu_name, write_section  # noqa: E402
 
 GPU_COMMAND = "python benchmarks/train_speed.py --gpu-only --quick"

@@ -250,12 +250,12 @@ def add_option(parser, name: str, opt: Option) -> None:
         parser.add_argument(opt.flag, dest=name, action="append", default=None,
                             metavar=opt.metavar, help=opt.help)
         return
-    convert = opt.parse
-    if opt.type in (int, float):  # argparse names the converter in its messages: `invalid int`
-        def convert(text, opt=opt):
-            return opt.parse(text)
 
-        convert.__name__ = opt.type.__name__
+    def convert(text, opt=opt):
+        return opt.parse(text)
+
+    # argparse names the converter in its messages: `invalid int value`
+    convert.__name__ = opt.type.__name__ if opt.type in (int, float) else opt.parse.__name__
     parser.add_argument(opt.flag, dest=name, type=convert, default=None, metavar=opt.metavar,
                         choices=opt.choices or None, help=opt.help)
 

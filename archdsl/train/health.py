@@ -10,12 +10,8 @@ EXPLODING = 1e3  # a mean gradient norm above this
 
 def _layers(network):
     """(name, kind, span) of each layer of the network in order, the input left out."""
-    graph = network.graph
-    if hasattr(graph, "layers"):  # the typed LayerGraph (archdsl/graph.py)
-        return [(name, node.kind, node.span) for name, node in graph.layers()
-                if node.kind is not None]
-    return [(nid, graph.nodes[nid]["kind"], graph.nodes[nid]["span"])
-            for nid in graph.graph["order"] if graph.nodes[nid]["kind"] is not None]
+    return [(name, node.kind, node.span) for name, node in network.graph.layers()
+            if node.kind is not None]
 
 
 class GradientHealth:

@@ -22,9 +22,6 @@ from .run_folder import resume_command, write_error
 from .setup import Setup, unwrap
 from .state import Position, checkpoint, kept, save_part
 
-# benchmarks/train_speed.py reads the CPU pipeline's pieces from here
-from .images import ImageSet, normalisation, transforms as _transforms  # noqa: E402,F401
-
 
 def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
     """Train the prepared run from `at` to its last epoch, checkpointing each; the folder."""

@@ -280,5 +280,5 @@ class GpuAugment(nn.Module):
         return x.to(self.dtype)
 
 
-__all__ = ["CachedImages", "GpuAugment", "synthetic_samples", "cache_bytes", "cache_name",
+__all__ = ["CachedImages", "GpuAugment", "cache_bytes", "cache_name",
            "available_memory", "memory_cache_problem", "resized_pixels"]

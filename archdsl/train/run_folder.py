@@ -15,7 +15,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from ..files import WriteError, atomic_write, is_temporary, remove_temporaries
+from ..files import WriteError, is_temporary, remove_temporaries
 from .errors import TrainError
 from .units import format_bytes
 
@@ -126,10 +126,6 @@ def write_error(exc: WriteError, then: str) -> TrainError:
 def json_writer(data):
     text = json.dumps(data, indent=2) + "\n"  # ASCII, with \u escapes: readable in any locale
     return lambda tmp: Path(tmp).write_text(text, encoding="ascii")
-
-
-def save_json(path: Path, data) -> None:
-    atomic_write(path, json_writer(data))
 
 
 def weights_writer(state: dict):
