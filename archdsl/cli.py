@@ -137,9 +137,8 @@ def _print_diagnostics(diagnostics, text: str) -> None:
 
 
 def cmd_export(args) -> int:
-    from .checkpoints import CheckpointError, CheckpointMismatch
     from .diagnostics import SpecError
-    from .export import FORMATS, ExportError, default_output, export
+    from .export import FORMATS, default_output, export
     from .network import analyse
 
     path = Path(args.file)
@@ -164,9 +163,6 @@ def cmd_export(args) -> int:
         print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
         print(f"{args.file}: not exported", file=sys.stderr)
         return EXIT_SPEC
-    except (ExportError, CheckpointError) as exc:
-        print(f"archdsl export: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC if isinstance(exc, CheckpointMismatch) else EXIT_USAGE
     print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")
     return EXIT_OK
 
@@ -206,11 +202,29 @@ def cmd_draw(args) -> int:
         return EXIT_SPEC
     collapse = args.collapse[0] if args.collapse and args.collapse[0] in ("all", "none") \
         else (args.collapse or "auto")
+    if isinstance(collapse, list):
+        _check_collapse(collapse, graph)
     dot = to_dot(graph, diagnostics, DrawOptions(collapse=collapse, direction=args.direction))
     atomic_write_bytes(out, render(dot, fmt))
     errors = any(d.is_error for d in diagnostics)
     print(f"wrote {out}" + (" (with the errors marked in red)" if errors else ""))
     return EXIT_SPEC if errors else EXIT_OK
+
+
+def _check_collapse(names: list[str], graph) -> None:
+    """--collapse NAME…: every name must be a block the spec calls."""
+    from .diagnostics import did_you_mean
+
+    called = sorted({g.block for g in graph.groups.values() if g.kind == "block"})
+    for name in names:
+        if name in ("all", "none"):
+            raise UsageError(f"--collapse {name} stands alone; it cannot be mixed with block names")
+        if name not in called:
+            close = did_you_mean(name, called)
+            known = f"the spec calls: {', '.join(called)}" if called else \
+                "the spec calls no blocks"
+            raise UsageError(f"--collapse {name}: no block of that name is called in "
+                             f"{graph.file}; {close or known}")
 
 
 def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
@@ -224,28 +238,33 @@ def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
     return False
 
 
-def _training_errors(command: str, action) -> int:
-    """Run a training-side action; its failures become one-paragraph messages and exit codes,
-    never tracebacks (ARCHDSL_TRACEBACK=1 shows the traceback of an unexpected one)."""
-    from .checkpoints import CheckpointError
-    from .diagnostics import SpecError
-    from .train import DataError, Interrupted, TrainError
+def _is(exc, module: str, name: str) -> bool:
+    """isinstance(exc, module.name), without importing the module (and torch) to ask: an
+    exception of a module that was never imported cannot be one of its classes."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
 
+
+def guarded(command: str, action) -> int:
+    """The one error boundary: run a command's action and turn whatever it raises into one
+    plain message on stderr and a documented exit code, never a traceback
+    (ARCHDSL_TRACEBACK=1 shows the traceback of an unexpected one):
+
+        2    usage: the command line (UsageError, an option out of range), an export that
+             cannot be done (ExportError), a checkpoint that cannot be read
+        1    a spec with errors (its diagnostics), a failed training, evaluation, prediction,
+             drawing or export, a file that cannot be written, out of memory, an internal error
+        130  Ctrl-C (and SIGTERM while training), after saving what can be saved
+        0    also when the reader of stdout went away (`| head`)
+    """
     rank = int(os.environ.get("RANK", "0")) if "LOCAL_RANK" in os.environ else 0
     if rank:
         command = f"{command} (rank {rank})"
     try:
         return action()
-    except (SpecError, DataError, TrainError, CheckpointError) as exc:
-        if rank and getattr(exc, "on_every_worker", False):  # rank 0 says it
-            return EXIT_INTERRUPTED if isinstance(exc, Interrupted) else EXIT_SPEC
-        if isinstance(exc, SpecError):
-            print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
-        elif isinstance(exc, Interrupted):
-            print(f"archdsl {command}: {exc}", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        else:
-            print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+    except (UsageError, OptionError) as exc:
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if rank:
             return EXIT_INTERRUPTED  # every worker got Ctrl-C; rank 0 says it
@@ -253,21 +272,63 @@ def _training_errors(command: str, action) -> int:
         print(f"archdsl {command}: interrupted{what}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        raise  # the reader went away (`| head`): main() ends quietly
+        _quiet_stdout()
+        return EXIT_OK
     except MemoryError:
         print(f"archdsl {command}: error: out of memory; use a smaller --batch-size or a smaller "
               "model", file=sys.stderr)
-    except OSError as exc:
+        return EXIT_SPEC
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        return _report(command, exc, rank)
+
+
+def _report(command: str, exc: Exception, rank: int) -> int:
+    """The message and exit code of an exception that ended a command (see `guarded`)."""
+    if rank and getattr(exc, "on_every_worker", False):  # rank 0 says it
+        return EXIT_INTERRUPTED if _is(exc, "archdsl.train.errors", "Interrupted") else EXIT_SPEC
+    if _is(exc, "archdsl.diagnostics", "SpecError"):
+        print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+        return EXIT_SPEC
+    if _is(exc, "archdsl.train.errors", "Interrupted"):
+        print(f"archdsl {command}: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if _is(exc, "archdsl.checkpoints", "CheckpointMismatch"):
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    if _is(exc, "archdsl.export", "ExportError") or (
+            command == "export" and _is(exc, "archdsl.checkpoints", "CheckpointError")):
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if any(_is(exc, m, n) for m, n in _FAILURES):
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
+    if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"archdsl {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
-        if os.environ.get("ARCHDSL_TRACEBACK"):
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"archdsl {command}: internal error: {type(exc).__name__}: {first}\nThis is a bug "
-              "in archdsl; please report it with the command you ran (set ARCHDSL_TRACEBACK=1 "
-              "to see where it happened)", file=sys.stderr)
+        return EXIT_SPEC
+    if os.environ.get("ARCHDSL_TRACEBACK"):
+        raise exc
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    print(f"archdsl {command}: internal error: {type(exc).__name__}: {first}\nThis is a bug "
+          "in archdsl; please report it with the command you ran (set ARCHDSL_TRACEBACK=1 "
+          "to see where it happened)", file=sys.stderr)
     return EXIT_SPEC
+
+
+# Failures with a message of their own (exit 1): (module, class)
+_FAILURES = (("archdsl.train.data", "DataError"), ("archdsl.train.errors", "TrainError"),
+             ("archdsl.checkpoints", "CheckpointError"), ("archdsl.files", "WriteError"),
+             ("archdsl.draw", "RenderError"))
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is still buffered nowhere, so that the interpreter's
+    own flush at exit does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def cmd_train(args) -> int:
@@ -283,21 +344,12 @@ def cmd_train(args) -> int:
     if launch.wanted:
         return _launch_workers(args, config, launch)
     if args.resume:
-
-        def go():
-            resume(args.resume, epochs=args.epochs)
-            return EXIT_OK
-
-        return _training_errors("train", go)
-    _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
-    params = parse_sets(args.set)
-
-    def go():
-        train(args.spec, args.dataset, config, params=params, out=args.out,
-              exist_ok=args.exist_ok)
+        resume(args.resume, epochs=args.epochs)
         return EXIT_OK
-
-    return _training_errors("train", go)
+    _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
+    train(args.spec, args.dataset, config, params=parse_sets(args.set), out=args.out,
+          exist_ok=args.exist_ok)
+    return EXIT_OK
 
 
 def _launch_workers(args, config: TrainConfig, launch: LaunchConfig) -> int:
@@ -317,76 +369,77 @@ def _launch_workers(args, config: TrainConfig, launch: LaunchConfig) -> int:
         raise UsageError("--node-rank goes with --nnodes N (N machines)")
     workers = worker_arguments(args.argv[args.argv.index("train") + 1:])
     run_dir = args.resume or args.out
+    from .train import TrainError
 
-    def go():
-        nonlocal run_dir, workers
-        from .train import TrainError
+    torchrun = torchrun_arguments(nproc, nnodes, launch.node_rank, launch.rdzv_endpoint,
+                                  launch.rdzv_id, launch.torchrun)
+    if not args.resume and config.batch_size % (nproc * nnodes):
+        raise TrainError(f"--batch-size {config.batch_size} is the global batch, split "
+                         f"evenly over the {nproc * nnodes} workers; it is not a multiple "
+                         f"of {nproc * nnodes}")
+    if run_dir is None:  # the folder rank 0 would pick, fixed here for every worker
+        from .network import load
+        from .train.run_folder import default_run_folder
 
-        torchrun = torchrun_arguments(nproc, nnodes, launch.node_rank, launch.rdzv_endpoint,
-                                      launch.rdzv_id, launch.torchrun)
-        if not args.resume and config.batch_size % (nproc * nnodes):
-            raise TrainError(f"--batch-size {config.batch_size} is the global batch, split "
-                             f"evenly over the {nproc * nnodes} workers; it is not a multiple "
-                             f"of {nproc * nnodes}")
-        if run_dir is None:  # the folder rank 0 would pick, fixed here for every worker
-            from .network import load
-            from .train.run_folder import default_run_folder
-
-            run_dir = default_run_folder(load(args.spec, **parse_sets(args.set)).name)
-            workers += ["--out", run_dir]
-        return start(torchrun, workers, run_dir, stderr_log)
-
-    return _training_errors("train", go)
+        run_dir = default_run_folder(load(args.spec, **parse_sets(args.set)).name)
+        workers += ["--out", run_dir]
+    return start(torchrun, workers, run_dir, stderr_log)
 
 
 def cmd_eval(args) -> int:
     from .train import evaluate_run
 
-    def go():
-        r = evaluate_run(args.run, args.dataset, weights=args.weights)
-        if r["skipped"]:
-            shown = ", ".join(f"{p} ({why})" for p, why in r["skipped"][:3])
-            print(f"warning: skipped {len(r['skipped'])} file(s) that are not readable images: "
-                  f"{shown}{' …' if len(r['skipped']) > 3 else ''}", file=sys.stderr)
-        if args.format == "json":
-            print(json.dumps({"images": r["count"], "loss": r["loss"], "top1": r["acc"],
-                              "top5": r["top5"], "per_class": r["per_class"],
-                              "classes": r["classes"], "confusion": r["confusion"].tolist()},
-                             indent=2))
-            return EXIT_OK
-        print(f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
-              f"top-5 {r['top5']:.1%}")
-        width = max(len(c) for c in r["classes"])
-        print(f"\n{'class':{width}}  images  accuracy")
-        for name, v in r["per_class"].items():
-            acc = f"{v['acc']:.1%}" if v["acc"] is not None else "-"
-            print(f"{name:{width}}  {v['images']:6}  {acc:>8}")
-        print("\nconfusion matrix (rows: true class, columns: predicted)")
-        cells = max(len(str(int(r["confusion"].max()))), 3)
-        short = [c[:cells] for c in r["classes"]]
-        print(" " * (width + 1) + " ".join(f"{c:>{cells}}" for c in short))
-        for name, row in zip(r["classes"], r["confusion"].tolist()):
-            print(f"{name:{width}} " + " ".join(f"{v:>{cells}}" for v in row))
+    r = evaluate_run(args.run, args.dataset, weights=args.weights)
+    if r["skipped"]:
+        shown = ", ".join(f"{p} ({why})" for p, why in r["skipped"][:3])
+        print(f"warning: skipped {len(r['skipped'])} file(s) that are not readable images: "
+              f"{shown}{' …' if len(r['skipped']) > 3 else ''}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(_finite({"images": r["count"], "loss": r["loss"], "top1": r["acc"],
+                                  "top5": r["top5"], "per_class": r["per_class"],
+                                  "classes": r["classes"],
+                                  "confusion": r["confusion"].tolist()}),
+                         indent=2, allow_nan=False))
         return EXIT_OK
+    print(f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
+          f"top-5 {r['top5']:.1%}")
+    width = max(len(c) for c in r["classes"])
+    print(f"\n{'class':{width}}  images  accuracy")
+    for name, v in r["per_class"].items():
+        acc = f"{v['acc']:.1%}" if v["acc"] is not None else "-"
+        print(f"{name:{width}}  {v['images']:6}  {acc:>8}")
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    cells = max(len(str(int(r["confusion"].max()))), 3)
+    short = [c[:cells] for c in r["classes"]]
+    print(" " * (width + 1) + " ".join(f"{c:>{cells}}" for c in short))
+    for name, row in zip(r["classes"], r["confusion"].tolist()):
+        print(f"{name:{width}} " + " ".join(f"{v:>{cells}}" for v in row))
+    return EXIT_OK
 
-    return _training_errors("eval", go)
+
+def _finite(value):
+    """`value` with every NaN or infinity replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def cmd_predict(args) -> int:
     from .train import predict
 
-    def go():
-        status = EXIT_OK
-        for path, top, problem in predict(args.run, args.images, top=args.top or 3,
-                                          weights=args.weights):
-            if problem:
-                print(f"{path}: {problem}", file=sys.stderr)
-                status = EXIT_SPEC
-                continue
-            print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top))
-        return status
-
-    return _training_errors("predict", go)
+    status = EXIT_OK
+    for path, top, problem in predict(args.run, args.images, top=args.top or 3,
+                                      weights=args.weights):
+        if problem:
+            print(f"{path}: {problem}", file=sys.stderr)
+            status = EXIT_SPEC
+            continue
+        print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top))
+    return status
 
 
 def _add_spec_options(parser) -> None:
@@ -518,7 +571,18 @@ def _add_predict(sub) -> None:
     pred.set_defaults(func=cmd_predict)
 
 
+def _tolerant_output() -> None:
+    """Text that the terminal's encoding cannot show (a file name that is not UTF-8 arrives
+    as surrogates) is printed with backslash escapes instead of failing the command."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):  # not a text stream of io's (a test's capture)
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_output()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -528,16 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"archdsl {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args.argv = argv
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"archdsl {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"archdsl {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return EXIT_OK
+    return guarded(args.command, lambda: args.func(args))
 
 
 if __name__ == "__main__":
