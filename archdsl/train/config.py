@@ -121,6 +121,18 @@ def device_problem(name: str) -> str | None:
     return None
 
 
+def folder_problem(flag: str):
+    """A check for an option naming a folder: a path that exists and is not a folder."""
+    def problem(path: str) -> str | None:
+        from pathlib import Path
+
+        if Path(path).exists() and not Path(path).is_dir():
+            return f"{flag} {path} is a file; give a folder (it is made if it does not exist)"
+        return None
+
+    return problem
+
+
 SEEDS = 2 ** 32  # numpy's seeds are below this
 
 
@@ -177,7 +189,8 @@ class TrainConfig:
                                      "file under --cache-dir; later epochs read pixels",
                         choices=("none", "memory", "disk"))
     cache_dir: str | None = option(None, str, "where --cache disk keeps its files (default "
-                                               "~/.cache/archdsl)", metavar="DIR")
+                                               "~/.cache/archdsl)", metavar="DIR",
+                                check=folder_problem("--cache-dir"))
     augment_on: str = option("auto", str, "where random crops, flips and normalisation run "
                                           "(auto: the GPU when training on CUDA)",
                              choices=("auto", "cpu", "gpu"))
@@ -266,11 +279,15 @@ def add_options(parser, cls) -> None:
         add_option(parser, name, opt)
 
 
+def given(cls, args) -> dict:
+    """The options of `cls` given on the command line: field name -> value."""
+    return {name: getattr(args, name) for name, _, _ in options(cls)
+            if getattr(args, name, None) is not None}
+
+
 def from_args(cls, args):
     """A `cls` with the options given on the command line, the defaults elsewhere."""
-    given = {name: getattr(args, name) for name, _, _ in options(cls)
-             if getattr(args, name, None) is not None}
-    return cls(**given)
+    return cls(**given(cls, args))
 
 
 # `archdsl predict --top K`

@@ -218,6 +218,9 @@ def launch(torchrun_args: list[str], worker_argv: list[str], run_dir: str | None
     nproc = int(torchrun_args[torchrun_args.index("--nproc-per-node") + 1])
     options = get_args_parser().parse_args(
         torchrun_args + ["--module", "archdsl", "train", *worker_argv])
+    waiting = rendezvous_line(torchrun_args)
+    if waiting:
+        log(waiting)
     try:
         with _quiet_torchrun(nproc):
             run(options)
@@ -230,6 +233,24 @@ def launch(torchrun_args: list[str], worker_argv: list[str], run_dir: str | None
             f"{_kept(run_dir)}")
         return 1
     return 0
+
+
+def rendezvous_line(torchrun_args: list[str]) -> str | None:
+    """What a launch of several nodes waits for, in one line (torchrun says nothing until
+    every node has joined); None for one node."""
+    def value(flag):
+        return torchrun_args[torchrun_args.index(flag) + 1] if flag in torchrun_args else None
+
+    nodes = value("--nnodes")
+    if nodes is None or nodes == "1":
+        return None
+    if "--node-rank" in torchrun_args:
+        where = f"{value('--master-addr')}:{value('--master-port')}"
+        return (f"waiting for {nodes} nodes at the rendezvous endpoint {where} (this is node "
+                f"{value('--node-rank')}); start the same command on every node, each with its "
+                "own --node-rank")
+    return (f"waiting for {nodes} nodes at the rendezvous endpoint {value('--rdzv-endpoint')} "
+            f"(rendezvous id {value('--rdzv-id')}); start the same command on every node")
 
 
 @contextlib.contextmanager

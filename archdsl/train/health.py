@@ -94,3 +94,14 @@ def first_non_finite_gradient(network, model) -> str:
         if parameter.grad is not None and not torch.isfinite(parameter.grad).all():
             return f" at {layer_of(network, key, with_tensor=True)}"
     return ""
+
+
+def first_non_finite_tensor(network, tensors: dict) -> str:
+    """` at layer conv1's weight (spec.arch:3)`: the first tensor of a state_dict (weights and
+    buffers) holding NaN or an infinity, or '' when all are finite."""
+    from ..checkpoints import layer_of
+
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f" at {layer_of(network, key, with_tensor=True)}"
+    return ""

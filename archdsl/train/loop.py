@@ -20,7 +20,7 @@ from .interrupt import StopRequest
 from .progress import Progress
 from .run_folder import resume_command, write_error
 from .setup import Setup, unwrap
-from .state import Position, checkpoint, kept, save_part
+from .state import Position, checkpoint, kept, non_finite, save_part
 
 
 def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
@@ -42,6 +42,7 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
         with StopRequest(grace=2.0 if world.several else 0.0, announce=world.main) as stop:
             for epoch in range(at.epoch, config.epochs + 1):
                 row, confusion = _epoch(s, epoch, at, health, stop)
+                _check_weights(s, epoch, row)
                 if row is None:  # Ctrl-C: save where the epoch stands, then stop
                     save_part(s, epoch, at, health)
                     raise on_every_worker(Interrupted(
@@ -49,7 +50,7 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
                         f"{len(s.train_loader)}; the run is saved. Continue it with: "
                         f"{resume_command(run)}"))
                 improved = _record(s, at, row, health, log)
-                checkpoint(s, epoch, at.rows, at.best, improved, confusion)
+                checkpoint(s, epoch, at.rows, at.best, improved, confusion, log=log)
                 saved_at = epoch
                 _report(s, epoch, at, row, writer, log)
                 if world.any(stop.requested, device) and epoch < config.epochs:
@@ -215,12 +216,31 @@ def _last_line(message: str) -> str:
     return message.strip().splitlines()[-1].split(": ", 1)[-1]
 
 
+def _kept_checkpoint(s: Setup, epoch: int) -> str:
+    """What a run stopped in `epoch` by non-finite numbers keeps, in words (checkpoints are
+    never written with non-finite values, so the one on disk is good)."""
+    return (f"the last good checkpoint (epoch {epoch - 1}) is kept in {s.run}"
+            if epoch > 1 and (s.run / "last.safetensors").exists()
+            else "no epoch had finished, so no weights were kept")
+
+
+def _check_weights(s: Setup, epoch: int, row: dict | None) -> None:
+    """Stop, keeping the last checkpoint, when a step left the weights or buffers non-finite
+    (the loss and gradients of every step were finite, the optimizer's update was not)."""
+    where = non_finite(s) if s.world.main else ""
+    if not s.world.any(bool(where), s.device):
+        return
+    val = f" (the validation loss was {row['val_loss']})" if row else ""
+    raise on_every_worker(TrainError(
+        f"the weights became non-finite (NaN or infinite) in epoch {epoch}{where}{val}; they "
+        f"were not saved, and {_kept_checkpoint(s, epoch)}. Lower the learning rate (--lr), "
+        "clip gradients (--clip-grad 1.0), or add normalisation (`bn`) to the spec"))
+
+
 def _stop_non_finite(s: Setup, x, epoch: int, step: int, value: float) -> None:
     """Stop at a non-finite loss (naming the first layer whose output is not finite) or
     gradient (naming the parameter where it entered), keeping the last checkpoint."""
-    left = (f"the last good checkpoint (epoch {epoch - 1}) is kept in {s.run}"
-            if (s.run / "last.safetensors").exists()
-            else "no epoch had finished, so no weights were kept")
+    left = _kept_checkpoint(s, epoch)
     if math.isfinite(value):
         at = first_non_finite_gradient(s.network, unwrap(s.model))
         what, where = f"the gradients became non-finite{at} (the loss was {value:.4g})", ""

@@ -1,12 +1,20 @@
-"""curves.png (loss and accuracy per epoch) and confusion.png, drawn with matplotlib."""
+"""curves.png (loss and accuracy per epoch) and confusion.png, drawn with matplotlib.
+
+A plot must never cost the run: class names are drawn as plain text (a `$` in a folder name
+is not TeX, a name that is not UTF-8 is shown with `?` for its bad bytes), and `drawn` turns
+any failure of matplotlib into one warning while the checkpoint is written without the plot.
+"""
 
 from __future__ import annotations
 
+import io
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..files import atomic_write
+
+PLAIN = {"parse_math": False, "usetex": False}  # every text drawn as it is written
 
 
 def _figure(**size):
@@ -29,8 +37,36 @@ def _missing_glyphs_allowed():
         yield
 
 
-def curves_png(path: Path, rows: list[dict], write=atomic_write) -> None:
-    """Loss and accuracy per epoch; `write(path, fn)` writes the file (atomically)."""
+def label(name: str) -> str:
+    """A class name as the plot shows it: the bytes of a name that is not UTF-8 (a folder
+    name Python read with surrogate escapes) become `?`."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace(
+        "\ufffd", "?")
+
+
+def png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    with _missing_glyphs_allowed():
+        fig.tight_layout()
+        fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def drawn(draw, *args, warn=None, **kwargs) -> bytes | None:
+    """The PNG `draw(*args, **kwargs)` makes, or None after one warning through `warn` when
+    matplotlib fails on it (missing, or an input it cannot lay out)."""
+    try:
+        return draw(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a plot is never worth the run
+        if warn is not None:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            warn(f"warning: could not draw {draw.__name__.removesuffix('_png')}.png "
+                 f"({type(exc).__name__}: {first}); training goes on without it")
+        return None
+
+
+def curves_png(rows: list[dict]) -> bytes:
+    """Loss and accuracy per epoch, as PNG bytes."""
     epochs = [r["epoch"] for r in rows]
     fig = _figure(figsize=(9, 3.4), dpi=100)
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -45,13 +81,11 @@ def curves_png(path: Path, rows: list[dict], write=atomic_write) -> None:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return png_bytes(fig)
 
 
-def confusion_png(path: Path, confusion, classes: list[str], title: str = "",
-                  write=atomic_write) -> None:
-    """The confusion matrix, classes as tick labels; `write(path, fn)` writes the file."""
+def confusion_png(confusion, classes: list[str], title: str = "") -> bytes:
+    """The confusion matrix, classes as tick labels (plain text), as PNG bytes."""
     n = len(classes)
     size = min(max(4, 0.45 * n + 2), 14)
     fig = _figure(figsize=(size, size), dpi=100)
@@ -59,14 +93,20 @@ def confusion_png(path: Path, confusion, classes: list[str], title: str = "",
     matrix = confusion.numpy()
     ax.imshow(matrix, cmap="Blues")
     if n <= 30:
-        ax.set_xticks(range(n), classes, rotation=90, fontsize=8)
-        ax.set_yticks(range(n), classes, fontsize=8)
+        names = [label(c) for c in classes]
+        ax.set_xticks(range(n), names, rotation=90, fontsize=8, **PLAIN)
+        ax.set_yticks(range(n), names, fontsize=8, **PLAIN)
         for i in range(n):
             for j in range(n):
                 if matrix[i, j]:
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if matrix[i, j] > matrix.max() / 2 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    with _missing_glyphs_allowed():
-        fig.tight_layout()
-        write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(label(title or "confusion matrix"), **PLAIN)
+    return png_bytes(fig)
+
+
+def write_png(path: Path, png: bytes, write=atomic_write) -> None:
+    """Write PNG bytes with `write(path, fn)` (atomically by default)."""
+    write(path, lambda tmp: Path(tmp).write_bytes(png))

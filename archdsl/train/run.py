@@ -10,15 +10,22 @@ curves.png and confusion.png.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..files import remove_temporaries
-from .config import TrainConfig
+from .config import TrainConfig, options
+from .distributed import launched_by_torchrun
 from .errors import TrainError, on_every_worker
+from .interrupt import sigterm_as_ctrl_c
 from .loop import run_epochs
-from .run_folder import RUN_FILES, read_config, read_resume_state, resume_command
+from .run_folder import (RUN_FILES, lock_run, read_config, read_resume_state, resume_command,
+                         run_locks)
 from .setup import join_world, logger, prepared, run_scope
 from .state import Position, check_weights_file, restore
+
+# what a resumed run may be given besides --epochs: how it reports, not what it computes
+RESUME_MAY_CHANGE = {"quiet"}
 
 
 def train(spec_path: str | Path, dataset: str, config: TrainConfig | None = None, *,
@@ -28,7 +35,7 @@ def train(spec_path: str | Path, dataset: str, config: TrainConfig | None = None
     SpecError (with diagnostics) for problems found before training starts, TrainError for a
     run that cannot go on, and Interrupted (a TrainError) after Ctrl-C."""
     config = (config or TrainConfig()).resolved()
-    with run_scope():
+    with sigterm_as_ctrl_c(), run_locks(), run_scope():
         world = join_world(config)
         log = logger(config, log, world)
         setup = prepared(world, Path(spec_path), dataset, config, dict(params or {}), out,
@@ -38,20 +45,66 @@ def train(spec_path: str | Path, dataset: str, config: TrainConfig | None = None
     return run
 
 
-def resume(run_dir: str | Path, epochs: int | None = None, log=None) -> Path:
+def resume(run_dir: str | Path, epochs: int | None = None, log=None,
+           given: dict | None = None) -> Path:
     """Continue a run where it stopped (after its last finished epoch, or the step where
     Ctrl-C stopped it); with a fixed seed it ends as an uninterrupted run. A run stopped
-    before its first epoch finished is trained from the start."""
-    run = Path(run_dir)
-    saved = read_config(run)
-    remove_temporaries(run, RUN_FILES | {saved["spec"]})
-    state_path = run / "resume.pt"
-    state = read_resume_state(state_path) if state_path.is_file() else None
-    for name in ("best.safetensors", "last.safetensors"):
-        check_weights_file(run / name)
-    config = TrainConfig.from_dict(saved["options"])
-    if epochs is not None:
-        config.epochs = epochs
+    before its first epoch finished is trained from the start. `epochs` may raise the run's
+    number of epochs, never below those it has done; `given` holds the other options of
+    the command line (TrainConfig's field names), which a resume refuses but for --quiet:
+    the run goes on with its own (config.json)."""
+    with sigterm_as_ctrl_c(), run_locks():
+        run = Path(run_dir)
+        if run.is_dir() and (not launched_by_torchrun() or os.environ.get("RANK") == "0"):
+            lock_run(run)  # before anything is read or cleaned: a run may be training in it
+        saved = read_config(run)
+        remove_temporaries(run, RUN_FILES | {saved["spec"]})
+        state_path = run / "resume.pt"
+        state = read_resume_state(state_path) if state_path.is_file() else None
+        for name in ("best.safetensors", "last.safetensors"):
+            check_weights_file(run / name)
+        config = TrainConfig.from_dict(saved["options"])
+        _refuse_changes(run, given or {}, config)
+        if epochs is not None:
+            _check_epochs(run, epochs, state)
+            config.epochs = epochs
+        return _resume(run, saved, state, state_path, config, log)
+
+
+def _refuse_changes(run: Path, given: dict, config: TrainConfig) -> None:
+    """A resumed run goes on with its own options; one given otherwise is refused by name
+    (it would be silently ignored), --quiet applied."""
+    flags = {name: opt.flag for name, opt, _ in options(TrainConfig)}
+    changed = [f"{flags.get(name, name)} {value}" if not isinstance(value, bool)
+               else flags.get(name, name)
+               for name, value in given.items()
+               if name not in RESUME_MAY_CHANGE | {"epochs"} and value is not None]
+    if changed:
+        raise TrainError(f"--resume continues {run} with the options it was started with (its "
+                         f"config.json); {', '.join(changed)} cannot change on a resume: leave "
+                         f"{'it' if len(changed) == 1 else 'them'} out (--epochs may raise the "
+                         "number of epochs), or start a new run with them")
+    for name in RESUME_MAY_CHANGE & set(given):
+        if given[name] is not None:
+            setattr(config, name, given[name])
+
+
+def _check_epochs(run: Path, epochs: int, state: dict | None) -> None:
+    """--epochs on a resume: at least the epochs the run has begun."""
+    if state is None:
+        return
+    done = state["epoch"] + (1 if "step" in state else 0)
+    if epochs < done:
+        began = (f"has finished {state['epoch']} epoch(s)" if "step" not in state else
+                 f"has finished {state['epoch']} epoch(s) and begun epoch {done}")
+        raise TrainError(f"{run} {began}; --epochs {epochs} would end it before that. Give "
+                         f"--epochs {max(done, state['epoch'] + 1)} or more to train it further, "
+                         "or leave --epochs out to finish it as it was started")
+
+
+def _resume(run: Path, saved: dict, state, state_path: Path, config: TrainConfig,
+            log) -> Path:
+    """The resumed run, its folder locked and its files checked."""
     with run_scope():
         world = join_world(config)
         trained_by = (saved.get("distributed") or {}).get("world_size", 1)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import math
+import os
 import shlex
 import shutil
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ..files import WriteError, is_temporary, remove_temporaries
@@ -24,6 +28,67 @@ METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5"
 PROBE = ".archdsl-write-test"  # written and deleted to see that the folder is writable
 RUN_FILES = {"config.json", "metrics.csv", "last.safetensors", "best.safetensors", "resume.pt",
              "curves.png", "confusion.png"}
+LOCK = ".archdsl.lock"  # flock'ed by the process that trains the run, for as long as it does
+
+
+def spec_copy_name(spec_path: Path) -> str:
+    """The name of the spec's copy in the run folder: the spec's own name ending in `.arch`,
+    which no file of the run has (`net.txt`, `net.ARCH` and `config.json` become `net.arch`,
+    `net.arch` and `config.arch`), so that the run can always read its copy back."""
+    stem = Path(spec_path).name
+    if "." in stem.lstrip("."):
+        stem = stem[:stem.rindex(".")]
+    return (stem.lstrip(".") or "spec") + ".arch"
+
+
+# ----------------------------------------------------------------------------- the lock
+
+
+_held: ContextVar[list | None] = ContextVar("archdsl_run_locks", default=None)
+_FOR_LIFE: list = []  # locks taken outside any run_locks block: held until the process exits
+
+
+@contextmanager
+def run_locks():
+    """Release, when the block ends however it ends, every run folder `lock_run` locked in
+    it. A process that dies releases its locks with it (flock), so none is ever stale."""
+    held: list = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+        for fd in held:
+            os.close(fd)  # closing the file releases its flock
+
+
+def lock_run(run: Path) -> None:
+    """Lock the run folder `run` for this process (an exclusive flock on its .archdsl.lock,
+    holding this process's id), until the enclosing `run_locks` block ends; TrainError when
+    another process trains in it. Locking a folder this process holds already is a no-op."""
+    import fcntl
+
+    path = Path(run) / LOCK
+    held = _held.get()
+    if held is None:
+        held = _FOR_LIFE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise TrainError(f"cannot lock the run folder {run}: {exc.strerror or exc}") from None
+    if any(os.path.sameopenfile(fd, mine) for mine in held):
+        os.close(fd)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise TrainError(f"{run} is in use: another archdsl train (pid {holder or 'unknown'}) is "
+                         "training in it; wait for it to finish, or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    held.append(fd)
 
 
 def resume_command(run: Path) -> str:
@@ -57,30 +122,45 @@ def make_run_folder(spec_path: Path, name: str, out: str | None, exist_ok: bool,
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise TrainError(f"{path} is a file; --out needs a folder")
+    if path.is_dir():
+        lock_run(path)  # before looking at its files: a run may be training in it
     if path.is_dir() and not exist_ok and _holds_files(path, spec_path):
-        raise TrainError(f"{path} already holds a run; choose another --out, continue it with "
-                         f"`{resume_command(path)}`, or add --exist-ok to write into it")
+        if (path / "config.json").is_file():
+            raise TrainError(f"{path} already holds a run; choose another --out, continue it "
+                             f"with `{resume_command(path)}`, or add --exist-ok to write into it")
+        raise TrainError(f"{path} is not empty and holds no run (it has no config.json); choose "
+                         "another --out (a new or empty folder), or add --exist-ok to write "
+                         "the run's files beside what is there")
     check_space(path, needed)
     try:
         path.mkdir(parents=True, exist_ok=True)
+        lock_run(path)
         probe = path / PROBE
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()
     except OSError as exc:
+        fix = "fix the folder's permissions"
+        if not path.is_dir():
+            on = _nearest_existing(path)
+            fix = (f"{on} is a virtual file system that holds no files of ours" if _virtual(on)
+                   else f"make sure {on} is a folder you can write into")
+            raise TrainError(f"cannot make the folder {path}: {exc.strerror or exc}; choose "
+                             f"another --out ({fix})") from None
         raise TrainError(f"cannot write into {path}: {exc.strerror or exc}; choose another --out "
-                         "or fix the folder's permissions") from None
-    remove_temporaries(path, RUN_FILES | {spec_path.name})
+                         f"or {fix}") from None
+    remove_temporaries(path, RUN_FILES | {spec_copy_name(spec_path)})
     return path
 
 
 def _holds_files(path: Path, spec_path: Path) -> bool:
     """Whether `path` holds files other than temporaries of killed writes, or the copy of this
     very spec that a run killed before writing config.json leaves."""
+    copy = spec_copy_name(spec_path)
     for entry in path.iterdir():
-        if entry.is_file() and (entry.name == PROBE
-                                or is_temporary(entry, RUN_FILES | {spec_path.name})):
+        if entry.is_file() and (entry.name in (PROBE, LOCK)
+                                or is_temporary(entry, RUN_FILES | {copy})):
             continue
-        if (entry.name == spec_path.name and entry.is_file()
+        if (entry.name == copy and entry.is_file()
                 and not (path / "config.json").exists()
                 and entry.read_bytes() == spec_path.read_bytes()):
             continue
@@ -90,17 +170,33 @@ def _holds_files(path: Path, spec_path: Path) -> bool:
 
 def check_space(path: Path, needed: int) -> None:
     """Refuse to start when the disk under `path` has less than `needed` bytes free."""
-    existing = Path(path).absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = _nearest_existing(path)
     try:
-        free = shutil.disk_usage(existing).free
+        usage = shutil.disk_usage(existing)
     except OSError:
         return  # cannot tell; the writes themselves report a full disk
+    free = usage.free
+    if usage.total == 0:
+        return  # /proc, /sys: no disk at all; making the folder says why it fails
     if free < needed:
         raise TrainError(f"{path} is on a disk with {format_bytes(free)} free, but the run's "
                          f"checkpoints need about {format_bytes(needed)}; free some space or "
                          "choose another --out")
+
+
+def _nearest_existing(path: Path) -> Path:
+    existing = Path(path).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
+def _virtual(path: Path) -> bool:
+    """Whether `path` is on a file system of no size (/proc, /sys): not a disk."""
+    try:
+        return shutil.disk_usage(path).total == 0
+    except OSError:
+        return False
 
 
 def checkpoint_bytes(parameter_bytes: int, optimizer: str) -> int:
@@ -123,8 +219,23 @@ def write_error(exc: WriteError, then: str) -> TrainError:
 # ----------------------------------------------------------------------------- writers
 
 
+def json_text(data, indent: int | None = 2) -> str:
+    """JSON that every reader takes: NaN and infinities (which json.dumps would write as
+    `NaN` and `Infinity`, not JSON) become null, where there is no value."""
+    def finite(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(data), indent=indent, allow_nan=False)
+
+
 def json_writer(data):
-    text = json.dumps(data, indent=2) + "\n"  # ASCII, with \u escapes: readable in any locale
+    text = json_text(data) + "\n"  # ASCII, with \u escapes: readable in any locale
     return lambda tmp: Path(tmp).write_text(text, encoding="ascii")
 
 

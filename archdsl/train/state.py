@@ -92,24 +92,56 @@ def _state(s: Setup, epoch: int, rows: list, best: float, loader_state=None) -> 
     return state
 
 
+def non_finite(s: Setup, tensors: dict | None = None) -> str:
+    """` at layer conv1's weight (spec.arch:3)`: where the run's weights or buffers (or the
+    given state_dict) first hold NaN or an infinity; '' when every value is finite."""
+    from .health import first_non_finite_tensor
+
+    model = unwrap(s.model)
+    return first_non_finite_tensor(s.network, tensors if tensors is not None
+                                   else model.state_dict())
+
+
+def _refuse_non_finite(s: Setup, state: dict) -> None:
+    """No checkpoint ever holds a non-finite tensor: the weights, or the optimizer's moments
+    (which would make the next step's weights NaN)."""
+    where = non_finite(s, state["model"])
+    moments = {f"optimizer state {i}.{k}": v for i, slot in state["optimizer"]["state"].items()
+               for k, v in slot.items() if isinstance(v, torch.Tensor)}
+    if not where and not all(torch.isfinite(v).all() for v in moments.values()
+                             if v.is_floating_point()):
+        where = " in the optimizer's state"
+    if where:
+        raise TrainError(f"the weights became non-finite (NaN or infinite){where}; they were "
+                         "not saved")
+
+
 def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
-               confusion) -> None:
-    """Everything of one epoch, written as one (renamed into place together, resume.pt last)."""
-    from .plots import confusion_png, curves_png
+               confusion, log=None) -> None:
+    """Everything of one epoch, written as one (renamed into place together, resume.pt last).
+    A plot matplotlib cannot draw is left out with a warning through `log`; the weights,
+    metrics and resume state are written regardless. Non-finite weights are never written
+    (TrainError)."""
+    from .plots import confusion_png, curves_png, drawn, write_png
 
     run = s.run
     state = _state(s, epoch, rows, best)
     if state is None:
         return  # rank 0 writes
+    _refuse_non_finite(s, state)
     weights = unwrap(s.model).state_dict()
+    curves = drawn(curves_png, rows, warn=log)
+    matrix = drawn(confusion_png, confusion, s.data.classes, title=f"validation, epoch {epoch}",
+                   warn=log) if improved else None
     with atomic_batch() as write:
         write(run / "metrics.csv", metrics_writer(rows))
         write(run / "last.safetensors", weights_writer(weights))
         if improved:
             write(run / "best.safetensors", weights_writer(weights))
-            confusion_png(run / "confusion.png", confusion, s.data.classes,
-                          title=f"validation, epoch {epoch}", write=write)
-        curves_png(run / "curves.png", rows, write=write)
+            if matrix is not None:
+                write_png(run / "confusion.png", matrix, write)
+        if curves is not None:
+            write_png(run / "curves.png", curves, write)
         write(run / "resume.pt", lambda tmp: torch.save(state, tmp))
 
 
@@ -121,6 +153,7 @@ def save_part(s: Setup, epoch: int, at: Position, health) -> None:
         return  # rank 0 writes
     state.update(step=at.step, partial=dict(at.partial),
                  health={"sums": health.sums, "steps": health.steps})
+    _refuse_non_finite(s, state)
     with atomic_batch() as write:
         write(s.run / "resume.pt", lambda tmp: torch.save(state, tmp))
 
@@ -134,6 +167,13 @@ def check_weights_file(path: Path) -> None:
 
     if not path.exists():
         return
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise TrainError(f"cannot read {path}: {exc.strerror or exc}; the resumed run would "
+                         f"replace it. Make it readable (chmod u+r), or delete it (the run "
+                         f"writes it again), then run `{resume_command(path.parent)}`") from None
     try:
         read_state(path)
     except CheckpointError as exc:
