@@ -88,6 +88,10 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
     unknown = [c for c in data.classes if c not in index]
     if unknown:
         raise DataError(f"{dataset} has classes the run never saw: {', '.join(unknown[:5])}")
+    if not samples:
+        where = "val/ (or test/) folder" if data.split != "val_split" else "validation split"
+        raise DataError(f"{data.source} has no images to evaluate on (its {where} holds none); "
+                        "give a folder with val/<class>/ images, or a folder of class folders")
     for smp in samples:
         smp.label = index[data.classes[smp.label]]
     loader = torch.utils.data.DataLoader(ImageSet(samples, channels, eval_transform(saved)),
@@ -127,3 +131,14 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
         results.append((path, [(saved["classes"][int(i)], float(v))
                                for v, i in zip(values, indices)], None))
     return results
+
+
+def eval_json(result: dict) -> str:
+    """`archdsl eval --format json`'s document for an evaluate_run result: strict JSON (a
+    value that is not a finite number, such as the loss of a diverged run, is null)."""
+    from .run_folder import json_text
+
+    return json_text({"images": result["count"], "loss": result["loss"], "top1": result["acc"],
+                      "top5": result["top5"], "per_class": result["per_class"],
+                      "classes": result["classes"],
+                      "confusion": result["confusion"].tolist()})

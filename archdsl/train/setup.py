@@ -25,7 +25,8 @@ from .data import DataError, DataSet, load_dataset
 from .distributed import World, join
 from .errors import TrainError, on_every_worker
 from .images import ShardedOrder, datasets, normalisation
-from .run_folder import checkpoint_bytes, json_writer, make_run_folder, write_error
+from .run_folder import (checkpoint_bytes, json_writer, make_run_folder, spec_copy_name,
+                         write_error)
 
 
 @dataclass
@@ -174,7 +175,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     log = logger(config, log)
     world = world or World()
     network, data, channels = _network_and_data(spec_path, dataset, config, params, saved)
-    _warn_about_data(data, log)
+    _warn_about_data(data, config, log)
     _check_workers(config, data, world)
     device, amp = _device(config, world)
     _seed(config.seed)
@@ -239,7 +240,7 @@ def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params
     return network, data, channels
 
 
-def _warn_about_data(data: DataSet, log) -> None:
+def _warn_about_data(data: DataSet, config: TrainConfig, log) -> None:
     if data.skipped:
         shown = ", ".join(f"{p} ({why})" for p, why in data.skipped[:3])
         log(f"warning: skipped {len(data.skipped)} file(s) that are not readable images: {shown}"
@@ -249,8 +250,13 @@ def _warn_about_data(data: DataSet, log) -> None:
             + ", ".join(repr(c) for c in data.empty_classes[:5])
             + (" …" if len(data.empty_classes) > 5 else ""))
     if not data.val:
+        if data.split == "val_split" and config.val_split > 0:
+            fix = (f"--val-split {config.val_split} held out none, as each class has a single "
+                   "image (one is kept for training); add images, or a val/ folder")
+        else:
+            fix = "add a val/ folder or a --val-split above 0"
         log("warning: there are no validation images, so best.safetensors will hold the last "
-            "epoch's weights; add a val/ folder or a --val-split above 0 to measure accuracy")
+            f"epoch's weights; to measure accuracy, {fix}")
 
 
 def _check_workers(config: TrainConfig, data: DataSet, world: World) -> None:
@@ -335,7 +341,7 @@ def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: 
                  device, amp, world: World, mean, std) -> dict:
     """config.json of a new run: every option, what the data and the spec resolved to."""
     return {
-        "spec": spec_path.name, "arch": network.name, "parameters": network.arch_params,
+        "spec": spec_copy_name(spec_path), "arch": network.name, "parameters": network.arch_params,
         "dataset": data.source, "dataset_arg": str(dataset),
         "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
         "classes": data.classes,
@@ -360,9 +366,10 @@ def _write_start(spec_path: Path, run: Path, config_json: dict, world: World,
     if not world.main:
         return
     try:
-        if fresh and spec_path.resolve() != (run / spec_path.name).resolve():
+        copy = run / spec_copy_name(spec_path)
+        if fresh and spec_path.resolve() != copy.resolve():
             spec_text = spec_path.read_bytes()
-            atomic_write(run / spec_path.name, lambda tmp: Path(tmp).write_bytes(spec_text))
+            atomic_write(copy, lambda tmp: Path(tmp).write_bytes(spec_text))
         atomic_write(run / "config.json", json_writer(config_json))
     except WriteError as exc:
         raise write_error(exc, "no training was done; free some space or fix the folder's "
