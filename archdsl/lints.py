@@ -78,9 +78,17 @@ def _linear_sources(graph) -> dict[str, list[str]]:
 
 
 def _is_bottleneck(graph, prev_id, nid) -> bool:
+    """A linear bottleneck: narrower than both sides, or (MobileNetV3's projection 16 -> 16
+    before an expansion to 72) a pointwise map that keeps the width before a wider layer."""
     (x,) = [graph.shape(p) for p in graph.inputs(prev_id)]
     width_in, width_mid, width_out = x[0], graph.shape(prev_id)[0], graph.shape(nid)[0]
-    return width_mid < width_in and width_mid < width_out
+    if width_mid >= width_out:
+        return False
+    if width_mid < width_in:
+        return True
+    prev = graph.layer(prev_id)
+    pointwise = len(x) == 1 or prev.kind.receptive(prev.args, x)[0] == (1, 1)
+    return width_mid == width_in and pointwise
 
 
 def _output_chain(graph):

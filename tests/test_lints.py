@@ -20,6 +20,14 @@ def test_stacked_linear_maps():
 def test_linear_bottleneck_is_deliberate():
     # MobileNetV2 projects to a narrower width with no activation, then expands again.
     assert codes("input 96x8x8\nconv 24 k1 nobias; bn; conv 144 k1 nobias; bn; relu6\n") == []
+    # MobileNetV3-small's first block projects 16 -> 16 (1x1, no activation), then the next
+    # block expands to 72: torchvision's own network, not a mistake
+    assert codes("input 16x8x8\nconv 16 k1 nobias; bn; conv 72 k1 nobias; bn; relu\n") == []
+    # the same widths with a 3x3 kernel, or a narrowing after it, are still two linear maps
+    assert codes("input 16x8x8\nconv 16 k3 p1 nobias; bn; conv 72 k1 nobias; bn; relu\n") == \
+        ["W-NO-NONLINEARITY"]
+    assert codes("input 16x8x8\nconv 16 k1 nobias; bn; conv 8 k1 nobias; bn; relu\n") == \
+        ["W-NO-NONLINEARITY"]
 
 
 def test_activation_after_the_classifier():
