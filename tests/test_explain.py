@@ -1,0 +1,346 @@
+"""`archdsl explain`: every number it shows is recomputed here with this file's own formulas
+(the ones tutorials teach), its substituted arithmetic evaluates to the value it states, and
+it agrees with `check` for every layer of every spec in specs/."""
+
+import argparse
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import archdsl
+from archdsl.explain import ExplainMismatch, UnknownLayer, add_explain, explain, explain_layer, \
+    render_text
+from archdsl.layers import REGISTRY
+from archdsl.layers.base import FLOAT, INT, PAIR, LayerKind, layer
+from archdsl.layers.merge import MergeKind
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+TRICKY = "input 3x31x31; conv 8 k3 d2 p1; maxpool 3 s2 ceil; conv 16 k3 g4 p1 nobias"
+
+
+# ----------------------------------------------------------------------------- a hand calculation
+
+
+def out_size(i, k, s, pad_total, d=1, ceil=False, pad_left=0):
+    """O = floor((I - K_eff + 2P) / S) + 1, or ceil with PyTorch's last-window rule."""
+    k_eff = d * (k - 1) + 1
+    exact = (i - k_eff + pad_total) / s
+    o = (math.ceil(exact) if ceil else math.floor(exact)) + 1
+    if ceil and (o - 1) * s >= i + pad_left:
+        o -= 1
+    return o
+
+
+def grow(rf, kernel, stride):
+    (r, j) = rf
+    return (tuple(r[a] + (kernel[a] - 1) * j[a] for a in (0, 1)),
+            tuple(j[a] * stride[a] for a in (0, 1)))
+
+
+def widest_adaptive(i, o):
+    return max(math.ceil((n + 1) * i / o) - math.floor(n * i / o) for n in range(o))
+
+
+def by_hand(op, a, xs, rfs):
+    """(output, params, buffers, macs, rf) of one layer, from its arguments `a` (a dict)."""
+    x, rf = xs[0], rfs[0]
+    if op == "conv":
+        k, s, d, g = a["kernel"], a["stride"], a["dilation"], a["groups"]
+        pads = [d[i] * (k[i] - 1) if a["padding"] == "same" else
+                0 if a["padding"] == "valid" else 2 * a["padding"][i] for i in (0, 1)]
+        hw = tuple(out_size(x[1 + i], k[i], s[i], pads[i], d[i]) for i in (0, 1))
+        per_position = x[0] // g * k[0] * k[1]
+        params = a["out"] * per_position + (a["out"] if a["bias"] else 0)
+        k_eff = tuple(d[i] * (k[i] - 1) + 1 for i in (0, 1))
+        return ((a["out"],) + hw, params, 0, a["out"] * hw[0] * hw[1] * per_position,
+                grow(rf, k_eff, s))
+    if op in ("maxpool", "avgpool"):
+        k, p = a["kernel"], a["padding"]
+        s = a["stride"] or k
+        d = a.get("dilation", (1, 1))
+        hw = tuple(out_size(x[1 + i], k[i], s[i], 2 * p[i], d[i], a["ceil"], p[i]) for i in (0, 1))
+        return ((x[0],) + hw, 0, 0, 0, grow(rf, tuple(d[i] * (k[i] - 1) + 1 for i in (0, 1)), s))
+    if op in ("adaptiveavgpool", "adaptivemaxpool"):
+        o = a["size"]
+        kernel = tuple(widest_adaptive(x[1 + i], o[i]) for i in (0, 1))
+        stride = tuple(max(x[1 + i] // o[i], 1) for i in (0, 1))
+        return ((x[0],) + tuple(o), 0, 0, 0, grow(rf, kernel, stride))
+    if op == "linear":
+        return ((a["out"],), x[0] * a["out"] + (a["out"] if a["bias"] else 0), 0,
+                x[0] * a["out"], rf)
+    if op == "bn":
+        return (x, 2 * x[0] if a["affine"] else 0, 2 * x[0] + 1, 0, rf)
+    if op in ("groupnorm", "layernorm"):
+        count = x[0] if op == "groupnorm" else math.prod(x)
+        return (x, 2 * count if a["affine"] else 0, 0, 0, rf)
+    if op == "prelu":
+        return (x, x[0] if a["per_channel"] else 1, 0, 0, rf)
+    if op == "flatten":
+        return ((math.prod(x),), 0, 0, 0, grow(rf, x[1:], (1, 1)) if len(x) == 3 else rf)
+    widest = (tuple(max(r[0][i] for r in rfs) for i in (0, 1)),
+              tuple(max(r[1][i] for r in rfs) for i in (0, 1)))
+    if op == "concat":
+        return ((sum(s[0] for s in xs),) + x[1:], 0, 0, 0, widest)
+    if op in ("add", "mul"):
+        return (tuple(max(dims) for dims in zip(*xs)), 0, 0, 0, widest)
+    return (x, 0, 0, 0, rf)  # activations, dropout, identity, lrn
+
+
+def check_by_hand(network):
+    """Walk the network with `by_hand`, comparing each layer's explanation on the way."""
+    graph = network.graph
+    state = {"input": (tuple(network.input_shape), ((1, 1), (1, 1)))}
+    explanations = explain(network)
+    assert len(explanations) == len(graph) - 1
+    for e in explanations:
+        feeds = graph.inputs(e.name)
+        xs, rfs = [state[f][0] for f in feeds], [state[f][1] for f in feeds]
+        y, params, buffers, macs, rf = by_hand(e.op, graph.layer(e.name).args.as_dict(), xs, rfs)
+        assert [tuple(x) for x in e.input] == xs, e.name
+        assert (tuple(e.output), e.params, e.buffers, e.macs, e.rf) == \
+            (y, params, buffers, macs, rf), e.name
+        state[e.name] = (y, rf if len(xs[0]) == 3 or e.op == "flatten" else rfs[0])
+    return {e.name: e for e in explanations}
+
+
+def steps(e):
+    return {s.what: s for s in e.steps}
+
+
+# ----------------------------------------------------------------------------- the numbers
+
+
+def test_alexnet_by_hand():
+    found = check_by_hand(archdsl.load(SPECS / "alexnet.arch"))
+    assert sum(e.params for e in found.values()) == 61_100_840  # torchvision's AlexNet
+    conv1 = steps(found["conv1"])
+    size = conv1["output size (H and W)"]
+    assert size.formula == "O = floor((I - K + 2P) / S) + 1"
+    assert size.substituted.startswith("floor((224 - 11 + 2*2) / 4) + 1")
+    assert size.value == 55 and "rounds down" in size.note
+    assert conv1["weight"].value == 64 * 3 * 11 * 11 and conv1["bias"].value == 64
+    assert conv1["parameters"].value == 23_296 and conv1["MACs"].value == 70_276_800
+    assert conv1["receptive field (H and W)"].value == 11 and conv1["jump (H and W)"].value == 4
+    assert steps(found["linear1"])["weight"].value == 9216 * 4096
+    assert "output = input" in steps(found["relu1"])["output"].formula
+
+
+def test_resnet18_by_hand():
+    found = check_by_hand(archdsl.load(SPECS / "resnet18.arch"))
+    assert sum(e.params for e in found.values()) == 11_689_512  # torchvision's ResNet-18
+    bn = steps(found["bn1"])
+    assert bn["weight (gamma)"].value == bn["bias (beta)"].value == 64
+    assert bn["buffers"].value == 64 + 64 + 1
+    add = found["basic3.residual1.add"]
+    assert "projection" in steps(add)["output"].note and add.output == (128, 28, 28)
+    assert "identity" in steps(found["basic1.residual1.add"])["output"].note
+    assert steps(found["basic1.residual1.add"])["receptive field (H and W)"].substituted == \
+        "max(27, 11)"
+
+
+def test_dilation_ceil_and_groups_by_hand():
+    found = check_by_hand(archdsl.loads(TRICKY))
+    conv1, pool, conv2 = (steps(found[n]) for n in ("conv1", "maxpool1", "conv2"))
+    assert conv1["kernel reach (H and W)"].value == 5  # 2 * (3 - 1) + 1
+    assert conv1["output size (H and W)"].formula == "O = floor((I - K_eff + 2P) / S) + 1"
+    assert conv1["output size (H and W)"].value == 29 and conv1["parameters"].value == 224
+    assert conv1["MACs"].value == 8 * 29 * 29 * 3 * 3 * 3
+    assert pool["output size (H and W)"].formula.startswith("O = ceil(")
+    assert pool["output size (H and W)"].value == 14
+    assert conv2["weight"].value == 16 * (8 // 4) * 3 * 3 and conv2["bias"].value == 0
+    assert "groups 4" in conv2["weight"].note and conv2["MACs"].value == 56_448
+    assert found["conv2"].rf == ((11, 11), (2, 2))
+
+
+@pytest.mark.parametrize("spec, size, words", [
+    ("input 1x6x6; maxpool 3 s2 ceil", 3, "rounds up"),          # floor would give 2
+    ("input 1x5x5; maxpool 2 s2 p1 ceil", 3, "last-window rule"),  # ceil gives 4, minus 1
+    ("input 1x8x8; maxpool 3 s2", 3, "rounds down"),         # 5 / 2 = 2.5
+])
+def test_rounding_is_explained(spec, size, words):
+    e = check_by_hand(archdsl.loads(spec))["maxpool1"]
+    step = steps(e)["output size (H and W)"]
+    assert step.value == size and words in step.note
+
+
+def test_padding_modes_rectangles_and_merges_by_hand():
+    found = check_by_hand(archdsl.loads(
+        "input 3x10x12\nconcat< conv 8 k1 | conv 4 k4 same reflect >\n"
+        "mul< relu | adaptiveavgpool 1 >\nconv 6 k3x1 s2x1 valid\nadaptivemaxpool 3x5\n"
+        "groupnorm 2; layernorm; prelu perchannel; avgpool 2\nflatten; bn noaffine; "
+        "linear 10 nobias"))
+    same = steps(found["concat1.branch2.conv1"])
+    assert same["padding (H and W)"].value == [1, 2]  # an even kernel: one more after
+    assert same["output size (H)"].value == 10 and same["output size (W)"].value == 12
+    assert "reflect" in same["output size (W)"].note
+    assert steps(found["concat1.concat"])["channels"].substituted == "8 + 4"
+    assert "broadcast" in steps(found["mul1.mul"])["output"].formula
+    assert {"output size (H)", "output size (W)"} <= set(steps(found["conv1"]))
+    assert steps(found["bn1"])["parameters"].formula == "none (noaffine)"
+
+
+ARITHMETIC = re.compile(r"[0-9 +\-*/().,a-z]*")
+
+
+def test_every_substitution_evaluates_to_its_value():
+    """A learner can type each `substituted` into Python and get the step's value."""
+    checked = 0
+    for spec in ("alexnet", "resnet18", "googlenet", "mobilenet_v2"):
+        for e in explain(archdsl.load(SPECS / f"{spec}.arch")) + explain(archdsl.loads(TRICKY)):
+            for s in e.steps:
+                if not isinstance(s.value, int) or not ARITHMETIC.fullmatch(s.substituted):
+                    continue
+                for part in s.substituted.split(" = "):
+                    value = eval(part, {"floor": math.floor, "ceil": math.ceil, "max": max})
+                    assert value == s.value, (e.name, s.what, part, s.value)
+                checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in SPECS.glob("*.arch")))
+def test_every_spec_agrees_with_check(spec):
+    network = archdsl.load(SPECS / spec)
+    assert len(explain(network)) == len(network.graph) - 1  # ExplainMismatch otherwise
+
+
+def test_a_disagreement_with_the_checker_is_refused():
+    network = archdsl.load(SPECS / "alexnet.arch")
+    network.graph.facts["conv1"].params += 1
+    with pytest.raises(ExplainMismatch, match="conv1.*params 23296 where check has 23297"):
+        explain_layer(network.graph, "conv1")
+
+
+# ----------------------------------------------------------------------------- every kind
+
+
+REQUIRED = {"out": "4", "groups": "2", "size": "2", "kernel": "2"}
+
+
+def statement(kind) -> str:
+    """One statement using `kind` with made-up values for its required arguments."""
+    if isinstance(kind, MergeKind):
+        return f"{kind.name}< identity | identity >"
+    words = [kind.name]
+    for arg in kind.args:
+        if not arg.required:
+            continue
+        value = REQUIRED.get(arg.name, {INT: "2", PAIR: "1", FLOAT: "0.5"}.get(arg.type, "1"))
+        words.append(value if arg.name in kind.positional else
+                     f"{arg.flag}{value}" if arg.flag else f"{arg.name}={value}")
+    return " ".join(words)
+
+
+def test_every_registered_kind_is_explained():
+    for name, kind in sorted(REGISTRY.items()):
+        network = None
+        for shape in ("4x8x8", "4"):
+            network, _ = archdsl.analyse(f"input {shape}\n{statement(kind)}\n")
+            if network is not None:
+                break
+        assert network is not None, f"no sample spec checks for {name}: {statement(kind)}"
+        explained = [e for e in explain(network) if e.op == name]
+        assert explained and all(e.steps for e in explained), name
+        assert render_text(explained)
+
+
+def test_a_kind_unknown_to_explain_gets_the_generic_explanation():
+    @layer("padtwo", family="shape", summary="pads two zeros on every side, with a scale")
+    class PadTwo(LayerKind):
+        def shape(self, a, x):
+            return (x[0], x[1] + 4, x[2] + 4)
+
+        def params(self, a, x, y):
+            return x[0]
+
+    try:
+        e = explain(archdsl.loads("input 3x8x8; padtwo; relu"))
+        pad, relu = steps(e[0]), steps(e[1])
+        assert pad["output"].value == [3, 12, 12] and pad["parameters"].value == 3
+        assert relu["output"].formula == "output = input"
+        assert "no parameters" in relu["output"].note
+    finally:
+        REGISTRY.pop("padtwo", None)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def run(capsys, *argv):
+    parser = argparse.ArgumentParser(prog="archdsl")
+    add_explain(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["explain", *argv])
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_is_valid_and_complete(capsys):
+    code, out, err = run(capsys, str(SPECS / "resnet18.arch"), "--format", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    network = archdsl.load(SPECS / "resnet18.arch")
+    assert doc["arch"] == "resnet18"
+    assert [r["name"] for r in doc["layers"]] == [r["name"] for r in network.layers()]
+    for record, check in zip(doc["layers"], network.layers()):
+        assert {"name", "op", "line", "input", "output", "steps"} <= set(record)
+        assert (record["output"], record["params"], record["macs"], record["rf"]) == \
+            (check["output"], check["params"], check["macs"], check["rf"])
+        assert record["steps"] and all({"formula", "substituted", "value"} <= set(s)
+                                       for s in record["steps"])
+
+
+def test_layers_by_name_line_block_call_and_block(capsys):
+    alexnet, resnet = str(SPECS / "alexnet.arch"), str(SPECS / "resnet18.arch")
+
+    def names(*argv):
+        code, out, err = run(capsys, *argv, "--format", "json")
+        assert code == 0, err
+        return [r["name"] for r in json.loads(out)["layers"]]
+
+    assert names(alexnet, "conv1") == ["conv1"]
+    assert names(alexnet, "5") == ["conv1", "relu1", "maxpool1"]  # line 5
+    assert names(alexnet, "linear3", "conv2") == ["conv2", "linear3"]  # network order
+    assert names(resnet, "basic1.residual1.body.conv1") == ["basic1.residual1.body.conv1"]
+    assert names(resnet, "11") == names(resnet, "basic1", "basic2")  # `basic 64; basic 64`
+    assert len(names(resnet, "basic")) == 8 * 7 + 3 * 2  # 8 calls, 3 projections
+    code, out, _ = run(capsys, alexnet, "maxpool1")
+    assert code == 0 and out.startswith("maxpool1  (maxpool, line 5: maxpool 3 s2)")
+    assert "= floor((55 - 3 + 2*0) / 2) + 1 = floor(52 / 2) + 1 = 26 + 1 = 27" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    (("conv9",), "did you mean `conv1`?"),
+    (("body.conv1",), "`basic1.residual1.body.conv1`"),
+    (("3",), "layers are on lines 6-7, 10-16"),
+])
+def test_an_unknown_layer_is_one_line_and_exit_2(capsys, argv, words):
+    code, out, err = run(capsys, str(SPECS / "resnet18.arch"), *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("archdsl explain: error: ")
+    assert words in err
+    with pytest.raises(UnknownLayer):
+        explain(archdsl.load(SPECS / "resnet18.arch"), list(argv))
+
+
+def test_unreadable_and_broken_specs(tmp_path, capsys):
+    code, _, err = run(capsys, str(tmp_path / "missing.arch"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot read" in err
+    broken = tmp_path / "broken.arch"
+    broken.write_text("input 3x8x8\nconv 4 k9\n")
+    code, out, err = run(capsys, str(broken))
+    assert code == 1 and out == "" and "nothing explained" in err
+
+
+def test_explaining_imports_no_torch():
+    code = ("import sys, archdsl; from archdsl.explain import explain, render_text; "
+            "render_text(explain(archdsl.load('specs/googlenet.arch'))); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    run_ = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run_.returncode == 0, run_.stderr
+    assert run_.stdout.strip() == "[]"
