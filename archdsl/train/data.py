@@ -3,14 +3,20 @@
 A folder is either `train/<class>/…` with `val/<class>/…` (or `test/`), or `<class>/…` alone,
 split into train and validation by a seeded, stratified `val_split`. Images in any mode PIL
 reads (grayscale, RGB, RGBA, CMYK, palette, 16-bit, float) are converted to the spec's channel
-count; files that are not images or fail to decode are skipped and summarised once, and class
-folders left with no usable image are left out.
+count, turned upright by their EXIF orientation; files that are not images or fail to decode
+are skipped and summarised once, and class folders left with no usable image are left out.
+A folder that cannot be read, and two class folders that are one folder (a link), are errors:
+either would train on other data than the folder shows.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import random
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +50,13 @@ class DataSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     split: str = "folders"  # "folders" (train/ and val/) or "val_split"
     empty_classes: list[str] = field(default_factory=list)  # folders left out: no usable image
+    root: Path | None = None  # the image folder (None for built-in data)
+
+
+def printable(path) -> str:
+    """A file or folder name as text that any UTF-8 stream can write: bytes that are not
+    UTF-8 (kept by Python as lone surrogates) are shown as `\\xff` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def load_digits() -> tuple[list[str], list[Sample]]:
@@ -69,18 +82,65 @@ def stratified_split(samples: list[Sample], fraction: float, seed: int):
         n_val = int(round(len(items) * fraction)) if len(items) > 1 else 0
         if fraction > 0 and len(items) > 1:
             n_val = max(n_val, 1)
+        n_val = min(n_val, len(items) - 1)  # every class keeps a training image
         val += items[:n_val]
         train += items[n_val:]
     rng.shuffle(train)
     return train, val
 
 
+def _listing(folder: Path) -> list[os.DirEntry]:
+    """A folder's entries; one that cannot be read is a DataError, as leaving its images out
+    without a word would train on part of the data."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else (
+            exc.strerror or type(exc).__name__)
+        raise DataError(f"{printable(folder)} cannot be read ({why}), so its images would be "
+                        "left out; make it readable (chmod -R u+rX), or move it out of the data "
+                        "set") from None
+
+
 def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The class folders of `root`, links to folders included, by name (hidden ones left out)."""
+    return sorted(Path(e.path) for e in _listing(root)
+                  if not e.name.startswith(".") and e.is_dir())
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """The files under a class folder, in sub-folders too (hidden ones, and links to folders,
+    left out); a sub-folder that cannot be read is a DataError."""
+    files = []
+    for entry in _listing(folder):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            files += _files(Path(entry.path))
+        elif entry.is_file():
+            files.append(Path(entry.path))
+    return sorted(files)
+
+
+def _one_folder_each(folders: list[Path]) -> None:
+    """Refuse class folders that are one folder under two names (a link to another): its
+    images would be trained on under two labels, or validated on after training on them."""
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if real in seen:
+            first = seen[real]
+            raise DataError(f"{printable(first)} and {printable(folder)} are the same folder "
+                            f"({printable(real)}), so its images would be used twice (under two "
+                            "labels, or for training and for validation); remove the link, or "
+                            "copy the images that belong to each")
+        seen[real] = folder
+
+
+def class_name(folder: Path) -> str:
+    """A class's name: its folder's name, printable."""
+    return printable(folder.name)
 
 
 def load_folder(root: Path, val_split: float, seed: int, channels: int = 3) -> DataSet:
@@ -96,6 +156,7 @@ def load_folder(root: Path, val_split: float, seed: int, channels: int = 3) -> D
         train_dir = subdirs["train"]
         if not _class_folders(train_dir):
             raise DataError(f"{train_dir} has no class folders")
+        _one_folder_each(_class_folders(train_dir) + _class_folders(val_dir))
         train, skipped = _readable_images(train_dir, channels)
         val, bad_val = _readable_images(val_dir, channels)
         classes = sorted(train)
@@ -105,22 +166,23 @@ def load_folder(root: Path, val_split: float, seed: int, channels: int = 3) -> D
                             "usable "
                             f"image of: {', '.join(extra[:5])}; add their training images or "
                             "remove those folders")
-        empty = sorted({p.name for p in _class_folders(train_dir)} - set(classes))
+        empty = sorted({class_name(p) for p in _class_folders(train_dir)} - set(classes))
         _require_images(train_dir, classes, skipped)
         index = {c: i for i, c in enumerate(classes)}
-        return DataSet(classes, _labelled(train, index), _labelled(val, index), str(root),
-                       skipped=skipped + bad_val, empty_classes=empty)
+        return DataSet(classes, _labelled(train, index), _labelled(val, index), printable(root),
+                       skipped=skipped + bad_val, empty_classes=empty, root=root)
     if not subdirs:
         raise DataError(f"{root} has no class folders: put each class's images in a folder named "
                         "after the class (cat/…, dog/…)")
+    _one_folder_each(list(subdirs.values()))
     images, skipped = _readable_images(root, channels)  # before splitting, to keep the balance
     classes = sorted(images)
     _require_images(root, classes, skipped)
-    empty = sorted({p.name for p in _class_folders(root)} - set(classes))
+    empty = sorted({class_name(p) for p in _class_folders(root)} - set(classes))
     samples = _labelled(images, {c: i for i, c in enumerate(classes)})
     train, val = stratified_split(samples, val_split, seed)
-    return DataSet(classes, train, val, str(root), skipped=skipped, split="val_split",
-                   empty_classes=empty)
+    return DataSet(classes, train, val, printable(root), skipped=skipped, split="val_split",
+                   empty_classes=empty, root=root)
 
 
 def _readable_images(root: Path, channels: int) -> tuple[dict[str, list[Path]], list]:
@@ -132,7 +194,11 @@ def _readable_images(root: Path, channels: int) -> tuple[dict[str, list[Path]], 
         good, bad = check_decodable(samples, channels)
         skipped += bad
         if good:
-            images[folder.name] = [s.path for s in good]
+            name = class_name(folder)
+            if name in images:  # `\xff` spelled out, beside a folder named by the byte
+                raise DataError(f"{printable(root)} has two class folders named {name!r}; "
+                                "rename one")
+            images[name] = [s.path for s in good]
     return images, skipped
 
 
@@ -207,7 +273,7 @@ def decode(sample: Sample, channels: int):
     else:
         with Image.open(sample.path) as opened:
             opened.load()
-            image = opened
+            image = _upright(opened)
     image = _to_8bit(image)
     if image.mode not in CONVERTIBLE:
         raise ValueError(f"unsupported colour mode {image.mode}")
@@ -221,6 +287,36 @@ def decode(sample: Sample, channels: int):
         return image.convert("RGB")
     raise DataError(f"the spec's input has {channels} channels; images give 1 (grayscale) or 3 "
                     "(RGB)")
+
+
+def _upright(image):
+    """The image as it is meant to be seen: a camera's EXIF orientation (rotated, mirrored)
+    applied to the pixels; an image without one, or with a damaged EXIF block, as stored."""
+    from PIL import ImageOps
+
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block does not make the pixels unusable
+        return image
+    if orientation in (None, 1):
+        return image
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - as above
+        return image
+
+
+@contextmanager
+def quiet_decoding():
+    """Decode without PIL's DecompressionBombWarning reaching stderr: an image over PIL's
+    pixel limit but under twice it is used (it is only slow); above that, decoding fails and
+    the file is skipped with its reason. Scoped, and meant for the thread that starts the
+    decoding (warning filters are per process)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _to_8bit(image):
@@ -269,7 +365,8 @@ def check_decodable(samples: list[Sample], channels: int) -> tuple[list[Sample],
             good.append(s)
             continue
         try:
-            decode(s, channels)
+            with quiet_decoding():
+                decode(s, channels)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped, not fatal
@@ -277,3 +374,66 @@ def check_decodable(samples: list[Sample], channels: int) -> tuple[list[Sample],
             continue
         good.append(s)
     return good, bad
+
+
+# ----------------------------------------------------------------------------- fingerprint
+
+
+def _digest(names) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for name in sorted(names):
+        h.update(os.fsencode(name) + b"\0")
+    return h.hexdigest()
+
+
+def fingerprint(data: DataSet) -> dict | None:
+    """What a run's split rests on, for config.json: each class's image count and a digest of
+    its files' names (relative to the folder), and a digest of the validation images. None
+    for built-in data, which does not change."""
+    if data.root is None:
+        return None
+
+    def name(sample: Sample) -> str:
+        return os.path.relpath(sample.path, data.root)
+
+    by_class: dict[int, list[str]] = {}
+    for s in data.train + data.val:
+        by_class.setdefault(s.label, []).append(name(s))
+    classes = {c: by_class.get(i, []) for i, c in enumerate(data.classes)}
+    return {"classes": {c: {"images": len(names), "files": _digest(names)}
+                        for c, names in classes.items()},
+            "validation": _digest(f"{s.label}/{name(s)}" for s in data.val)}
+
+
+def changes_since(saved: dict | None, data: DataSet) -> str | None:
+    """How `data` differs from the data a run started on (its config.json fingerprint), in
+    words with what to do; None when it is the same (or either is unknown)."""
+    now = fingerprint(data)
+    if not saved or now is None:
+        return None
+    then_classes, now_classes = saved.get("classes", {}), now["classes"]
+    changed = []
+    for c in sorted(set(then_classes) | set(now_classes)):
+        was = then_classes.get(c, {"images": 0, "files": ""})
+        is_ = now_classes.get(c, {"images": 0, "files": ""})
+        diff = is_["images"] - was["images"]
+        if diff > 0:
+            changed.append(f"{c!r} has {diff} image(s) more ({is_['images']}, was {was['images']})")
+        elif diff < 0:
+            changed.append(f"{c!r} has {-diff} image(s) fewer ({is_['images']}, was "
+                           f"{was['images']})")
+        elif is_["files"] != was["files"]:
+            changed.append(f"{c!r} has as many images but not the same files (some added, as "
+                           "many removed or renamed)")
+    if changed:
+        what = (f"{data.source} changed since the run started: "
+                + "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more class(es)"
+                                            if len(changed) > 5 else ""))
+    elif saved.get("validation") != now["validation"]:
+        what = (f"the validation split of {data.source} is not the one the run started with "
+                "(the same files, split by another version of archdsl)")
+    else:
+        return None
+    return (f"{what}. Going on would split the images anew, so images the run has validated on "
+            "could be trained on; start a new run on the data as it is now (archdsl train SPEC "
+            f"{data.source} --out NEW_FOLDER), or put the data back as it was to resume")

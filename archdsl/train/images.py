@@ -4,13 +4,14 @@ training order shared out among the workers (ShardedOrder)."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
 import torch
 
 from .config import TrainConfig
-from .data import DataError, DataSet, decode, unreadable
+from .data import DataError, DataSet, decode, quiet_decoding, unreadable
 from .distributed import World
 
 
@@ -25,12 +26,14 @@ class ImageSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         s = self.samples[i]
-        try:
-            image = decode(s, self.channels)
-        except Exception as exc:  # noqa: BLE001 - it was readable when the run started
-            raise DataError(f"{s.path} can no longer be read ({unreadable(exc, s.path)}); it was "
-                            "readable when the run started. Was it changed or deleted?") from None
-        return self.transform(image), s.label
+        with quiet_decoding():
+            try:
+                image = decode(s, self.channels)
+            except Exception as exc:  # noqa: BLE001 - it was readable when the run started
+                raise DataError(f"{s.path} can no longer be read ({unreadable(exc, s.path)}); it "
+                                "was readable when the run started. Was it changed or "
+                                "deleted?") from None
+            return self.transform(image), s.label
 
 
 class ShardedOrder(torch.utils.data.DistributedSampler):
@@ -97,10 +100,33 @@ def normalisation(samples, channels: int, size, limit: int = 500, seed: int = 0)
     rng = random.Random(seed)
     chosen = samples if len(samples) <= limit else rng.sample(samples, limit)
     plain = transforms(size, None, None, train=False, augment=False, flip=False)
-    stack = torch.stack([plain(decode(s, channels)) for s in chosen])
+    with quiet_decoding():
+        stack = torch.stack([plain(decode(s, channels)) for s in chosen])
     mean = stack.mean(dim=(0, 2, 3))
     std = stack.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+def loader_workers(requested: int, batches: int, processes_here: int = 1) -> tuple[int, str | None]:
+    """The data-loader workers to start: `--workers`, but no more than this process's share
+    of the CPU cores, nor than the batches of an epoch (a worker makes whole batches); and
+    the line that says so when that is fewer than asked for."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    share = max(cores // max(processes_here, 1), 1)
+    workers = min(requested, share, max(batches, 1))
+    if workers == requested:
+        return workers, None
+    why = []
+    if requested > share:
+        why.append(f"{cores} CPU core(s)" + (f" for {processes_here} training processes"
+                                             if processes_here > 1 else ""))
+    if requested > batches:
+        why.append(f"{batches} batch(es) an epoch")
+    return workers, (f"warning: --workers {requested} is more than this run can use: "
+                     f"{workers} data-loader worker(s) ({', '.join(why)})")
 
 
 def stored_size(size) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import DataError, Sample, decode, load_dataset, unreadable
+from .data import DataError, Sample, decode, load_dataset, printable, quiet_decoding, unreadable
 from .distributed import World
 from .errors import TrainError
 from .images import ImageSet, eval_transform
@@ -108,7 +108,8 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
 
 
 def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
-    """For each image: the top classes with their softmax probabilities."""
+    """For each image: its name (printable: bytes that are not UTF-8 escaped, as `\\xff`),
+    and the top classes with their softmax probabilities, or why it could not be read."""
     from .config import TOP
 
     problem = TOP.problem(top)
@@ -118,17 +119,19 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
     transform = eval_transform(saved)
     results = []
     for path in images:
+        name = printable(path)
         try:
-            x = transform(decode(Sample(0, path=Path(path)), saved["input"][0]))[None]
+            with quiet_decoding():
+                x = transform(decode(Sample(0, path=Path(path)), saved["input"][0]))[None]
         except Exception as exc:  # noqa: BLE001 - one unreadable image does not stop the rest
             reason = unreadable(exc, Path(path))
-            results.append((path, None, f"cannot read it as an image ({reason})"))
+            results.append((name, None, f"cannot read it as an image ({reason})"))
             continue
         with torch.no_grad():
             probs = torch.softmax(model(x).float(), dim=1)[0]
         k = min(top, len(probs))
         values, indices = probs.topk(k)
-        results.append((path, [(saved["classes"][int(i)], float(v))
+        results.append((name, [(saved["classes"][int(i)], float(v))
                                for v, i in zip(values, indices)], None))
     return results
 

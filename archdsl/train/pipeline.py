@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..files import atomic_write
-from .data import DataError, Sample, decode, unreadable
+from .data import DataError, Sample, decode, quiet_decoding, unreadable
 from .units import format_bytes
 
 CACHE_FORMAT = "archdsl-image-cache-v1"  # part of every cache's name: a new layout, new files
@@ -152,13 +152,14 @@ class CachedImages(torch.utils.data.Dataset):
         def one(i):
             target[i] = resized_pixels(self.samples[i], self.channels, self.size).numpy()
 
-        if self.threads > 1 and len(self.samples) > 1:
-            with ThreadPoolExecutor(self.threads) as pool:
-                for _ in pool.map(one, range(len(self.samples))):
-                    pass
-        else:
-            for i in range(len(self.samples)):
-                one(i)
+        with quiet_decoding():  # set here, for the decoding threads too
+            if self.threads > 1 and len(self.samples) > 1:
+                with ThreadPoolExecutor(self.threads) as pool:
+                    for _ in pool.map(one, range(len(self.samples))):
+                        pass
+            else:
+                for i in range(len(self.samples)):
+                    one(i)
 
     def __len__(self) -> int:
         return len(self.samples)

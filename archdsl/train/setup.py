@@ -21,10 +21,10 @@ from torch import nn
 
 from ..files import WriteError, atomic_write
 from .config import TrainConfig
-from .data import DataError, DataSet, load_dataset
+from .data import DataError, DataSet, changes_since, fingerprint, load_dataset
 from .distributed import World, join
 from .errors import TrainError, on_every_worker
-from .images import ShardedOrder, datasets, normalisation
+from .images import ShardedOrder, datasets, loader_workers, normalisation
 from .run_folder import (checkpoint_bytes, json_writer, make_run_folder, spec_copy_name,
                          write_error)
 
@@ -190,7 +190,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     generator = torch.Generator().manual_seed(config.seed)
     order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size)
     train_loader, val_loader = _loaders(train_set, val_set, order, generator, config, device,
-                                        world)
+                                        world, log)
     needed = checkpoint_bytes(4 * network.params, config.optimizer)
     run = make_run_folder(spec_path, network.name, out, exist_ok, needed) if world.main else None
     run = world.from_main(run)  # rank 0 chose and made the folder; the others never write
@@ -225,6 +225,9 @@ def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params
     if saved is not None and data.classes != saved["classes"]:
         raise DataError(f"{dataset} now has the classes {data.classes[:5]}…, the run was "
                         f"trained on {saved['classes'][:5]}…")
+    changed = changes_since(saved.get("data_fingerprint"), data) if saved is not None else None
+    if changed:
+        raise DataError(changed)
     if len(data.classes) < 2:
         raise DataError(f"{data.source} has a single class, {data.classes[0]!r}; classification "
                         "needs at least two: add a folder of images for each other class")
@@ -296,16 +299,21 @@ def _seed(seed: int) -> None:
 
 
 def _loaders(train_set, val_set, order: ShardedOrder, generator, config: TrainConfig, device,
-             world: World):
+             world: World, log):
     per_worker = config.batch_size // world.size
     pin = device.type == "cuda"
+    workers, capped = loader_workers(config.workers, -(-len(order) // per_worker),
+                                     world.local_size)
+    if capped:
+        log(capped)
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=per_worker, sampler=order, generator=generator,
-        num_workers=config.workers, pin_memory=pin, persistent_workers=config.workers > 0)
+        num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
     if world.several:  # each worker validates every world.size-th image; the sums are added
         val_set = torch.utils.data.Subset(val_set, range(world.rank, len(val_set), world.size))
+    val_workers = min(workers, -(-len(val_set) // per_worker))
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=per_worker,
-                                             num_workers=config.workers, pin_memory=pin)
+                                             num_workers=val_workers, pin_memory=pin)
     return train_loader, val_loader
 
 
@@ -346,6 +354,7 @@ def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: 
         "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
         "classes": data.classes,
         "split": data.split, "train_images": len(data.train), "val_images": len(data.val),
+        "data_fingerprint": fingerprint(data),
         "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
         "normalisation": {"mean": mean, "std": std}, "device": str(device),
         "precision": str(amp).replace("torch.", "") if amp else "fp32",
