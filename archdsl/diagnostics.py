@@ -31,8 +31,29 @@ class Span:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A place that led to a diagnostic, such as the block call whose body holds it (like a C++
+    compiler's "in instantiation of" notes); span None for a note that stands for several."""
+
+    message: str
+    span: Span | None = None
+
+    def to_dict(self) -> dict:
+        span = self.span
+        return {"message": self.message, **_where(span)}
+
+
+def _where(span: Span | None) -> dict:
+    return {"file": span.file if span else None, "line": span.line if span else None,
+            "column": span.column if span else None,
+            "end_line": span.end_line if span else None,
+            "end_column": span.end_column if span else None}
+
+
+@dataclass(frozen=True)
 class Diagnostic:
-    """One finding about a spec: what, where, and how to fix it."""
+    """One finding about a spec: what, where, and how to fix it; `notes` say how it was
+    reached (the chain of block calls, innermost first)."""
 
     severity: str
     code: str
@@ -40,26 +61,49 @@ class Diagnostic:
     span: Span | None = None
     hint: str | None = None
     label: str | None = None  # short text printed after the caret
+    notes: tuple[Note, ...] = ()
 
     @property
     def is_error(self) -> bool:
         return self.severity == ERROR
 
+    def with_note(self, message: str, span: Span | None) -> "Diagnostic":
+        """This diagnostic with one more note after its others."""
+        return replace(self, notes=self.notes + (Note(message, span),))
+
+    def without_notes(self) -> "Diagnostic":
+        """The finding itself: two calls of one block that fail alike compare equal by it."""
+        return replace(self, notes=()) if self.notes else self
+
     def to_dict(self) -> dict:
         """The JSON form used by `archdsl check --format json`."""
-        span = self.span
         return {
             "severity": self.severity,
             "code": self.code,
             "message": self.message,
-            "file": span.file if span else None,
-            "line": span.line if span else None,
-            "column": span.column if span else None,
-            "end_line": span.end_line if span else None,
-            "end_column": span.end_column if span else None,
+            **_where(self.span),
             "hint": self.hint,
             "label": self.label,
+            "notes": [n.to_dict() for n in self.notes],
         }
+
+
+def called_here(block: str) -> str:
+    """The note on a block call that led to a diagnostic in the block's body."""
+    return f"in block `{block}`, called here"
+
+
+MOST_NOTES = 10  # a chain of calls longer than this is shown by its ends
+
+
+def trim_notes(d: Diagnostic) -> Diagnostic:
+    """`d` with a very long chain of notes cut to its first and last few, as C++ compilers
+    skip instantiation contexts."""
+    if len(d.notes) <= MOST_NOTES:
+        return d
+    head, tail = d.notes[:MOST_NOTES // 2], d.notes[-(MOST_NOTES // 2 - 1):]
+    skipped = len(d.notes) - len(head) - len(tail)
+    return replace(d, notes=head + (Note(f"… {skipped} more calls …"),) + tail)
 
 
 LONGEST_WORD = 60  # a name echoed in a message beyond this is cut in the middle
@@ -115,7 +159,11 @@ class DiagnosticError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean …?' hint for a misspelt name, or None when nothing is close."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    choices = sorted(set(choices))
+    # A poor match (below 0.75) must at least start alike: `activation` is not `dilation`.
+    close = [c for c in difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+             if difflib.SequenceMatcher(None, word, c).ratio() >= 0.75
+             or c[:1].lower() == word[:1].lower()][:1]
     if not close and len(word) > 2:
         lowered = {c.lower(): c for c in choices}
         close = [lowered[word.lower()]] if word.lower() in lowered else []
@@ -132,42 +180,55 @@ _COLORS = {ERROR: "\033[1;31m", WARNING: "\033[1;33m", "caret": "\033[1;36m", "b
 
 
 def render(d: Diagnostic, source: str | None, color: bool = False) -> str:
-    """Render one diagnostic the way a compiler does:
+    """Render one diagnostic the way a compiler does, each note after it in the same form:
 
         file:line:col: error[CODE]: message
           |
         9 |   the source line
           |   ^^^^ label
           = hint: ...
+        file:line:col: note: in block `b`, called here
+          |
+        12 | b 64
+           | ^^^^
     """
     c = _COLORS if color else {k: "" for k in _COLORS}
     head = _headline(d)
     sev = f"{d.severity}[{d.code}]"
     head = head.replace(sev, f"{c[d.severity]}{sev}{c['reset']}{c['bold']}", 1) + c["reset"]
     lines = [head]
-    span = d.span
-    if span is not None and source is not None:
-        src_lines = source.split("\n")
-        if 1 <= span.line <= len(src_lines):
-            text = src_lines[span.line - 1].replace("\t", " ")
-            gutter = " " * len(str(span.line))
-            start = max(span.column - 1, 0)
-            if span.end_line == span.line:
-                end = max(span.end_column - 1, start + 1)
-            else:
-                end = max(len(text.rstrip()), start + 1)
-            text, start, end = _window(text, start, end)
-            carets = "^" * (end - start)
-            label = f" {d.label}" if d.label else ""
-            lines.append(f"{gutter} |")
-            lines.append(f"{span.line} | {text}")
-            lines.append(f"{gutter} | {' ' * start}{c['caret']}{carets}{label}{c['reset']}")
-            if d.hint:
-                lines.append(f"{gutter} = hint: {d.hint}")
-            return "\n".join(lines)
+    excerpt = _excerpt(d.span, source, d.label, c)
+    lines += excerpt
     if d.hint:
-        lines.append(f"  = hint: {d.hint}")
+        gutter = excerpt[0][:-2] if excerpt else " "
+        lines.append(f"{gutter} = hint: {d.hint}")
+    for note in d.notes:
+        where = f"{note.span.file}:{note.span.line}:{note.span.column}: " if note.span else ""
+        lines.append(f"{where}{c['caret']}note{c['reset']}: {note.message}")
+        lines += _excerpt(note.span, source, None, c)
     return "\n".join(lines)
+
+
+def _excerpt(span: Span | None, source: str | None, label: str | None, c: dict) -> list[str]:
+    """The source line of `span` with carets under it (and `label` after them), or nothing
+    when there is no span or no source."""
+    if span is None or source is None:
+        return []
+    src_lines = source.split("\n")
+    if not 1 <= span.line <= len(src_lines):
+        return []
+    text = src_lines[span.line - 1].replace("\t", " ")
+    gutter = " " * len(str(span.line))
+    start = max(span.column - 1, 0)
+    if span.end_line == span.line:
+        end = max(span.end_column - 1, start + 1)
+    else:
+        end = max(len(text.rstrip()), start + 1)
+    text, start, end = _window(text, start, end)
+    carets = "^" * (end - start)
+    label = f" {label}" if label else ""
+    return [f"{gutter} |", f"{span.line} | {text}",
+            f"{gutter} | {' ' * start}{c['caret']}{carets}{label}{c['reset']}"]
 
 
 WIDEST_EXCERPT = 120  # columns of a source line shown; a longer one is cut around the span
@@ -195,5 +256,5 @@ def sort_key(d: Diagnostic):
     return (s.file, s.line, s.column) if s else ("", 0, 0)
 
 
-__all__ = ["Span", "Diagnostic", "SpecError", "DiagnosticError", "error", "warning", "render",
+__all__ = ["Span", "Note", "Diagnostic", "trim_notes", "SpecError", "DiagnosticError", "error", "warning", "render",
            "render_all", "did_you_mean", "ERROR", "WARNING"]

@@ -345,20 +345,33 @@ def _wrap(text: str, width: int = 40) -> str:
 
 
 def _errors_by_node(graph, diagnostics) -> dict[str, Diagnostic]:
-    """Attach each error to the node whose statement (or argument) it points into."""
+    """Attach each error to the node its span points into, as the CLI names it: the
+    innermost statement holding the span's start (the shortcut's conv, not the merge that
+    found the mismatch); among instances of one statement (two calls of a block), the first
+    that failed. A node keeps the first error that points at it."""
     found: dict[str, Diagnostic] = {}
     errors = [d for d in diagnostics if d.is_error and d.span is not None]
     if not errors:
         return found
-    for nid, node in graph.layers():
-        span = node.span
-        for d in errors:
-            s = d.span
-            if s.line == span.line and span.column <= s.column < max(span.end_column,
-                                                                      span.column + 1):
-                if nid not in found and (graph.shape(nid) is None or node.invalid):
-                    found[nid] = d
+    nodes = list(graph.layers())
+    for d in errors:
+        at = (d.span.line, d.span.column)
+        holding = [(i, nid, node) for i, (nid, node) in enumerate(nodes)
+                   if node.span.file == d.span.file and _holds(node.span, at)]
+        if not holding:
+            continue
+        _, nid, _ = min(holding, key=lambda h: (
+            (-h[2].span.line, -h[2].span.column), (h[2].span.end_line, h[2].span.end_column),
+            not (graph.shape(h[1]) is None or h[2].invalid), h[0]))
+        found.setdefault(nid, d)
     return found
+
+
+def _holds(span, at: tuple[int, int]) -> bool:
+    """Whether position `at` (line, column) lies in `span` (its first column at least)."""
+    end = (span.end_line, max(span.end_column, span.column + 1) if span.end_line == span.line
+           else span.end_column)
+    return (span.line, span.column) <= at < end
 
 
 class RenderError(Exception):

@@ -13,7 +13,7 @@ Memory is float32: parameters and buffers, and each layer's output per sample.
 
 from __future__ import annotations
 
-from .diagnostics import Diagnostic, error, warning
+from .diagnostics import Diagnostic, called_here, error, warning
 from .graph import BYTES_PER_VALUE, Facts, LayerGraph, Totals
 from .layers.base import LayerError, fmt_shape
 from .layers.merge import combinator
@@ -174,4 +174,25 @@ def locate(graph: LayerGraph, nid: str, exc: LayerError) -> Diagnostic:
     if node.inserted and site is None:
         hint = (hint + "; " if hint else "") + "this layer was inserted by archdsl as a projection " \
                                                 "shortcut"
-    return error(exc.code, message, span, hint=hint, label=label)
+    return with_calls(graph, node, error(exc.code, message, span, hint=hint, label=label))
+
+
+def with_calls(graph: LayerGraph, node, d: Diagnostic) -> Diagnostic:
+    """`d`, about a layer, with a note on each block call that holds the layer, innermost
+    first: the chain of calls that led there (the node's groups; no syntax tree needed)."""
+    for gid in reversed(node.groups):
+        group = graph.groups[gid]
+        if group.kind == "block":
+            d = d.with_note(called_here(group.block), group.span)
+    return d
+
+
+def with_calls_at(graph: LayerGraph, d: Diagnostic) -> Diagnostic:
+    """`d` with the call chain of the first layer whose statement it points at (for the
+    lints, which name a layer by its span)."""
+    if d.span is None or d.notes:
+        return d
+    for _, node in graph.layers():
+        if node.span == d.span or d.span in node.arg_spans.values():
+            return with_calls(graph, node, d)
+    return d

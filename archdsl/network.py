@@ -6,7 +6,7 @@ import gc
 from pathlib import Path
 from typing import Any
 
-from .diagnostics import Diagnostic, Span, SpecError, error, sort_key
+from .diagnostics import Diagnostic, Span, SpecError, error, sort_key, trim_notes
 from .layers.base import fmt_shape
 
 
@@ -151,7 +151,7 @@ def _too_large(text: str, file: str) -> Diagnostic | None:
 
 def _analyse(text, file, params, input_shape):
     from .expand import expand, insert_shortcuts
-    from .infer import infer
+    from .infer import infer, with_calls_at
     from .lints import lint
     from .syntax import parse
 
@@ -167,10 +167,18 @@ def _analyse(text, file, params, input_shape):
         insert_shortcuts(graph)
         diagnostics += infer(graph)
     if graph is not None and not any(d.is_error for d in diagnostics):
-        diagnostics += lint(graph)
-    diagnostics = list(dict.fromkeys(diagnostics))  # a statement expanded twice reports once
-    diagnostics.sort(key=sort_key)
-    return spec, graph, diagnostics
+        diagnostics += [with_calls_at(graph, d) for d in lint(graph)]
+    return spec, graph, sorted(_once(diagnostics), key=sort_key)
+
+
+def _once(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Each finding once: a statement expanded twice (two calls of a block, two iterations)
+    that fails alike reports once, with the chain of calls of the first; calls that fail
+    differently (another message, another value) stay separate diagnostics."""
+    first: dict[Diagnostic, Diagnostic] = {}
+    for d in diagnostics:
+        first.setdefault(d.without_notes(), trim_notes(d))
+    return list(first.values())
 
 
 def loads(text: str, file: str = "<string>", *, input_shape: tuple[int, ...] | None = None,

@@ -42,7 +42,9 @@ def to_json(network, diagnostics) -> dict[str, Any]:
     """The JSON document for a checked network (None when the spec had errors)."""
     base: dict[str, Any] = {"diagnostics": [d.to_dict() for d in diagnostics]}
     if network is None:
-        file = diagnostics[0].span.file if diagnostics and diagnostics[0].span else None
+        # a wrong `--set` value has no place, but its note shows the parameter in the file
+        file = next((s.file for d in diagnostics for s in (d.span, *(n.span for n in d.notes))
+                     if s is not None), None)
         return {"arch": None, "file": file, "parameters": None, "input": None, "output": None,
                 "params": None,
                 "trainable_params": None, "buffers": None, "macs": None, "memory": None,

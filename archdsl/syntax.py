@@ -17,14 +17,8 @@ from lark import Transformer_NonRecursive, v_args
 from .diagnostics import Diagnostic, Span, did_you_mean, error, sort_key
 from .syntax_tree import (  # noqa: F401  (the tree's names, re-exported)
     Num, ShapeLit, Name, BinOp, Neg, Keyword, Layer, Repeat, Branch, Combinator, Param,
-    BlockDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt,
+    BlockDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt, INIT_SCHEMES,
 )
-
-# `init SCHEME OPTION…`: the weight initialisations a spec can choose, with their options.
-INIT_SCHEMES = {
-    "pytorch": (),  # each layer's own default (what torch.nn gives)
-    "resnet": ("zero_residual",),  # torchvision's ResNet scheme
-}
 
 # ----------------------------------------------------------------------------- the parser
 
@@ -154,6 +148,7 @@ def _blank_statement(text: str, exc) -> str | None:
 
 _UNCLOSED = {"`>`": "the file ends before a closing `>`", "`}`": "the file ends before a closing `}`",
              "`)`": "the file ends before a closing `)`"}
+_OPENERS = {"{": "}", "<": ">", "(": ")"}
 
 # Ways a body can stop short: after each kind of statement, one or several of them.
 _BODY_ENDINGS = ("", "relu", "relu;", "relu\n", "conv 8", "conv 8 k3", "conv 8.5", "conv 8x8",
@@ -310,11 +305,28 @@ def _end_diagnostic(exc, text: str, file: str) -> Diagnostic:
     mistake = _mistake(exc)
     if mistake is not None:
         closer = mistake.split()[1]
-        return error("E-SYNTAX", _UNCLOSED[closer], span, hint=f"add the missing {closer}")
+        found = error("E-SYNTAX", _UNCLOSED[closer], span, hint=f"add the missing {closer}")
+        opener = _unclosed(text, closer.strip("`"))
+        if opener is not None:  # and point at what is left open
+            found = found.with_note(f"the `{text[opener]}` opened here is never closed", Span(
+                file, *_line_col(text, opener), *_line_col(text, opener + 1)))
+        return found
     expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ()
     want = _describe_expected(set(expected))
     return error("E-SYNTAX", "the file ends in the middle of a statement", span,
                  hint=f"expected {want}" if want else None)
+
+
+def _unclosed(text: str, closer: str) -> int | None:
+    """The offset of the innermost bracket that `closer` would close and nothing does."""
+    code = "\n".join(line.split("#")[0].ljust(len(line)) for line in text.split("\n"))
+    open_at: list[int] = []
+    for i, ch in enumerate(code):
+        if ch in _OPENERS:
+            open_at.append(i)
+        elif ch in _OPENERS.values() and any(_OPENERS[text[at]] == ch for at in open_at):
+            open_at.remove(max(at for at in open_at if _OPENERS[text[at]] == ch))
+    return max((at for at in open_at if _OPENERS[text[at]] == closer), default=None)
 
 
 # ----------------------------------------------------------------------------- tree -> Spec
@@ -574,7 +586,6 @@ class _ToSyntaxTree(Transformer_NonRecursive):
 
     def _text(self, span: Span) -> str:
         return self.source[self._offset(span):self._offset(span, end=True)]
-
 
 
 _RULES = [name for name in vars(_ToSyntaxTree) if not name.startswith("_")]

@@ -111,6 +111,13 @@ class ArchHeader:
     span: Span
 
 
+# `init SCHEME OPTION…`: the weight initialisations a spec can choose, with their options.
+INIT_SCHEMES = {
+    "pytorch": (),  # each layer's own default (what torch.nn gives)
+    "resnet": ("zero_residual",),  # torchvision's ResNet scheme
+}
+
+
 @dataclass(frozen=True)
 class InitDecl:
     """`init resnet zero_residual`: how the compiled module's weights start out."""

@@ -87,7 +87,7 @@ def _arch_params(spec: Spec, overrides: dict[str, Any], diagnostics) -> dict[str
                                      header.span if header else Span(spec.file, 1, 1, 1, 2),
                                      hint=hint))
     for p in params:
-        if p.name in overrides:
+        if p.name in overrides and _fits(p, overrides[p.name], values, diagnostics):
             values[p.name] = overrides[p.name]
         elif p.default is not None:
             try:
@@ -99,6 +99,39 @@ def _arch_params(spec: Spec, overrides: dict[str, Any], diagnostics) -> dict[str
                 "E-PARAM", f"parameter `{p.name}` has no default and was not set", p.span,
                 hint=f"give it a default (`{p.name}=…`) or set it: `--set {p.name}=…`"))
     return values
+
+
+_SORTS = {bool: "true or false", int: "a number", float: "a number", tuple: "a shape such as 7x7",
+          str: "a word"}
+
+
+def _sort(value) -> str | None:
+    """What kind of value this is, in the user's words (whole and decimal numbers alike)."""
+    return next((words for t, words in _SORTS.items() if isinstance(value, t)), None)
+
+
+def _fits(p, value, values: dict[str, Any], diagnostics) -> bool:
+    """Whether an override (`--set num_classes=abc`) is the sort of value the parameter's
+    default is; if not, an E-PARAM that names the option (it has no place in the file) and
+    the default is kept, so the layers that read it are not blamed."""
+    if p.default is None:
+        return True
+    try:
+        default = evaluate(p.default, values, words_ok=True)
+    except DiagnosticError:
+        return True
+    want, got = _sort(default), _sort(value)
+    if want == got or (want == "a shape such as 7x7" and got == "a number") or None in (want, got):
+        return True
+    from ..layers.types import show
+
+    diagnostics.append(error(
+        "E-PARAM", f"--set {p.name}={show(value)}: `{p.name}` takes {want} (its default is "
+        f"{show(default)}), not {got}", None,
+        hint=f"e.g. `--set {p.name}={show(default)}` (from Python: "
+             f"`archdsl.load(path, {p.name}=…)`)").with_note(
+        f"`{p.name}` is declared here", p.span))
+    return False
 
 
 def _input_dims(spec: Spec, override, diagnostics):

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import re
+
 from ..diagnostics import DiagnosticError, did_you_mean, error
 from ..syntax import BlockDef, Keyword, Layer
-from .expressions import evaluate, try_evaluate
+from .expressions import Word, evaluate, try_evaluate
+
+_FLAG = re.compile(r"([A-Za-z_])([0-9]+(?:x[0-9]+)?)")
 
 
 @dataclass
@@ -45,6 +49,8 @@ def bind(block: BlockDef, call: Layer, scope: dict[str, Any], arch: dict[str, An
                                     hint=f"its parameters are ({', '.join(names)})"))
     for p, a in zip(block.params, positional):
         b.given[p.name] = value(a, scope)
+        if strict:
+            _no_flag(block, names, b.given[p.name], a)
     for a in call.args:
         if not isinstance(a, Keyword):
             continue
@@ -66,3 +72,15 @@ def bind(block: BlockDef, call: Layer, scope: dict[str, Any], arch: dict[str, An
                 "E-ARG-COUNT", f"block `{block.name}` needs a value for `{p.name}`", call.span,
                 hint=f"call it as `{block.name} {' '.join(names)}`"))
     return b
+
+
+def _no_flag(block: BlockDef, names: list[str], value, written) -> None:
+    """A word such as `s2` given to a block whose parameter is `s`: flags belong to layer
+    kinds, so this is a mistake at the call, not a word to pass on (`s=2` was meant)."""
+    m = _FLAG.fullmatch(value) if isinstance(value, Word) else None
+    if m is None or m.group(1) not in names:
+        return
+    name, number = m.groups()
+    raise DiagnosticError(error(
+        "E-UNKNOWN-NAME", f"`{value}` looks like a flag, but block `{block.name}` takes no "
+        f"flags", written.span, hint=f"set its parameter `{name}` with a keyword: `{name}={number}`"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import layers
-from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
+from ..diagnostics import Diagnostic, DiagnosticError, Span, called_here, did_you_mean, error
 from ..graph import LayerGraph, LayerNode, MergeSite, Written
 from ..layers.base import Args
 from ..layers.merge import MergeKind, combinator, combinator_names
@@ -108,7 +108,7 @@ class Walk:
             hint = did_you_mean(st.op, known + list(self.spec.blocks))
             raise DiagnosticError(error("E-UNKNOWN-LAYER", f"unknown layer `{st.op}`", st.op_span,
                                         hint=hint or "see `docs/language.md` for the layer kinds"))
-        args, spans, ok = resolve(kind, st, scope.values, self.diagnostics)
+        args, spans, ok = resolve(kind, st, scope.values, self.diagnostics, self.spec.blocks)
         node = LayerNode(scope.child_name(st.op), kind, args, st.span, scope.groups, spans,
                          invalid=not ok)
         if not scope.groups:
@@ -135,6 +135,11 @@ class Walk:
         count = evaluate(st.count, scope.values)
         if isinstance(count, float) and count.is_integer():
             count = int(count)
+        if isinstance(count, str):  # a word, held by a parameter
+            held = f"the parameter `{st.count.name}` holds" if isinstance(st.count, Name) \
+                else "it is"
+            raise DiagnosticError(error("E-UNKNOWN-NAME", f"repeat needs a whole number, but "
+                                        f"{held} the word `{count}`", st.count.span))
         if not isinstance(count, int) or isinstance(count, bool):
             raise DiagnosticError(error("E-ARG-TYPE", f"repeat needs a whole number, got "
                                         f"{show(count)}", st.count.span))
@@ -209,10 +214,15 @@ class Walk:
                          args={p.name: binding.values[p.name] for p in block.params},
                          block=block.name)
         self.call_stack.append(block.name)
+        first = len(self.diagnostics)
+        note = (called_here(block.name), st.span)
         try:
             return self.emit(block.body, src, self.child(scope, name, gid, binding.values))
+        except DiagnosticError as exc:  # too big or too deep: say through which calls
+            raise DiagnosticError(exc.diagnostic.with_note(*note)) from None
         finally:
             self.call_stack.pop()
+            self.diagnostics[first:] = [d.with_note(*note) for d in self.diagnostics[first:]]
 
     def size(self, stmts, env: dict[str, Any], depth: int = 0) -> int:
         """How many layers `stmts` will make, known before making them (1 where unknown), so
