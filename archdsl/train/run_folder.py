@@ -122,7 +122,7 @@ def make_run_folder(spec_path: Path, name: str, out: str | None, exist_ok: bool,
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise TrainError(f"{path} is a file; --out needs a folder")
-    if path.is_dir():
+    if (path / "config.json").is_file():
         lock_run(path)  # before looking at its files: a run may be training in it
     if path.is_dir() and not exist_ok and _holds_files(path, spec_path):
         if (path / "config.json").is_file():
