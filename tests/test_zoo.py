@@ -1,0 +1,140 @@
+"""torchvision's model zoo as specs: every entry of specs/torchvision.toml (a torchvision model
+name -> spec file, `--set` values, input shape) checks, has torchvision's parameter and buffer
+counts and, for the models added with the zoo, computes torchvision's outputs after
+`archdsl.transfer_weights`.
+
+Cheap by design (the machine is shared): every model is built once, on the meta device, and
+given random storage; outputs are compared on a batch of two at a reduced input size.
+"""
+
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import archdsl
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+ZOO = tomllib.loads((SPECS / "torchvision.toml").read_text())
+
+# specs/ had these before the zoo: their outputs are compared in tests/test_specs.py and
+# tests/test_torch_backend.py, so here only their counts are.
+REFERENCE = {"alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg16", "vgg16_bn", "vgg19", "resnet18",
+             "resnet34", "resnet50", "resnet101", "resnet152", "googlenet", "mobilenet_v2"}
+
+# Warnings that torchvision's own design raises: SqueezeNet's unpadded stride-2 stem drops the
+# input's last row and column at 224x224; in EfficientNet-B1..B7 the first stage's second block
+# (expand ratio 1: no 1x1 expansion) starts with its depthwise convolution straight after the
+# previous block's linear projection, which is not narrower than it.
+EXPECTED_WARNINGS = {"squeezenet1_0": {"W-STRIDE-DROP"}, "squeezenet1_1": {"W-STRIDE-DROP"},
+                     **{f"efficientnet_b{i}": {"W-NO-NONLINEARITY"} for i in range(1, 8)}}
+
+# The input size outputs are compared at: the smallest every model's 3x3 taps still see more
+# than one position in its last stage (2x2 there), except inception_v3, which refuses less
+# than 75x75.
+SMALL_INPUT = {"inception_v3": (3, 75, 75)}
+DEFAULT_SMALL_INPUT = (3, 64, 64)
+
+
+def shape(text):
+    return tuple(int(d) for d in text.split("x"))
+
+
+def entry(name):
+    e = ZOO[name]
+    return SPECS / e["spec"], e.get("set", {}), shape(e["input"]), e.get("torchvision", {})
+
+
+def test_the_zoo_lists_every_reference_spec_and_the_added_families():
+    assert REFERENCE <= set(ZOO)
+    for name, e in ZOO.items():
+        assert set(e) <= {"spec", "set", "input", "torchvision"}, name
+        assert (SPECS / e["spec"]).is_file(), name
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_spec_checks(name):
+    path, params, input_shape, _ = entry(name)
+    net = archdsl.load(path, input_shape=input_shape, **params)  # raises SpecError on errors
+    assert net.input_shape == input_shape
+    assert not [d for d in net.diagnostics if d.severity == "error"]
+    codes = {d.code for d in net.diagnostics if d.severity == "warning"}
+    assert codes <= EXPECTED_WARNINGS.get(name, set()), "\n".join(map(str, net.diagnostics))
+    assert net.output_shape == (1000,)
+
+
+def torchvision_model(name, kwargs):
+    """torchvision's model, built on the meta device: random storage comes later. (RegNet's
+    builder computes its widths with tensors, so it is built on the CPU.)"""
+    import torch
+    import torchvision
+
+    builder = getattr(torchvision.models, name)
+    try:
+        with torch.device("meta"):
+            return builder(weights=None, **kwargs)
+    except NotImplementedError:
+        return builder(weights=None, **kwargs)
+
+
+def randomise(model, x):
+    """Random weights (Kaiming-scaled, so deep networks neither explode nor vanish), random batch
+    norm scales and shifts, and running statistics from one training-mode pass over `x`: batch
+    norm then does real work in eval mode, and every value is well away from atol."""
+    import torch
+    from torch import nn
+
+    g = torch.Generator().manual_seed(0)
+    model.to_empty(device="cpu")
+    norms = []
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2 / fan_in))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.reset_running_stats()
+                norms.append((m, m.momentum))
+                m.momentum = 1.0                # the running statistics become the batch's
+        model.train()(x)
+        for m, momentum in norms:
+            m.momentum = momentum
+    return model.eval()
+
+
+def count(model):
+    return (sum(p.numel() for p in model.parameters()), sum(b.numel() for b in model.buffers()))
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_matches_torchvision(name):
+    import torch
+
+    path, params, input_shape, kwargs = entry(name)
+    tv = torchvision_model(name, kwargs)
+    tv_params, tv_buffers = count(tv)
+    full = archdsl.load(path, input_shape=input_shape, **params)
+    assert (full.params, full.buffers) == (tv_params, tv_buffers)
+    if name in REFERENCE:
+        return
+
+    small = SMALL_INPUT.get(name, DEFAULT_SMALL_INPUT)
+    net = archdsl.load(path, input_shape=small, **params)
+    assert (net.params, net.buffers) == (tv_params, tv_buffers)
+    x = torch.randn(2, *small, generator=torch.Generator().manual_seed(1))
+    tv = randomise(tv, x)
+    with torch.device("meta"):
+        ours = net.to_torch()
+    ours.to_empty(device="cpu")
+    archdsl.transfer_weights(tv, ours)        # every parameter and buffer: nothing left empty
+    ours.eval()
+    with torch.no_grad():
+        expected, got = tv(x), ours(x)
+    assert expected.shape == (2, *net.output_shape)
+    assert expected.abs().max() > 1e-2         # a comparison that atol cannot make vacuous
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
