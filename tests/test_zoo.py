@@ -64,6 +64,20 @@ def test_spec_checks(name):
     assert net.output_shape == (1000,)
 
 
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_macs_and_params_match_torchvision_published_figures(name):
+    # torchvision's meta["_ops"] (its "GFLOPS") counts one per multiply-add of convolutions and
+    # linear layers at the weights' own input size, as archdsl's MACs do.
+    import torchvision
+
+    path, params, input_shape, _ = entry(name)
+    net = archdsl.load(path, input_shape=input_shape, **params)
+    for weights in torchvision.models.get_model_weights(name):
+        assert round(net.macs / 1e9, 3) == pytest.approx(weights.meta["_ops"], abs=1e-9)
+        if name != "inception_v3":  # its published count includes the auxiliary classifier
+            assert net.params == weights.meta["num_params"]
+
+
 def torchvision_model(name, kwargs):
     """torchvision's model, built on the meta device: random storage comes later. (RegNet's
     builder computes its widths with tensors, so it is built on the CPU.)"""
