@@ -104,6 +104,16 @@ def test_an_error_repeated_by_several_calls_is_reported_once_with_the_first_chai
         ("conv out = 5.33333 is not a whole number", [4])]
 
 
+def test_warnings_and_recursion_name_their_calls_too():
+    _, diagnostics = analyse("input 3x8x8\nblock b(c) { conv c k3 p1; bn; relu }\nb 8\nb 8\n",
+                             "t.arch")
+    assert [(d.code, d.span.line, [(n.span.line, n.span.column) for n in d.notes])
+            for d in diagnostics] == [("W-BIAS-BEFORE-BN", 2, [(3, 1)])]
+    d = only("input 3x8x8\nblock a(c) { b c }\nblock b(c) { a c }\na 1\n")
+    assert (d.code, [(n.message, n.span.line, n.span.column) for n in d.notes]) == (
+        "E-RECURSION", [("in block `b`, called here", 2, 14), ("in block `a`, called here", 4, 1)])
+
+
 def test_a_very_long_chain_of_calls_is_shown_by_its_ends():
     blocks = "".join(f"block b{i}(c) {{ b{i + 1} c }}\n" for i in range(30))
     d = only("input 3x8x8\n" + blocks + "block b30(c) { conv c k3 nobais }\nb0 8\n")
