@@ -98,7 +98,9 @@ def _one_message(capsys, code: int, command: str) -> str:
 
 
 def _no_temporaries(folder: Path) -> None:
-    left = [p for p in folder.rglob(".*") if p.is_file()]
+    from archdsl.files import is_temporary
+
+    left = [p for p in folder.rglob(".*") if p.is_file() and is_temporary(p)]
     assert left == [], left
 
 
