@@ -354,13 +354,19 @@ def _roles(w: Work) -> list[str]:
 
 
 def _merge_rf(w: Work) -> None:
-    """A merge sees what its widest branch sees."""
+    """A merge sees what its widest branch sees; its grid is that of the branches at the
+    output's resolution (a broadcast 1x1 gate's coarse jump is not the output's)."""
     size = w.per_axis("receptive field", lambda i: (
         "r = max(r of each branch)", f"max({', '.join(str(r[0][i]) for r in w.rfs)})",
         max(r[0][i] for r in w.rfs), "the output sees what its widest branch sees"))
+    y = w.graph.shape(w.nid)
+    full = [r for r, x in zip(w.rfs, w.xs) if len(x) == 3 and x[1:] == tuple(y)[1:]]
+    note = "" if len(full) in (0, len(w.rfs)) else \
+        "only the branches at the output's size: a broadcast gate's grid is coarser"
+    full = full or w.rfs
     jump = w.per_axis("jump", lambda i: (
-        "j = max(j of each branch)", f"max({', '.join(str(r[1][i]) for r in w.rfs)})",
-        max(r[1][i] for r in w.rfs), ""))
+        "j = max(j of the full-size branches)", f"max({', '.join(str(r[1][i]) for r in full)})",
+        max(r[1][i] for r in full), note))
     w.rf = (size, jump)
 
 

@@ -57,7 +57,8 @@ def infer_node(graph: LayerGraph, nid: str) -> None:
             combinator(node.merge.combinator).projection_stride(xs[0], xs[1])  # why none fits
         if combinator(node.merge.combinator).equal_shapes and xs[0] != xs[1]:
             raise LayerError("E-SHAPE", f"{node.merge.combinator} needs equal shapes")
-        facts.set_output(kind.combine(xs), kind.receptive_merge(rfs))
+        y = kind.combine(xs)
+        facts.set_output(y, kind.receptive_merge(rfs, xs, y))
         return
     x = xs[0]
     y = kind.shape(node.args, x)

@@ -101,3 +101,14 @@ def test_vector_networks():
     net = loads("input 784\nlinear 256; relu; dropout 0.2; linear 10\n")
     assert net.output_shape == (10,)
     assert net.params == 784 * 256 + 256 + 256 * 10 + 10
+
+
+def test_a_broadcast_gate_keeps_the_full_size_branch_jump():
+    """Squeeze-and-excitation: the 1x1 gate sees the whole map, but the product is on the
+    full-size grid; taking the gate's jump made the field explode (182002 /175616 here)."""
+    net = loads("input 16x56x56\nrepeat 3 { conv 16 k3 p1; relu; "
+                "mul< identity | adaptiveavgpool 1; conv 16 k1; sigmoid > }\n")
+    muls = [r["rf"] for r in net.layers() if r["op"] == "mul"]
+    assert [m["stride"] for m in muls] == [[1, 1]] * 3
+    # conv +2; the gate's global pool adds (56 - 1) * 1; each product takes the wider field
+    assert [m["size"][0] for m in muls] == [3 + 55, 58 + 2 + 55, 115 + 2 + 55]

@@ -83,13 +83,17 @@ def by_hand(op, a, xs, rfs):
         return (x, x[0] if a["per_channel"] else 1, 0, 0, rf)
     if op == "flatten":
         return ((math.prod(x),), 0, 0, 0, grow(rf, x[1:], (1, 1)) if len(x) == 3 else rf)
-    widest = (tuple(max(r[0][i] for r in rfs) for i in (0, 1)),
-              tuple(max(r[1][i] for r in rfs) for i in (0, 1)))
     if op == "concat":
-        return ((sum(s[0] for s in xs),) + x[1:], 0, 0, 0, widest)
-    if op in ("add", "mul"):
-        return (tuple(max(dims) for dims in zip(*xs)), 0, 0, 0, widest)
-    return (x, 0, 0, 0, rf)  # activations, dropout, identity, lrn
+        y = (sum(s[0] for s in xs),) + x[1:]
+    elif op in ("add", "mul"):
+        y = tuple(max(dims) for dims in zip(*xs))
+    else:
+        return (x, 0, 0, 0, rf)  # activations, dropout, identity, lrn
+    # the widest branch's field; the jump of the branches at the output's size (a broadcast
+    # 1x1 gate's grid is not the output's)
+    full = [r for r, s in zip(rfs, xs) if len(s) == 3 and s[1:] == y[1:]] or rfs
+    return (y, 0, 0, 0, (tuple(max(r[0][i] for r in rfs) for i in (0, 1)),
+                         tuple(max(r[1][i] for r in full) for i in (0, 1))))
 
 
 def check_by_hand(network):

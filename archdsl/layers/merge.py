@@ -43,10 +43,14 @@ class MergeKind(LayerKind):
         """The output shape for the branches' shapes, or LayerError as PyTorch would fail."""
         raise NotImplementedError
 
-    def receptive_merge(self, rfs: list[tuple]) -> tuple:
-        """The receptive field (size, jump) of the output: the widest of the branches'."""
+    def receptive_merge(self, rfs: list[tuple], xs: list[tuple], y: tuple) -> tuple:
+        """The receptive field (size, jump) of the output: the widest of the branches' sizes,
+        and the jump of the branches at the output's resolution. A broadcast branch (a 1x1
+        gate after global pooling) sees the whole input, but its coarse grid is not the
+        output's: taking its jump would make every later layer's field explode."""
+        full = [r for r, x in zip(rfs, xs) if len(x) == 3 and x[1:] == y[1:]] or rfs
         return (tuple(max(r[0][a] for r in rfs) for a in (0, 1)),
-                tuple(max(r[1][a] for r in rfs) for a in (0, 1)))
+                tuple(max(r[1][a] for r in full) for a in (0, 1)))
 
     def merge(self, outputs: list):
         """The torch operation on the branches' output tensors."""
