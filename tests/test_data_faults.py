@@ -260,8 +260,10 @@ def test_9_a_thousand_workers_are_capped_by_cores_and_batches_in_one_line(tmp_pa
     assert capped[0].startswith("warning: --workers 1000 is more than this run can use: 1 "
                                 "data-loader worker(s) (")
     assert not [w for w in caught if "worker" in str(w.message)]
-    assert loader_workers(2, 10, 1)[1] is None or os.cpu_count() == 1
-    assert loader_workers(1000, 3)[0] == min(3, len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0))
+    assert loader_workers(1000, 3)[0] == min(3, cores)
+    assert loader_workers(cores, 10 * cores) == (cores, None)
+    assert loader_workers(cores, 10 * cores, processes_here=cores)[0] == 1
     assert loader_workers(0, 3) == (0, None)
 
 
