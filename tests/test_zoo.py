@@ -3,8 +3,10 @@ name -> spec file, `--set` values, input shape) checks, has torchvision's parame
 counts and, for the models added with the zoo, computes torchvision's outputs after
 `archdsl.transfer_weights`.
 
-Cheap by design (the machine is shared): every model is built once, on the meta device, and
-given random storage; outputs are compared on a batch of two at a reduced input size.
+Cheap by design (the machine is shared): each test builds each model once, on the meta device
+(RegNet's torchvision builder needs the CPU), and gives it random storage; outputs are compared
+on a batch of two at a reduced input size. No `slow` marker is registered in this project, so
+every case runs.
 """
 
 import math
