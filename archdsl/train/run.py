@@ -55,7 +55,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None,
     the run goes on with its own (config.json)."""
     with sigterm_as_ctrl_c(), run_locks():
         run = Path(run_dir)
-        if run.is_dir() and (not launched_by_torchrun() or os.environ.get("RANK") == "0"):
+        if (run / "config.json").is_file() and (not launched_by_torchrun()
+                                                 or os.environ.get("RANK") == "0"):
             lock_run(run)  # before anything is read or cleaned: a run may be training in it
         saved = read_config(run)
         remove_temporaries(run, RUN_FILES | {saved["spec"]})
