@@ -32,7 +32,10 @@ def torchvision_model(name, **kwargs):
     import torch
     import torchvision
 
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            model = getattr(torchvision.models, name)(weights=None, **kwargs)
+    except NotImplementedError:  # RegNet's builder computes its widths on tensors
         model = getattr(torchvision.models, name)(weights=None, **kwargs)
     model.to_empty(device="cpu")
     for tensor in itertools.chain(model.parameters(), model.buffers()):
@@ -127,6 +130,22 @@ TWINS = {
     "googlenet": (lambda: torchvision_model("googlenet", aux_logits=False, init_weights=False),
                   "GoogLeNet_Weights"),
     "mobilenet_v2": (lambda: torchvision_model("mobilenet_v2"), "MobileNet_V2_Weights"),
+    # the zoo's families (specs/torchvision.toml, tests/test_zoo.py), at their defaults
+    "densenet": (lambda: torchvision_model("densenet121"), "DenseNet121_Weights"),
+    "squeezenet1_0": (lambda: torchvision_model("squeezenet1_0"), "SqueezeNet1_0_Weights"),
+    "squeezenet1_1": (lambda: torchvision_model("squeezenet1_1"), "SqueezeNet1_1_Weights"),
+    "resnext": (lambda: torchvision_model("resnext50_32x4d"), "ResNeXt50_32X4D_Weights"),
+    "mobilenet_v3_large": (lambda: torchvision_model("mobilenet_v3_large"),
+                           "MobileNet_V3_Large_Weights"),
+    "mobilenet_v3_small": (lambda: torchvision_model("mobilenet_v3_small"),
+                           "MobileNet_V3_Small_Weights"),
+    "efficientnet": (lambda: torchvision_model("efficientnet_b0"), "EfficientNet_B0_Weights"),
+    "mnasnet": (lambda: torchvision_model("mnasnet1_0"), "MNASNet1_0_Weights"),
+    # torchvision's published figures count the auxiliary classifier, which the spec leaves out
+    "inception_v3": (lambda: torchvision_model("inception_v3", aux_logits=False,
+                                               init_weights=False), None),
+    "regnet_x": (lambda: torchvision_model("regnet_x_400mf"), "RegNet_X_400MF_Weights"),
+    "regnet_y": (lambda: torchvision_model("regnet_y_400mf"), "RegNet_Y_400MF_Weights"),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),
@@ -138,16 +157,23 @@ WITH_PUBLISHED_OPS = [name for name, (_, weights) in TWINS.items() if weights]
 # ----------------------------------------------------------------------------- every spec
 
 
+# Warnings that torchvision's own design earns: SqueezeNet's unpadded stride-2 stem reads
+# 223 of a 224 input's rows, as torchvision's does.
+BY_DESIGN = {"squeezenet1_0": {"W-STRIDE-DROP"}, "squeezenet1_1": {"W-STRIDE-DROP"}}
+
+
 @each_spec
 def test_spec_checks_with_no_diagnostics(path):
     net = archdsl.load(path)
-    assert net.diagnostics == [], "\n".join(map(str, net.diagnostics))
+    found = {d.code for d in net.diagnostics}
+    assert found == BY_DESIGN.get(path.stem, set()), "\n".join(map(str, net.diagnostics))
     assert net.name == path.stem
 
 
 def test_strict_check_accepts_every_spec():
+    clean = [p for p in SPEC_FILES if p.stem not in BY_DESIGN]
     result = subprocess.run([sys.executable, "-m", "archdsl", "check", "--strict",
-                             *map(str, SPEC_FILES)], capture_output=True, text=True)
+                             *map(str, clean)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -188,12 +214,15 @@ def test_macs_match_torchvision_published_figures(name):
 
 @each_spec
 def test_num_classes_changes_the_final_layer(path):
+    """The classifier (a linear layer, or SqueezeNet's 1x1 conv) gets num_classes outputs."""
     default = archdsl.load(path)
     n = 10 if default.arch_params["num_classes"] != 10 else 100
     net = archdsl.load(path, num_classes=n)
-    *_, before, last = net.layers()
+    records = net.layers()
+    i = max(i for i, r in enumerate(records) if r["op"] in ("linear", "conv"))
+    before, last = records[i - 1], records[i]
     features = before["output"][0]
-    assert last["op"] == "linear" and last["output"] == [n] and net.output_shape == (n,)
+    assert last["output"][0] == n and net.output_shape == (n,)
     assert last["params"] == (features + 1) * n
     assert default.params - net.params == (features + 1) * (default.arch_params["num_classes"] - n)
 
