@@ -135,13 +135,3 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
                                for v, i in zip(values, indices)], None))
     return results
 
-
-def eval_json(result: dict) -> str:
-    """`archdsl eval --format json`'s document for an evaluate_run result: strict JSON (a
-    value that is not a finite number, such as the loss of a diverged run, is null)."""
-    from .run_folder import json_text
-
-    return json_text({"images": result["count"], "loss": result["loss"], "top1": result["acc"],
-                      "top5": result["top5"], "per_class": result["per_class"],
-                      "classes": result["classes"],
-                      "confusion": result["confusion"].tolist()})

@@ -28,7 +28,7 @@ METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5"
 PROBE = ".archdsl-write-test"  # written and deleted to see that the folder is writable
 RUN_FILES = {"config.json", "metrics.csv", "last.safetensors", "best.safetensors", "resume.pt",
              "curves.png", "confusion.png"}
-LOCK = ".archdsl.lock"  # flock'ed by the process that trains the run, for as long as it does
+LOCK = ".archdsl.lock"  # flock'ed by the process training the run (holds its pid), then deleted
 
 
 def spec_copy_name(spec_path: Path) -> str:
@@ -51,15 +51,25 @@ _FOR_LIFE: list = []  # locks taken outside any run_locks block: held until the 
 @contextmanager
 def run_locks():
     """Release, when the block ends however it ends, every run folder `lock_run` locked in
-    it. A process that dies releases its locks with it (flock), so none is ever stale."""
+    it, deleting its lock file. A process that dies releases its locks with it (flock), so
+    a lock file left by a killed run blocks nothing."""
     held: list = []
     token = _held.set(held)
     try:
         yield
     finally:
         _held.reset(token)
-        for fd in held:
+        for fd, path in held:
+            if _same_file(fd, path):
+                path.unlink()  # while still locked: a waiting process then makes a new one
             os.close(fd)  # closing the file releases its flock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def lock_run(run: Path) -> None:
@@ -72,23 +82,27 @@ def lock_run(run: Path) -> None:
     held = _held.get()
     if held is None:
         held = _FOR_LIFE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise TrainError(f"cannot lock the run folder {run}: {exc.strerror or exc}") from None
-    if any(os.path.sameopenfile(fd, mine) for mine in held):
-        os.close(fd)
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        os.close(fd)
-        raise TrainError(f"{run} is in use: another archdsl train (pid {holder or 'unknown'}) is "
-                         "training in it; wait for it to finish, or stop it first") from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TrainError(f"cannot lock the run folder {run}: {exc.strerror or exc}") from None
+        if any(os.path.sameopenfile(fd, mine) for mine, _ in held):
+            os.close(fd)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise TrainError(f"{run} is in use: another archdsl train (pid {holder or 'unknown'}) "
+                             "is training in it; wait for it to finish, or stop it first") from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # its holder deleted it as we opened it: lock the new one
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    held.append(fd)
+    held.append((fd, path))
 
 
 def resume_command(run: Path) -> str:
