@@ -54,6 +54,9 @@ def read_state(path: Path) -> dict:
             with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it
                 warnings.simplefilter("ignore")
                 state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except OSError as exc:  # the file is fine, reading it is not allowed or failed
+        raise CheckpointError(f"cannot read the checkpoint {path}: "
+                              f"{exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - truncated, tampered or foreign: one clear message
         raise CheckpointError(f"cannot read the checkpoint {path}: it is damaged or not a "
                               f"checkpoint ({why_unloadable(exc)}); nothing in it was run. Use "

@@ -15,7 +15,7 @@ from pathlib import Path
 from .command_values import UsageError, parse_input, parse_sets
 from .explain import add_explain
 from .train.config import TOP, LaunchConfig, OptionError, TrainConfig, add_option, add_options, \
-    from_args
+    from_args, given
 from .train.errors import EXIT_INTERRUPTED
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
@@ -298,8 +298,8 @@ def cmd_train(args) -> int:
     config, launch = from_args(TrainConfig, args), from_args(LaunchConfig, args)
     if launch.wanted:
         return _launch_workers(args, config, launch)
-    if args.resume:
-        resume(args.resume, epochs=args.epochs)
+    if args.resume:  # the run's own options go on; any other given is refused by name
+        resume(args.resume, epochs=args.epochs, given=given(TrainConfig, args))
         return EXIT_OK
     _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
     train(args.spec, args.dataset, config, params=parse_sets(args.set), out=args.out,

@@ -284,3 +284,29 @@ def test_20_pils_decompression_bomb_warning_stays_off_stderr(tmp_path, capsys):
         assert code == 0 and out.startswith(f"{data / 'a' / 'big.png'}: ")
     assert not [w for w in caught if "decompression" in str(w.message).lower()]
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train_images"] == 9
+
+
+def test_20_long_class_names_draw_without_matplotlibs_warning():
+    """matplotlib's tight_layout warning for long class names reached stderr."""
+    from archdsl.train.plots import confusion_png
+
+    names = [f"a class with a very long name number {i} " * 3 for i in range(6)]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        import torch
+
+        png = confusion_png(torch.eye(6, dtype=torch.long), names, title="validation")
+    assert png.startswith(b"\x89PNG") and [str(w.message) for w in seen] == []
+
+
+def test_20_compiles_log_lines_are_quiet_during_the_epochs_only():
+    """`--compile` on the CPU printed torch's "No CUDA runtime is found" log line."""
+    import logging
+
+    from archdsl.train.loop import quiet_compile_logs
+
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    before = logger.level
+    with quiet_compile_logs():
+        assert not logger.isEnabledFor(logging.WARNING)
+    assert logger.level == before

@@ -279,6 +279,23 @@ def test_case19_a_resume_refuses_the_options_it_would_ignore(two_epochs, capsys)
         f"--resume continues {two_epochs} with the options it was started with (its "
         "config.json); --lr 0.5, --batch-size 7 cannot change on a resume: leave them out "
         "(--epochs may raise the number of epochs), or start a new run with them")
+    # the same from the command line, before anything is written
+    before = (two_epochs / "config.json").read_text()
+    code, out, err = run(capsys, "train", "--resume", two_epochs, "--lr", ".5",
+                         "--batch-size", "7")
+    assert code == 1 and out == ""
+    assert err.strip() == f"archdsl train: error: {caught.value}".replace(
+        "--lr 0.5, --batch-size 7", "--batch-size 7, --lr 0.5")  # the options' declared order
+    assert (two_epochs / "config.json").read_text() == before
+
+
+def test_case19_a_class_named_train_is_told_how_it_was_read(tmp_path, capsys):
+    """A class folder named `train` gave "has train/ but no val/"."""
+    folder = images(tmp_path / "d", classes=("train", "cat"))
+    code, _, err = run(capsys, "train", spec(tmp_path), folder, *QUICK, "--out", tmp_path / "r")
+    assert code == 1
+    assert "reads as the training half of a train/ + val/ layout" in err
+    assert "if train/ is one of the classes (cat are the others), rename it" in err
 
 
 def test_case19_a_resume_refuses_fewer_epochs_than_the_run_has(two_epochs, capsys):
@@ -342,6 +359,22 @@ def test_case19_an_unreadable_checkpoint_is_not_called_damaged(two_epochs, capsy
                            "resumed run would replace it. Make it readable (chmod u+r), or "
                            "delete it (the run writes it again), then run `archdsl train "
                            f"--resume {two_epochs}`")
+
+
+def test_case19_predict_with_an_unreadable_checkpoint_is_not_called_damaged(
+        two_epochs, data, capsys, monkeypatch):
+    """eval and predict called a checkpoint they were not allowed to read "damaged"."""
+    import safetensors.torch
+
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(safetensors.torch, "load_file", unreadable)
+    image = next((data / "a").iterdir())
+    code, _, err = run(capsys, "predict", two_epochs, image)
+    assert code == 1 and "damaged" not in err
+    assert f"cannot read the checkpoint {two_epochs / 'best.safetensors'}: Permission denied" \
+        in err
 
 
 def test_case19_one_image_classes_do_not_ask_for_a_val_split_they_have(tmp_path, capsys):

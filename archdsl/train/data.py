@@ -152,7 +152,13 @@ def load_folder(root: Path, val_split: float, seed: int, channels: int = 3) -> D
     if "train" in subdirs:
         val_dir = next((subdirs[n] for n in VAL_NAMES if n in subdirs), None)
         if val_dir is None:
-            raise DataError(f"{root} has train/ but no val/ (or test/) folder next to it")
+            others = sorted(n for n in subdirs if n != "train")
+            raise DataError(
+                f"{root} has a train/ folder, which archdsl reads as the training half of a "
+                f"train/ + val/ layout, but no val/ (or test/) beside it"
+                + (f"; if train/ is one of the classes ({', '.join(others[:3])}"
+                   f"{', …' if len(others) > 3 else ''} are the others), rename it"
+                   if others else "; add val/ with the same class folders"))
         train_dir = subdirs["train"]
         if not _class_folders(train_dir):
             raise DataError(f"{train_dir} has no class folders")

@@ -4,8 +4,10 @@ step (interrupt.py), and a non-finite loss or gradient stops it naming the layer
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -21,6 +23,25 @@ from .progress import Progress
 from .run_folder import resume_command, write_error
 from .setup import Setup, unwrap
 from .state import Position, checkpoint, kept, non_finite, save_part
+
+
+# torch.compile's first step logs from here on a machine without CUDA ("No CUDA runtime is
+# found, using CUDA_HOME=…"), a line with nothing for the user to do
+_COMPILE_LOGGERS = ("torch.utils.cpp_extension",)
+
+
+@contextmanager
+def quiet_compile_logs():
+    """Within: torch.compile's informational log lines are not printed."""
+    loggers = [logging.getLogger(name) for name in _COMPILE_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
@@ -39,7 +60,8 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
     try:
         # torchrun passes Ctrl-C on to its workers: a second SIGINT right after the first is
         # that, not a second press
-        with StopRequest(grace=2.0 if world.several else 0.0, announce=world.main) as stop:
+        with StopRequest(grace=2.0 if world.several else 0.0, announce=world.main) as stop, \
+                quiet_compile_logs():
             for epoch in range(at.epoch, config.epochs + 1):
                 row, confusion = _epoch(s, epoch, at, health, stop)
                 _check_weights(s, epoch, row)

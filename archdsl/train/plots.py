@@ -46,7 +46,9 @@ def label(name: str) -> str:
 
 def png_bytes(fig) -> bytes:
     buffer = io.BytesIO()
-    with _missing_glyphs_allowed():
+    with _missing_glyphs_allowed(), warnings.catch_warnings():
+        # long class names: matplotlib warns that it cannot fit them and draws them anyway
+        warnings.filterwarnings("ignore", message="Tight layout not applied")
         fig.tight_layout()
         fig.savefig(buffer, format="png")
     return buffer.getvalue()
