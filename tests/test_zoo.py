@@ -10,7 +10,10 @@ every case runs.
 """
 
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as a package
+    import tomli as tomllib
 from pathlib import Path
 
 import pytest
