@@ -31,8 +31,12 @@ def output(kind: str, spec: Path) -> str:
     return f"exit {r.returncode}\n{text}"
 
 
+# the exported source is kept as text: with its exit-code line first it is not Python
+SUFFIX = {"json": "json", "dot": "dot", "py": "py.txt"}
+
+
 def golden_path(kind: str, spec: Path) -> Path:
-    return GOLDEN / f"{spec.parent.name}-{spec.stem}.{kind}"
+    return GOLDEN / f"{spec.parent.name}-{spec.stem}.{SUFFIX[kind]}"
 
 
 if __name__ == "__main__":
