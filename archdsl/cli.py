@@ -12,18 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-from .command_values import UsageError, parse_input, parse_sets
+from .command_values import (EXIT_OK, EXIT_SPEC, EXIT_USAGE, UsageError, color, parse_input,
+                             parse_sets, print_diagnostics, read_spec_file)
 from .explain import add_explain
 from .train.config import TOP, LaunchConfig, OptionError, TrainConfig, add_option, add_options, \
     from_args, given
 from .train.errors import EXIT_INTERRUPTED
-
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
-
-
-def _color(stream) -> bool:
-    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
-
 
 def cmd_check(args) -> int:
     from .diagnostics import Span, error
@@ -36,7 +30,7 @@ def cmd_check(args) -> int:
     documents = []
     for i, file in enumerate(args.files):
         try:
-            text = _read(file)
+            text = read_spec_file(file)
         except UsageError as exc:  # report it, and go on with the other files
             print(f"archdsl check: error: {exc}", file=sys.stderr)
             status = EXIT_USAGE
@@ -56,7 +50,7 @@ def cmd_check(args) -> int:
             print(network.summary())
             sys.stdout.flush()
         if diagnostics:
-            _print_diagnostics(diagnostics, text)
+            print_diagnostics(diagnostics, text)
             n_err = sum(d.is_error for d in diagnostics)
             n_warn = len(diagnostics) - n_err
             print(f"{file}: {_plural(n_err, 'error')}, {_plural(n_warn, 'warning')}\n",
@@ -71,26 +65,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _read(file: str) -> str:
-    from .network import read_spec
-
-    try:
-        return read_spec(Path(file))
-    except OSError as exc:
-        reason = "it is a folder; give .arch files" if Path(file).is_dir() else \
-            (exc.strerror or str(exc))
-        raise UsageError(f"cannot read {file}: {reason}") from None
-
-
-def _print_diagnostics(diagnostics, text: str) -> None:
-    from .diagnostics import render_all
-    from .syntax import normalise_source
-
-    if diagnostics:
-        print(render_all(diagnostics, normalise_source(text), color=_color(sys.stderr)),
-              file=sys.stderr)
-
-
 def cmd_export(args) -> int:
     from .diagnostics import SpecError
     from .export import FORMATS, default_output, export
@@ -101,9 +75,9 @@ def cmd_export(args) -> int:
     if out.is_dir():
         raise UsageError(f"{out} is a folder; give a file name such as "
                          f"{out / ('net' + FORMATS[args.to])}")
-    text = _read(args.file)
+    text = read_spec_file(args.file)
     network, diagnostics = analyse(text, args.file, parse_sets(args.set), parse_input(args.input))
-    _print_diagnostics(diagnostics, text)
+    print_diagnostics(diagnostics, text)
     if network is None:
         print(f"{args.file}: not exported: the spec has errors", file=sys.stderr)
         return EXIT_SPEC
@@ -115,7 +89,7 @@ def cmd_export(args) -> int:
     try:
         export(network, args.to, out, weights)
     except SpecError as exc:  # too big to build: refused before allocating
-        print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+        print(exc.render(color=color(sys.stderr)), file=sys.stderr)
         print(f"{args.file}: not exported", file=sys.stderr)
         return EXIT_SPEC
     print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")
@@ -141,7 +115,7 @@ def cmd_draw(args) -> int:
         raise UsageError("drawing needs Graphviz's `dot` program, which is not installed. On "
                          "Debian or Ubuntu: sudo apt-get install graphviz (or write .dot source "
                          "with -o NAME.dot, which needs no Graphviz)")
-    text = _read(args.file)
+    text = read_spec_file(args.file)
     if out.exists() and out.resolve() == spec_path.resolve():
         raise UsageError(f"refusing to draw over the spec itself ({out})")
     if out.is_dir():
@@ -151,7 +125,7 @@ def cmd_draw(args) -> int:
                          "--force to replace it")
     _, graph, diagnostics = analyse_graph(text, args.file, parse_sets(args.set),
                                           parse_input(args.input))
-    _print_diagnostics(diagnostics, text)
+    print_diagnostics(diagnostics, text)
     if graph is None:
         print(f"{args.file}: nothing drawn: the spec could not be read", file=sys.stderr)
         return EXIT_SPEC
@@ -242,7 +216,7 @@ def _report(command: str, exc: Exception, rank: int) -> int:
     if rank and getattr(exc, "on_every_worker", False):  # rank 0 says it
         return EXIT_INTERRUPTED if _is(exc, "archdsl.train.errors", "Interrupted") else EXIT_SPEC
     if _is(exc, "archdsl.diagnostics", "SpecError"):
-        print(exc.render(color=_color(sys.stderr)), file=sys.stderr)
+        print(exc.render(color=color(sys.stderr)), file=sys.stderr)
         return EXIT_SPEC
     if _is(exc, "archdsl.train.errors", "Interrupted"):
         print(f"archdsl {command}: {exc}", file=sys.stderr)
@@ -301,7 +275,7 @@ def cmd_train(args) -> int:
     if args.resume:  # the run's own options go on; any other given is refused by name
         resume(args.resume, epochs=args.epochs, given=given(TrainConfig, args))
         return EXIT_OK
-    _read(args.spec)  # an unreadable spec is a usage error, as for the other commands
+    read_spec_file(args.spec)  # an unreadable spec is a usage error, as for the other commands
     train(args.spec, args.dataset, config, params=parse_sets(args.set), out=args.out,
           exist_ok=args.exist_ok)
     return EXIT_OK

@@ -1,9 +1,14 @@
-"""The values the commands take on their command line: `--set NAME=VALUE` and `--input
-CxHxW`, and the usage error a malformed one is."""
+"""What the commands share, whichever module declares them: exit codes, the usage error, reading
+a spec file, printing diagnostics, and the values of `--set NAME=VALUE` and `--input CxHxW`."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
@@ -50,3 +55,30 @@ def parse_input(text: str | None):
     if len(dims) not in (1, 3) or min(dims) < 1:
         raise UsageError(f"--input takes CxHxW with sizes of at least 1 (e.g. 3x32x32), got {text!r}")
     return dims
+
+
+def color(stream) -> bool:
+    """Whether to colour what goes to `stream` (a terminal, and NO_COLOR not set)."""
+    return hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def read_spec_file(file: str) -> str:
+    """A spec file's text, or a UsageError saying why it cannot be read."""
+    from .network import read_spec
+
+    try:
+        return read_spec(Path(file))
+    except OSError as exc:
+        reason = "it is a folder; give .arch files" if Path(file).is_dir() else \
+            (exc.strerror or str(exc))
+        raise UsageError(f"cannot read {file}: {reason}") from None
+
+
+def print_diagnostics(diagnostics, text: str) -> None:
+    """Every diagnostic with its excerpt and caret, on stderr."""
+    from .diagnostics import render_all
+    from .syntax import normalise_source
+
+    if diagnostics:
+        print(render_all(diagnostics, normalise_source(text), color=color(sys.stderr)),
+              file=sys.stderr)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .explain_kinds import EXPLAINERS, Step, Work, generic, generic_merge
@@ -202,9 +200,6 @@ def to_json(network, explanations: list[LayerExplanation]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- the command
 
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
-
-
 def add_explain(sub) -> None:
     """Declare `archdsl explain SPEC [LAYER...] [--format text|json]` on `sub` (the result of
     `parser.add_subparsers()`)."""
@@ -224,34 +219,24 @@ def add_explain(sub) -> None:
 
 
 def cmd_explain(args) -> int:
-    """Run `archdsl explain`: print the explanations, or one line and the exit code."""
-    from .diagnostics import render_all
-    from .network import analyse, read_spec
-    from .syntax import normalise_source
+    """Run `archdsl explain`: print the explanations; a usage error (an unreadable file, an
+    unknown layer) is raised for the CLI's error boundary."""
+    from .command_values import EXIT_OK, EXIT_SPEC, UsageError, print_diagnostics, \
+        read_spec_file
+    from .network import analyse
 
-    try:
-        text = read_spec(Path(args.file))
-    except OSError as exc:
-        reason = "it is a folder; give an .arch file" if Path(args.file).is_dir() else \
-            (exc.strerror or str(exc))
-        return _usage(f"cannot read {args.file}: {reason}")
+    text = read_spec_file(args.file)
     network, diagnostics = analyse(text, args.file)
     if network is None:
-        color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
-        print(render_all(diagnostics, normalise_source(text), color=color), file=sys.stderr)
+        print_diagnostics(diagnostics, text)
         print(f"{args.file}: nothing explained: the spec has errors", file=sys.stderr)
         return EXIT_SPEC
     try:
         explanations = explain(network, args.layers)
     except UnknownLayer as exc:
-        return _usage(str(exc))
+        raise UsageError(str(exc)) from None
     if args.format == "json":
         print(json.dumps(to_json(network, explanations), indent=2))
     else:
         print(render_text(explanations))
     return EXIT_OK
-
-
-def _usage(message: str) -> int:
-    print(f"archdsl explain: error: {message}", file=sys.stderr)
-    return EXIT_USAGE

@@ -2,7 +2,6 @@
 (the ones tutorials teach), its substituted arithmetic evaluates to the value it states, and
 it agrees with `check` for every layer of every spec in specs/."""
 
-import argparse
 import json
 import math
 import re
@@ -13,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import archdsl
-from archdsl.explain import ExplainMismatch, UnknownLayer, add_explain, explain, explain_layer, \
+from archdsl.cli import main
+from archdsl.explain import ExplainMismatch, UnknownLayer, explain, explain_layer, \
     render_text
 from archdsl.layers import REGISTRY
 from archdsl.layers.base import FLOAT, INT, PAIR, LayerKind, layer
@@ -276,10 +276,7 @@ def test_a_kind_unknown_to_explain_gets_the_generic_explanation():
 
 
 def run(capsys, *argv):
-    parser = argparse.ArgumentParser(prog="archdsl")
-    add_explain(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["explain", *argv])
-    code = args.func(args)
+    code = main(["explain", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
