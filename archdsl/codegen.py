@@ -37,12 +37,13 @@ class _Item:
 def _tree(graph) -> _Item:
     """The group tree of the graph, as the modules nest (archdsl.graph.LayerGraph.contents)."""
     contents = graph.contents()
+    merges = {node.merge.group: nid for nid, node in graph.layers() if node.merge is not None}
 
     def item(path: str, entry) -> _Item:
         if not isinstance(entry, int):
             return _Item(path, node=entry)
         group = graph.groups[entry]
-        return _Item(path, group=group, merge=graph.merge_of(entry),
+        return _Item(path, group=group, merge=merges.get(entry),
                      children=[item(p, e) for p, e in contents.get(entry, [])])
 
     return _Item("", children=[item(p, e) for p, e in contents.get(None, [])])

@@ -207,14 +207,6 @@ class LayerGraph:
                         for _, item in sorted(entries, key=lambda entry: entry[0])]
         return out
 
-    def merge_of(self, gid: int) -> str | None:
-        """The merge node closing combinator group `gid`."""
-        for nid in reversed(self.order):
-            site = self.layer(nid).merge
-            if site is not None and site.group == gid:
-                return nid
-        return None
-
     def may_work_in_place(self, name: str) -> bool:
         """Whether an activation reading `name` may overwrite it: nothing else reads it, and
         its kind makes a fresh tensor that its own backward pass does not need."""
