@@ -14,6 +14,7 @@ the class accepts only the value the file was generated for and says how to rege
 
 from __future__ import annotations
 
+import inspect
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class _Writer:
         self.classes: list[str] = []
         self.class_for: dict[tuple, str] = {}
         self.taken: set[str] = set()
+        self.own: dict[str, object] = {}  # archdsl's own module classes used, by name
 
     # -- __init__ -----------------------------------------------------------------------
     def construct(self, item: _Item, indent: str) -> str:
@@ -140,8 +142,10 @@ class _Writer:
         if named:
             args = Args({**args.as_dict(), **{a: Symbol(p) for a, p in named.items()}},
                         args.given)
-        return node.kind.torch(args, self.graph.shape(pred)).source(
-            inplace=self.graph.may_work_in_place(pred))
+        torch_call = node.kind.torch(args, self.graph.shape(pred))
+        if torch_call.own:
+            self.own.setdefault(torch_call.name, torch_call.module_class())
+        return torch_call.source(inplace=self.graph.may_work_in_place(pred))
 
     # -- classes ------------------------------------------------------------------------
     def block_class(self, item: _Item) -> str:
@@ -210,6 +214,10 @@ def container(**modules: nn.Module) -> nn.Module:
 '''
 
 
+# What archdsl's own modules (archdsl/nn/) may use; written only when one is.
+OWN_IMPORTS = "import math\n\nimport torch\nimport torch.nn.functional as F\n"
+
+
 def to_python(network) -> str:
     """The standalone PyTorch source of a checked network.
 
@@ -236,7 +244,10 @@ def to_python(network) -> str:
                                checks=[(n, v) for n, v in params.items() if n not in passthrough])
     header = HEADER.format(name=network.name, version=__version__, file=network.file, cls=cls,
                            input=fmt_shape(network.input_shape))
-    return "\n\n\n".join([header.rstrip()] + writer.classes + [main]) + "\n"
+    if writer.own:
+        header = header.replace("import torch\n", OWN_IMPORTS, 1)
+    own = [inspect.getsource(c).rstrip() for _, c in sorted(writer.own.items())]
+    return "\n\n\n".join([header.rstrip()] + own + writer.classes + [main]) + "\n"
 
 
 def _passthrough(graph) -> tuple[dict[str, dict[str, str]], set[str]]:

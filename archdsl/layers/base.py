@@ -151,19 +151,43 @@ _WHOLE_TUPLES = frozenset({"normalized_shape"})
 
 @dataclass(frozen=True)
 class TorchCall:
-    """`nn.<cls>(*args, **kwargs)`, as data: built by the backend, written by codegen."""
+    """`nn.<cls>(*args, **kwargs)`, as data: built by the backend, written by codegen.
+
+    `cls` is a class of torch.nn ("Conv2d"), or archdsl's own module written as
+    "module.path:Name" ("archdsl.nn.norm:LayerNorm2d") where torch has none. An own module
+    must be self-contained (it may use torch, nn, F and math only), because codegen copies
+    its source into the standalone file."""
 
     cls: str
     args: tuple = ()
     kwargs: tuple = ()  # (name, value) pairs
 
     def build(self, inplace: bool = False):
-        import torch.nn as nn
-
         kwargs = dict(self.kwargs)
         if inplace and self.takes("inplace"):
             kwargs["inplace"] = True
-        return getattr(nn, self.cls)(*self.args, **kwargs)
+        return self.module_class()(*self.args, **kwargs)
+
+    @property
+    def own(self) -> bool:
+        """Whether the module is archdsl's own (not a class of torch.nn)."""
+        return ":" in self.cls
+
+    @property
+    def name(self) -> str:
+        """The class's own name: "Conv2d", "LayerNorm2d"."""
+        return self.cls.rpartition(":")[2]
+
+    def module_class(self):
+        """The class itself, imported where this is asked (never on the check path)."""
+        if self.own:
+            import importlib
+
+            module, _, name = self.cls.partition(":")
+            return getattr(importlib.import_module(module), name)
+        import torch.nn as nn
+
+        return getattr(nn, self.cls)
 
     def takes(self, name: str) -> bool:
         """Whether the constructor has a parameter `name` (reads torch's signature)."""
@@ -172,9 +196,7 @@ class TorchCall:
     def _signature(self):
         import inspect
 
-        import torch.nn as nn
-
-        return inspect.signature(getattr(nn, self.cls).__init__)
+        return inspect.signature(self.module_class().__init__)
 
     def source(self, inplace: bool = False) -> str:
         """`nn.Conv2d(3, 64, 11, stride=4, padding=2)`: arguments without a default written
@@ -206,7 +228,8 @@ class TorchCall:
                 out.append(f"{name}={text}")
             else:
                 positional = False
-        return f"nn.{self.cls}({', '.join(out)})"
+        prefix = "" if self.own else "nn."
+        return f"{prefix}{self.name}({', '.join(out)})"
 
 
 class Symbol:
@@ -220,7 +243,8 @@ class Symbol:
 
 
 def call(cls: str, *args, **kwargs) -> TorchCall:
-    """The declaration of a layer's torch module: `call("Conv2d", 3, 64, (3, 3), stride=…)`."""
+    """The declaration of a layer's torch module: `call("Conv2d", 3, 64, (3, 3), stride=…)`,
+    or of archdsl's own: `call("archdsl.nn.norm:LayerNorm2d", 64, eps=1e-6)`."""
     return TorchCall(cls, tuple(args), tuple(kwargs.items()))
 
 
