@@ -204,3 +204,21 @@ def test_the_launcher_puts_back_the_environment_and_torchruns_loggers(monkeypatc
     with _quiet_torchrun(2):
         assert int(os.environ["OMP_NUM_THREADS"]) >= 1 and logger.level == logging.CRITICAL
     assert "OMP_NUM_THREADS" not in os.environ and logger.level == level
+
+
+def test_the_help_shows_each_default_and_no_internal_names(capsys, monkeypatch):
+    """Issue 13: every option with a value by default says it; metavars are words a user
+    reads (no field names such as EPOCHS_GIVEN or BATCH_SIZE); --device lists its choices."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for name, opt, default in options(TrainConfig):
+        if default not in (None, False, True):
+            shown = default if not isinstance(default, float) else f"{default:g}"
+            assert f"(default {shown}" in opt.help, (opt.flag, opt.help)
+    for name in ("BATCH_SIZE", "MOMENTUM", "WORKERS", "EPOCHS_GIVEN", "WEIGHT_DECAY",
+                 "VAL_SPLIT", "DEVICE"):
+        assert name not in text, name
+    assert "--device {auto,cpu,cuda,cuda:N,mps}" in text
+    assert "--optimizer {sgd,adamw}" in text and "(default sgd)" in text

@@ -141,43 +141,51 @@ class TrainConfig:
     """Every option of `archdsl train`, with its default."""
 
     epochs: int = option(10, int, "epochs in all (default 10; with --resume, the run's own)",
-                         min=1)
+                         min=1, metavar="N")
     batch_size: int = option(64, int, "images per step, the global batch split evenly over "
-                                      "the workers (default 64)", min=1)
-    optimizer: str = option("sgd", str, "sgd (default) or adamw", choices=("sgd", "adamw"))
+                                      "the workers (default 64)", min=1,
+                            metavar="N")
+    optimizer: str = option("sgd", str, "sgd (stochastic gradient descent with momentum) or "
+                                        "adamw (default sgd)", choices=("sgd", "adamw"))
     lr: float | None = option(None, float, "learning rate (default 0.05 sgd, 0.001 adamw)",
-                              above=0)
-    momentum: float = option(0.9, float, "momentum of sgd (default 0.9)", min=0, max=1)
+                              above=0, metavar="LR")
+    momentum: float = option(0.9, float, "momentum of sgd (default 0.9)", min=0, max=1,
+                             metavar="M")
     nesterov: bool = option(False, bool, "Nesterov momentum (sgd)")
     weight_decay: float | None = option(
-        None, float, "on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)", min=0)
-    schedule: str = option("cosine", str, "learning-rate schedule (cosine, the default, has a "
-                                          "warm-up)", choices=("cosine", "step", "onecycle",
+        None, float, "on weights, not biases or norms (default 5e-4 sgd, 0.05 adamw)", min=0,
+        metavar="WD")
+    schedule: str = option("cosine", str, "learning-rate schedule (default cosine, which has "
+                                          "a warm-up)", choices=("cosine", "step", "onecycle",
                                                                "constant"))
     warmup_epochs: float = option(1.0, float, "linear warm-up of the cosine schedule, in "
-                                              "epochs (default 1)", min=0)
+                                              "epochs (default 1)", min=0, metavar="EPOCHS")
     step_size: int = option(30, int, "epochs between decays of the step schedule (default 30)",
-                            min=1)
+                            min=1, metavar="EPOCHS")
     gamma: float = option(0.1, float, "decay factor of the step schedule (default 0.1)",
-                          above=0)
+                          above=0, metavar="FACTOR")
     label_smoothing: float = option(0.0, float, "label smoothing of the loss (default 0)",
-                                    min=0, max=1)
+                                    min=0, max=1, metavar="EPS")
     clip_grad: float | None = option(None, float, "clip the gradients' global norm to NORM",
                                      above=0, metavar="NORM")
     seed: int = option(0, int, "seed of the split, the initial weights, the order and the "
-                               "augmentation (default 0)", min=0, max=SEEDS - 1)
-    workers: int = option(0, int, "data-loader worker processes (default 0)", min=0)
-    device: str = option("auto", str, "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps",
+                               "augmentation (default 0)", min=0, max=SEEDS - 1,
+                    metavar="SEED")
+    workers: int = option(0, int, "data-loader worker processes (default 0: the training "
+                                  "process reads the images)", min=0, metavar="N")
+    device: str = option("auto", str, "where to train: cpu, cuda, cuda:N (GPU number N), mps "
+                                      "or auto (default auto: CUDA, then MPS, then the CPU)",
+                         metavar="{auto,cpu,cuda,cuda:N,mps}",
                          check=device_problem)
-    precision: str = option("auto", str, "autocast precision (auto: bf16 on CUDA, fp32 "
-                                         "elsewhere; fp16 uses a gradient scaler)",
+    precision: str = option("auto", str, "autocast precision (default auto: bf16 on CUDA, "
+                                         "fp32 elsewhere; fp16 uses a gradient scaler)",
                             choices=("auto", "bf16", "fp16", "fp32"))
     compile: bool = option(False, bool, "torch.compile the model")
     augment: bool = option(True, bool, "no random resized crops or flips while training",
                            flag="--no-augment")
     val_split: float = option(
         0.1, float, "fraction of each class held out for validation when DATASET has no val/ "
-                    "folder (default 0.1)", min=0, max=0.9,
+                    "folder (default 0.1)", min=0, max=0.9, metavar="FRACTION",
         why="it is the share of each class held out for validation, and the rest, at least a "
             "tenth, is what the network trains on")
     tensorboard: bool = option(False, bool, "also write TensorBoard event files into the run "
@@ -186,13 +194,14 @@ class TrainConfig:
     sync_bn: bool = option(False, bool, "synchronise batch norm statistics across workers "
                                         "(CUDA)")
     cache: str = option("none", str, "decode and resize every image once, into memory or a "
-                                     "file under --cache-dir; later epochs read pixels",
+                                     "file under --cache-dir; later epochs read pixels "
+                                     "(default none)",
                         choices=("none", "memory", "disk"))
     cache_dir: str | None = option(None, str, "where --cache disk keeps its files (default "
                                                "~/.cache/archdsl)", metavar="DIR",
                                 check=folder_problem("--cache-dir"))
     augment_on: str = option("auto", str, "where random crops, flips and normalisation run "
-                                          "(auto: the GPU when training on CUDA)",
+                                          "(default auto: the GPU when training on CUDA)",
                              choices=("auto", "cpu", "gpu"))
 
     def resolved(self) -> "TrainConfig":
