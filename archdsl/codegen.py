@@ -51,11 +51,16 @@ def _tree(graph) -> _Item:
 
 
 def _class_name(label: str, taken: set[str]) -> str:
-    words = re.findall(r"[A-Za-z0-9]+", label)
-    base = words[0][:1].upper() + words[0][1:] if words else "Block"
+    """A class name for a network or a block call: its name in CamelCase, each `_`-separated
+    part capitalised (`mobilenet_v2` -> `MobilenetV2`, `inverted_residual` ->
+    `InvertedResidual`). A later call with other arguments appends them (`Basic_128_s_2`),
+    and a name still taken gets `_` until it is free."""
+    head, rest = re.match(r"\W*(\w*)(.*)", label, re.S).groups()
+    parts = re.findall(r"[A-Za-z0-9]+", head) or ["Block"]
+    base = "".join(p[:1].upper() + p[1:] for p in parts)
     if base[:1].isdigit():  # a class name cannot start with a digit: `1net` -> `Net1net`
         base = "Net" + base
-    name = base if base not in taken else "_".join([base] + words[1:])
+    name = base if base not in taken else "_".join([base] + re.findall(r"[A-Za-z0-9]+", rest))
     while name in taken or keyword.iskeyword(name):
         name += "_"
     taken.add(name)
