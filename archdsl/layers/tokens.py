@@ -1,0 +1,87 @@
+"""Tokens: a feature map as a sequence, the class token, the learnt position embedding, and
+one token picked out as a vector (torchvision's VisionTransformer, taken apart into layers).
+
+A sequence of N tokens of C channels has the shape (N, C), written `NxC` in the check table;
+as a tensor it is (batch, N, C), what torchvision's encoder holds. Layers that work per
+token (`attention`, and the element-wise ones) keep it; `token` turns it into a vector.
+"""
+
+from __future__ import annotations
+
+from .base import INT, Arg, LayerError, LayerKind, call, fmt_shape, layer, need_map
+
+_OWN = "archdsl.nn.tokens:"
+
+
+def need_tokens(kind: str, x) -> tuple[int, int]:
+    """The (N, C) of a sequence input, or the error a learner needs to see."""
+    if len(x) != 2:
+        what = "a CxHxW feature map" if len(x) == 3 else "a vector"
+        raise LayerError("E-RANK", f"{kind} needs a sequence of tokens (NxC), but its input is "
+                         f"{what} ({fmt_shape(x)})",
+                         hint="turn a feature map into a sequence with `tokens` first"
+                         if len(x) == 3 else "it works on the sequence, before `token`")
+    return x
+
+
+@layer("tokens", family="shape",
+       summary="CxHxW feature map → sequence of H·W tokens of C channels (row by row)")
+class Tokens(LayerKind):
+    def shape(self, a, x):
+        c, h, w = need_map("tokens", x)
+        return (h * w, c)
+
+    def torch(self, a, x):
+        return call(_OWN + "Tokens")
+
+
+@layer("classtoken", family="shape", positional=("dim",),
+       summary="a learnt token of `dim` channels (ViT's class token): "
+               "`concat< classtoken c | … >` puts it first")
+class ClassToken(LayerKind):
+    args = (Arg("dim", INT, min=1, doc="channels of the token"),)
+
+    def shape(self, a, x):
+        return (1, a.dim)
+
+    def params(self, a, x, y):
+        return a.dim
+
+    def describe(self, a):
+        return f"classtoken {a.dim}"
+
+    def torch(self, a, x):
+        return call(_OWN + "ClassToken", a.dim)
+
+
+@layer("posembed", family="shape",
+       summary="adds a learnt position embedding: one C-channel offset per token")
+class PositionEmbedding(LayerKind):
+    def shape(self, a, x):
+        need_tokens("posembed", x)
+        return x
+
+    def params(self, a, x, y):
+        return x[0] * x[1]
+
+    def torch(self, a, x):
+        return call(_OWN + "PositionEmbedding", x[0], x[1])
+
+
+@layer("token", family="shape", positional=("index",),
+       summary="the token at `index` of a sequence as a vector (0: the class token)")
+class SelectToken(LayerKind):
+    args = (Arg("index", INT, 0, min=0, doc="which token (0: the first, the class token)"),)
+
+    def shape(self, a, x):
+        n, c = need_tokens("token", x)
+        if a.index >= n:
+            raise LayerError("E-ARG-RANGE", f"token {a.index} is past the end of the {n} tokens",
+                             hint=f"pick a token from 0 to {n - 1}", arg="index")
+        return (c,)
+
+    def describe(self, a):
+        return f"token {a.index}"
+
+    def torch(self, a, x):
+        return call(_OWN + "SelectToken", a.index)
