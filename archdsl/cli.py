@@ -12,8 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from .command_values import (EXIT_OK, EXIT_SPEC, EXIT_USAGE, UsageError, color, parse_input,
-                             parse_sets, print_diagnostics, read_spec_file)
+from .command_values import (EXIT_OK, EXIT_SPEC, EXIT_USAGE, STDIN, Parser, UsageError,
+                             add_spec_options, color, epilog, parse_input, parse_sets,
+                             print_diagnostics, read_spec_file, spec_name)
 from .explain import add_explain
 from .train.config import TOP, LaunchConfig, OptionError, TrainConfig, add_option, add_options, \
     from_args, given
@@ -29,15 +30,16 @@ def cmd_check(args) -> int:
     status = EXIT_OK
     documents = []
     for i, file in enumerate(args.files):
+        name = spec_name(file)
         try:
             text = read_spec_file(file)
         except UsageError as exc:  # report it, and go on with the other files
             print(f"archdsl check: error: {exc}", file=sys.stderr)
             status = EXIT_USAGE
             if args.format == "json":
-                documents.append(to_json(None, [error("E-FILE", str(exc), Span(file, 1, 1, 1, 1))]))
+                documents.append(to_json(None, [error("E-FILE", str(exc), Span(name, 1, 1, 1, 1))]))
             continue
-        network, diagnostics = analyse(text, file, params, input_shape)
+        network, diagnostics = analyse(text, name, params, input_shape)
         errors = any(d.is_error for d in diagnostics)
         if errors or (args.strict and diagnostics):
             status = max(status, EXIT_SPEC)
@@ -53,7 +55,7 @@ def cmd_check(args) -> int:
             print_diagnostics(diagnostics, text)
             n_err = sum(d.is_error for d in diagnostics)
             n_warn = len(diagnostics) - n_err
-            print(f"{file}: {_plural(n_err, 'error')}, {_plural(n_warn, 'warning')}\n",
+            print(f"{name}: {_plural(n_err, 'error')}, {_plural(n_warn, 'warning')}\n",
                   file=sys.stderr)
     if args.format == "json":
         out = documents[0] if len(documents) == 1 else documents
@@ -70,18 +72,20 @@ def cmd_export(args) -> int:
     from .export import FORMATS, default_output, export
     from .network import analyse
 
-    path = Path(args.file)
+    path, name = Path(args.file), spec_name(args.file)
+    if args.file == STDIN and not args.output:
+        raise UsageError("the spec comes from standard input: name the output with -o OUT")
     out = Path(args.output) if args.output else default_output(path, args.to)
     if out.is_dir():
         raise UsageError(f"{out} is a folder; give a file name such as "
                          f"{out / ('net' + FORMATS[args.to])}")
     text = read_spec_file(args.file)
-    network, diagnostics = analyse(text, args.file, parse_sets(args.set), parse_input(args.input))
+    network, diagnostics = analyse(text, name, parse_sets(args.set), parse_input(args.input))
     print_diagnostics(diagnostics, text)
     if network is None:
-        print(f"{args.file}: not exported: the spec has errors", file=sys.stderr)
+        print(f"{name}: not exported: the spec has errors", file=sys.stderr)
         return EXIT_SPEC
-    if out.resolve() == path.resolve():
+    if args.file != STDIN and out.resolve() == path.resolve():
         raise UsageError(f"refusing to write the export over the spec itself ({out})")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; choose another -o, or add --force to replace it")
@@ -90,7 +94,7 @@ def cmd_export(args) -> int:
         export(network, args.to, out, weights)
     except SpecError as exc:  # too big to build: refused before allocating
         print(exc.render(color=color(sys.stderr)), file=sys.stderr)
-        print(f"{args.file}: not exported", file=sys.stderr)
+        print(f"{name}: not exported", file=sys.stderr)
         return EXIT_SPEC
     print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")
     return EXIT_OK
@@ -102,11 +106,13 @@ DRAW_FORMATS = ("svg", "png", "pdf", "dot")
 def cmd_draw(args) -> int:
     import shutil
 
-    from .draw import MARKER, DrawOptions, render, to_dot
+    from .draw import DrawOptions, drawn_by_archdsl, render, to_dot, unknown_blocks
     from .files import atomic_write_bytes
     from .network import analyse_graph
 
-    spec_path = Path(args.file)
+    spec_path, name = Path(args.file), spec_name(args.file)
+    if args.file == STDIN and not args.output:
+        raise UsageError("the spec comes from standard input: name the picture with -o OUT")
     out = Path(args.output) if args.output else Path(spec_path.stem + ".svg")
     fmt = out.suffix.lstrip(".").lower()
     if fmt not in DRAW_FORMATS:
@@ -115,24 +121,23 @@ def cmd_draw(args) -> int:
         raise UsageError("drawing needs Graphviz's `dot` program, which is not installed. On "
                          "Debian or Ubuntu: sudo apt-get install graphviz (or write .dot source "
                          "with -o NAME.dot, which needs no Graphviz)")
+    collapse = _collapse_option(args.collapse)
     text = read_spec_file(args.file)
-    if out.exists() and out.resolve() == spec_path.resolve():
+    if args.file != STDIN and out.exists() and out.resolve() == spec_path.resolve():
         raise UsageError(f"refusing to draw over the spec itself ({out})")
     if out.is_dir():
         raise UsageError(f"{out} is a folder; give a file name such as {out / 'net.svg'}")
-    if out.exists() and not args.force and not _drawn_by_us(out, fmt, MARKER):
+    if out.exists() and not args.force and not drawn_by_archdsl(out):
         raise UsageError(f"{out} exists and is not an archdsl drawing; choose another -o, or add "
                          "--force to replace it")
-    _, graph, diagnostics = analyse_graph(text, args.file, parse_sets(args.set),
+    _, graph, diagnostics = analyse_graph(text, name, parse_sets(args.set),
                                           parse_input(args.input))
+    if graph is not None and isinstance(collapse, list) and unknown_blocks(collapse, graph):
+        raise UsageError(unknown_blocks(collapse, graph))
     print_diagnostics(diagnostics, text)
     if graph is None:
-        print(f"{args.file}: nothing drawn: the spec could not be read", file=sys.stderr)
+        print(f"{name}: nothing drawn: the spec could not be read", file=sys.stderr)
         return EXIT_SPEC
-    collapse = args.collapse[0] if args.collapse and args.collapse[0] in ("all", "none") \
-        else (args.collapse or "auto")
-    if isinstance(collapse, list):
-        _check_collapse(collapse, graph)
     dot = to_dot(graph, diagnostics, DrawOptions(collapse=collapse, direction=args.direction))
     atomic_write_bytes(out, render(dot, fmt))
     errors = any(d.is_error for d in diagnostics)
@@ -140,31 +145,16 @@ def cmd_draw(args) -> int:
     return EXIT_SPEC if errors else EXIT_OK
 
 
-def _check_collapse(names: list[str], graph) -> None:
-    """--collapse NAME…: every name must be a block the spec calls."""
-    from .diagnostics import did_you_mean
-
-    called = sorted({g.block for g in graph.groups.values() if g.kind == "block"})
-    for name in names:
-        if name in ("all", "none"):
-            raise UsageError(f"--collapse {name} stands alone; it cannot be mixed with block names")
-        if name not in called:
-            close = did_you_mean(name, called)
-            known = f"the spec calls: {', '.join(called)}" if called else \
-                "the spec calls no blocks"
-            raise UsageError(f"--collapse {name}: no block of that name is called in "
-                             f"{graph.file}; {close or known}")
-
-
-def _drawn_by_us(path: Path, fmt: str, marker: str) -> bool:
-    """Only an earlier drawing may be replaced without --force."""
-    try:
-        head = path.read_bytes()[:4096]
-    except OSError:
-        return False
-    if fmt in ("svg", "dot"):
-        return marker.encode() in head
-    return False
+def _collapse_option(values: list[str] | None):
+    """--collapse all|none|NAME[,NAME…] (repeatable) -> "auto", "all", "none" or names."""
+    names = [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+    if not names:
+        return "auto"
+    alone = [n for n in names if n in ("all", "none")]
+    if alone and len(names) > 1:
+        raise UsageError(f"--collapse {alone[0]} stands alone; it cannot be mixed with other "
+                         "values")
+    return alone[0] if alone else names
 
 
 def _is(exc, module: str, name: str) -> bool:
@@ -371,18 +361,15 @@ def cmd_predict(args) -> int:
     return status
 
 
-def _add_spec_options(parser) -> None:
-    parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
-                        help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
-    parser.add_argument("--input", metavar="CxHxW", help="override the spec's input shape")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="archdsl", description="Work with convolutional networks written in the .arch "
-                                    "language.")
+    parser = Parser(prog="archdsl", description="Work with convolutional networks written in "
+                                                "the .arch language.",
+                    epilog=epilog(["archdsl check specs/resnet18.arch",
+                                   "archdsl draw specs/vgg16.arch -o vgg16.png",
+                                   "archdsl train specs/lenet5.arch digits"],
+                                  "README.md, then docs/cli.md; `archdsl COMMAND --help`"))
     parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -401,11 +388,16 @@ def _add_check(sub) -> None:
     check = sub.add_parser("check", help="check specs: shapes, parameters, MACs, diagnostics",
                            description="Check .arch files: print every layer's output shape, "
                                        "parameters, MACs and receptive field, the totals, and "
-                                       "located errors and warnings.")
-    check.add_argument("files", nargs="+", metavar="FILE", help=".arch spec file(s)")
-    _add_spec_options(check)
+                                       "located errors and warnings.",
+                           epilog=epilog(["archdsl check specs/resnet18.arch",
+                                          "archdsl check specs/alexnet.arch --set num_classes=10",
+                                          "archdsl check specs/*.arch --format json"],
+                                         "docs/cli.md (the language: docs/language.md)"))
+    check.add_argument("files", nargs="+", metavar="FILE",
+                       help=".arch spec file(s); - reads one from standard input")
+    add_spec_options(check)
     check.add_argument("--format", choices=("table", "json"), default="table",
-                       help="output format (default: table)")
+                       help="output format")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")
     check.set_defaults(func=cmd_check)
 
@@ -415,8 +407,12 @@ def _add_export(sub) -> None:
         "export", help="write the network as PyTorch source, ONNX, TorchScript or torch.export",
         description="Compile a spec and write it for deployment: standalone PyTorch source "
                     "(python), ONNX (onnx), a traced TorchScript module (torchscript) or a "
-                    "torch.export program (exported).")
-    export.add_argument("file", metavar="FILE", help=".arch spec file")
+                    "torch.export program (exported).",
+        epilog=epilog(["archdsl export specs/resnet18.arch --to python -o resnet18.py",
+                       "archdsl export specs/lenet5.arch --to onnx --weights runs/x/best.safetensors"],
+                      "docs/export.md"))
+    export.add_argument("file", metavar="FILE",
+                        help=".arch spec file; - reads it from standard input (then give -o)")
     export.add_argument("--to", required=True, choices=("python", "onnx", "torchscript",
                                                         "exported"), help="output format")
     export.add_argument("-o", "--output", metavar="OUT",
@@ -426,7 +422,7 @@ def _add_export(sub) -> None:
                         help="load these weights first (.safetensors, or a torch.save'd "
                              "state_dict, read without executing code)")
     export.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    _add_spec_options(export)
+    add_spec_options(export)
     export.set_defaults(func=cmd_export)
 
 
@@ -436,20 +432,26 @@ def _add_draw(sub) -> None:
         description="Draw a spec's layer graph with Graphviz: a node per layer with its key "
                     "arguments and parameters, edges labelled with tensor shapes, blocks as "
                     "clusters. A spec with errors is drawn as far as it can be, the faulty "
-                    "layers in red, and the command exits 1.")
-    draw.add_argument("file", metavar="FILE", help=".arch spec file")
+                    "layers in red, and the command exits 1.",
+        epilog=epilog(["archdsl draw specs/alexnet.arch -o alexnet.png",
+                       "archdsl draw specs/resnet50.arch --collapse none -o resnet50.svg",
+                       "archdsl draw specs/resnet18.arch --collapse basic --direction LR"],
+                      "docs/draw.md"))
+    draw.add_argument("file", metavar="FILE",
+                      help=".arch spec file; - reads it from standard input (then give -o)")
     draw.add_argument("-o", "--output", metavar="OUT",
                       help="picture to write; the format follows the extension: .svg, .png, .pdf "
                            "or .dot (default: the spec's name with .svg, in the current folder)")
-    draw.add_argument("--collapse", nargs="+", metavar="all|none|NAME",
+    draw.add_argument("--collapse", action="append", metavar="all|none|NAME[,NAME…]",
                       help="draw block calls as single nodes: all (the outermost calls), none, or "
-                           "the named blocks (default: collapse the deepest blocks until at most "
-                           "120 nodes remain)")
+                           "the calls of the named blocks (comma-separated, or --collapse "
+                           "repeated); default: collapse the deepest blocks and repeats until "
+                           "the picture fits a page")
     draw.add_argument("--direction", choices=("TB", "LR"), default="TB",
-                      help="top to bottom (default) or left to right")
+                      help="TB: top to bottom, LR: left to right")
     draw.add_argument("--force", action="store_true",
                       help="replace OUT even if it is not an earlier archdsl drawing")
-    _add_spec_options(draw)
+    add_spec_options(draw)
     draw.set_defaults(func=cmd_draw)
 
 
@@ -460,9 +462,17 @@ def _add_train(sub) -> None:
         description="Train a spec on DATASET: `digits` (scikit-learn's handwritten digits, "
                     "built in), a folder with train/<class>/ and val/<class>/ (or test/), or "
                     "one with <class>/ folders alone, split by --val-split. Everything the run "
-                    "leaves goes into --out (default runs/<spec>-<date-time>/).")
-    train.add_argument("spec", metavar="SPEC", nargs="?", help=".arch spec file")
-    train.add_argument("dataset", metavar="DATASET", nargs="?", help="`digits` or an image folder")
+                    "leaves goes into --out (default runs/<spec>-<date-time>/).",
+        usage="archdsl train SPEC DATASET [options]\n       archdsl train --resume DIR "
+              "[--epochs N] [options]",
+        epilog=epilog(["archdsl train specs/lenet5.arch digits --epochs 5",
+                       "archdsl train specs/resnet20.arch data/cifar10 --batch-size 128",
+                       "archdsl train --resume runs/lenet5-20260101-120000 --epochs 20"],
+                      "docs/training.md (several GPUs: docs/distributed.md)"))
+    train.add_argument("spec", metavar="SPEC", nargs="?",
+                       help=".arch spec file (required, unless --resume)")
+    train.add_argument("dataset", metavar="DATASET", nargs="?",
+                       help="`digits` or an image folder (required, unless --resume)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")
@@ -481,23 +491,33 @@ def _add_eval(sub) -> None:
         "eval", help="evaluate a trained run on a data set",
         description="Loss, top-1, top-5, per-class accuracy and the confusion matrix of a run's "
                     "weights on DATASET: its val/ (or test/) folder, every image of a folder of "
-                    "class folders, or, for `digits`, the run's own validation split.")
+                    "class folders, or, for `digits`, the run's own validation split.",
+        epilog=epilog(["archdsl eval runs/lenet5-20260101-120000 digits",
+                       "archdsl eval runs/resnet20-20260101-120000 data/cifar10 --weights last",
+                       "archdsl eval runs/lenet5-20260101-120000 digits --format json"],
+                      "docs/training.md"))
     evaluate.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
     evaluate.add_argument("dataset", metavar="DATASET", help="`digits` or an image folder")
     evaluate.add_argument("--weights", default="best",
-                          help="best (default), last, or a checkpoint file")
-    evaluate.add_argument("--format", choices=("table", "json"), default="table")
+                          help="best, last, or a checkpoint file")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table",
+                          help="table: the summary, per-class accuracy and confusion matrix as "
+                               "text; json: the same numbers as one JSON document")
     evaluate.set_defaults(func=cmd_eval)
 
 
 def _add_predict(sub) -> None:
     pred = sub.add_parser("predict", help="classify images with a trained run",
                           description="Print the most likely classes of each image with their "
-                                      "softmax probabilities.")
+                                      "softmax probabilities.",
+                          epilog=epilog(["archdsl predict runs/x-20260101-120000 cat.png dog.jpg",
+                                         "archdsl predict runs/x-20260101-120000 img/*.png --top 1"],
+                                        "docs/training.md"))
     pred.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
-    pred.add_argument("images", metavar="IMAGE", nargs="+")
+    pred.add_argument("images", metavar="IMAGE", nargs="+",
+                      help="image file(s) to classify, each resized to the spec's input size")
     add_option(pred, "top", TOP)
-    pred.add_argument("--weights", default="best", help="best (default), last, or a checkpoint")
+    pred.add_argument("--weights", default="best", help="best, last, or a checkpoint file")
     pred.set_defaults(func=cmd_predict)
 
 

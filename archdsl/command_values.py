@@ -3,6 +3,7 @@ a spec file, printing diagnostics, and the values of `--set NAME=VALUE` and `--i
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -63,15 +64,34 @@ def color(stream) -> bool:
 
 
 def read_spec_file(file: str) -> str:
-    """A spec file's text, or a UsageError saying why it cannot be read."""
+    """A spec file's text (standard input's for `-`, read once however often it is asked
+    for), or a UsageError saying why it cannot be read."""
     from .network import read_spec
 
+    if file == STDIN:
+        if not _stdin_text:
+            _stdin_text.append(_read_stdin())
+        return _stdin_text[0]
     try:
         return read_spec(Path(file))
     except OSError as exc:
         reason = "it is a folder; give .arch files" if Path(file).is_dir() else \
             (exc.strerror or str(exc))
         raise UsageError(f"cannot read {file}: {reason}") from None
+
+
+def _read_stdin() -> str:
+    """Standard input's text, at most a spec's size (as read_spec)."""
+    from .network import MAX_SPEC_BYTES
+    from .report import human_bytes
+
+    stream = getattr(sys.stdin, "buffer", None)
+    data = stream.read(MAX_SPEC_BYTES + 1) if stream is not None else \
+        sys.stdin.read(MAX_SPEC_BYTES + 1).encode()
+    if len(data) > MAX_SPEC_BYTES:
+        raise UsageError(f"cannot read {STDIN_NAME}: it is larger than "
+                         f"{human_bytes(MAX_SPEC_BYTES)}, the most a spec can be")
+    return data.decode("utf-8", errors="replace")
 
 
 def print_diagnostics(diagnostics, text: str) -> None:
@@ -82,3 +102,105 @@ def print_diagnostics(diagnostics, text: str) -> None:
     if diagnostics:
         print(render_all(diagnostics, normalise_source(text), color=color(sys.stderr)),
               file=sys.stderr)
+
+
+def add_spec_options(parser) -> None:
+    """`--set NAME=VALUE` and `--input CxHxW`, as check, draw, export and explain take them."""
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                        help="override an `arch` parameter (repeatable), e.g. --set num_classes=10")
+    parser.add_argument("--input", metavar="CxHxW",
+                        help="check with this input shape instead of the spec's `input` line")
+
+
+STDIN = "-"  # FILE `-`: the spec is read from standard input
+STDIN_NAME = "<stdin>"  # … and its diagnostics name it so
+_stdin_text: list[str] = []
+
+
+def spec_name(file: str) -> str:
+    """The name diagnostics give a spec: `<stdin>` for `-`, else the path as given."""
+    return STDIN_NAME if file == STDIN else file
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless it says it already); an epilog of
+    examples keeps its lines."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, [], argparse.SUPPRESS) or "default" in text.lower()
+                or (not action.option_strings and action.nargs not in ("?", "*"))):
+            return text
+        shown = ", ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {shown})".lstrip()
+
+
+def epilog(examples: list[str], doc: str) -> str:
+    """A command's epilog: two or three examples, and the document to read."""
+    lines = "\n".join(f"  {e}" for e in examples)
+    return f"examples:\n{lines}\n\nmore: {doc}"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with archdsl's usage errors: one line on stderr, `archdsl CMD: error: …`,
+    exit 2; a mistyped command gets the closest one (`archdsl chek` -> did you mean check?)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        choice = re.match(r"argument COMMAND: invalid choice: '(.*?)'", message)
+        if choice:
+            message = unknown_command(choice.group(1), self.commands())
+        else:
+            message += f" (see {self.prog} --help)"
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown option is blamed on the command it was given to,
+        with the closest option it has."""
+        import difflib
+
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self.subparser(getattr(namespace, "command", None)) or self
+            options = [o for a in parser._actions for o in a.option_strings]
+            close = difflib.get_close_matches(extras[0].split("=")[0], options, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace
+
+    def subparser(self, name):
+        """The parser of subcommand `name`, or None."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(name)
+        return None
+
+    def commands(self) -> list[str]:
+        """The names of the subcommands, in the order they were declared."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return list(action.choices)
+        return []
+
+
+def unknown_command(word: str, commands: list[str]) -> str:
+    """`unknown command 'chek'; did you mean check?` (or the list of commands)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, commands, n=1, cutoff=0.5)
+    if close:
+        return f"unknown command '{word}'; did you mean {close[0]}?"
+    return f"unknown command '{word}'; the commands are {', '.join(commands)}"

@@ -17,18 +17,21 @@ from .layers.base import fmt_shape
 from .report import params_label
 
 # fill colour and legend name per layer family
+# (hues far apart: pooling orange and activation yellow must not pass for one another)
 FAMILIES = {
-    "conv": ("#cfe2f3", "convolution"),
-    "pool": ("#fde5c8", "pooling"),
-    "norm": ("#d9ead3", "normalisation"),
-    "activation": ("#fff2cc", "activation"),
-    "linear": ("#e4d7f5", "linear"),
-    "merge": ("#e8e8e8", "merge"),
-    "shape": ("#f5f5f5", "reshape / dropout"),
-    "block": ("#ffffff", "collapsed block"),
+    "conv": ("#a4c2f4", "convolution"),
+    "pool": ("#f6b26b", "pooling"),
+    "norm": ("#b6d7a8", "normalisation"),
+    "activation": ("#fff2a8", "activation"),
+    "linear": ("#d5a6bd", "linear"),
+    "merge": ("#d9d9d9", "merge"),
+    "shape": ("#f3f3f3", "reshape / dropout"),
+    "block": ("#ffffff", "collapsed block or repeat"),
 }
 ERROR_FILL, ERROR_LINE = "#f4cccc", "#cc0000"
-AUTO_COLLAPSE_ABOVE = 120  # layer nodes; above this, the deepest blocks are collapsed first
+# What a page holds: by default the deepest blocks and repeats are collapsed until the drawing
+# has at most PAGE_NODES nodes and PAGE_RANKS nodes along its longest path.
+PAGE_NODES, PAGE_RANKS = 60, 25
 MARKER = "archdsl draw"
 
 
@@ -62,7 +65,7 @@ def _depth(groups, g) -> int:
 
 
 def collapsed_groups(graph, collapse) -> set[int]:
-    """The block calls to draw as single nodes."""
+    """The block calls (and, by default, repeats) to draw as single nodes."""
     groups = graph.groups
     blocks = _block_calls(graph)
     if collapse == "none":
@@ -72,17 +75,41 @@ def collapsed_groups(graph, collapse) -> set[int]:
                                                 for a in _ancestors(groups, g))}
     if collapse == "auto":
         chosen: set[int] = set()
-        layers = len(graph) - 1
-        deepest: dict[str, int] = {}
-        for g in blocks:
-            deepest[g.block] = max(deepest.get(g.block, 0), _depth(groups, g))
-        for name in sorted(deepest, key=lambda name: -deepest[name]):
-            if _visible(graph, chosen) <= AUTO_COLLAPSE_ABOVE or layers <= AUTO_COLLAPSE_ABOVE:
+        for ids in _foldable(graph):
+            if _fits_a_page(graph, chosen):
                 break
-            chosen |= _outermost({g.id for g in blocks if g.block == name}, groups)
+            chosen = _outermost(chosen | ids, groups)
         return chosen
     wanted = set(collapse)
     return _outermost({g.id for g in blocks if g.block in wanted}, groups)
+
+
+def times(group) -> int:
+    """How many times a repeat runs."""
+    n = group.args.get("n", 0)
+    return n if isinstance(n, int) else 0
+
+
+def _foldable(graph) -> list[set[int]]:
+    """What the default drawing may collapse, deepest first: every call of one block, or
+    every repeat (of two or more iterations) at one depth; then, when that is not enough,
+    the combinators (`residual< … >`), deepest first."""
+    groups = graph.groups
+    units: dict[tuple, tuple[int, set[int]]] = {}
+    for g in groups.values():
+        depth = _depth(groups, g)
+        if g.kind == "block":
+            key = ("block", g.block)
+        elif g.kind == "repeat" and times(g) >= 2:
+            key = ("repeat", depth)
+        elif g.kind not in ("repeat", "iteration", "branch"):
+            key = ("combinator", depth)
+        else:
+            continue
+        deepest, ids = units.get(key, (0, set()))
+        units[key] = (max(deepest, depth), ids | {g.id})
+    order = sorted(units, key=lambda k: (k[0] == "combinator", -units[k][0]))
+    return [units[k][1] for k in order]
 
 
 def _ancestors(groups, g):
@@ -95,17 +122,27 @@ def _outermost(ids: set[int], groups) -> set[int]:
     return {i for i in ids if not any(a in ids for a in _ancestors(groups, groups[i]))}
 
 
-def _visible(graph, collapsed: set[int]) -> int:
-    """How many nodes the picture has with `collapsed` (outermost, so disjoint) block calls
-    drawn as one node each: one pass over the layers, whatever the number of blocks."""
-    layers = covered = 0
-    for _, node in graph.layers():
-        if node.kind is None:
-            continue
-        layers += 1
-        if not collapsed.isdisjoint(node.groups):
-            covered += 1
-    return layers - covered + len(collapsed)
+def drawn_size(graph, collapsed: set[int]) -> tuple[int, int]:
+    """(nodes, ranks) of the picture with `collapsed` (outermost, so disjoint) groups drawn as
+    one node each: every drawn node (the output included), and the nodes along the longest
+    path. One pass over the layers, whatever the number of groups."""
+    stand: dict[str, object] = {}
+    rank: dict[object, int] = {}
+    forks = 0
+    for nid, node in graph.layers():
+        hidden = next((g for g in node.groups if g in collapsed), None)
+        s = nid if hidden is None else hidden
+        stand[nid] = s
+        here = max((rank[stand[u]] + (stand[u] != s) for u in graph.inputs(nid)), default=0)
+        fork = hidden is None and node.merge is not None
+        rank[s] = max(rank.get(s, 0), here + fork)  # the fork point is a rank of its own
+        forks += fork
+    return len(rank) + forks + 1, max(rank.values(), default=0) + 2
+
+
+def _fits_a_page(graph, collapsed: set[int]) -> bool:
+    nodes, ranks = drawn_size(graph, collapsed)
+    return nodes <= PAGE_NODES and ranks <= PAGE_RANKS
 
 
 def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | None = None):
@@ -115,7 +152,7 @@ def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | Non
     options = options or DrawOptions()
     dot = graphviz.Digraph(name=graph.name, comment=f"{MARKER}: {graph.file}")
     dot.attr(rankdir=options.direction, fontname="Helvetica", fontsize="11", nodesep="0.25",
-             ranksep="0.3", label=_title(graph), labelloc="t", tooltip=graph.name,
+             ranksep="0.3", labelloc="t", tooltip=graph.name,
              ordering="out")  # branches left to right in the order written
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
              margin="0.12,0.05", height="0.3")
@@ -129,7 +166,7 @@ def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | Non
              fillcolor="white", tooltip="the network's output")
     _draw_edges(dot, graph, stand_in, fork_ids)
     dot.edge(stand_in[graph.output], "output", label=f" {_shape_text(out_shape)}")
-    _legend(dot, families_used)
+    dot.attr(label=_heading(graph, families_used))
     return dot
 
 
@@ -160,7 +197,7 @@ def _place_nodes(graph, stand_in, block_members, errors):
         """The innermost drawn cluster (a block call or repeat) that holds a node."""
         parent = None
         for g in node_groups:
-            if groups[g].kind in ("block", "repeat"):
+            if groups[g].kind == "block" or (groups[g].kind == "repeat" and times(groups[g]) > 1):
                 if g not in clusters:
                     clusters[g] = _Cluster(groups[g])
                     clusters[parent].children.append(g)
@@ -216,7 +253,10 @@ def _draw_edges(dot, graph, stand_in, fork_ids) -> None:
         if a == b or (a, b) in drawn_edges:
             continue
         drawn_edges.add((a, b))
-        attrs = {"label": f" {_shape_text(graph.shape(u))}"}
+        role = _role(graph, merge, v) if merge is not None else None
+        attrs = {"label": (f" {role}\n" if role else " ") + _shape_text(graph.shape(u))}
+        if role:
+            attrs["fontcolor"] = "#1155cc"
         if graph.layer(v).inserted or graph.layer(u).inserted:
             attrs["style"] = "dashed"
         dot.edge(a, b, **attrs)
@@ -229,6 +269,21 @@ def _draw_edges(dot, graph, stand_in, fork_ids) -> None:
         dot.edge(src, point, label=f" {_shape_text(graph.shape(fork))}", arrowhead="none")
 
 
+def _role(graph, merge: str, v: str) -> str | None:
+    """The named role (`body`, `shortcut`) of the branch that the edge from `merge`'s fork
+    point to `v` starts; None for numbered branches (`branch1`), which say nothing more. An
+    edge straight to the merge is the identity shortcut of `residual< body >`."""
+    site = graph.layer(merge).merge
+    if v == merge:
+        return "shortcut (identity)" if site.auto_shortcut else None
+    chain = graph.layer(v).groups
+    if site.group not in chain or chain[-1] == site.group:
+        return None
+    branch = graph.groups[chain[chain.index(site.group) + 1]]
+    role = branch.role if branch.kind == "branch" else None
+    return None if role is None or role.startswith("branch") else role
+
+
 def group_chain(groups, gid):
     chain = []
     g = groups[gid]
@@ -238,6 +293,64 @@ def group_chain(groups, gid):
             break
         g = groups[g.parent]
     return list(reversed(chain))
+
+
+def title(graph, group) -> str:
+    """A block call as `stage(c=64, n=2)` (every parameter by name); a collapsed repeat as
+    what one iteration does and how often: `conv 64 · 3×3 p1 → relu ×2` (needs the graph)."""
+    if group.kind == "block":
+        values = ", ".join(f"{name}={_value(v)}" for name, v in group.args.items())
+        return f"{group.block}({values})" if values else group.block
+    if graph is None:
+        return group.label
+    if group.kind == "repeat":
+        first = next((c for c in group.children if graph.groups[c].kind == "iteration"), None)
+        text = _contents(graph, first) if first is not None else "nothing"
+        return f"({text}) ×{times(group)}" if " → " in text else f"{text} ×{times(group)}"
+    return _contents(graph, group.id)
+
+
+def _clear_of_edges(label: str) -> str:
+    """A cluster title at the left with empty room to its right, wider than the title: the
+    cluster is at least that wide and its edges enter near its middle, so they pass beside
+    the title rather than through it."""
+    from html import escape
+
+    room = 6 * len(label) + 24  # points: wider than the title at 10 pt
+    return f'<<table border="0" cellpadding="0" cellspacing="0"><tr><td>{escape(label)}</td>' \
+           f'<td width="{room}"> </td></tr></table>>'
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        return "x".join(str(d) for d in v)
+    return str(v)
+
+
+def _contents(graph, gid: int) -> str:
+    """What a group holds, in order: its layers (`conv 64 · 3×3 p1`), its block calls by
+    title, and a combinator's branches between `<` `|` `>`. Long lists end in `…`."""
+    groups = graph.groups
+    group = groups[gid]
+    if group.kind not in ("block", "repeat", "iteration", "branch"):
+        branches = [c for c in group.children if groups[c].kind == "branch"]
+        inner = " | ".join(_contents(graph, b) for b in branches)
+        return f"{group.kind}< {inner} >"
+    parts: list[str] = []
+    seen: set[int] = set()
+    for _, node in graph.layers():
+        if gid not in node.groups or node.kind is None or node.inserted:
+            continue
+        inner = node.groups[node.groups.index(gid) + 1:]
+        if inner and groups[inner[0]].kind != "iteration":
+            if inner[0] not in seen:
+                seen.add(inner[0])
+                parts.append(title(graph, groups[inner[0]]))
+        elif node.merge is None:
+            parts.append(node.kind.describe(node.args).split("\n")[0])
+    return " → ".join(parts[:3]) + (" → …" if len(parts) > 3 else "") if parts else "identity"
 
 
 def _node_id(nid: str) -> str:
@@ -290,8 +403,8 @@ def _block_attrs(graph, group, members, errors, source_lines) -> dict:
     preds = [p for p in graph.inputs(members[0]) if p not in members]
     shape_in = graph.shape(preds[0]) if preds else None
     params = sum(graph.facts[m].params for m in members)
-    label = (f"{group.label}\n{_shape_text(shape_in)} → {_shape_text(graph.shape(members[-1]))}\n"
-             f"{params_label(params)}")
+    label = (f"{title(graph, group)}\n{_shape_text(shape_in)} → "
+             f"{_shape_text(graph.shape(members[-1]))}\n{params_label(params)}")
     attrs = {"label": label, "fillcolor": FAMILIES["block"][0], "style": "rounded,filled,bold",
              "tooltip": _tooltip(group.span, source_lines) + f"\n{len(members)} layers"}
     bad = next((errors[m] for m in members if m in errors), None)
@@ -308,28 +421,26 @@ def _emit_cluster(dot, clusters, key, groups) -> None:
     for child in cluster.children:
         group = groups[child]
         with dot.subgraph(name=f"cluster_{child}") as sub:
-            label = group.label if group.kind == "block" else f"repeat ×{group.args.get('n', '')}"
-            sub.attr(label=label, style="rounded,dashed" if group.kind == "repeat" else "rounded",
-                     color="#999999", fontsize="10", fontcolor="#444444",
+            label = title(None, group) if group.kind == "block" else f"repeat ×{times(group)}"
+            sub.attr(label=_clear_of_edges(label), style="rounded,dashed" if group.kind == "repeat" else "rounded",
+                     color="#999999", fontsize="10", fontcolor="#444444", labeljust="l",
                      tooltip=f"{group.span.file}:{group.span.line}: {group.label}")
             _emit_cluster(sub, clusters, child, groups)
 
 
-def _legend(dot, families_used: set[str]) -> None:
+def _heading(graph, families_used: set[str]) -> str:
+    """The picture's title line, and under it the legend: one row of colour swatches, the
+    families in the picture, evenly spaced."""
+    from html import escape
+
     shown = [f for f in FAMILIES if f in families_used]
-    if not shown:
-        return
-    with dot.subgraph(name="cluster_legend") as legend:
-        legend.attr(label="legend", fontsize="9", color="#cccccc", style="rounded")
-        previous = None
-        for family in shown:
-            colour, name = FAMILIES[family]
-            node_id = f"legend_{family}"
-            legend.node(node_id, name, fillcolor=colour, fontsize="8", height="0.2",
-                        style="rounded,filled,bold" if family == "block" else "rounded,filled")
-            if previous is not None:
-                legend.edge(previous, node_id, style="invis")
-            previous = node_id
+    cells = "".join(f'<td bgcolor="{FAMILIES[f][0]}" border="{2 if f == "block" else 1}" '
+                    f'style="rounded"><font point-size="8">{FAMILIES[f][1]}</font></td>'
+                    for f in shown)
+    legend = f'<tr><td><table border="0" cellborder="1" cellspacing="4" cellpadding="3">' \
+             f'<tr>{cells}</tr></table></td></tr>' if cells else ""
+    return f'<<table border="0" cellpadding="2"><tr><td>{escape(_title(graph))}</td></tr>' \
+           f'{legend}</table>>'
 
 
 def _wrap(text: str, width: int = 40) -> str:
@@ -406,9 +517,65 @@ def render(dot, fmt: str) -> bytes:
     except OSError as exc:
         raise RenderError(f"Graphviz's `dot` could not be run ({exc.strerror or exc}); "
                           f"{instead}") from None
-    if fmt == "svg":  # mark it, so that the next drawing may replace it
-        data = data.replace(b"<svg ", f"<!-- {dot.comment} -->\n<svg ".encode(), 1)
+    return mark(data, fmt, dot.comment)
+
+
+def mark(data: bytes, fmt: str, comment: str) -> bytes:
+    """The picture with the `archdsl draw` marker in it, so that the next drawing may replace
+    it: an SVG comment, a PNG tEXt chunk (`Software`, after the header chunk), a PDF comment
+    line before the final `startxref` (no object moves, so every offset stays right)."""
+    import zlib
+
+    text = comment.encode("latin-1", "replace")
+    if fmt == "svg":
+        return data.replace(b"<svg ", b"<!-- " + comment.encode() + b" -->\n<svg ", 1)
+    if fmt == "png" and data[12:16] == b"IHDR":
+        end = 8 + 8 + int.from_bytes(data[8:12], "big") + 4  # signature, IHDR chunk
+        body = b"tEXt" + b"Software\x00" + text
+        chunk = len(body[4:]).to_bytes(4, "big") + body + \
+            zlib.crc32(body).to_bytes(4, "big")
+        return data[:end] + chunk + data[end:]
+    if fmt == "pdf":
+        at = data.rfind(b"startxref")
+        if at > 0:
+            return data[:at] + b"% " + text.replace(b"\n", b" ") + b"\n" + data[at:]
     return data
 
 
-__all__ = ["to_dot", "render", "DrawOptions", "collapsed_groups", "fmt_shape"]
+def drawn_by_archdsl(path) -> bool:
+    """Whether the file at `path` is an earlier `archdsl draw` picture (so that drawing again
+    may replace it without --force): the marker near its start (svg, dot, png) or its end
+    (pdf)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read()
+    except OSError:
+        return False
+    marker = MARKER.encode()
+    if head.startswith(b"\x89PNG"):
+        return b"tEXtSoftware\x00" + marker in head
+    if head.startswith(b"%PDF-"):
+        return b"\n% " + marker in tail
+    return marker in head
+
+
+def unknown_blocks(names: list[str], graph) -> str | None:
+    """Why `--collapse NAME…` names a block that `graph` never calls (with the closest
+    name it does call), or None when every name is called."""
+    from .diagnostics import did_you_mean
+
+    called = sorted({g.block for g in graph.groups.values() if g.kind == "block"})
+    for name in names:
+        if name not in called:
+            known = f"it calls {', '.join(called)}" if called else "it calls no blocks"
+            hint = did_you_mean(name, called)
+            return (f"--collapse {name}: {graph.file} calls no block named `{name}`; "
+                    + (hint or known))
+    return None
+
+
+__all__ = ["to_dot", "render", "DrawOptions", "collapsed_groups", "fmt_shape", "mark",
+           "drawn_by_archdsl", "unknown_blocks", "title", "drawn_size"]

@@ -30,6 +30,14 @@ def label(src, node_id):
     return found.group(2) if found.group(2) is not None else found.group(1)
 
 
+def cluster_titles(src):
+    """Each cluster's title, in order (html.unescape'd)."""
+    import html
+
+    return [html.unescape(t) for t in re.findall(
+        r'label=<<table border="0" cellpadding="0" cellspacing="0"><tr><td>(.*?)</td>', src)]
+
+
 def test_lenet5_is_a_chain_with_shapes_on_every_edge():
     src = dot_source("lenet5")
     assert len(nodes(src)) == 12 + 2  # twelve layers, the input and the output
@@ -57,7 +65,7 @@ def test_resnet18_residuals_fork_and_merge_inside_block_clusters():
     assert len(merges) == 8 and all(label(src, m) == "⊕" for m in merges)
     assert len(nodes(src, r"fork_\w+")) == 8
     assert len(re.findall(r"subgraph cluster_\d+", src)) == 8
-    assert "label=\"basic 128 s=2\"" in src
+    assert "basic(c=128, s=2)" in cluster_titles(src)
     inserted = [n for n in nodes(src) if "shortcut" in n]
     assert len(inserted) == 6  # three projections: conv and bn each
     assert all("(inserted)" in label(src, n) for n in inserted)
@@ -70,7 +78,7 @@ def test_resnet18_collapsed_blocks_are_single_nodes():
     blocks = nodes(src, r"block\d+")
     assert len(blocks) == 8 and len(nodes(src)) == 4 + 8 + 3 + 2
     first = label(src, blocks[0])
-    assert first == "basic 64\n64×56×56 → 64×56×56\n74.0k params"
+    assert first == "basic(c=64, s=1)\n64×56×56 → 64×56×56\n74.0k params"
     assert "cluster_" not in src.replace("cluster_legend", "")
 
 
@@ -80,16 +88,21 @@ def test_googlenet_concat_nodes_and_automatic_collapsing():
     assert len(concats) == 9  # nine inception modules
     assert len(nodes(src, r"fork_\w+")) == 9
     auto = dot_source("googlenet", collapse="auto")
-    assert len(nodes(auto)) <= 120 < len(nodes(src))
-    assert all(label(auto, b).startswith("basic ") for b in nodes(auto, r"block\d+"))
+    assert len(nodes(auto)) <= 60 < len(nodes(src))
+    titles = [label(auto, b).split("\n")[0] for b in nodes(auto, r"block\d+")]
+    assert titles[:3] == ["basic(c=64, k=7, s=2, p=3)", "basic(c=64, k=1, s=1, p=0)",
+                          "basic(c=192, k=3, s=1, p=1)"]
+    assert titles[3] == "inception(c1=64, c3r=96, c3=128, c5r=16, c5=32, pp=32)"
+    assert len(titles) == 3 + 9
     named = dot_source("googlenet", collapse=["inception"])
     assert len(nodes(named, r"block\d+")) == 9
 
 
 def test_colours_legend_and_tooltips():
     src = dot_source("lenet5")
-    assert re.search(r"n_conv1 \[[^\]]*fillcolor=\"#cfe2f3\"", src)
-    assert "cluster_legend" in src and 'legend_conv [label=convolution' in src
+    assert re.search(r"n_conv1 \[[^\]]*fillcolor=\"#a4c2f4\"", src)
+    assert '<td bgcolor="#a4c2f4" border="1" style="rounded"><font point-size="8">convolution' \
+        in src
     assert 'tooltip="lenet5.arch:6:1: conv 6 k5"' in src
 
 
