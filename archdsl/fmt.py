@@ -1,0 +1,367 @@
+"""`archdsl fmt`: one canonical layout for .arch files, in the spirit of gofmt.
+
+The formatter works on tokens and keeps the author's lines: statements the author put on
+one line stay on one line, comments stay where they are. What it makes canonical:
+
+- spacing: one space between arguments, none around `=` and `,`-less glue (`s=2`,
+  `name<`, `arch a(c=1, d)`), `; ` between statements, ` | ` between branches, a space inside
+  `{ … }` and `< … >`; operators glued to their operands (`c*4`, `n-1`, `(k-1)//2`): a
+  space separates arguments;
+- separators: a `;` at the start or end of a line, or doubled, goes (the new line separates);
+- indentation: two spaces per open `{` or `<`; a line starting with `}`, `>` or `|` one
+  level less; the lines of a parameter list broken after `(` text line up after the `(`;
+- blank lines: at most one in a row, none at the start or end of the file or just inside a
+  bracket;
+- trailing comments: each run of consecutive lines with trailing comments is aligned to the
+  column of the run's first comment; a line whose code reaches that column keeps its comment
+  two spaces after the code.
+
+A file that does not parse is not formatted (its syntax errors are reported), and a layout
+is only handed back when it parses to the same tree as the original (a safety net, like
+black's AST check). Formatting is idempotent: format(format(x)) == format(x).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .diagnostics import Diagnostic
+
+__all__ = ["FormatError", "format_text", "add_fmt", "cmd_fmt", "main"]
+
+# The grammar's terminals (grammars/archdsl.lark), plus what it ignores or folds into _SEP.
+_TOKEN = re.compile(r"""
+    (?P<comment>\#[^\n]*)
+  | (?P<newline>\n)
+  | (?P<space>[ \t\f]+)
+  | (?P<shape>[0-9]+(?:x[0-9]+)+(?![A-Za-z0-9_.]))
+  | (?P<float>(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)
+  | (?P<int>[0-9]+)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>//|[-+*/%=,;(){}<>|])
+""", re.VERBOSE)
+
+_BINARY = {"+", "-", "*", "/", "//", "%"}
+_OPENERS = {"{", "<", "("}
+_CLOSERS = {"}", ">", ")"}
+MIN_COMMENT_GAP = 2
+
+
+class FormatError(Exception):
+    """A spec that cannot be formatted: it does not parse (diagnostics say where)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], message: str | None = None):
+        self.diagnostics = list(diagnostics)
+        super().__init__(message or (self.diagnostics[0].message if self.diagnostics
+                                     else "the spec cannot be formatted"))
+
+
+@dataclass
+class _Line:
+    """One source line: its code tokens, its trailing comment, and where that comment was."""
+
+    tokens: list[str] = field(default_factory=list)
+    comment: str | None = None
+    comment_column: int = 0  # in the original line
+    indent: int = 0
+    code: str = ""
+
+
+# ----------------------------------------------------------------------------- the API
+
+
+def format_text(text: str, file: str = "<string>") -> str:
+    """The canonical layout of spec `text`; FormatError when it has syntax errors."""
+    from .syntax import normalise_source, parse
+
+    source = normalise_source(text)
+    spec, diagnostics = parse(source, file)
+    syntax = [d for d in diagnostics if d.code in ("E-SYNTAX", "E-NESTING")]
+    if syntax:
+        raise FormatError(syntax)
+    lines = _lines(source)
+    _strip_separators(lines)
+    _layout(lines)
+    out = _render(_drop_blank_lines(lines))
+    if _tree(out) != _tree(source):  # the safety net: never change what a spec means
+        raise FormatError([], f"{file}: the formatted text would not mean the same; this is a "
+                              "bug in archdsl fmt, please report it with the spec")
+    return out
+
+
+def _tree(text: str):
+    """The parse tree without positions: what the text means to the grammar."""
+    from .syntax import _parser
+
+    def plain(node):
+        if hasattr(node, "data"):
+            return (str(node.data), tuple(plain(c) for c in node.children))
+        return (node.type, str(node))
+
+    return plain(_parser().parse(text))
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def _lines(source: str) -> list[_Line]:
+    lines, current = [], _Line()
+    for match in _TOKEN.finditer(source):
+        kind, value = match.lastgroup, match.group()
+        if kind == "newline":
+            lines.append(current)
+            current = _Line()
+        elif kind == "comment":
+            start = source.rfind("\n", 0, match.start()) + 1
+            current.comment, current.comment_column = value.rstrip(), match.start() - start
+        elif kind != "space":
+            current.tokens.append(value)
+    lines.append(current)
+    return lines
+
+
+def _strip_separators(lines: list[_Line]) -> None:
+    """`;` at the start or end of a line, or doubled, goes: the new line separates."""
+    for line in lines:
+        kept: list[str] = []
+        for tok in line.tokens:
+            if tok == ";" and (not kept or kept[-1] == ";"):
+                continue
+            kept.append(tok)
+        while kept and kept[-1] == ";":
+            kept.pop()
+        line.tokens = kept
+
+
+def _layout(lines: list[_Line]) -> None:
+    """Each line's canonical code and indentation (in spaces). Inside `{ … }` and `< … >`
+    two spaces per level; inside a `(` followed by text on its line, continuation lines line
+    up after the `(` (otherwise two spaces); a line starting with a closer or `|` goes back
+    one level."""
+    stack: list[int] = []  # per open bracket: the indentation of the lines inside it
+    for line in lines:
+        first = line.tokens[0] if line.tokens else None
+        back = first in _CLOSERS or first == "|"
+        if back and stack:
+            line.indent = stack[-2] if len(stack) > 1 else 0
+        else:
+            line.indent = stack[-1] if stack else 0
+        line.code, starts = _join(line.tokens)
+        for i, tok in enumerate(line.tokens):
+            if tok in _OPENERS:
+                outer = stack[-1] if stack else 0
+                aligned = tok == "(" and i + 1 < len(line.tokens)
+                stack.append(line.indent + starts[i] + 1 if aligned else outer + 2)
+            elif tok in _CLOSERS and stack:
+                stack.pop()
+
+
+def _join(tokens: list[str]) -> tuple[str, list[int]]:
+    """One line's tokens with canonical spacing, and where each token starts."""
+    out: list[str] = []
+    starts: list[int] = []
+    width = 0
+    for i, tok in enumerate(tokens):
+        prev = tokens[i - 1] if i else None
+        before = tokens[i - 2] if i > 1 else None
+        if prev is not None and _spaced(prev, tok, before):
+            out.append(" ")
+            width += 1
+        starts.append(width)
+        out.append(tok)
+        width += len(tok)
+    return "".join(out), starts
+
+
+def _is_param_list(prev: str | None, before: str | None) -> bool:
+    return before in ("arch", "block") and prev is not None and _is_word(prev)
+
+
+def _is_word(tok: str) -> bool:
+    return tok[0].isalnum() or tok[0] in "_."
+
+
+def _unary(tok: str, prev: str | None) -> bool:
+    return tok == "-" and prev in ("=", "(")
+
+
+def _spaced(prev: str, tok: str, before: str | None) -> bool:
+    """Whether a space goes between `prev` and `tok` (`before` precedes `prev`)."""
+    if tok in (";", ",", ")") or prev in ("(", "=") or tok == "=":
+        return False
+    if prev in (";", ",", "|", "{", "<") or tok in ("|", "{", "}", ">"):
+        return True
+    if tok == "<":
+        return False
+    if _unary(prev, before):
+        return False
+    if tok in _BINARY or prev in _BINARY:
+        return False
+    if tok == "(":
+        return not _is_param_list(prev, before)
+    return True
+
+
+def _drop_blank_lines(lines: list[_Line]) -> list[_Line]:
+    """At most one blank line in a row; none at the ends or just inside a bracket."""
+    kept: list[_Line] = []
+    for line in lines:
+        blank = not line.tokens and line.comment is None
+        if blank and (not kept or _is_blank(kept[-1]) or kept[-1].tokens[-1:] in
+                      (["{"], ["<"], ["("])):
+            continue
+        if line.tokens[:1] in (["}"], [">"], [")"]) and kept and _is_blank(kept[-1]):
+            kept.pop()
+        kept.append(line)
+    while kept and _is_blank(kept[-1]):
+        kept.pop()
+    return kept
+
+
+def _is_blank(line: _Line) -> bool:
+    return not line.tokens and line.comment is None
+
+
+def _render(lines: list[_Line]) -> str:
+    columns = _comment_columns(lines)
+    out = []
+    for i, line in enumerate(lines):
+        text = " " * line.indent + line.code if line.tokens else ""
+        if line.comment is not None:
+            text = (text.ljust(columns[i]) if line.tokens else " " * line.indent) + line.comment
+        out.append(text)
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _comment_columns(lines: list[_Line]) -> dict[int, int]:
+    """The column of each trailing comment. A run of consecutive lines with trailing comments
+    lines them up at the run's first comment's column (at least two spaces after the first
+    line's code); a line whose code reaches that column has its comment two spaces after it."""
+    columns: dict[int, int] = {}
+    run: list[int] = []
+    for i, line in enumerate(lines + [_Line()]):
+        if line.tokens and line.comment is not None:
+            run.append(i)
+            continue
+        if run:
+            first = lines[run[0]]
+            column = max(_code_end(first) + MIN_COMMENT_GAP, first.comment_column)
+            for j in run:
+                columns[j] = max(column, _code_end(lines[j]) + MIN_COMMENT_GAP)
+            run = []
+    return columns
+
+
+def _code_end(line: _Line) -> int:
+    return line.indent + len(line.code)
+# ----------------------------------------------------------------------------- the command
+
+
+def add_fmt(sub) -> None:
+    """Declare `archdsl fmt PATH... [--check] [--diff]` on `sub` (the result of
+    `parser.add_subparsers()`)."""
+    parser = sub.add_parser(
+        "fmt", help="rewrite .arch files in the canonical layout",
+        description="Rewrite .arch files in archdsl's canonical layout (spacing, separators, "
+                    "indentation, blank lines, aligned trailing comments); comments are kept "
+                    "and each file is replaced atomically. A folder stands for the .arch files "
+                    "in it and below; `-` reads stdin and writes the result to stdout.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help=".arch file, folder, or -")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a file is not formatted")
+    parser.add_argument("--diff", action="store_true",
+                        help="write nothing; print a unified diff of the changes and exit 1 "
+                             "if there are any")
+    parser.set_defaults(func=cmd_fmt, command="fmt")
+
+
+def _spec_files(paths: list[str]) -> list[str]:
+    from .command_values import UsageError
+
+    files: list[str] = []
+    for item in paths:
+        path = Path(item)
+        if item == "-" or path.is_file():
+            files.append(item)
+        elif path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*.arch") if p.is_file())
+            if not found:
+                raise UsageError(f"no .arch files in {item}")
+            files += found
+        else:
+            raise UsageError(f"cannot read {item}: No such file or directory")
+    return files
+
+
+def cmd_fmt(args) -> int:
+    """Run `archdsl fmt`: format each file; 1 if one has errors, or (with --check or --diff)
+    would change."""
+    from .command_values import EXIT_OK, EXIT_SPEC, print_diagnostics, read_spec_file
+
+    changed, failed, files = 0, 0, _spec_files(args.paths)
+    for file in files:
+        text = sys.stdin.read() if file == "-" else read_spec_file(file)
+        try:
+            formatted = format_text(text, "<stdin>" if file == "-" else file)
+        except FormatError as exc:
+            print_diagnostics(exc.diagnostics, text)
+            print(f"{file}: not formatted: " + ("it has syntax errors" if exc.diagnostics
+                                                else str(exc)), file=sys.stderr)
+            failed += 1
+            continue
+        if file == "-":
+            sys.stdout.write(formatted)
+            continue
+        if formatted != text:
+            changed += 1
+            _report_change(args, file, text, formatted)
+    if files != ["-"]:
+        _summary(args, changed, len(files) - changed - failed)
+    if failed or (changed and (args.check or args.diff)):
+        return EXIT_SPEC
+    return EXIT_OK
+
+
+def _report_change(args, file: str, text: str, formatted: str) -> None:
+    from .files import atomic_write
+
+    if args.diff:
+        sys.stdout.writelines(difflib.unified_diff(
+            text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+            f"{file}", f"{file} (formatted)"))
+    elif args.check:
+        print(f"would reformat {file}")
+    else:
+        atomic_write(Path(file), lambda tmp: Path(tmp).write_text(formatted, encoding="utf-8"))
+        print(f"reformatted {file}")
+
+
+def _summary(args, changed: int, unchanged: int) -> None:
+    def files(n):
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if args.check or args.diff else "reformatted"
+    parts = ([f"{files(changed)} {verb}"] if changed else []) + \
+        ([f"{files(unchanged)} already formatted"] if unchanged else [])
+    if parts:
+        print(", ".join(parts), file=sys.stderr if args.diff else sys.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m archdsl.fmt PATH...`: the command on its own."""
+    import argparse
+
+    from .cli import guarded
+
+    parser = argparse.ArgumentParser(prog="archdsl")
+    add_fmt(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["fmt", *(sys.argv[1:] if argv is None else argv)])
+    return guarded("fmt", lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""archdsl fmt: one canonical layout, comments kept, the meaning unchanged, idempotent; and the
+command's --check, --diff, stdin and atomic rewrite."""
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from archdsl.fmt import FormatError, format_text, main
+from archdsl.network import analyse
+from archdsl.report import to_json
+from fuzzgen import SPEC_TEXTS, grammatical_spec, strategy, valid_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+_POSITION = {"line", "column", "end_line", "end_column", "file"}
+
+
+def _meaning(text: str):
+    """`archdsl check --format json` of `text` without positions (the formatter moves
+    statements within their lines, and may drop blank lines), and without the spacing of
+    the source text that messages quote."""
+    network, diagnostics = analyse(text, "spec.arch")
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in _POSITION}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, str):
+            value = re.sub(r"(line|column) \d+", r"\1 N", value)  # a position in words
+            return re.sub(r"\s+", "", value)  # source text quoted with its spacing
+        return value
+
+    return plain(json.loads(json.dumps(to_json(network, diagnostics))))
+
+
+def _comments(text: str) -> list[str]:
+    return [m.group().rstrip() for m in re.finditer(r"#[^\n]*", text)]
+
+
+def _assert_formats_well(text: str) -> str:
+    out = format_text(text)
+    assert format_text(out) == out, "not idempotent"
+    assert _meaning(out) == _meaning(text)
+    assert _comments(out) == _comments(text)
+    assert all(line == line.rstrip() for line in out.split("\n"))
+    return out
+
+
+# ----------------------------------------------------------------------------- the layout
+
+@pytest.mark.parametrize("given_text, canonical", [
+    ("conv 64 k3 ;relu;;  maxpool 2\n", "conv 64 k3; relu; maxpool 2\n"),
+    ("relu;\n;bn\n", "relu\nbn\n"),  # a `;` at a line's ends goes: the new line separates
+    ("conv   c * 4   k3   s = 2\n", "conv c*4 k3 s=2\n"),
+    ("conv 8 p = ( k - 1 ) // 2\n", "conv 8 p=(k-1)//2\n"),
+    ("conv 8 k3 s=-1\n", "conv 8 k3 s=-1\n"),
+    ("conv (a + b) k3\n", "conv (a+b) k3\n"),
+    ("residual <conv 8 k3|conv 8 k1>\n", "residual< conv 8 k3 | conv 8 k1 >\n"),
+    ("add<>\n", "add< >\n"),
+    ("arch net ( a = 1 ,b )\n", "arch net(a=1, b)\n"),
+    ("block b(c){conv c k3}\n", "block b(c) { conv c k3 }\n"),
+    ("repeat n-1{relu}\n", "repeat n-1 { relu }\n"),
+    ("block b(c) {\n        conv c k3\n   relu\n}\n", "block b(c) {\n  conv c k3\n  relu\n}\n"),
+    ("concat<\nconv 8 k1\n|conv 8 k3\n  relu\n>\n",
+     "concat<\n  conv 8 k1\n| conv 8 k3\n  relu\n>\n"),
+    ("block b {\nresidual<\nrelu\n>\n}\n", "block b {\n  residual<\n    relu\n  >\n}\n"),
+    ("arch a(b=1, c=2,\nd=3)\n", "arch a(b=1, c=2,\n       d=3)\n"),  # lines up after `(`
+    ("arch a(\nb=1,\nc=2\n)\n", "arch a(\n  b=1,\n  c=2\n)\n"),
+    ("\n\nrelu\n\n\n\nbn\n\n\n", "relu\n\nbn\n"),  # one blank line at most, none at the ends
+    ("block b {\n\n  relu\n\n}\n", "block b {\n  relu\n}\n"),
+    ("relu", "relu\n"),
+    ("relu\r\nbn\r\n", "relu\nbn\n"),
+    ("", ""),
+])
+def test_canonical_layout(given_text, canonical):
+    assert format_text(given_text) == canonical
+    assert format_text(canonical) == canonical
+
+
+def test_trailing_comments_line_up_at_the_first_comment_of_their_run():
+    text = ("conv 64 k3 p1    # one\n"
+            "relu # two\n"
+            "conv 64 k3 p1; bn; relu; maxpool 2 # three sticks out\n"
+            "bn         # four\n"
+            "\n"
+            "linear 10 #  alone\n"
+            "  # a comment line keeps its text\n")
+    assert format_text(text) == (
+        "conv 64 k3 p1    # one\n"
+        "relu             # two\n"
+        "conv 64 k3 p1; bn; relu; maxpool 2  # three sticks out\n"
+        "bn               # four\n"
+        "\n"
+        "linear 10  #  alone\n"
+        "# a comment line keeps its text\n")
+
+
+def test_a_comment_line_is_indented_with_the_code_around_it():
+    text = "block b {\n# first\n  relu  # after\n      # last\n}\n"
+    assert format_text(text) == "block b {\n  # first\n  relu  # after\n  # last\n}\n"
+
+
+@pytest.mark.parametrize("text", ["conv 64 k3,", "conv 10 -5", "residual< relu", "conv (1\n"])
+def test_a_spec_with_syntax_errors_is_not_formatted(text):
+    with pytest.raises(FormatError) as caught:
+        format_text(text)
+    assert caught.value.diagnostics and caught.value.diagnostics[0].code == "E-SYNTAX"
+
+
+def test_semantic_errors_do_not_stop_the_formatter():
+    text = "input 3x8x8\nconv   8 k99\nundefined_layer  2\n"
+    assert format_text(text) == "input 3x8x8\nconv 8 k99\nundefined_layer 2\n"
+
+
+# ----------------------------------------------------------------------------- properties
+
+@pytest.mark.parametrize("name", sorted(SPEC_TEXTS))
+def test_every_spec_formats_to_the_same_meaning_idempotently(name):
+    _assert_formats_well(SPEC_TEXTS[name])
+
+
+def _scrambled(text: str, rng: random.Random) -> str:
+    """`text` without its comments, with its spacing, indentation and separators messed up
+    in ways that do not change what it means."""
+    lines = []
+    for line in text.split("\n"):
+        code = re.sub(r"#.*", "", line).strip()
+        parts = re.findall(r"[0-9.]+[eE][-+]?[0-9]+|//|[A-Za-z_0-9.]+|\S", code)
+        out = ""
+        for part in parts:
+            gap = rng.choice(["", " ", "   "])
+            if part == "-" or not out or (re.match(r"\w", part[0]) and re.search(r"\w$", out)):
+                gap = " " if out and part != "-" else ""  # never `a -b`; words stay apart
+            out += gap + part
+        if out and rng.random() < 0.3 and not out.endswith(("(", ",")):
+            out += rng.choice([";", " ;", ";;"])
+        lines.append(" " * rng.randint(0, 6) + out)
+        if not out and rng.random() < 0.5:
+            lines.append("")  # a second blank line
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_TEXTS))
+def test_layout_does_not_depend_on_how_the_spec_was_spaced(name):
+    rng = random.Random(name)
+    plain = "\n".join(re.sub(r"#.*", "", line) for line in SPEC_TEXTS[name].split("\n"))
+    scrambled = _scrambled(plain, rng)
+    assert format_text(scrambled) == format_text(plain)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(strategy(valid_spec))
+def test_generated_valid_specs_format_well(text):
+    _assert_formats_well(text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking takes minutes
+@given(strategy(grammatical_spec))
+def test_generated_specs_format_well_or_are_refused_for_syntax(text):
+    try:
+        _assert_formats_well(text)
+    except FormatError as exc:
+        assert exc.diagnostics and {d.code for d in exc.diagnostics} <= {"E-SYNTAX", "E-NESTING"}
+
+
+# ----------------------------------------------------------------------------- the command
+
+def _run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "archdsl.fmt", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_fmt_rewrites_a_file_atomically_and_then_check_passes(tmp_path):
+    spec = tmp_path / "net.arch"
+    spec.write_text("input 3x8x8\nconv 8 k3 ;relu\n")
+    before = os.stat(spec).st_ino
+    done = _run(str(spec))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"reformatted {spec}\n1 file reformatted\n"
+    assert spec.read_text() == "input 3x8x8\nconv 8 k3; relu\n"
+    assert os.stat(spec).st_ino != before  # a new file renamed into place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.arch"]  # no temporary left
+    again = _run("--check", str(tmp_path))
+    assert (again.returncode, again.stdout) == (0, "1 file already formatted\n")
+
+
+def test_check_and_diff_write_nothing_and_exit_1(tmp_path):
+    spec = tmp_path / "net.arch"
+    spec.write_text("relu;\n")
+    check = _run("--check", str(spec))
+    assert (check.returncode, check.stdout) == (
+        1, f"would reformat {spec}\n1 file would be reformatted\n")
+    diff = _run("--diff", str(spec))
+    assert diff.returncode == 1
+    assert f"--- {spec}\n+++ {spec} (formatted)\n" in diff.stdout
+    assert "-relu;\n+relu\n" in diff.stdout
+    assert spec.read_text() == "relu;\n"
+
+
+def test_a_file_with_syntax_errors_is_reported_and_left_alone(tmp_path):
+    spec = tmp_path / "bad.arch"
+    spec.write_text("conv 64 k3,\n")
+    done = _run(str(spec))
+    assert done.returncode == 1
+    assert "error[E-SYNTAX]" in done.stderr and "not formatted: it has syntax errors" in done.stderr
+    assert spec.read_text() == "conv 64 k3,\n"
+
+
+def test_stdin_to_stdout():
+    done = _run("-", stdin="conv 8 k3 ;relu")
+    assert (done.returncode, done.stdout) == (0, "conv 8 k3; relu\n")
+
+
+def test_a_missing_path_is_a_usage_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nothing.arch")]) == 2
+    assert "archdsl fmt: error: cannot read" in capsys.readouterr().err
+
+
+def test_fmt_leaves_formatted_specs_alone(tmp_path):
+    for name, text in SPEC_TEXTS.items():
+        (tmp_path / name).write_text(format_text(text))
+    done = _run("--check", str(tmp_path))
+    assert done.returncode == 0, done.stdout
+    assert done.stdout == f"{len(SPEC_TEXTS)} files already formatted\n"
