@@ -31,7 +31,7 @@ FAMILIES = {
 ERROR_FILL, ERROR_LINE = "#f4cccc", "#cc0000"
 # What a page holds: by default the deepest blocks and repeats are collapsed until the drawing
 # has at most PAGE_NODES nodes and PAGE_RANKS nodes along its longest path.
-PAGE_NODES, PAGE_RANKS = 60, 25
+PAGE_NODES, PAGE_RANKS = 60, 22
 MARKER = "archdsl draw"
 
 
@@ -310,17 +310,6 @@ def title(graph, group) -> str:
     return _contents(graph, group.id)
 
 
-def _clear_of_edges(label: str) -> str:
-    """A cluster title at the left with empty room to its right, wider than the title: the
-    cluster is at least that wide and its edges enter near its middle, so they pass beside
-    the title rather than through it."""
-    from html import escape
-
-    room = 6 * len(label) + 24  # points: wider than the title at 10 pt
-    return f'<<table border="0" cellpadding="0" cellspacing="0"><tr><td>{escape(label)}</td>' \
-           f'<td width="{room}"> </td></tr></table>>'
-
-
 def _value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -422,10 +411,26 @@ def _emit_cluster(dot, clusters, key, groups) -> None:
         group = groups[child]
         with dot.subgraph(name=f"cluster_{child}") as sub:
             label = title(None, group) if group.kind == "block" else f"repeat ×{times(group)}"
-            sub.attr(label=_clear_of_edges(label), style="rounded,dashed" if group.kind == "repeat" else "rounded",
+            sub.attr(style="rounded,dashed" if group.kind == "repeat" else "rounded",
                      color="#999999", fontsize="10", fontcolor="#444444", labeljust="l",
                      tooltip=f"{group.span.file}:{group.span.line}: {group.label}")
             _emit_cluster(sub, clusters, child, groups)
+            _cluster_title(sub, child, label, clusters[child].nodes)
+
+
+def _cluster_title(sub, gid: int, label: str, nodes) -> None:
+    """A cluster's title as a text node beside its first node, on the same rank: edges
+    entering the cluster run to that node and never through the title. A cluster with no
+    node of its own (only clusters inside) gets an ordinary cluster label."""
+    first = next((n for n, attrs in nodes if attrs.get("shape") != "point"), None)
+    if first is None:
+        sub.attr(label=label)
+        return
+    sub.node(f"title_{gid}", label, shape="plaintext", style="", fontsize="10",
+             fontcolor="#444444", tooltip=label, margin="0.02,0.02")
+    with sub.subgraph() as row:
+        row.attr(rank="same")
+        row.edge(f"title_{gid}", first, style="invis")
 
 
 def _heading(graph, families_used: set[str]) -> str:

@@ -1,6 +1,7 @@
 """Write tests/golden/: `check --format json`, `draw --format dot` and `export --to python` of
 every spec in specs/ and tests/fixtures/, as the compiler gives them now. tests/test_golden.py
-compares against these files; regenerate only for a change of output that is meant."""
+compares against these files; regenerate only for a change of output that is meant (name the
+kinds to regenerate: `python tools/make_golden.py dot`)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ def golden_path(kind: str, spec: Path) -> Path:
     return GOLDEN / f"{spec.parent.name}-{spec.stem}.{SUFFIX[kind]}"
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python tools/make_golden.py [json|dot|py ...]: those kinds only
     GOLDEN.mkdir(exist_ok=True)
+    kinds = sys.argv[1:] or list(COMMANDS)
     for spec in SPECS:
-        for kind in COMMANDS:
+        for kind in kinds:
             golden_path(kind, spec).write_text(output(kind, spec))
             print(golden_path(kind, spec).relative_to(ROOT))
