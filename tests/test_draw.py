@@ -31,11 +31,8 @@ def label(src, node_id):
 
 
 def cluster_titles(src):
-    """Each cluster's title, in order (html.unescape'd)."""
-    import html
-
-    return [html.unescape(t) for t in re.findall(
-        r'label=<<table border="0" cellpadding="0" cellspacing="0"><tr><td>(.*?)</td>', src)]
+    """Each cluster's title (a text node beside its first node, or its label), in order."""
+    return [t.strip('"') for t in re.findall(r'^\t+title_\d+ \[label=("[^"]*"|\S+) ', src, re.M)]
 
 
 def test_lenet5_is_a_chain_with_shapes_on_every_edge():
