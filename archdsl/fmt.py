@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .diagnostics import Diagnostic
 
-__all__ = ["FormatError", "format_text", "add_fmt", "cmd_fmt", "main"]
+__all__ = ["FormatError", "format_text", "tokens", "add_fmt", "cmd_fmt", "main"]
 
 # The grammar's terminals (grammars/archdsl.lark), plus what it ignores or folds into _SEP.
 _TOKEN = re.compile(r"""
@@ -72,6 +72,14 @@ class _Line:
 
 
 # ----------------------------------------------------------------------------- the API
+
+
+def tokens(text: str):
+    """(kind, text, offset) of every token of `text`, comments, spaces and new lines
+    included; kind is comment, newline, space, shape, float, int, name or op (also used by
+    the language server's colouring)."""
+    for match in _TOKEN.finditer(text):
+        yield match.lastgroup, match.group(), match.start()
 
 
 def format_text(text: str, file: str = "<string>") -> str:

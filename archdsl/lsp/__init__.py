@@ -1,0 +1,55 @@
+"""`archdsl lsp`: a language server for .arch files over stdio (needs `archdsl[editor]`'s
+pygls; see docs/editors.md).
+
+    index.py     a document checked as `archdsl check` does, and the index of its names
+    features.py  hover
+    outline.py   completion, symbols, inlay hints, semantic tokens
+    codes.py     what each diagnostic code means
+    server.py    the server: debounced checks on a worker thread, diagnostics
+    handlers.py  the protocol's requests, each a thin shell over the above
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["add_lsp", "cmd_lsp", "main"]
+
+
+def add_lsp(sub) -> None:
+    """Declare `archdsl lsp` on `sub` (the result of `parser.add_subparsers()`)."""
+    parser = sub.add_parser(
+        "lsp", help="run the language server for editors (over stdio)",
+        description="Run archdsl's language server over stdin/stdout, for an editor to start: "
+                    "diagnostics as you type, hover, completion, go to definition, references, "
+                    "symbols, inlay hints of each line's output shape, colouring and formatting. "
+                    "See docs/editors.md.")
+    parser.add_argument("--stdio", action="store_true",
+                        help="talk over stdin/stdout (the default and only transport; accepted "
+                             "because editors pass it)")
+    parser.set_defaults(func=cmd_lsp, command="lsp")
+
+
+def cmd_lsp(args) -> int:
+    """Serve until the editor says exit."""
+    from ..command_values import EXIT_OK, UsageError
+
+    try:
+        from .handlers import make_server
+    except ImportError as exc:
+        raise UsageError(f"the language server needs pygls ({exc.name} is not installed): "
+                         "pip install 'archdsl[editor]'") from None
+    make_server().start_io()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m archdsl.lsp`: the command on its own."""
+    import argparse
+
+    from ..cli import guarded
+
+    parser = argparse.ArgumentParser(prog="archdsl")
+    add_lsp(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["lsp", *(sys.argv[1:] if argv is None else argv)])
+    return guarded("lsp", lambda: args.func(args))

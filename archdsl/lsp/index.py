@@ -1,0 +1,194 @@
+"""One checked document as the language server sees it: the spec, the layer graph, the
+diagnostics, and an index of every name in the text (what it is, where it is defined).
+
+No editor protocol here: positions are archdsl's (1-based line and column), and the server
+(server.py) converts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..diagnostics import Diagnostic, Span
+from ..syntax_tree import (BinOp, BlockDef, Combinator, Keyword, Layer, Name, Neg, Param,
+                           Repeat, Spec)
+
+ARCH = ""  # the scope of the `arch` header's parameters
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A name in the text: what it is (`kind`, `block-def`, `block-call`, `combinator`,
+    `param-def`, `param-use`, `keyword` (a block call's), `argument` (a kind's keyword),
+    `word` (a flag such as `k3` or a bare word)), its name, its scope (the block it
+    belongs to, ARCH for the header's parameters), and the statement it belongs to."""
+
+    role: str
+    name: str
+    span: Span
+    scope: str | None = None
+    statement: object = None
+
+
+@dataclass
+class Document:
+    """A document's text and everything one check found in it."""
+
+    text: str
+    file: str
+    spec: Spec | None
+    graph: object
+    diagnostics: list[Diagnostic]
+    occurrences: list[Occurrence] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def at(self, line: int, column: int) -> Occurrence | None:
+        """The name covering 1-based (line, column), or the one just before the cursor."""
+        for occ in self.occurrences:
+            s = occ.span
+            if s.line == line and s.column <= column <= s.end_column:
+                return occ
+        return None
+
+    def scope_at(self, line: int) -> str:
+        """The block whose definition holds `line` (ARCH outside every block)."""
+        if self.spec is not None:
+            for block in self.spec.blocks.values():
+                if block.span.line <= line <= block.span.end_line:
+                    return block.name
+        return ARCH
+
+    def params_in_scope(self, scope: str) -> dict[str, Param]:
+        """The parameters a name can refer to in `scope`: the block's, then the header's."""
+        found: dict[str, Param] = {}
+        if self.spec is not None and self.spec.arch is not None:
+            found.update((p.name, p) for p in self.spec.arch.params)
+        if self.spec is not None and scope in self.spec.blocks:
+            found.update((p.name, p) for p in self.spec.blocks[scope].params)
+        return found
+
+
+def check(text: str, file: str, previous: Document | None = None) -> Document:
+    """Check `text` as `archdsl check` does and index it. When the text does not parse, the
+    index of `previous` (the last version that did) is kept, so that navigation still works."""
+    from ..network import analyse_graph
+    from ..syntax import normalise_source
+
+    text = normalise_source(text)
+    spec, graph, diagnostics = analyse_graph(text, file)
+    if spec is None:
+        from ..syntax import parse
+
+        spec = parse(text, file)[0]  # a spec whose later stages failed still has its names
+    doc = Document(text, file, spec, graph, diagnostics, lines=text.split("\n"))
+    if spec is not None:
+        doc.occurrences = _index(spec)
+    elif previous is not None:
+        doc.spec, doc.occurrences = previous.spec, previous.occurrences
+    return doc
+
+
+def name_span(param: Param) -> Span:
+    """The span of a parameter's name (its Span covers `name=default`)."""
+    s = param.span
+    return Span(s.file, s.line, s.column, s.line, s.column + len(param.name))
+
+
+def _index(spec: Spec) -> list[Occurrence]:
+    from ..layers import REGISTRY
+
+    found: list[Occurrence] = []
+    header = {p.name for p in spec.arch.params} if spec.arch else set()
+    for p in spec.arch.params if spec.arch else ():
+        found.append(Occurrence("param-def", p.name, name_span(p), ARCH))
+        _expressions(p.default, ARCH, header, found, None)
+    for block in spec.blocks.values():
+        found.append(Occurrence("block-def", block.name, block.name_span, block.name, block))
+        names = {p.name for p in block.params}
+        for p in block.params:
+            found.append(Occurrence("param-def", p.name, name_span(p), block.name))
+            _expressions(p.default, block.name, header | names, found, None)
+        _statements(block.body, block.name, spec, header | names, found, REGISTRY)
+    _statements(spec.body, ARCH, spec, header, found, REGISTRY)
+    found.sort(key=lambda o: (o.span.line, o.span.column))
+    return found
+
+
+def _statements(body, scope, spec, names, found, registry) -> None:
+    stack = list(reversed(body))
+    while stack:
+        st = stack.pop()
+        if isinstance(st, Layer):
+            role = "block-call" if st.op in spec.blocks else "kind"
+            found.append(Occurrence(role, st.op, st.op_span, scope, st))
+            callee = st.op if role == "block-call" else None
+            for arg in st.args:
+                if isinstance(arg, Keyword):
+                    k = arg.span
+                    found.append(Occurrence("keyword" if callee else "argument", arg.name, Span(
+                        k.file, k.line, k.column, k.line, k.column + len(arg.name)),
+                        callee or scope, st))
+                    _expressions(arg.value, scope, names, found, st)
+                else:
+                    _expressions(arg, scope, names, found, st)
+        elif isinstance(st, Repeat):
+            _expressions(st.count, scope, names, found, None)
+            stack.extend(reversed(st.body))
+        elif isinstance(st, Combinator):
+            found.append(Occurrence("combinator", st.kind, st.kind_span, scope, st))
+            for branch in reversed(st.branches):
+                stack.extend(reversed(branch.body))
+
+
+def _expressions(expr, scope, names, found, statement) -> None:
+    stack = [expr] if expr is not None else []
+    while stack:
+        e = stack.pop()
+        if isinstance(e, Name):
+            if e.name in names:
+                found.append(Occurrence("param-use", e.name, e.span, scope, statement))
+            else:  # a flag (`k3`) or a word (`nobias`) of the statement's kind
+                found.append(Occurrence("word", e.name, e.span, scope, statement))
+        elif isinstance(e, BinOp):
+            stack += [e.right, e.left]
+        elif isinstance(e, Neg):
+            stack.append(e.operand)
+
+
+def definition_of(doc: Document, occ: Occurrence) -> tuple[str, str, Span] | None:
+    """(role, name, span) of what `occ` refers to: a block's name or a parameter's."""
+    spec = doc.spec
+    if spec is None:
+        return None
+    if occ.role in ("block-def", "block-call") and occ.name in spec.blocks:
+        return "block", occ.name, spec.blocks[occ.name].name_span
+    if occ.role in ("param-def", "param-use", "keyword"):
+        scope = occ.scope
+        if occ.role == "param-use" and scope != ARCH and scope in spec.blocks and \
+                occ.name not in {p.name for p in spec.blocks[scope].params}:
+            scope = ARCH  # a block body reading the header's parameter
+        params = spec.arch.params if scope == ARCH and spec.arch else \
+            spec.blocks[scope].params if scope in spec.blocks else ()
+        for p in params:
+            if p.name == occ.name:
+                return "param", f"{scope}.{p.name}", name_span(p)
+    return None
+
+
+def references(doc: Document, occ: Occurrence, declaration: bool = True) -> list[Span]:
+    """Every place that refers to what `occ` refers to (its definition first if wanted)."""
+    target = definition_of(doc, occ)
+    if target is None:
+        return []
+    spans = [target[2]] if declaration else []
+    for other in doc.occurrences:
+        if other.role in ("block-def", "param-def"):
+            continue
+        found = definition_of(doc, other)
+        if found is not None and found[:2] == target[:2]:
+            spans.append(other.span)
+    return spans
+
+
+def block_of(spec: Spec | None, name: str) -> BlockDef | None:
+    return spec.blocks.get(name) if spec is not None else None
