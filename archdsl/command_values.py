@@ -68,10 +68,10 @@ def read_spec_file(file: str) -> str:
     for), or a UsageError saying why it cannot be read."""
     from .network import read_spec
 
-    if file == STDIN:
-        if not _stdin_text:
-            _stdin_text.append(_read_stdin())
-        return _stdin_text[0]
+    if file == STDIN:  # read once per stream: `check - -` checks the same text twice
+        if not _stdin_text or _stdin_text[0][0] is not sys.stdin:
+            _stdin_text[:] = [(sys.stdin, _read_stdin())]
+        return _stdin_text[0][1]
     try:
         return read_spec(Path(file))
     except OSError as exc:
@@ -114,7 +114,7 @@ def add_spec_options(parser) -> None:
 
 STDIN = "-"  # FILE `-`: the spec is read from standard input
 STDIN_NAME = "<stdin>"  # … and its diagnostics name it so
-_stdin_text: list[str] = []
+_stdin_text: list[tuple] = []  # (the stream, its text)
 
 
 def spec_name(file: str) -> str:

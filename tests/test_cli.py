@@ -129,3 +129,101 @@ def test_a_block_cannot_take_a_layer_kinds_name(tmp_path, capsys):
     spec.write_text("input 3x8x8\nblock conv(c) { relu }\nconv 4\n")
     code, _, err = run(capsys, "check", str(spec))
     assert code == 1 and "shadow.arch:2:7: error[E-DUPLICATE]" in err
+
+
+# ----------------------------------------------------------------------------- issue 13
+
+
+def _stdin(monkeypatch, text):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def _run(capsys, *argv):
+    from archdsl.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_spec_from_standard_input_is_named_stdin(monkeypatch, capsys, tmp_path):
+    bad = "input 3x8x8\nconv 4 k9\n"
+    _stdin(monkeypatch, bad)
+    code, _, err = _run(capsys, "check", "-")
+    assert code == 1 and err.startswith("<stdin>:2:8: error[E-KERNEL]: the 9x9 kernel is larger")
+    assert "<stdin>: 1 error, 0 warnings" in err
+    good = "input 3x8x8\nconv 4 k3\n"
+    _stdin(monkeypatch, good)
+    code, out, _ = _run(capsys, "check", "-", "-")  # read once, checked twice
+    assert code == 0 and out.count("3x8x8 -> 4x6x6   (<stdin>)") == 2
+    _stdin(monkeypatch, good)
+    assert _run(capsys, "draw", "-", "-o", tmp_path / "s.dot")[0] == 0
+    assert (tmp_path / "s.dot").read_text().startswith("// archdsl draw: <stdin>")
+    _stdin(monkeypatch, good)
+    assert _run(capsys, "explain", "-", "conv1")[1].startswith("conv1  (conv, line 2: conv 4 k3)")
+    _stdin(monkeypatch, good)
+    assert _run(capsys, "export", "-", "--to", "python") == (
+        2, "", "archdsl export: error: the spec comes from standard input: name the output "
+               "with -o OUT\n")
+    _stdin(monkeypatch, good)
+    assert _run(capsys, "draw", "-") == (
+        2, "", "archdsl draw: error: the spec comes from standard input: name the picture "
+               "with -o OUT\n")
+
+
+def test_draw_collapse_takes_names_and_leaves_file_alone(tmp_path, capsys):
+    out = tmp_path / "v.dot"
+    assert _run(capsys, "draw", "--collapse", "stage", "specs/vgg16.arch", "-o", out)[0] == 0
+    assert out.read_text().count('label="stage(c=') == 5
+    assert _run(capsys, "draw", "specs/resnet20.arch", "--collapse", "basic,stage", "-o",
+                out)[0] == 0
+    assert _run(capsys, "draw", "specs/resnet20.arch", "--collapse", "basic", "--collapse",
+                "stage", "-o", out)[0] == 0
+    assert out.read_text().count('label="stage(c=') == 3
+    assert _run(capsys, "draw", "--collapse", "stgae", "specs/vgg16.arch", "-o", out) == (
+        2, "", "archdsl draw: error: --collapse stgae: specs/vgg16.arch calls no block named "
+               "`stgae`; did you mean `stage`?\n")
+    assert _run(capsys, "draw", "specs/lenet5.arch", "--collapse", "x", "-o", out)[2] == (
+        "archdsl draw: error: --collapse x: specs/lenet5.arch calls no block named `x`; it "
+        "calls no blocks\n")
+    assert _run(capsys, "draw", "specs/vgg16.arch", "--collapse", "all,stage", "-o", out)[2] == (
+        "archdsl draw: error: --collapse all stands alone; it cannot be mixed with other "
+        "values\n")
+
+
+def test_drawing_twice_to_the_same_png_or_pdf_needs_no_force(tmp_path, capsys):
+    for name in ("r.png", "r.pdf"):
+        out = tmp_path / name
+        for _ in range(2):
+            assert _run(capsys, "draw", "specs/lenet5.arch", "-o", out)[:2] == (0, f"wrote {out}\n")
+        data = out.read_bytes()
+        if name.endswith(".png"):  # a tEXt chunk right after IHDR, with its CRC
+            import zlib
+
+            assert data[33:37] == (len(b"Software\0archdsl draw: specs/lenet5.arch"))\
+                .to_bytes(4, "big") and data[37:45] == b"tEXtSoft"
+            body = data[37:37 + 4 + int.from_bytes(data[33:37], "big")]
+            assert data[37 + len(body):41 + len(body)] == zlib.crc32(body).to_bytes(4, "big")
+        else:
+            assert b"\n% archdsl draw: specs/lenet5.arch\nstartxref\n" in data[-200:]
+        other = tmp_path / ("other" + out.suffix)
+        other.write_bytes(data.replace(b"archdsl draw", b"someone else"))
+        code, _, err = _run(capsys, "draw", "specs/lenet5.arch", "-o", other)
+        assert code == 2 and "is not an archdsl drawing" in err
+
+
+def test_explain_takes_set_and_input(capsys):
+    code, out, _ = _run(capsys, "explain", "specs/lenet5.arch", "conv1", "--input", "1x28x28")
+    assert code == 0 and out.splitlines()[1] == "  1x28x28 -> 6x24x24"
+    code, out, _ = _run(capsys, "explain", "specs/lenet5.arch", "linear3", "--set",
+                        "num_classes=7")
+    assert code == 0 and out.splitlines()[1] == "  84 -> 7"
+    assert _run(capsys, "explain", "specs/lenet5.arch", "--input", "3x2")[2] == (
+        "archdsl explain: error: --input takes CxHxW with sizes of at least 1 (e.g. 3x32x32), "
+        "got '3x2'\n")
