@@ -20,3 +20,10 @@ def __getattr__(name):
 
         return getattr(torch_backend, name)
     raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext archdsl` in IPython or Jupyter: the `%%arch [NAME]` cell magic."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)

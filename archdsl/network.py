@@ -94,6 +94,18 @@ class Network:
 
         return to_json(self, self.diagnostics)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary table and the drawing, folded when large."""
+        from .notebook import network_html
+
+        return network_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        """The drawing alone (None without Graphviz's `dot`)."""
+        from .notebook import svg
+
+        return svg(self)
+
     def __repr__(self) -> str:
         return (f"<Network {self.name}: {fmt_shape(self.input_shape)} -> "
                 f"{fmt_shape(self.output_shape)}, {self.params:,} params, {self.macs:,} MACs>")
