@@ -363,12 +363,27 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m archdsl.fmt PATH...`: the command on its own."""
     import argparse
 
-    from .cli import guarded
-
     parser = argparse.ArgumentParser(prog="archdsl")
     add_fmt(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fmt", *(sys.argv[1:] if argv is None else argv)])
-    return guarded("fmt", lambda: args.func(args))
+    return run_alone("fmt", args)
+
+
+def run_alone(command: str, args) -> int:
+    """Run a command's action outside `archdsl`'s own error boundary (cli.guarded, which
+    imports every command): a usage error or a file that cannot be written is one line on
+    stderr and its exit code, as there."""
+    from .command_values import EXIT_SPEC, EXIT_USAGE, UsageError
+    from .files import WriteError
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WriteError as exc:
+        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
+        return EXIT_SPEC
 
 
 if __name__ == "__main__":

@@ -95,16 +95,28 @@ class Network:
         return to_json(self, self.diagnostics)
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: the summary table and the drawing, folded when large."""
-        from .notebook import network_html
+        """Jupyter's view: the summary table and the drawing, folded (<details>) when the
+        table is longer than 40 rows."""
+        import html
 
-        return network_html(self)
+        table, picture = self.summary(), self._repr_svg_()
+        rows = table.count("\n") + 1
+        body = f"<pre>{html.escape(table)}</pre>"
+        if picture is not None:  # inline: without the XML prologue
+            body += f"\n<div style='max-width:100%;overflow:auto'>{picture[picture.find('<svg'):]}</div>"
+        head = f"<code>{html.escape(repr(self))}</code>"
+        if rows > 40:
+            return f"<details><summary>{head} ({rows} table rows)</summary>\n{body}</details>"
+        return f"<div>{head}\n{body}</div>"
 
     def _repr_svg_(self) -> str | None:
-        """The drawing alone (None without Graphviz's `dot`)."""
-        from .notebook import svg
+        """The drawing alone, as SVG (None without Graphviz's `dot`)."""
+        from .draw import to_dot
 
-        return svg(self)
+        try:
+            return to_dot(self.graph, self.diagnostics).pipe(format="svg").decode("utf-8")
+        except Exception:  # noqa: BLE001 - no dot binary: Jupyter shows the table alone
+            return None
 
     def __repr__(self) -> str:
         return (f"<Network {self.name}: {fmt_shape(self.input_shape)} -> "

@@ -1,4 +1,5 @@
-"""archdsl in Jupyter: how a Network shows itself, and the `%%arch` cell magic.
+"""archdsl in Jupyter: the `%%arch` cell magic (a Network shows itself through its own
+`_repr_html_` and `_repr_svg_`, in network.py).
 
     %load_ext archdsl
     %%arch net          <- the cell is a spec; its Network is bound to `net`
@@ -11,36 +12,6 @@ numbers. Needs `archdsl[notebook]` (IPython) and, for the drawing, Graphviz's `d
 """
 
 from __future__ import annotations
-
-import html
-
-COLLAPSE_ROWS = 40  # a table longer than this starts folded (<details>)
-
-
-def svg(network) -> str | None:
-    """The network's drawing as SVG text, or None where Graphviz's `dot` is missing."""
-    from .draw import to_dot
-
-    try:
-        return to_dot(network.graph, network.diagnostics).pipe(format="svg").decode("utf-8")
-    except Exception:  # noqa: BLE001 - no dot binary: the table alone
-        return None
-
-
-def network_html(network) -> str:
-    """The summary table and the drawing; both folded when the network is large."""
-    table = network.summary()
-    rows = table.count("\n") + 1
-    picture = svg(network)
-    head = html.escape(repr(network))
-    parts = [f"<pre>{html.escape(table)}</pre>"]
-    if picture is not None:
-        picture = picture[picture.find("<svg"):]  # inline: without the XML prologue
-        parts.append(f"<div style='max-width:100%;overflow:auto'>{picture}</div>")
-    body = "\n".join(parts)
-    if rows > COLLAPSE_ROWS:
-        return f"<details><summary><code>{head}</code> ({rows} table rows)</summary>\n{body}</details>"
-    return f"<div><code>{head}</code>\n{body}</div>"
 
 
 def diagnostics_text(diagnostics, source: str) -> str:
@@ -68,7 +39,7 @@ def load_ipython_extension(ipython) -> None:
             print(diagnostics_text(network.warnings, cell))
         if name:
             ipython.user_ns[name] = network
-        display(HTML(network_html(network)))
+        display(HTML(network._repr_html_()))
         return None
 
     ipython.register_magic_function(arch, magic_kind="cell", magic_name="arch")

@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m archdsl.lsp`: the command on its own."""
     import argparse
 
-    from ..cli import guarded
-
     parser = argparse.ArgumentParser(prog="archdsl")
     add_lsp(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["lsp", *(sys.argv[1:] if argv is None else argv)])
-    return guarded("lsp", lambda: args.func(args))
+    from ..fmt import run_alone
+
+    return run_alone("lsp", args)
