@@ -220,7 +220,7 @@ def digits_run(tmp_path_factory):
 
 
 def test_the_run_folder_has_plots_and_a_resume_state(digits_run):
-    for name in ("curves.png", "confusion.png"):
+    for name in ("curves.png", "confusion.png", "confusion_normalized.png"):
         assert (digits_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import torch
 
@@ -384,3 +384,67 @@ def test_augmenting_on_the_device_learns_as_well(tmp_path):
     assert best >= 0.9, _metrics(out)
     options = json.loads((out / "config.json").read_text())["options"]
     assert options["augment_on"] == "gpu" and options["cache"] == "memory"
+
+
+def test_curves_show_whole_epochs_accuracy_in_percent_the_learning_rate_and_the_run():
+    from archdsl.train.plots import curves_figure
+
+    rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.1 * e,
+             "val_acc": 0.123 * e, "val_top5": 0.2 * e, "lr": 0.05 / e} for e in (1, 2, 3)]
+    fig = curves_figure(rows, title="lenet5: runs/lenet5-1")
+    fig.canvas.draw()
+    loss, acc, lr = fig.axes
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    # the console prints `acc 24.6%`: the plot's values are those percentages
+    assert list(acc.lines[1].get_ydata()) == pytest.approx([12.3, 24.6, 36.9])
+    assert "%" in acc.get_title() and acc.get_ylim()[1] > 100
+    assert list(lr.lines[0].get_ydata()) == pytest.approx([0.05, 0.025, 0.05 / 3])
+    assert "learning rate" in lr.get_title()
+    assert fig._suptitle.get_text() == "lenet5: runs/lenet5-1"
+
+
+def test_the_confusion_matrix_has_a_colour_bar_level_labels_and_a_normalised_twin():
+    import torch
+
+    from archdsl.train.plots import confusion_figure
+
+    counts = torch.tensor([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
+    fig = confusion_figure(counts, ["cat", "dog", "eel"], "validation")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "images"  # the colour bar
+    assert {t.get_rotation() for t in fig.axes[0].get_xticklabels()} == {0.0}
+    cells = {t.get_text() for t in fig.axes[0].texts}
+    assert cells == {"8", "2", "1", "3"}
+    normal = confusion_figure(counts, ["cat", "dog", "eel"], "validation", normalized=True)
+    assert normal.axes[1].get_ylabel() == "% of the true class"
+    assert {t.get_text() for t in normal.axes[0].texts} == {"80", "20", "25", "75"}
+    assert "normalised" in normal.axes[0].get_title()
+    long = [f"a rather long class name {i}" for i in range(12)]
+    wide = confusion_figure(torch.eye(12, dtype=torch.long), long)
+    assert {t.get_rotation() for t in wide.axes[0].get_xticklabels()} == {90.0}
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_more_epochs_after_a_finished_schedule_plan_it_again(tmp_path, schedule):
+    """Issue 13: `--resume --epochs 2` after a finished 1-epoch cosine run trained at lr 0
+    from where the schedule had ended; it is planned again over 2 epochs, and said so."""
+    from archdsl.train import resume
+
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY.format(channels=3))
+    make_images(tmp_path / "data")
+    config = TrainConfig(epochs=1, batch_size=4, quiet=True, schedule=schedule,
+                         warmup_epochs=0)
+    train(spec, str(tmp_path / "data"), config, out=str(tmp_path / "r"))
+    lines = []
+    resume(tmp_path / "r", epochs=2, log=lines.append)
+    said = [line for line in lines if "planned again" in line]
+    assert len(said) == 1, lines
+    if schedule == "cosine":  # 1 of 2 epochs done: half way down from 0.05
+        assert "goes on at 0.025 (it was 0)" in said[0]
+    rows = metrics_without_timing(tmp_path / "r")
+    assert [r[0] for r in rows] == ["epoch", "1", "2"]
+    import json
+
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["options"]["epochs"] == 2

@@ -1,4 +1,5 @@
-"""curves.png (loss and accuracy per epoch) and confusion.png, drawn with matplotlib.
+"""curves.png (loss, accuracy and learning rate per epoch), confusion.png and
+confusion_normalized.png, drawn with matplotlib.
 
 A plot must never cost the run: class names are drawn as plain text (a `$` in a folder name
 is not TeX, a name that is not UTF-8 is shown with `?` for its bad bytes), and `drawn` turns
@@ -67,46 +68,99 @@ def drawn(draw, *args, warn=None, **kwargs) -> bytes | None:
         return None
 
 
-def curves_png(rows: list[dict]) -> bytes:
-    """Loss and accuracy per epoch, as PNG bytes."""
+def curves_png(rows: list[dict], title: str = "") -> bytes:
+    """curves_figure as PNG bytes."""
+    return png_bytes(curves_figure(rows, title))
+
+
+def curves_figure(rows: list[dict], title: str = ""):
+    """Loss, accuracy (in %, as the console prints it) and learning rate per epoch, on
+    whole-number epoch ticks; `title` names the run."""
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in rows]
-    fig = _figure(figsize=(9, 3.4), dpi=100)
-    loss_ax, acc_ax = fig.subplots(1, 2)
+    fig = _figure(figsize=(12, 3.6), dpi=100)
+    loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     loss_ax.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
     loss_ax.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
     loss_ax.set(title="loss", xlabel="epoch")
-    acc_ax.plot(epochs, [r["train_acc"] for r in rows], marker="o", label="train")
-    acc_ax.plot(epochs, [r["val_acc"] for r in rows], marker="o", label="validation")
-    acc_ax.plot(epochs, [r["val_top5"] for r in rows], marker=".", linestyle="--",
+    acc_ax.plot(epochs, [100 * r["train_acc"] for r in rows], marker="o", label="train")
+    acc_ax.plot(epochs, [100 * r["val_acc"] for r in rows], marker="o", label="validation")
+    acc_ax.plot(epochs, [100 * r["val_top5"] for r in rows], marker=".", linestyle="--",
                 label="validation top-5")
-    acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
-    for ax in (loss_ax, acc_ax):
+    acc_ax.set(title="accuracy (%)", xlabel="epoch", ylim=(0, 102))
+    lr_ax.plot(epochs, [r["lr"] for r in rows], marker="o", color="tab:green")
+    lr_ax.set(title="learning rate (end of each epoch)", xlabel="epoch")
+    lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    for ax in (loss_ax, acc_ax, lr_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return png_bytes(fig)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if ax is not lr_ax:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(label(title), **PLAIN)
+    return fig
 
 
-def confusion_png(confusion, classes: list[str], title: str = "") -> bytes:
-    """The confusion matrix, classes as tick labels (plain text), as PNG bytes."""
+def confusion_png(confusion, classes: list[str], title: str = "",
+                  normalized: bool = False) -> bytes:
+    """confusion_figure as PNG bytes."""
+    return png_bytes(confusion_figure(confusion, classes, title, normalized))
+
+
+def confusion_figure(confusion, classes: list[str], title: str = "", normalized: bool = False):
+    """The confusion matrix (rows: true class), classes as tick labels (plain text, level
+    where they fit), with a colour bar. `normalized`: each row as the share of its true
+    class, in %."""
     n = len(classes)
     size = min(max(4, 0.45 * n + 2), 14)
-    fig = _figure(figsize=(size, size), dpi=100)
+    fig = _figure(figsize=(size + 1, size), dpi=100)
     ax = fig.subplots()
-    matrix = confusion.numpy()
-    ax.imshow(matrix, cmap="Blues")
+    counts = confusion.numpy()
+    if normalized:
+        totals = counts.sum(axis=1, keepdims=True)
+        matrix = 100.0 * counts / (totals + (totals == 0))
+        image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=100)
+    else:
+        matrix = counts
+        image = ax.imshow(matrix, cmap="Blues", vmin=0)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("% of the true class" if normalized else "images")
     if n <= 30:
-        names = [label(c) for c in classes]
-        ax.set_xticks(range(n), names, rotation=90, fontsize=8, **PLAIN)
-        ax.set_yticks(range(n), names, fontsize=8, **PLAIN)
-        for i in range(n):
-            for j in range(n):
-                if matrix[i, j]:
-                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+        _cells(ax, matrix, counts, classes, size, normalized)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(label(title or "confusion matrix"), **PLAIN)
-    return png_bytes(fig)
+    name = title or "confusion matrix"
+    ax.set_title(label(name + (", normalised by true class" if normalized else "")), **PLAIN)
+    return fig
+
+
+def confusion_normalized_png(confusion, classes: list[str], title: str = "") -> bytes:
+    """confusion_png with each row as the share (%) of its true class."""
+    return confusion_png(confusion, classes, title, normalized=True)
+
+
+def fits_unrotated(names: list[str], width_inches: float, fontsize: float = 8) -> bool:
+    """Whether every name, written level, fits under its column of a matrix `width_inches`
+    wide (a character is about 0.6 of the font size wide)."""
+    widest = max((len(n) for n in names), default=0) * 0.6 * fontsize / 72
+    return widest <= 0.9 * width_inches / max(len(names), 1)
+
+
+def _cells(ax, matrix, counts, classes, size, normalized) -> None:
+    """Tick labels (level where they fit) and each non-empty cell's number."""
+    n = len(classes)
+    names = [label(c) for c in classes]
+    level = fits_unrotated(names, 0.75 * size)
+    ax.set_xticks(range(n), names, rotation=0 if level else 90, fontsize=8, **PLAIN)
+    ax.set_yticks(range(n), names, fontsize=8, **PLAIN)
+    top = matrix.max() if matrix.size else 0
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                text = f"{matrix[i, j]:.0f}" if normalized else str(matrix[i, j])
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > top / 2 else "black")
 
 
 def write_png(path: Path, png: bytes, write=atomic_write) -> None:

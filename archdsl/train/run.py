@@ -22,7 +22,7 @@ from .loop import run_epochs
 from .run_folder import (RUN_FILES, lock_run, read_config, read_resume_state, resume_command,
                          run_locks)
 from .setup import join_world, logger, prepared, run_scope
-from .state import Position, check_weights_file, restore
+from .state import Position, check_weights_file, replan_schedule, restore
 
 # what a resumed run may be given besides --epochs: how it reports, not what it computes
 RESUME_MAY_CHANGE = {"quiet"}
@@ -65,11 +65,12 @@ def resume(run_dir: str | Path, epochs: int | None = None, log=None,
         for name in ("best.safetensors", "last.safetensors"):
             check_weights_file(run / name)
         config = TrainConfig.from_dict(saved["options"])
+        epochs_before = config.epochs
         _refuse_changes(run, given or {}, config)
         if epochs is not None:
             _check_epochs(run, epochs, state)
             config.epochs = epochs
-        return _resume(run, saved, state, state_path, config, log)
+        return _resume(run, saved, state, state_path, config, log, epochs_before)
 
 
 def _refuse_changes(run: Path, given: dict, config: TrainConfig) -> None:
@@ -104,7 +105,7 @@ def _check_epochs(run: Path, epochs: int, state: dict | None) -> None:
 
 
 def _resume(run: Path, saved: dict, state, state_path: Path, config: TrainConfig,
-            log) -> Path:
+            log, epochs_before: int) -> Path:
     """The resumed run, its folder locked and its files checked."""
     with run_scope():
         world = join_world(config)
@@ -120,12 +121,12 @@ def _resume(run: Path, saved: dict, state, state_path: Path, config: TrainConfig
             dataset = saved["dataset_path"]  # resumed from another folder than it was started in
         setup = prepared(world, spec, dataset, config, dict(saved["parameters"]), str(run), True,
                          log, saved=saved)
-        run = _go_on(setup, state, state_path, log)
+        run = _go_on(setup, state, state_path, log, epochs_before)
         world.leave()
     return run
 
 
-def _go_on(setup, state: dict | None, state_path: Path, log) -> Path:
+def _go_on(setup, state: dict | None, state_path: Path, log, epochs_before: int) -> Path:
     """Train a prepared run on from resume.pt's state (from the start without one)."""
     run, config = setup.run, setup.config
     if state is None:
@@ -139,4 +140,5 @@ def _go_on(setup, state: dict | None, state_path: Path, log) -> Path:
     done = f"epoch {state['epoch']}" + (f" and {position.step} step(s) of epoch {position.epoch}"
                                         if "step" in state else "")
     log(f"resuming {run} after {done} of {config.epochs}")
+    replan_schedule(setup, state, epochs_before, log)
     return run_epochs(setup, position, state.get("health"), log=log)

@@ -122,7 +122,7 @@ def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
     A plot matplotlib cannot draw is left out with a warning through `log`; the weights,
     metrics and resume state are written regardless. Non-finite weights are never written
     (TrainError)."""
-    from .plots import confusion_png, curves_png, drawn, write_png
+    from .plots import confusion_normalized_png, confusion_png, curves_png, drawn, write_png
 
     run = s.run
     state = _state(s, epoch, rows, best)
@@ -130,16 +130,19 @@ def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
         return  # rank 0 writes
     _refuse_non_finite(s, state)
     weights = unwrap(s.model).state_dict()
-    curves = drawn(curves_png, rows, warn=log)
-    matrix = drawn(confusion_png, confusion, s.data.classes, title=f"validation, epoch {epoch}",
-                   warn=log) if improved else None
+    curves = drawn(curves_png, rows, title=f"{s.network.name}: {run.name}", warn=log)
+    matrices = {name: drawn(draw, confusion, s.data.classes, title=f"validation, epoch {epoch}",
+                            warn=log) if improved else None
+                for name, draw in (("confusion.png", confusion_png),
+                                   ("confusion_normalized.png", confusion_normalized_png))}
     with atomic_batch() as write:
         write(run / "metrics.csv", metrics_writer(rows))
         write(run / "last.safetensors", weights_writer(weights))
         if improved:
             write(run / "best.safetensors", weights_writer(weights))
-            if matrix is not None:
-                write_png(run / "confusion.png", matrix, write)
+            for name, matrix in matrices.items():
+                if matrix is not None:
+                    write_png(run / name, matrix, write)
         if curves is not None:
             write_png(run / "curves.png", curves, write)
         write(run / "resume.pt", lambda tmp: torch.save(state, tmp))
@@ -206,3 +209,35 @@ def restore(s: Setup, state: dict, path: Path) -> Position:
         position.step = state["step"]
         position.partial = {**position.partial, **state["partial"]}
     return position
+
+
+def replan_schedule(s: Setup, state: dict, epochs_before: int, log) -> None:
+    """--resume --epochs N on a run started with fewer epochs: a cosine or one-cycle schedule
+    is planned over the run's epochs, so it is planned again over N, from the step the run
+    has reached, as a run started with --epochs N would stand there. The learning rate goes
+    on from that curve's value (it jumps up from where the shorter run had left it; a run
+    that had finished had decayed to 0, and would otherwise train its new epochs at lr 0).
+    Said in one line; later resumes of the longer run are exact again."""
+    import warnings
+
+    from .setup import make_schedule
+
+    config = s.config
+    if config.epochs == epochs_before or config.schedule not in ("cosine", "onecycle"):
+        return
+    before = [group["lr"] for group in s.optimizer.param_groups]
+    steps = max(len(s.train_loader), 1)
+    s.schedule = make_schedule(s.optimizer, config, steps)
+    s.schedule.last_epoch = state["schedule"]["last_epoch"]
+    s.schedule._step_count = state["schedule"].get("_step_count", s.schedule.last_epoch + 1)
+    with warnings.catch_warnings():  # get_lr outside step() warns; this is its one use
+        warnings.simplefilter("ignore")
+        lrs = s.schedule.get_lr()
+    for group, lr in zip(s.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    s.schedule._last_lr = list(lrs)
+    log(f"--epochs {config.epochs}: the {config.schedule} schedule, planned over "
+        f"{epochs_before} epoch(s), is planned again over {config.epochs} from where the run "
+        f"stands; the learning rate goes on at {lrs[0]:.3g} (it was {before[0]:.3g}) and "
+        f"decays to its end in epoch {config.epochs}")
+
