@@ -16,8 +16,9 @@ from lark import Transformer_NonRecursive, v_args
 
 from .diagnostics import Diagnostic, Span, did_you_mean, error, sort_key
 from .syntax_tree import (  # noqa: F401  (the tree's names, re-exported)
-    Num, ShapeLit, Name, BinOp, Neg, Keyword, Layer, Repeat, Branch, Combinator, Param,
-    BlockDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt, INIT_SCHEMES,
+    Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call, Keyword, Layer, Repeat, Branch,
+    Combinator, Param, BlockDef, FuncDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt,
+    INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span,
 )
 
 # ----------------------------------------------------------------------------- the parser
@@ -87,7 +88,8 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
     return None, diagnostics
 
 
-_EXPRESSION_RULES = {"add", "sub", "mul", "div", "floordiv", "mod", "neg"}
+_EXPRESSION_RULES = {"add", "sub", "mul", "div", "floordiv", "mod", "neg", "lt", "le", "gt", "ge",
+                     "eq", "ne", "ifelse", "call"}
 
 
 def _too_deep(tree, file: str) -> Diagnostic | None:
@@ -332,14 +334,6 @@ def _unclosed(text: str, closer: str) -> int | None:
 # ----------------------------------------------------------------------------- tree -> Spec
 
 
-def _span(file: str, meta) -> Span:
-    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
-def _tok_span(file: str, tok) -> Span:
-    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
-
-
 def _line_col(source: str, offset: int) -> tuple[int, int]:
     line = source.count("\n", 0, offset) + 1
     return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
@@ -361,7 +355,7 @@ class _InitLine:
     span: Span
 
 
-_Declaration = (BlockDef, ArchHeader, InputDecl, _InitLine)
+_Declaration = (BlockDef, FuncDef, ArchHeader, InputDecl, _InitLine)
 
 
 @v_args(meta=True)
@@ -383,30 +377,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         self.diagnostics: list[Diagnostic] = []
         self._line_starts: list[int] | None = None
 
-    # -- expressions
-    def int(self, meta, children):
-        return Num(int(children[0]), _tok_span(self.file, children[0]))
-
-    def float(self, meta, children):
-        return Num(float(children[0]), _tok_span(self.file, children[0]))
-
-    def shape(self, meta, children):
-        tok = children[0]
-        return ShapeLit(tuple(int(d) for d in str(tok).split("x")), _tok_span(self.file, tok))
-
-    def name(self, meta, children):
-        return Name(str(children[0]), _tok_span(self.file, children[0]))
-
-    def neg(self, meta, children):
-        return Neg(children[0], _span(self.file, meta))
-
-    def _binary(self, op: str, meta, children):
-        left, right = children
-        return BinOp(op, left, right, _span(self.file, meta))
-
-    def add(self, meta, children):
-        return self._binary("+", meta, children)
-
+    # -- expressions (the rest are ExpressionRules')
     def sub(self, meta, children):
         left, right = children
         span = _span(self.file, meta)
@@ -419,18 +390,6 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                 hint=f"write `{left_text} - {right_text}` to subtract, or "
                      f"`{left_text} (-{right_text})` for two values"))
         return BinOp("-", left, right, span)
-
-    def mul(self, meta, children):
-        return self._binary("*", meta, children)
-
-    def div(self, meta, children):
-        return self._binary("/", meta, children)
-
-    def floordiv(self, meta, children):
-        return self._binary("//", meta, children)
-
-    def mod(self, meta, children):
-        return self._binary("%", meta, children)
 
     # -- statements
     def keyword(self, meta, children):
@@ -495,6 +454,10 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return BlockDef(str(name), _tok_span(self.file, name), params[0] if params else (),
                         self._nested(body), _span(self.file, meta))
 
+    def func_def(self, meta, children):
+        name, params, body = children
+        return FuncDef(str(name), _tok_span(self.file, name), params, body, _span(self.file, meta))
+
     def start(self, meta, children):
         spec = Spec(file=self.file, source=self.source)
         spec.body = tuple(s for s in children[0].stmts if not self._declare(spec, s))
@@ -504,8 +467,9 @@ class _ToSyntaxTree(Transformer_NonRecursive):
     def _nested(self, body: _Body) -> tuple:
         """A body inside brackets: declarations do not belong there."""
         for stmt in body.stmts:
-            if isinstance(stmt, BlockDef):
-                self._error("E-PLACEMENT", "a `block` must be defined at the top level",
+            if isinstance(stmt, (BlockDef, FuncDef)):
+                what = "block" if isinstance(stmt, BlockDef) else "def"
+                self._error("E-PLACEMENT", f"a `{what}` must be defined at the top level",
                             stmt.name_span, hint="move the definition out of the body")
             elif isinstance(stmt, ArchHeader):
                 self._error("E-PLACEMENT", "`arch` belongs at the top of the file", stmt.span)
@@ -525,6 +489,13 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                             stmt.name_span, hint=f"the first definition is on line {first.line}")
             else:
                 spec.blocks[stmt.name] = stmt
+        elif isinstance(stmt, FuncDef):
+            if stmt.name in spec.functions:
+                first = spec.functions[stmt.name].name_span
+                self._error("E-DUPLICATE", f"function `{stmt.name}` is defined twice",
+                            stmt.name_span, hint=f"the first definition is on line {first.line}")
+            else:
+                spec.functions[stmt.name] = stmt
         elif isinstance(stmt, ArchHeader):
             if spec.arch is not None:
                 self._error("E-DUPLICATE", "the file has two `arch` headers", stmt.span,
@@ -588,6 +559,9 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return self.source[self._offset(span):self._offset(span, end=True)]
 
 
+for _name, _rule in vars(ExpressionRules).items():  # the mixin's rules, wrapped as the class's
+    if not _name.startswith("__"):
+        setattr(_ToSyntaxTree, _name, v_args(meta=True)(_rule) if _name[0] != "_" else _rule)
 _RULES = [name for name in vars(_ToSyntaxTree) if not name.startswith("_")]
 
 

@@ -42,7 +42,35 @@ class Neg:
     span: Span
 
 
-Expr = Union[Num, ShapeLit, Name, BinOp, Neg]
+@dataclass(frozen=True)
+class Compare:
+    op: str  # < <= > >= == !=
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class IfElse:
+    """`(then if condition else other)`."""
+
+    condition: "Expr"
+    then: "Expr"
+    other: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    """`max(8, c)`: a built-in function (FUNCTIONS) or one the spec defines with `def`."""
+
+    name: str
+    name_span: Span
+    args: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Union[Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call]
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,17 @@ class BlockDef:
 
 
 @dataclass(frozen=True)
+class FuncDef:
+    """`def divisible(v, d=8) = max(d, …)`: a named expression of its parameters."""
+
+    name: str
+    name_span: Span
+    params: tuple[Param, ...]
+    body: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class ArchHeader:
     name: str
     params: tuple[Param, ...]
@@ -133,7 +172,7 @@ class InputDecl:
     span: Span
 
 
-Stmt = Union[Layer, Repeat, Combinator, BlockDef, ArchHeader, InputDecl]
+Stmt = Union[Layer, Repeat, Combinator, BlockDef, FuncDef, ArchHeader, InputDecl]
 
 
 @dataclass
@@ -146,6 +185,7 @@ class Spec:
     input: InputDecl | None = None
     init: InitDecl | None = None
     blocks: dict[str, BlockDef] = field(default_factory=dict)
+    functions: dict[str, FuncDef] = field(default_factory=dict)
     body: tuple[Stmt, ...] = ()
 
     @property
@@ -153,3 +193,84 @@ class Spec:
         if self.arch is not None:
             return self.arch.name
         return Path(self.file).stem if self.file else "network"
+
+
+# ----------------------------------------------------------------------------- building
+
+def span_of(file: str, meta) -> Span:
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def token_span(file: str, tok) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+class ExpressionRules:
+    """The parser's expression rules -> Expr nodes (mixed into syntax.py's Transformer, which
+    has `file`; `sub` stays there, as it checks the spacing of a minus)."""
+
+    file: str
+
+    def int(self, meta, children):
+        return Num(int(children[0]), token_span(self.file, children[0]))
+
+    def float(self, meta, children):
+        return Num(float(children[0]), token_span(self.file, children[0]))
+
+    def shape(self, meta, children):
+        tok = children[0]
+        return ShapeLit(tuple(int(d) for d in str(tok).split("x")), token_span(self.file, tok))
+
+    def name(self, meta, children):
+        return Name(str(children[0]), token_span(self.file, children[0]))
+
+    def neg(self, meta, children):
+        return Neg(children[0], span_of(self.file, meta))
+
+    def _binary(self, op: str, meta, children):
+        left, right = children
+        return BinOp(op, left, right, span_of(self.file, meta))
+
+    def add(self, meta, children):
+        return self._binary("+", meta, children)
+
+    def mul(self, meta, children):
+        return self._binary("*", meta, children)
+
+    def div(self, meta, children):
+        return self._binary("/", meta, children)
+
+    def floordiv(self, meta, children):
+        return self._binary("//", meta, children)
+
+    def mod(self, meta, children):
+        return self._binary("%", meta, children)
+
+    def _compare(self, op: str, meta, children):
+        return Compare(op, children[0], children[1], span_of(self.file, meta))
+
+    def lt(self, meta, children):
+        return self._compare("<", meta, children)
+
+    def le(self, meta, children):
+        return self._compare("<=", meta, children)
+
+    def gt(self, meta, children):
+        return self._compare(">", meta, children)
+
+    def ge(self, meta, children):
+        return self._compare(">=", meta, children)
+
+    def eq(self, meta, children):
+        return self._compare("==", meta, children)
+
+    def ne(self, meta, children):
+        return self._compare("!=", meta, children)
+
+    def ifelse(self, meta, children):
+        then, condition, other = children
+        return IfElse(condition, then, other, span_of(self.file, meta))
+
+    def call(self, meta, children):
+        name, *args = children
+        return Call(str(name), token_span(self.file, name), tuple(args), span_of(self.file, meta))

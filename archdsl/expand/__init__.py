@@ -16,7 +16,7 @@ from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
 from ..graph import LayerGraph, LayerNode
 from ..layers.base import Args
 from ..syntax import Keyword, Layer, Name, Spec
-from .expressions import Word, evaluate
+from .expressions import Word, defined, evaluate
 from .shortcuts import insert_shortcuts
 from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
 
@@ -31,7 +31,13 @@ def expand(spec: Spec, overrides: dict[str, Any] | None = None,
                 "E-DUPLICATE", f"`{block.name}` is already a layer kind, so a block cannot take "
                 "that name", block.name_span, hint=f"rename the block, e.g. `my_{block.name}`"))
     graph = LayerGraph(spec.name, spec.file, spec.source)
-    graph.params = _arch_params(spec, overrides or {}, diagnostics)
+    graph.params = {}
+    with defined(spec.functions, graph.params):
+        return _expand(spec, graph, overrides, input_shape, diagnostics)
+
+
+def _expand(spec: Spec, graph: LayerGraph, overrides, input_shape, diagnostics):
+    graph.params.update(_arch_params(spec, overrides or {}, diagnostics, graph.params))
     graph.input_shape = _input_dims(spec, input_shape, diagnostics)
     graph.shaping_params = _shaping_names(spec) & set(graph.params)
     if spec.init:
@@ -60,7 +66,7 @@ def _shaping_names(spec: Spec) -> set[str]:
                 if isinstance(expr, Name):
                     whole.add(id(expr))
     found: set[str] = set()
-    todo: list = [spec.body, list(spec.blocks.values()), spec.arch]
+    todo: list = [spec.body, list(spec.blocks.values()), list(spec.functions.values()), spec.arch]
     while todo:
         item = todo.pop()
         if isinstance(item, Name):
@@ -73,11 +79,12 @@ def _shaping_names(spec: Spec) -> set[str]:
     return found
 
 
-def _arch_params(spec: Spec, overrides: dict[str, Any], diagnostics) -> dict[str, Any]:
+def _arch_params(spec: Spec, overrides: dict[str, Any], diagnostics,
+                 values: dict[str, Any]) -> dict[str, Any]:
+    """The arch parameters' values, filled into `values` (which `def` functions read)."""
     header = spec.arch
     params = header.params if header else ()
     declared = {p.name for p in params}
-    values: dict[str, Any] = {}
     for name in overrides:
         if name not in declared:
             hint = did_you_mean(name, declared) or (

@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..diagnostics import DiagnosticError, Span, did_you_mean, error
 from ..layers.types import show
-from ..syntax import BinOp, Name, Neg, Num, ShapeLit
+from ..syntax import BinOp, Call, Compare, IfElse, Name, Neg, Num, ShapeLit
 
 TOO_LARGE = 10**15
+MAX_CALL_DEPTH = 50  # `def` functions calling each other; beyond this one calls itself
+
+# The built-in functions: name -> (least, most values taken or None, the function, its usage).
+FUNCTIONS = {
+    "min": (2, None, min, "min(a, b, …): the smallest"),
+    "max": (2, None, max, "max(a, b, …): the largest"),
+    "round": (1, 1, round, "round(x): the nearest whole number, halves to even (as Python's "
+                           "round and torch.round)"),
+    "floor": (1, 1, math.floor, "floor(x): the whole number at or below x"),
+    "ceil": (1, 1, math.ceil, "ceil(x): the whole number at or above x"),
+}
+_COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+# The spec's own functions (`def`) and the arch parameters they read, while a spec expands.
+_DEFINED: ContextVar[tuple[dict, dict, int]] = ContextVar("archdsl_functions", default=({}, {}, 0))
+
+
+@contextmanager
+def defined(functions: dict, arch_values: dict):
+    """Make the spec's `def` functions callable (reading `arch_values`, filled as the arch
+    parameters are evaluated) for the expressions evaluated inside the block."""
+    token = _DEFINED.set((functions, arch_values, 0))
+    try:
+        yield
+    finally:
+        _DEFINED.reset(token)
 
 
 class Word(str):
@@ -29,6 +59,12 @@ def evaluate(e, env: dict[str, Any], words_ok: bool = False):
         return -v
     if isinstance(e, BinOp):
         return _binary(e, evaluate(e.left, env), evaluate(e.right, env))
+    if isinstance(e, Compare):
+        return _compare(e, evaluate(e.left, env), evaluate(e.right, env))
+    if isinstance(e, IfElse):
+        return evaluate(e.then if _condition(e.condition, env) else e.other, env, words_ok)
+    if isinstance(e, Call):
+        return _call(e, [evaluate(a, env) for a in e.args])
     raise AssertionError(f"unknown expression {e!r}")
 
 
@@ -80,3 +116,73 @@ def _need_number(v, span: Span):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise DiagnosticError(error("E-EXPR", f"`{show(v)}` is not a number, so it cannot be used "
                                     "in arithmetic", span))
+
+
+def _compare(e: Compare, left, right) -> bool:
+    if e.op in ("==", "!="):
+        for v, side in ((left, e.left), (right, e.right)):
+            if isinstance(v, Word):
+                raise DiagnosticError(error("E-EXPR", f"`{v}` is a word, and only numbers, shapes "
+                                            "and true/false are compared", side.span))
+        return _COMPARE[e.op](left, right)
+    _need_number(left, e.left.span)
+    _need_number(right, e.right.span)
+    return _COMPARE[e.op](left, right)
+
+
+def _condition(e, env) -> bool:
+    value = evaluate(e, env)
+    if not isinstance(value, bool):
+        raise DiagnosticError(error(
+            "E-EXPR", f"the condition is {show(value)}, not true or false", e.span,
+            hint="write a comparison such as `c > 64`, or a parameter holding true or false"))
+    return value
+
+
+def _call(e: Call, args: list):
+    """A built-in function, or a `def` of the spec, applied to evaluated arguments."""
+    functions, arch_values, depth = _DEFINED.get()
+    if e.name in functions:
+        return _call_defined(e, functions[e.name], args, functions, arch_values, depth)
+    if e.name not in FUNCTIONS:
+        names = sorted(FUNCTIONS) + sorted(functions)
+        raise DiagnosticError(error("E-UNKNOWN-NAME", f"unknown function `{e.name}`", e.name_span,
+                                    hint=did_you_mean(e.name, names) or
+                                    "the functions are " + ", ".join(f"`{n}`" for n in names) +
+                                    "; define one with `def name(x) = …`"))
+    least, most, fn, usage = FUNCTIONS[e.name]
+    if len(args) < least or (most is not None and len(args) > most):
+        wanted = f"{least} value{'s' if least != 1 else ''}" if least == most else \
+            f"at least {least} values"
+        raise DiagnosticError(error("E-ARG-COUNT", f"`{e.name}` takes {wanted}, but "
+                                    f"{len(args)} {'was' if len(args) == 1 else 'were'} given",
+                                    e.span, hint=usage))
+    for value, written in zip(args, e.args):
+        _need_number(value, written.span)
+    return fn(*args)
+
+
+def _call_defined(e: Call, f, args: list, functions: dict, arch_values: dict, depth: int):
+    names = [p.name for p in f.params]
+    needed = sum(p.default is None for p in f.params)
+    if not needed <= len(args) <= len(names):
+        raise DiagnosticError(error(
+            "E-ARG-COUNT", f"`{f.name}` takes {len(names)} value{'s' if len(names) != 1 else ''}"
+            + (f" ({needed} without a default)" if needed != len(names) else "") +
+            f", but {len(args)} {'was' if len(args) == 1 else 'were'} given", e.span,
+            hint=f"it is defined as `{f.name}({', '.join(names)})` on line {f.span.line}"))
+    if depth >= MAX_CALL_DEPTH:
+        raise DiagnosticError(error("E-RECURSION", f"function `{f.name}` calls itself, or "
+                                    f"functions nest more than {MAX_CALL_DEPTH} deep",
+                                    e.name_span, hint="a function cannot call itself"))
+    token = _DEFINED.set((functions, arch_values, depth + 1))
+    try:
+        scope = dict(arch_values)
+        for p, value in zip(f.params, args + [None] * (len(names) - len(args))):
+            scope[p.name] = value if value is not None else evaluate(p.default, scope)
+        return evaluate(f.body, scope)
+    except DiagnosticError as exc:
+        raise DiagnosticError(exc.diagnostic.with_note(f"in `{f.name}`, called here", e.span)) \
+            from None
+    finally:
+        _DEFINED.reset(token)

@@ -8,6 +8,7 @@ into the merge node's MergeSite, so that nothing of the syntax tree is kept.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,7 @@ class Walk:
         return src
 
     def layer(self, st: Layer, src: str, scope: Scope) -> str:
+        st = self.named_kind(st, scope.values)
         if st.op in self.spec.blocks:
             return self.call(st, self.spec.blocks[st.op], src, scope)
         kind = layers.get(st.op)
@@ -116,6 +118,25 @@ class Walk:
         name = self.add(node)
         self.graph.connect(src, name)
         return name
+
+    def named_kind(self, st: Layer, values: dict[str, Any]) -> Layer:
+        """`act` where a parameter `act` holds a layer kind or block (`block cna(c, act=relu)`):
+        the statement of that kind. A parameter holding a number keeps a kind's own name
+        (`dropout dropout`); one holding anything else where a layer belongs is an error."""
+        if st.op not in values:
+            return st
+        value = values[st.op]
+        if isinstance(value, str) and (value in self.spec.blocks or _is_layer(value)):
+            return dataclasses.replace(st, op=str(value))
+        if st.op in self.spec.blocks or _is_layer(st.op):
+            return st
+        known = [k for k, v in layers.REGISTRY.items() if not isinstance(v, MergeKind)]
+        raise DiagnosticError(error(
+            "E-UNKNOWN-LAYER", f"the parameter `{st.op}` holds {_quoted(value)}, which is not a "
+            "layer kind or block", st.op_span,
+            hint=(did_you_mean(str(value), known + list(self.spec.blocks))
+                  if isinstance(value, str) else None) or
+            f"give `{st.op}` the name of a layer kind, e.g. `{st.op}=relu`"))
 
     def named_args(self, kind, st: Layer, spans) -> dict[str, str]:
         """Arguments of a top-level layer written as an `arch` parameter's bare name (`linear
@@ -237,8 +258,8 @@ class Walk:
                 total += count * self.size(st.body, env, depth + 1)
             elif isinstance(st, Combinator):
                 total += 1 + sum(self.size(b.body, env, depth + 1) for b in st.branches)
-            elif isinstance(st, Layer) and st.op in self.spec.blocks:
-                block = self.spec.blocks[st.op]
+            elif isinstance(st, Layer) and str(env.get(st.op, st.op)) in self.spec.blocks:
+                block = self.spec.blocks[str(env.get(st.op, st.op))]
                 inner = bind(block, st, env, self.graph.params, strict=False).values
                 total += self.size(block.body, inner, depth + 1)
             else:
@@ -246,6 +267,11 @@ class Walk:
             if total > MAX_NODES:
                 return total
         return total
+
+
+def _is_layer(name: str) -> bool:
+    kind = layers.get(name)
+    return kind is not None and not isinstance(kind, MergeKind)
 
 
 def evaluate_or(e, env, fallback):
@@ -278,3 +304,7 @@ def _words(n: int) -> str:
 
 
 __all__ = ["Walk", "Scope", "MAX_NODES", "MAX_DEPTH", "Span"]
+
+
+def _quoted(value) -> str:
+    return f"`{value}`" if isinstance(value, str) else show(value)
