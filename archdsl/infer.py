@@ -62,10 +62,19 @@ def infer_node(graph: LayerGraph, nid: str) -> None:
         return
     x = xs[0]
     y = kind.shape(node.args, x)
-    facts.set_output(y, grow_rf(rfs[0], *kind.receptive(node.args, x)) if len(x) == 3 else rfs[0])
+    facts.set_output(y, receptive_field(graph, kind, node.args, x, rfs[0]))
     facts.params = kind.params(node.args, x, y)
     facts.buffers = kind.buffers(node.args, x, y)
     facts.macs = kind.macs(node.args, x, y)
+
+
+def receptive_field(graph: LayerGraph, kind, args, x, rf):
+    """The receptive field after one layer: grown by its kernel and stride on a feature map,
+    the whole input after a layer that mixes every position (`global_field`: attention),
+    unchanged on vectors and sequences otherwise."""
+    if getattr(kind, "global_field", False) and len(graph.input_shape or ()) == 3:
+        return tuple(graph.input_shape[1:]), rf[1]
+    return grow_rf(rf, *kind.receptive(args, x)) if len(x) == 3 else rf
 
 
 def grow_rf(rf, kernel, stride):

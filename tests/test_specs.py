@@ -146,6 +146,8 @@ TWINS = {
                                                init_weights=False), None),
     "regnet_x": (lambda: torchvision_model("regnet_x_400mf"), "RegNet_X_400MF_Weights"),
     "regnet_y": (lambda: torchvision_model("regnet_y_400mf"), "RegNet_Y_400MF_Weights"),
+    # ViT's SWAG weights are published at 384x384 too: its figures are checked in test_zoo.py
+    "vit": (lambda: torchvision_model("vit_b_16"), None),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),

@@ -216,3 +216,33 @@ def test_python_export_copies_the_modules_and_computes_the_same():
     x = torch.randn(2, 8, 3, 3)
     with torch.no_grad():
         assert torch.equal(model(x), exported(x))
+
+
+def test_receptive_field_after_attention_is_the_whole_input():
+    net = archdsl.loads("input 3x32x24\nconv 8 k8 s8\ntokens\nattention 2\nlinear 8\n")
+    conv, tokens, attention, linear = [r["rf"] for r in net.layers()]
+    assert conv == tokens == {"size": [8, 8], "stride": [8, 8]}  # a token sees its patch
+    assert attention == {"size": [32, 24], "stride": [8, 8]}     # the whole input
+    assert linear == attention
+
+
+def test_linear_and_layernorm_work_on_each_token():
+    net = archdsl.loads("input 8x2x3\ntokens\nlayernorm eps=1e-6\nlinear 5\n")
+    assert [r["output"] for r in net.layers()] == [[6, 8], [6, 8], [6, 5]]
+    assert net.params == 2 * 8 + 8 * 5 + 5 and net.macs == 6 * 8 * 5
+    model = archdsl.loads("input 8x2x3\ntokens\nlayernorm eps=1e-6\nlinear 5\n").to_torch()
+    x = torch.randn(2, 8, 2, 3)
+    norm, linear = nn.LayerNorm(8, eps=1e-6), nn.Linear(8, 5)
+    archdsl.transfer_weights(nn.Sequential(norm, linear), model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), linear(norm(x.flatten(2).transpose(1, 2))))
+
+
+@pytest.mark.parametrize("name, sets, params, macs", [
+    ("vit_b_16", {}, 86_567_656, 17_563_828_224),
+    ("vit_b_32", {"patch": 32}, 88_224_232, 4_409_186_304),
+])
+def test_vit_counts_are_torchvisions(name, sets, params, macs):
+    net = archdsl.load("specs/vit.arch", **sets)
+    assert (net.params, net.buffers, net.macs) == (params, 0, macs)
+    assert not net.diagnostics

@@ -72,7 +72,10 @@ def test_macs_and_params_match_torchvision_published_figures(name):
 
     path, params, input_shape, _ = entry(name)
     net = archdsl.load(path, input_shape=input_shape, **params)
-    for weights in torchvision.models.get_model_weights(name):
+    published = [w for w in torchvision.models.get_model_weights(name)
+                 if w.transforms.keywords.get("crop_size", input_shape[1]) == input_shape[1]]
+    assert published, f"{name}: no weights published at {input_shape}"
+    for weights in published:  # not SWAG's, fine-tuned at another resolution
         assert round(net.macs / 1e9, 3) == pytest.approx(weights.meta["_ops"], abs=1e-9)
         if name != "inception_v3":  # its published count includes the auxiliary classifier
             assert net.params == weights.meta["num_params"]
@@ -103,7 +106,15 @@ def randomise(model, x):
     model.to_empty(device="cpu")
     norms = []
     with torch.no_grad():
+        for p in model.parameters():  # class tokens, position embeddings: small values
+            p.copy_(torch.randn(p.shape, generator=g) * 0.02)
         for m in model.modules():
+            if isinstance(m, nn.MultiheadAttention):
+                m.in_proj_weight.copy_(torch.randn(m.in_proj_weight.shape, generator=g)
+                                       * math.sqrt(1 / m.embed_dim))
+            elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 fan_in = m.weight[0].numel()
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2 / fan_in))

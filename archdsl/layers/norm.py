@@ -54,10 +54,16 @@ class LayerNorm(LayerKind):
     args = (_EPS, _AFFINE)
 
     def params(self, a, x, y):
-        return 2 * numel(x) if a.affine else 0
+        return 2 * self._normalised(x) if a.affine else 0
+
+    @staticmethod
+    def _normalised(x):
+        """The values normalised together: each token's C on a sequence (NxC), else all."""
+        return x[-1] if len(x) == 2 else numel(x)
 
     def torch(self, a, x):
-        return call("LayerNorm", list(x), eps=a.eps, elementwise_affine=a.affine)
+        shape = [x[-1]] if len(x) == 2 else list(x)
+        return call("LayerNorm", shape, eps=a.eps, elementwise_affine=a.affine)
 
 
 @layer("lrn", family="norm", positional=("size",), nonlinear=True,
