@@ -146,26 +146,51 @@ def _assemble(graph, contents, gid: int) -> nn.Module:
 
 
 def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
-    """Copy every parameter and buffer of `src` into `dst`, matched by order and shape.
+    """Copy every parameter and buffer of `src` into `dst`, matched by order within each shape.
 
-    Works between any two modules that hold the same tensors in the same order, such as a
-    torchvision model and the compiled spec of the same architecture. Raises ValueError
-    naming the first pair that does not fit.
+    The k-th tensor of a given shape in `src` goes to the k-th tensor of that shape in `dst`:
+    two modules that hold the same tensors in the same order match as by plain order, and so
+    do two that differ only in where tensors of different shapes sit (torchvision's ConvNeXt
+    registers each block's `layer_scale` before the block's layers; a spec's `layerscale`
+    comes after them). Tensors of one shape must come in the same order on both sides.
+    Raises ValueError, naming the first pair by plain order that does not fit, when the two
+    do not hold the same shapes the same number of times.
     """
-    src_state, dst_state = src.state_dict(), dst.state_dict()
-    src_items, dst_items = list(src_state.items()), list(dst_state.items())
+    src_items, dst_items = list(src.state_dict().items()), list(dst.state_dict().items())
+    plan = _pairs_by_shape(src_items, dst_items)
+    if plan is None:
+        _raise_misfit(src_items, dst_items)
+    with torch.no_grad():
+        for i, j in plan:
+            dst_items[j][1].copy_(src_items[i][1])
+
+
+def _pairs_by_shape(src_items, dst_items) -> "list[tuple[int, int]] | None":
+    """(source index, destination index) pairs, the k-th of each shape with the k-th; None
+    when the shapes and their counts differ."""
+    def by_shape(items):
+        out: dict[tuple, list[int]] = {}
+        for i, (_, value) in enumerate(items):
+            out.setdefault(tuple(value.shape), []).append(i)
+        return out
+
+    src_shapes, dst_shapes = by_shape(src_items), by_shape(dst_items)
+    if {s: len(v) for s, v in src_shapes.items()} != {s: len(v) for s, v in dst_shapes.items()}:
+        return None
+    return [(i, j) for shape, idx in src_shapes.items() for i, j in zip(idx, dst_shapes[shape])]
+
+
+def _raise_misfit(src_items, dst_items) -> None:
+    """The ValueError for two state dicts that cannot be matched: the first pair by order
+    whose shapes differ, or the first tensor without a partner."""
     for i, ((s_name, s_val), (d_name, d_val)) in enumerate(zip(src_items, dst_items)):
         if s_val.shape != d_val.shape:
             raise ValueError(f"tensor #{i} does not fit: source {s_name} has shape "
                              f"{tuple(s_val.shape)}, destination {d_name} has {tuple(d_val.shape)}")
-    if len(src_items) != len(dst_items):
-        shorter, longer = ("source", "destination") if len(src_items) < len(dst_items) else \
-            ("destination", "source")
-        first_extra = (dst_items if shorter == "source" else src_items)[min(len(src_items),
-                                                                            len(dst_items))]
-        raise ValueError(f"the {shorter} has {min(len(src_items), len(dst_items))} tensors and the "
-                         f"{longer} {max(len(src_items), len(dst_items))}: the first without a "
-                         f"partner is {longer} {first_extra[0]} {tuple(first_extra[1].shape)}")
-    with torch.no_grad():
-        for (_, s_val), (_, d_val) in zip(src_items, dst_items):
-            d_val.copy_(s_val)
+    shorter, longer = ("source", "destination") if len(src_items) < len(dst_items) else \
+        ("destination", "source")
+    first_extra = (dst_items if shorter == "source" else src_items)[min(len(src_items),
+                                                                        len(dst_items))]
+    raise ValueError(f"the {shorter} has {min(len(src_items), len(dst_items))} tensors and the "
+                     f"{longer} {max(len(src_items), len(dst_items))}: the first without a "
+                     f"partner is {longer} {first_extra[0]} {tuple(first_extra[1].shape)}")

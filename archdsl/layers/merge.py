@@ -232,7 +232,33 @@ class Residual(Combinator):
         return span, label, hint, message
 
 
-COMBINATORS: dict[str, Combinator] = {"residual": Residual("add")}
+class ShortcutFirst(Combinator):
+    """`shortcut_first< shortcut | body >`: shortcut(x) + body(x), the shortcut's modules
+    registered (and its tensors saved) before the body's, as torchvision's RegNet and MaxViT
+    register theirs (`proj` before `f`). Both branches are written; they must give equal
+    shapes."""
+
+    name, min_branches, max_branches, equal_shapes = "shortcut_first", 2, 2, True
+
+    def roles(self, n):
+        return ["shortcut", "body"][:n]
+
+    def too_many(self):
+        return ("shortcut_first takes a shortcut and a body",
+                "write `shortcut_first< shortcut | body >`")
+
+    def culprit(self, site, xs, exc, source_text):
+        """Blame the body, whose shape the shortcut has to follow."""
+        short, body = xs
+        message = (f"shortcut_first needs equal shapes: shortcut gives {fmt_shape(short)}, body "
+                   f"gives {fmt_shape(body)}")
+        return (site.branch_spans[1], f"gives {fmt_shape(body)}",
+                "make the shortcut give the body's shape (e.g. a 1x1 `conv` at the body's "
+                "stride, then `bn`), or write `identity` for a body that keeps it", message)
+
+
+COMBINATORS: dict[str, Combinator] = {"residual": Residual("add"),
+                                      "shortcut_first": ShortcutFirst("add")}
 
 
 def combinator(name: str) -> Combinator | None:
@@ -245,4 +271,4 @@ def combinator(name: str) -> Combinator | None:
 
 
 def combinator_names() -> list[str]:
-    return ["residual"] + [k for k, v in REGISTRY.items() if isinstance(v, MergeKind)]
+    return ["residual", "shortcut_first"] + [k for k, v in REGISTRY.items() if isinstance(v, MergeKind)]
