@@ -16,6 +16,9 @@ from .command_values import (EXIT_OK, EXIT_SPEC, EXIT_USAGE, STDIN, Parser, Usag
                              add_spec_options, color, epilog, parse_input, parse_sets,
                              print_diagnostics, read_spec_file, spec_name)
 from .explain import add_explain
+from .fmt import add_fmt
+from .lsp import add_lsp
+from .timing import add_time
 from .train.config import TOP, LaunchConfig, OptionError, TrainConfig, add_option, add_options, \
     from_args, given
 from .train.errors import EXIT_INTERRUPTED
@@ -381,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_predict(sub)
     add_explain(sub)
+    add_time(sub)
+    add_fmt(sub)
+    add_lsp(sub)
     return parser
 
 

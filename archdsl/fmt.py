@@ -29,6 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .command_values import epilog
 from .diagnostics import Diagnostic
 
 __all__ = ["FormatError", "format_text", "tokens", "add_fmt", "cmd_fmt", "main"]
@@ -277,7 +278,9 @@ def add_fmt(sub) -> None:
         description="Rewrite .arch files in archdsl's canonical layout (spacing, separators, "
                     "indentation, blank lines, aligned trailing comments); comments are kept "
                     "and each file is replaced atomically. A folder stands for the .arch files "
-                    "in it and below; `-` reads stdin and writes the result to stdout.")
+                    "in it and below; `-` reads stdin and writes the result to stdout.",
+        epilog=epilog(["archdsl fmt specs/", "archdsl fmt --check specs/",
+                       "archdsl fmt --diff mynet.arch"], "docs/editors.md"))
     parser.add_argument("paths", nargs="+", metavar="PATH", help=".arch file, folder, or -")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a file is not formatted")

@@ -6,10 +6,11 @@ import pytest
 
 from archdsl.cli import build_parser, main
 
-COMMANDS = ("check", "export", "draw", "train", "eval", "predict", "explain")
+COMMANDS = ("check", "export", "draw", "train", "eval", "predict", "explain", "time", "fmt", "lsp")
 DOCS = {"check": "docs/cli.md", "export": "docs/export.md", "draw": "docs/draw.md",
         "train": "docs/training.md", "eval": "docs/training.md", "predict": "docs/training.md",
-        "explain": "docs/explain.md"}
+        "explain": "docs/explain.md", "time": "docs/time.md", "fmt": "docs/editors.md",
+        "lsp": "docs/editors.md"}
 
 
 def run(capsys, *argv):
@@ -27,7 +28,7 @@ def test_each_command_ends_its_help_with_examples_and_its_doc(command, capsys):
     assert code == 0
     examples = out.split("\nexamples:\n", 1)[1].split("\n\n")[0].splitlines()
     assert 2 <= len(examples) <= 3
-    assert all(line.startswith(f"  archdsl {command} ") for line in examples)
+    assert all(f"{line} ".startswith(f"  archdsl {command} ") for line in examples)
     assert out.rstrip().endswith(f"more: {DOCS[command]}") or \
         f"more: {DOCS[command]} " in out
 
@@ -56,7 +57,7 @@ def test_a_mistyped_command_gets_the_closest(capsys):
     assert run(capsys, "chek", "specs/lenet5.arch") == (
         2, "", "archdsl: error: unknown command 'chek'; did you mean check?\n")
     assert run(capsys, "xyz")[2] == ("archdsl: error: unknown command 'xyz'; the commands are "
-                                     "check, export, draw, train, eval, predict, explain\n")
+                                     "check, export, draw, train, eval, predict, explain, time, fmt, lsp\n")
 
 
 def test_usage_errors_are_one_line_on_stderr(capsys):

@@ -18,12 +18,15 @@ __all__ = ["add_lsp", "cmd_lsp", "main"]
 
 def add_lsp(sub) -> None:
     """Declare `archdsl lsp` on `sub` (the result of `parser.add_subparsers()`)."""
+    from ..command_values import epilog
+
     parser = sub.add_parser(
         "lsp", help="run the language server for editors (over stdio)",
         description="Run archdsl's language server over stdin/stdout, for an editor to start: "
                     "diagnostics as you type, hover, completion, go to definition, references, "
                     "symbols, inlay hints of each line's output shape, colouring and formatting. "
-                    "See docs/editors.md.")
+                    "See docs/editors.md.",
+        epilog=epilog(["archdsl lsp", "archdsl lsp --stdio"], "docs/editors.md"))
     parser.add_argument("--stdio", action="store_true",
                         help="talk over stdin/stdout (the default and only transport; accepted "
                              "because editors pass it)")
