@@ -5,6 +5,8 @@
     python benchmarks/train_speed.py --gpu-only --quick  # the GPU comparison alone (< 10 min)
     python benchmarks/train_speed.py --smoke             # the GPU comparison's code on the CPU,
                                                          # tiny, printed only
+    python benchmarks/train_speed.py --loaded [--quick]  # img/s under a competing load, per
+                                                         # --threads (auto and 1), printed only
 
 Same loop, same pipeline (every machine): both sides train the same model on the same data
 pipeline (archdsl's loaders and transforms, so only the training loop differs) with the same
@@ -553,6 +555,51 @@ def recipe_section(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _spin(stop) -> None:
+    """A competing process: one core kept busy until `stop` is set."""
+    while not stop.is_set():
+        sum(range(10000))
+
+
+def loaded_rates(threads: tuple, epochs: int, rounds: int) -> dict:
+    """Training-pass img/s of the README's main job (lenet5 on the digits) for each thread
+    count (0: archdsl's own choice), while as many busy processes as this process has
+    cores compete for them; rounds alternate the settings. The median of each."""
+    import multiprocessing
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    stop = multiprocessing.Event()
+    load = [multiprocessing.Process(target=_spin, args=(stop,), daemon=True)
+            for _ in range(cores)]
+    for p in load:
+        p.start()
+    rates = {t: [] for t in threads}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(rounds):
+                for t in threads:
+                    out = Path(tmp) / f"{t}-{r}"
+                    train(ROOT / "specs" / "lenet5.arch", "digits",
+                          TrainConfig(epochs=epochs, quiet=True, threads=t), out=str(out))
+                    with open(out / "metrics.csv") as f:
+                        rates[t] += [float(row["images_per_s"]) for row in csv.DictReader(f)]
+    finally:
+        stop.set()
+        for p in load:
+            p.join()
+    return {"cores": cores, "rates": {t: statistics.median(v) for t, v in rates.items()}}
+
+
+def loaded_section(result: dict) -> str:
+    lines = [f"lenet5 on the digits, {result['cores']} core(s), each kept busy by another "
+             "process; training-pass images per second (median):", "",
+             "| --threads | img/s |", "|---|---|"]
+    for t, rate in result["rates"].items():
+        lines.append(f"| {t if t else 'auto (' + str(max(result['cores'], 1)) + ')'} | "
+                     f"{rate:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs, steps and images")
@@ -564,8 +611,14 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="also write the recipe comparison's figures")
     parser.add_argument("--models", nargs="+", choices=("resnet18", "resnet50"),
                         help="only these models in the comparison (its own docs section)")
+    parser.add_argument("--loaded", action="store_true",
+                        help="img/s of the main job under a competing load, per --threads; "
+                             "printed only")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
+    if args.loaded:
+        print(loaded_section(loaded_rates((0, 1), epochs=1, rounds=1 if args.quick else 3)))
+        return
     if args.smoke:
         results = recipe_comparison(GpuPlan.make(quick=True, smoke=True))
         print(recipe_section(results, "python benchmarks/train_speed.py --smoke"))

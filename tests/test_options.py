@@ -222,3 +222,58 @@ def test_the_help_shows_each_default_and_no_internal_names(capsys, monkeypatch):
         assert name not in text, name
     assert "--device {auto,cpu,cuda,cuda:N,mps}" in text
     assert "--optimizer {sgd,adamw}" in text and "(default sgd)" in text
+
+
+def test_torch_threads_and_loader_workers_do_not_ask_for_more_cores_than_there_are(monkeypatch):
+    import os
+
+    from archdsl.train.images import cpu_share, torch_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert cpu_share(1) == (8, 8) and cpu_share(2) == (8, 4)
+    assert torch_threads(0, 0, 1, environ={}) == 8
+    assert torch_threads(0, 3, 1, environ={}) == 5  # the workers' cores are not the threads'
+    assert torch_threads(0, 3, 2, environ={}) == 1  # 4 cores each for 2 processes, 3 workers
+    assert torch_threads(0, 9, 1, environ={}) == 1
+    assert torch_threads(0, 2, 1, environ={"OMP_NUM_THREADS": "3"}) == 3  # the user's choice
+    assert torch_threads(2, 0, 1, environ={"OMP_NUM_THREADS": "3"}) == 2  # --threads first
+
+
+def test_a_run_trains_with_its_thread_count_and_a_resume_keeps_it(tmp_path, monkeypatch):
+    """The thread count changes the rounding of the sums: config.json records it, and the
+    resumed run uses it whatever the machine's OMP_NUM_THREADS says now."""
+    import json
+
+    import torch
+
+    from archdsl.train import resume, train
+    from archdsl.train import setup as setup_module
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                data / c / f"{i}.png")
+    spec = tmp_path / "tiny.arch"
+    spec.write_text("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
+                    "adaptiveavgpool 1; flatten; linear num_classes\n")
+    seen = []
+    real = setup_module.make_schedule
+
+    def spy(*args, **kwargs):  # called after the threads are set
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(setup_module, "make_schedule", spy)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    run = train(spec, str(data), TrainConfig(epochs=1, batch_size=4, quiet=True),
+                out=str(tmp_path / "r"))
+    assert json.loads((run / "config.json").read_text())["threads"] == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    resume(run, epochs=2, log=lambda line: None)
+    assert len(seen) >= 2 and set(seen) == {3}
+    run = train(spec, str(data), TrainConfig(epochs=1, batch_size=4, quiet=True, threads=2),
+                out=str(tmp_path / "r2"))
+    assert seen[-1] == 2 and json.loads((run / "config.json").read_text())["threads"] == 2

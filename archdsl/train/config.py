@@ -173,6 +173,10 @@ class TrainConfig:
                     metavar="SEED")
     workers: int = option(0, int, "data-loader worker processes (default 0: the training "
                                   "process reads the images)", min=0, metavar="N")
+    threads: int = option(0, int, "torch's CPU threads (default 0: this process's share of the "
+                                  "cores less its --workers, at least 1, or OMP_NUM_THREADS when "
+                                  "set; a busy machine trains faster with 1)", min=0,
+                          metavar="N")
     device: str = option("auto", str, "where to train: cpu, cuda, cuda:N (GPU number N), mps "
                                       "or auto (default auto: CUDA, then MPS, then the CPU)",
                          metavar="{auto,cpu,cuda,cuda:N,mps}",

@@ -107,15 +107,36 @@ def normalisation(samples, channels: int, size, limit: int = 500, seed: int = 0)
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
-def loader_workers(requested: int, batches: int, processes_here: int = 1) -> tuple[int, str | None]:
-    """The data-loader workers to start: `--workers`, but no more than this process's share
-    of the CPU cores, nor than the batches of an epoch (a worker makes whole batches); and
-    the line that says so when that is fewer than asked for."""
+def cpu_share(processes_here: int = 1) -> tuple[int, int]:
+    """This process's cores (its affinity) and its share of them among the training
+    processes on this machine."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    share = max(cores // max(processes_here, 1), 1)
+    return cores, max(cores // max(processes_here, 1), 1)
+
+
+def torch_threads(requested: int, workers: int, processes_here: int = 1,
+                  environ=os.environ) -> int:
+    """torch's CPU threads for a run: `--threads` when given (above 0), else OMP_NUM_THREADS
+    when set, else this process's share of the cores less its data-loader workers (each a
+    process of its own), at least 1; so that threads and workers together do not ask for
+    more cores than the process has (OpenMP threads that wait on a taken core wait on each
+    other: benchmarks/train_speed.py --loaded)."""
+    if requested > 0:
+        return requested
+    given = environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(cpu_share(processes_here)[1] - workers, 1)
+
+
+def loader_workers(requested: int, batches: int, processes_here: int = 1) -> tuple[int, str | None]:
+    """The data-loader workers to start: `--workers`, but no more than this process's share
+    of the CPU cores, nor than the batches of an epoch (a worker makes whole batches); and
+    the line that says so when that is fewer than asked for."""
+    cores, share = cpu_share(processes_here)
     workers = min(requested, share, max(batches, 1))
     if workers == requested:
         return workers, None

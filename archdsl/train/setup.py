@@ -24,7 +24,7 @@ from .config import TrainConfig
 from .data import DataError, DataSet, changes_since, fingerprint, load_dataset
 from .distributed import World, join
 from .errors import TrainError, on_every_worker
-from .images import ShardedOrder, datasets, loader_workers, normalisation
+from .images import ShardedOrder, datasets, loader_workers, normalisation, torch_threads
 from .run_folder import (checkpoint_bytes, json_writer, make_run_folder, spec_copy_name,
                          write_error)
 
@@ -191,6 +191,10 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size)
     train_loader, val_loader = _loaders(train_set, val_set, order, generator, config, device,
                                         world, log)
+    # the thread count changes the sums' rounding: a resumed run keeps the one it started with
+    threads = (saved or {}).get("threads") or torch_threads(
+        config.threads, train_loader.num_workers, world.local_size)
+    torch.set_num_threads(threads)
     needed = checkpoint_bytes(4 * network.params, config.optimizer)
     run = make_run_folder(spec_path, network.name, out, exist_ok, needed) if world.main else None
     run = world.from_main(run)  # rank 0 chose and made the folder; the others never write
@@ -203,6 +207,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     config_json = saved or _config_json(spec_path, dataset, network, data, config, device, amp,
                                         world, mean, std)
     config_json["options"] = asdict(config)
+    config_json["threads"] = threads
     _write_start(spec_path, run, config_json, world, fresh=saved is None)
     return Setup(network, data, run, model, optimizer, schedule, scaler,
                  nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
