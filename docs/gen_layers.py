@@ -63,10 +63,10 @@ RULES: dict[str, dict[str, str]] = {
                   "E-KERNEL (`D·(K−1)+1` larger than `I + P_l + P_r`)",
     },
     "linear": {
-        "input": "a vector of N features",
-        "shape": "a vector of `out` features",
+        "input": "a vector of N features, or a sequence of T tokens of N channels (T×N)",
+        "shape": "a vector of `out` features; on a sequence, each token: T × `out`",
         "params": "`N·out`, plus `out` with a bias",
-        "macs": "`N·out`",
+        "macs": "`N·out`, times T on a sequence",
         "rf": "a vector keeps the receptive field it arrived with",
         "errors": "E-RANK (input is a feature map: add `flatten`)",
     },
@@ -147,6 +147,67 @@ RULES: dict[str, dict[str, str]] = {
         "rf": "as add",
         "errors": "E-CONCAT",
     },
+    "attention": {
+        "input": "a sequence of N tokens of C channels (N×C)",
+        "shape": UNCHANGED + "; `heads` must divide C",
+        "params": "`4·C·C` (query, key, value and output projections), plus `4C` with biases",
+        "macs": "`4·N·C·C` (the projections) + `2·N·N·C` (Q·Kᵀ and the weighted sum of V)",
+        "rf": "every output token sees every input token: the whole input",
+        "errors": "E-RANK (input is not a sequence: add `tokens`), E-GROUPS (heads do not "
+                  "divide C)",
+    },
+    "tokens": {
+        "input": "a C×H×W feature map",
+        "shape": "a sequence of `H·W` tokens of C channels (H·W × C), row by row",
+        "errors": "E-RANK (input is not a feature map)",
+    },
+    "classtoken": {
+        "input": "anything (it reads no values; written as a branch of `concat`)",
+        "shape": "a sequence of one token of `dim` channels (1 × dim)",
+        "params": "`dim`",
+    },
+    "posembed": {
+        "input": "a sequence of N tokens of C channels",
+        "shape": UNCHANGED,
+        "params": "`N·C`",
+        "errors": "E-RANK (input is not a sequence)",
+    },
+    "token": {
+        "input": "a sequence of N tokens of C channels",
+        "shape": "a vector of C features (token `index`)",
+        "errors": "E-RANK (input is not a sequence), E-ARG-RANGE (`index` ≥ N)",
+    },
+    "split": {
+        "input": "a feature map or a vector; C is its first dimension",
+        "shape": "`torch.chunk`'s chunk `index`: chunks of `ceil(C/chunks)` channels, the last "
+                 "one smaller; the other dimensions unchanged",
+        "errors": "E-ARG-RANGE (`index` past the last chunk torch.chunk makes)",
+    },
+    "shuffle": {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED,
+        "errors": "E-RANK, E-GROUPS (groups must divide C)",
+    },
+    "layernorm2d": {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED,
+        "params": "`2C` when affine, else 0",
+        "errors": "E-RANK",
+    },
+    "pointwise": {
+        "input": "a C×H×W feature map",
+        "shape": "out × H × W",
+        "params": "`C·out`, plus `out` with a bias",
+        "macs": "`H·W·C·out`",
+        "errors": "E-RANK",
+    },
+    "layerscale": {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED,
+        "params": "`C`",
+        "errors": "E-RANK",
+    },
+    "stochasticdepth": {"shape": UNCHANGED},
 }
 for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "leakyrelu",
               "elu", "gelu"):
@@ -207,9 +268,18 @@ def _example(arg) -> str:
             "slope": "0.2", "alpha": "1.0", "groups": "32"}.get(arg.name, "…")
 
 
+def summary_sentence(summary: str) -> str:
+    """The summary as a sentence. One that starts with maths (`max(0, x)`, `x·sigmoid(x)`,
+    `x for x > 0, …`) keeps its case, after `Output: `; words get a capital."""
+    first = summary.split(" ", 1)[0]
+    if first in ("x", "y") or any(c in first for c in "()·/^+"):
+        return f"Output: {summary}."
+    return f"{summary[0].upper()}{summary[1:]}."
+
+
 def render_kind(kind) -> list[str]:
     rules = RULES[kind.name]
-    out = [f"#### `{kind.name}`", "", f"{kind.summary[0].upper()}{kind.summary[1:]}."]
+    out = [f"#### `{kind.name}`", "", summary_sentence(kind.summary)]
     out.append("")
     facts = []
     if kind.family != "merge":
