@@ -19,3 +19,32 @@ def test_every_diagnostic_code_is_documented():
     codes = set(re.findall(r'"([EW]-[A-Z-]+[A-Z])"', source))
     doc = (ROOT / "docs" / "language.md").read_text()
     assert {c for c in codes if f"| {c} |" not in doc} == set()
+
+
+def test_layer_summaries_keep_the_case_of_their_maths():
+    sys.path.insert(0, str(ROOT / "docs"))
+    from gen_layers import summary_sentence
+
+    assert summary_sentence("max(0, x)") == "Output: max(0, x)."
+    assert summary_sentence("x·sigmoid(x), also called swish") == \
+        "Output: x·sigmoid(x), also called swish."
+    assert summary_sentence("x for x > 0, slope·x otherwise") == \
+        "Output: x for x > 0, slope·x otherwise."
+    assert summary_sentence("max pooling (torch.nn.MaxPool2d)") == \
+        "Max pooling (torch.nn.MaxPool2d)."
+    doc = (ROOT / "docs" / "language.md").read_text()
+    assert "Max(0, x)" not in doc and "X·sigmoid(x)" not in doc
+
+
+def test_readme_and_docs_name_only_files_that_exist():
+    """A path such as `specs/mynet.arch` or `LANGUAGE.md` in the docs must be in the project."""
+    missing = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+                *sorted((ROOT / "specs").glob("*.arch"))]:
+        for path in re.findall(r"(?<![\w/.-])((?:specs|docs|tests|archdsl|tools|benchmarks)/"
+                               r"[\w./-]*\w\.(?:arch|md|py|toml))\b", doc.read_text()):
+            if "*" not in path and not (ROOT / path).exists():
+                missing.append(f"{doc.relative_to(ROOT)}: {path}")
+        if re.search(r"\bLANGUAGE\.md\b", doc.read_text()):
+            missing.append(f"{doc.relative_to(ROOT)}: LANGUAGE.md")
+    assert missing == []
