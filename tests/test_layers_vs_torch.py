@@ -62,15 +62,17 @@ def one_thread():
 def reference_macs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Run `module` on `x`; its output and the multiply-accumulates of one sample, counted
     on the torch side: convolutions (output elements x (in channels / groups) x kernel area)
-    and linear layers (in x out), the two archdsl counts."""
+    and linear layers (in x out, at each position where one runs over a map's channels), the
+    two archdsl counts."""
     total = []
 
     def conv_hook(m, inputs, out):
         kh, kw = m.kernel_size
         total.append(out.numel() // out.shape[0] * (m.in_channels // m.groups) * kh * kw)
 
-    def linear_hook(m, inputs, out):
-        total.append(m.in_features * m.out_features)
+    def linear_hook(m, inputs, out):  # once per position when applied over a map's channels
+        total.append(out.numel() // out.shape[0] // m.out_features * m.in_features *
+                     m.out_features)
 
     hooks = [m.register_forward_hook(conv_hook) for m in module.modules()
              if isinstance(m, nn.Conv2d)]
@@ -536,7 +538,80 @@ def linear(draw, channels: int | None = None, kind: str = "linear") -> Case:
     return Case(text, build, frozenset({"linear"}), 1, out)
 
 
-BRANCH_LAYERS = [conv, window_pool, adaptive, norm, activation, passthrough]
+class Chunk(nn.Module):
+    def __init__(self, chunks: int, index: int):
+        super().__init__()
+        self.chunks, self.index = chunks, index
+
+    def forward(self, x):
+        return x.chunk(self.chunks, dim=1)[self.index]  # IndexError past the last chunk
+
+
+class Scale(nn.Module):
+    """ConvNeXt's layer scale as its CNBlock applies it."""
+
+    def __init__(self, channels: int, init: float):
+        super().__init__()
+        self.layer_scale = nn.Parameter(torch.ones(channels, 1, 1) * init)
+
+    def forward(self, x):
+        return self.layer_scale * x
+
+
+CHANNEL_KINDS = ["split", "shuffle", "layernorm2d", "pointwise", "layerscale",
+                 "stochasticdepth"]
+
+
+@st.composite
+def channelwise(draw, channels: int | None = None, kind: str | None = None) -> Case:
+    """The channel-wise kinds of ShuffleNetV2 and ConvNeXt, each against torch's or
+    torchvision's own code."""
+    from torchvision.models.convnext import LayerNorm2d
+    from torchvision.ops import StochasticDepth
+    from torchvision.ops.misc import Permute
+
+    kind = kind or draw(st.sampled_from(CHANNEL_KINDS))
+    if kind == "split":
+        chunks = draw(weighted((20, st.integers(1, 5)), (1, st.just(0))))
+        index = draw(st.integers(0, max(chunks - 1, 0)))
+        text = draw(st.sampled_from([f"split {index} {chunks}", f"split {index} chunks={chunks}",
+                                     f"split index={index} chunks={chunks}"]))
+        return Case(text, lambda shape: Chunk(chunks, index), frozenset({kind}), None, None)
+    if kind == "shuffle":
+        groups = draw(weighted((20, st.integers(1, 4)), (5, st.just(channels or 1))))
+        text = draw(st.sampled_from([f"shuffle {groups}", f"shuffle groups={groups}"]))
+        return Case(text, on_maps(lambda shape: nn.ChannelShuffle(groups)), frozenset({kind}),
+                    3, channels)
+    if kind == "layernorm2d":
+        affine = draw(st.booleans())
+        eps = draw(st.sampled_from([None, 1e-6, 0.1]))
+        text = line(draw, ["layernorm2d", boolean_arg(draw, "affine", "noaffine", affine, True),
+                           None if eps is None else f"eps={number(eps)}"])
+        return Case(text, on_maps(lambda shape: LayerNorm2d(
+            shape[0], eps=1e-5 if eps is None else eps, elementwise_affine=affine)),
+            frozenset({kind}), 3, channels)
+    if kind == "pointwise":
+        out = draw(st.integers(1, 16))
+        bias = draw(st.booleans())
+        text = line(draw, [f"pointwise {out}", boolean_arg(draw, "bias", "nobias", bias, True)])
+        return Case(text, lambda shape: nn.Sequential(  # raises on a vector: no 4 dimensions
+            Permute([0, 2, 3, 1]), nn.Linear(shape[0], out, bias=bias), Permute([0, 3, 1, 2])),
+            frozenset({kind}), 3, out)
+    if kind == "layerscale":
+        init = draw(st.sampled_from([None, 0.5, 1e-6]))
+        text = "layerscale" if init is None else draw(st.sampled_from(
+            [f"layerscale {number(init)}", f"layerscale init={number(init)}"]))
+        return Case(text, on_maps(lambda shape: Scale(shape[0], 1e-6 if init is None else init)),
+                    frozenset({kind}), 3, channels)
+    p = draw(weighted((10, st.sampled_from([0.0, 0.1, 0.5, 1.0])), (1, st.just(1.5))))
+    mode = draw(st.sampled_from([None, "row", "batch"]))
+    text = line(draw, [f"stochasticdepth {number(p)}", None if mode is None else
+                       draw(st.sampled_from([mode, f"mode={mode}"]))])
+    return Case(text, lambda shape: StochasticDepth(p, mode or "row"), frozenset({kind}), None,
+                channels)
+
+
+BRANCH_LAYERS = [conv, window_pool, adaptive, norm, activation, passthrough, channelwise]
 
 
 @st.composite
@@ -592,7 +667,7 @@ def combinator(draw, channels: int | None = None, kind: str | None = None) -> Ca
 TWINS = {kind: strategy for strategy, kinds in [
     (conv, ["conv"]), (window_pool, WINDOW_POOLS), (adaptive, ADAPTIVE_POOLS), (norm, NORMS),
     (activation, ACTIVATIONS), (passthrough, PASSTHROUGH), (linear, ["linear"]),
-    (combinator, list(COMBINATORS))] for kind in kinds}
+    (combinator, list(COMBINATORS)), (channelwise, CHANNEL_KINDS)] for kind in kinds}
 
 # Single-layer examples per kind, 1,510 in all: the most arguments, the most examples.
 EXAMPLES = {"conv": 300, "maxpool": 120, "avgpool": 120, "adaptiveavgpool": 40,
@@ -652,7 +727,7 @@ def stack(draw, shape: tuple) -> list[Case]:
         if rank == 3:
             kind = draw(st.sampled_from([conv] * 6 + [window_pool] * 4 + [norm] * 2 +
                                         [activation] * 4 + [adaptive] * 2 + [combinator] * 3 +
-                                        [passthrough] * 2 + [linear]))
+                                        [passthrough] * 2 + [channelwise] * 2 + [linear]))
         else:
             kind = draw(st.sampled_from([linear] * 6 + [activation] * 3 + [norm] * 2 +
                                         [passthrough] * 2 + [combinator, conv, window_pool]))
