@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archdsl.train import DataError, TrainConfig, train
-from archdsl.train.data import load_dataset
+from archdsl.train import DataError, TrainConfig, load_dataset, train
 
 
 def images(folder: Path, names) -> None:

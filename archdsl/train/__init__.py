@@ -19,7 +19,7 @@ from importlib import import_module
 
 _HOMES = {"train": ".run", "resume": ".run", "evaluate_run": ".inference",
           "predict": ".inference", "TrainConfig": ".config", "TrainError": ".errors",
-          "DataError": ".data", "Interrupted": ".errors", "load_dataset": ".data"}
+          "DataError": ".data", "Interrupted": ".errors", "load_dataset": ".table_data"}
 
 __all__ = ["train", "resume", "evaluate_run", "predict", "TrainConfig", "TrainError",
            "DataError", "Interrupted", "load_dataset"]

@@ -227,18 +227,13 @@ def _require_images(root: Path, classes: list[str], skipped: list) -> None:
 def load_dataset(source: str, val_split: float = 0.1, seed: int = 0, channels: int = 3) -> DataSet:
     """The built-in `digits`, random images (`synthetic`, `synthetic:N` or `synthetic:NxK`:
     N 256x256 images, default 10,000, of K classes, default 10), or an image folder whose
-    unreadable files are set aside, or a CSV/TSV file of `path,label[,split]` rows
-    (table_data.py)."""
+    unreadable files are set aside. A CSV/TSV table is read by table_data.load_dataset."""
     if source == "digits" and not Path(source).exists():
         classes, samples = load_digits()
         train, val = stratified_split(samples, val_split, seed)
         return DataSet(classes, train, val, "digits (built in)", split="val_split")
     if source.split(":")[0] == "synthetic" and not Path(source).exists():
         return load_synthetic(source, val_split, seed, channels)
-    from .table_data import is_table, load_table
-
-    if is_table(source):
-        return load_table(source, val_split, seed, channels)
     return load_folder(Path(source), val_split, seed, channels)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import DataError, Sample, decode, load_dataset, printable, quiet_decoding, unreadable
+from .data import DataError, Sample, decode, printable, quiet_decoding, unreadable
+from .table_data import load_dataset
 from .distributed import World
 from .errors import TrainError
 from .images import ImageSet, eval_transform

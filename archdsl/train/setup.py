@@ -21,7 +21,8 @@ from torch import nn
 
 from ..files import WriteError, atomic_write
 from .config import TrainConfig
-from .data import DataError, DataSet, changes_since, fingerprint, load_dataset
+from .data import DataError, DataSet, changes_since, fingerprint
+from .table_data import load_dataset
 from .distributed import World, join
 from .errors import TrainError, on_every_worker
 from .images import ShardedOrder, datasets, loader_workers, normalisation, torch_threads

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from . import data as _data
 from .data import VAL_NAMES, DataError, DataSet, Sample, check_decodable, printable, \
     stratified_split
 
@@ -80,3 +81,11 @@ def load_table(source: str, val_split: float, seed: int, channels: int = 3) -> D
         how = "table"
     return DataSet(classes, train, val, printable(path), skipped=missing + bad, split=how,
                    root=path.parent)
+
+
+def load_dataset(source: str, val_split: float = 0.1, seed: int = 0,
+                 channels: int = 3) -> DataSet:
+    """Any DATASET: a CSV/TSV table here, the rest as data.load_dataset reads them."""
+    if is_table(source):
+        return load_table(source, val_split, seed, channels)
+    return _data.load_dataset(source, val_split, seed, channels)
