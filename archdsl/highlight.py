@@ -28,7 +28,8 @@ class ArchLexer(RegexLexer):
         "root": [
             (r"#.*?$", Comment.Single),
             (r"\s+", Text),
-            (words(("arch", "block", "repeat", "input", "init"), suffix=r"\b"), Keyword),
+            (words(("arch", "block", "repeat", "input", "init", "def", "if", "else"),
+                   suffix=r"\b"), Keyword),
             (r"([A-Za-z_][A-Za-z0-9_]*)(\s*)(<)", bygroups(Name.Builtin, Text, Punctuation)),
             (r"([A-Za-z_][A-Za-z0-9_]*)(=)", bygroups(Name.Attribute, Operator)),
             (r"\b[kspdg][0-9]+(x[0-9]+)*\b", Name.Attribute),

@@ -27,3 +27,9 @@ def test_the_parts_of_a_statement_get_their_colours():
     assert kinds["block"] is Keyword and kinds["conv"] is Name.Function
     assert kinds["residual"] is Name.Builtin and kinds["k3"] is Name.Attribute
     assert kinds["s"] is Name.Attribute and kinds["2"] in Number.Integer
+
+
+def test_definitions_and_conditionals_are_keywords():
+    kinds = {text: kind for kind, text in get_lexer_by_name("arch").get_tokens(
+        "def half(c) = (c // 2 if c > 8 else c)\n") if text.strip()}
+    assert kinds["def"] is Keyword and kinds["if"] is Keyword and kinds["else"] is Keyword
