@@ -38,7 +38,7 @@ class ArchLexer(RegexLexer):
             (r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+", Number.Float),
             (r"[0-9]+", Number.Integer),
             (r"[A-Za-z_][A-Za-z0-9_]*", Name),
-            (r"//|[-+*/%=]", Operator),
+            (r"//|[<>=!]=|[-+*/%=]", Operator),
             (r"[;,(){}<>|]", Punctuation),
         ],
     }
