@@ -126,6 +126,9 @@ def randomise(model, x):
                 m.reset_running_stats()
                 norms.append((m, m.momentum))
                 m.momentum = 1.0                # the running statistics become the batch's
+        for name, p in model.named_parameters():  # ConvNeXt's: bodies that matter to the sum
+            if name.endswith("layer_scale"):
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
         model.train()(x)
         for m, momentum in norms:
             m.momentum = momentum
