@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -239,8 +240,12 @@ def run_doc(doc: str) -> dict[int, str | None]:
         try:
             for b in runnable(blocks):
                 if b.lang == "console":
-                    errors = [e for e in (_run_command(c, repo, env) for c in parse_console(b))
-                              if e]
+                    try:
+                        commands = parse_console(b)
+                    except AssertionError as malformed:
+                        results[b.line] = str(malformed)
+                        continue
+                    errors = [e for e in (_run_command(c, repo, env) for c in commands) if e]
                     results[b.line] = "\n\n".join(errors) or None
                 else:
                     python = python or Python(repo, env)
@@ -271,6 +276,11 @@ def test_example(block: Block):
     error = run_doc(block.doc).get(block.line)
     if error is not None:
         pytest.fail(f"{block.id} ({block.lang} block):\n{error}", pytrace=False)
+
+
+def test_a_malformed_console_block_is_reported():
+    with pytest.raises(AssertionError, match="before the first `\\$ ` command"):
+        parse_console(Block("d.md", 1, "console", "output without a command"))
 
 
 def test_there_are_examples_in_every_kind():
@@ -355,8 +365,14 @@ def test_python_blocks_share_a_namespace_and_doctests_compare(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # The Python side: `python tests/test_doc_examples.py --worker` runs blocks sent on stdin
 
+def _too_long(signum, frame):
+    raise TimeoutError(f"the example ran past {COMMAND_TIMEOUT} s")
+
+
 def _run_block(request: dict, namespace: dict) -> str | None:
     out = io.StringIO()
+    signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(COMMAND_TIMEOUT)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             if request["lang"] == "python":
@@ -371,6 +387,8 @@ def _run_block(request: dict, namespace: dict) -> str | None:
             return report.getvalue() or None if runner.failures else None
     except BaseException:  # noqa: BLE001 (the example's failure is the result)
         return traceback.format_exc() + out.getvalue()
+    finally:
+        signal.alarm(0)
 
 
 def worker() -> None:
