@@ -214,7 +214,7 @@ def test_the_help_shows_each_default_and_no_internal_names(capsys, monkeypatch):
         main(["train", "--help"])
     text = capsys.readouterr().out
     for name, opt, default in options(TrainConfig):
-        if default not in (None, False, True):
+        if default not in (None, False, True, []):
             shown = default if not isinstance(default, float) else f"{default:g}"
             assert f"(default {shown}" in opt.help, (opt.flag, opt.help)
     for name in ("BATCH_SIZE", "MOMENTUM", "WORKERS", "EPOCHS_GIVEN", "WEIGHT_DECAY",

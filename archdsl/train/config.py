@@ -32,6 +32,7 @@ class Option:
     max: float | None = None
     above: float | None = None  # exclusive lower bound
     metavar: str | None = None
+    many: bool = False  # a list option taking several values at once (--freeze A B)
     why: str = ""  # said after a value out of range
     check: Callable[[str], str | None] | None = None  # a problem with the value, in words
 
@@ -204,6 +205,18 @@ class TrainConfig:
     cache_dir: str | None = option(None, str, "where --cache disk keeps its files (default "
                                                "~/.cache/archdsl)", metavar="DIR",
                                 check=folder_problem("--cache-dir"))
+    init: str | None = option(None, str, "start from these weights: an archdsl run folder, a "
+                                         ".safetensors file, a PyTorch state_dict file (e.g. "
+                                         "torchvision's), or `torchvision` (its weights of the "
+                                         "model the spec is, from TORCH_HOME's cache); mapped "
+                                         "by structure, a head that does not fit starts fresh "
+                                         "(default none)", metavar="SOURCE")
+    freeze: list = option(list, list, "train these layers or groups not at all (their names as "
+                                      "`archdsl check` and the errors show them: conv1, basic3, "
+                                      "or a block's name for every call of it); batch norm "
+                                      "statistics are frozen too", metavar="NAME", many=True)
+    unfreeze_at: int | None = option(None, int, "thaw the --freeze layers from epoch EPOCH on "
+                                                "(default never)", min=1, metavar="EPOCH")
     augment_on: str = option("auto", str, "where random crops, flips and normalisation run "
                                           "(default auto: the GPU when training on CUDA)",
                              choices=("auto", "cpu", "gpu"))
@@ -273,7 +286,8 @@ def add_option(parser, name: str, opt: Option) -> None:
         parser.add_argument(opt.flag, dest=name, action=action, default=None, help=opt.help)
         return
     if opt.type is list:
-        parser.add_argument(opt.flag, dest=name, action="append", default=None,
+        parser.add_argument(opt.flag, dest=name, action="extend" if opt.many else "append",
+                            nargs="+" if opt.many else None, default=None,
                             metavar=opt.metavar, help=opt.help)
         return
 

@@ -131,6 +131,11 @@ def _epoch(s: Setup, epoch: int, at: Position, health: GradientHealth, stop: Sto
     matrix, or (None, None) when Ctrl-C stopped it; `at` then says where it stood."""
     config, world = s.config, s.world
     s.model.train()
+    if s.frozen:  # after train(): frozen batch norm keeps its statistics
+        from .transfer import set_frozen
+
+        set_frozen(unwrap(s.model), s.frozen,
+                   config.unfreeze_at is None or epoch < config.unfreeze_at)
     progress = Progress(f"epoch {epoch}/{config.epochs}", len(s.train_loader),
                         quiet=config.quiet or not world.main)
     progress.done = at.step

@@ -52,6 +52,7 @@ class Setup:
     config_json: dict
     world: World = field(default_factory=World)
     augment: object = None  # GpuAugment when the device crops, flips and normalises
+    frozen: list = field(default_factory=list)  # module paths --freeze holds still
     epoch_order: object = None  # the loader's random state at the start of the current epoch
 
 
@@ -196,10 +197,13 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     threads = (saved or {}).get("threads") or torch_threads(
         config.threads, train_loader.num_workers, world.local_size)
     torch.set_num_threads(threads)
+    # --init from the start: a new run, or one resumed before its first epoch finished
+    init = config.init if saved is None or not (Path(out) / "resume.pt").is_file() else None
+    model, frozen, init_info = _model(network, config, device, world, spec_path, params, init,
+                                      log)
     needed = checkpoint_bytes(4 * network.params, config.optimizer)
     run = make_run_folder(spec_path, network.name, out, exist_ok, needed) if world.main else None
     run = world.from_main(run)  # rank 0 chose and made the folder; the others never write
-    model = _model(network, config, device, world)
     optimizer = _optimizer(model, config)
     schedule = make_schedule(optimizer, config, max(len(train_loader), 1))
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
@@ -209,10 +213,13 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
                                         world, mean, std)
     config_json["options"] = asdict(config)
     config_json["threads"] = threads
+    if init_info is not None:
+        config_json["init"] = init_info
     _write_start(spec_path, run, config_json, world, fresh=saved is None)
     return Setup(network, data, run, model, optimizer, schedule, scaler,
                  nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
-                 val_loader, order, generator, device, amp, config, config_json, world, augment)
+                 val_loader, order, generator, device, amp, config, config_json, world, augment,
+                 frozen=frozen)
 
 
 def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params: dict,
@@ -323,8 +330,29 @@ def _loaders(train_set, val_set, order: ShardedOrder, generator, config: TrainCo
     return train_loader, val_loader
 
 
-def _model(network, config: TrainConfig, device, world: World) -> nn.Module:
-    model = network.to_torch().to(device)
+def _model(network, config: TrainConfig, device, world: World, spec_path: Path, params: dict,
+           init: str | None, log):
+    """The compiled network on its device (started from --init's weights), the module paths
+    --freeze holds still (frozen from the start) and --init's summary (None without)."""
+    from .transfer import frozen_modules, initialise_from, set_frozen, summary_line
+
+    model = network.to_torch()
+    info = initialise_from(model, network, init, spec_path, params) if init else None
+    if info is not None:
+        log(summary_line(info))
+    frozen = frozen_modules(model, config.freeze) if config.freeze else []
+    if frozen:
+        if config.unfreeze_at is not None and world.several:
+            raise TrainError("--unfreeze-at with several workers is not supported: "
+                             "DistributedDataParallel fixes the trained parameters when it "
+                             "starts; train the frozen part with one worker, or leave it out")
+        set_frozen(model, frozen, config.unfreeze_at is None or config.unfreeze_at > 1)
+        trains = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log(f"--freeze: {len(frozen)} layer(s) frozen ({', '.join(frozen[:4])}"
+            f"{' …' if len(frozen) > 4 else ''}); {trains:,} of {network.params:,} parameters "
+            "train" + (f" until epoch {config.unfreeze_at}, all from then on"
+                       if config.unfreeze_at else ""))
+    model = model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
@@ -336,7 +364,7 @@ def _model(network, config: TrainConfig, device, world: World) -> nn.Module:
         # the same weights everywhere (DDP copied rank 0's); from here each worker draws its
         # own augmentation and dropout
         torch.manual_seed(config.seed + world.rank)
-    return model
+    return model, frozen, info
 
 
 def _optimizer(model: nn.Module, config: TrainConfig):
