@@ -99,13 +99,26 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
                                          batch_size=batch_size)
     result = evaluate(model, loader, torch.device("cpu"), nn.CrossEntropyLoss(),
                       len(saved["classes"]))
-    confusion = result["confusion"]
-    per_class = {}
-    for i, name in enumerate(saved["classes"]):
-        n = int(confusion[i].sum())
-        per_class[name] = {"images": n, "acc": (int(confusion[i, i]) / n) if n else None}
-    result.update(per_class=per_class, classes=saved["classes"], skipped=data.skipped)
+    result.update(per_class=per_class_scores(result["confusion"], saved["classes"]),
+                  classes=saved["classes"], skipped=data.skipped)
     return result
+
+
+def per_class_scores(confusion, classes: list[str]) -> dict:
+    """For each class (confusion's rows: true class, columns: predicted): its images, accuracy
+    (= recall: the share of its images predicted as it), precision (the share of the images
+    predicted as it that are it) and F1 (their harmonic mean); None where a share has no
+    images to be taken of."""
+    scores = {}
+    for i, name in enumerate(classes):
+        right, n, called = int(confusion[i, i]), int(confusion[i].sum()), int(confusion[:, i].sum())
+        recall = right / n if n else None
+        precision = right / called if called else None
+        f1 = (2 * precision * recall / (precision + recall) if precision and recall else
+              (0.0 if precision is not None and recall is not None else None))
+        scores[name] = {"images": n, "acc": recall, "precision": precision, "recall": recall,
+                        "f1": f1}
+    return scores
 
 
 def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):

@@ -1,0 +1,47 @@
+"""Issue 14: `archdsl eval` reports per-class precision, recall and F1."""
+
+import json
+
+import pytest
+import torch
+
+from archdsl.train.inference import per_class_scores
+
+
+def test_precision_recall_and_f1_per_class_from_the_confusion_matrix():
+    # rows: true class, columns: predicted
+    confusion = torch.tensor([[8, 2, 0], [4, 6, 0], [0, 0, 0]])
+    scores = per_class_scores(confusion, ["cat", "dog", "eel"])
+    cat, dog, eel = scores["cat"], scores["dog"], scores["eel"]
+    assert cat["images"] == 10 and cat["recall"] == cat["acc"] == pytest.approx(0.8)
+    assert cat["precision"] == pytest.approx(8 / 12)
+    assert cat["f1"] == pytest.approx(2 * (8 / 12) * 0.8 / (8 / 12 + 0.8))
+    assert dog["precision"] == pytest.approx(6 / 8) and dog["recall"] == pytest.approx(0.6)
+    assert eel == {"images": 0, "acc": None, "precision": None, "recall": None, "f1": None}
+    never_right = per_class_scores(torch.tensor([[0, 3], [2, 0]]), ["a", "b"])
+    assert never_right["a"]["f1"] == 0.0 and never_right["a"]["precision"] == 0.0
+
+
+def test_eval_json_has_them(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from archdsl.cli import main
+    from archdsl.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                tmp_path / "d" / c / f"{i}.png")
+    spec = tmp_path / "tiny.arch"
+    spec.write_text("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
+                    "adaptiveavgpool 1; flatten; linear num_classes\n")
+    run = train(spec, str(tmp_path / "d"), TrainConfig(epochs=1, batch_size=4, quiet=True),
+                out=str(tmp_path / "r"))
+    assert main(["eval", str(run), str(tmp_path / "d"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    confusion = torch.tensor(doc["confusion"])
+    assert doc["per_class"] == json.loads(json.dumps(per_class_scores(confusion, ["a", "b"])))
+    assert set(doc["per_class"]["a"]) == {"images", "acc", "precision", "recall", "f1"}
