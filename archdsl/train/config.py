@@ -217,6 +217,12 @@ class TrainConfig:
                                       "statistics are frozen too", metavar="NAME", many=True)
     unfreeze_at: int | None = option(None, int, "thaw the --freeze layers from epoch EPOCH on "
                                                 "(default never)", min=1, metavar="EPOCH")
+    patience: int | None = option(None, int, "stop when the validation accuracy has not "
+                                             "improved for N epochs (default never)", min=1,
+                                  metavar="N")
+    class_weights: str = option("none", str, "weigh the training loss: auto weighs each class "
+                                             "by the inverse of its share of the training "
+                                             "images (default none)", choices=("none", "auto"))
     augment_on: str = option("auto", str, "where random crops, flips and normalisation run "
                                           "(default auto: the GPU when training on CUDA)",
                              choices=("auto", "cpu", "gpu"))

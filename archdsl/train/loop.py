@@ -57,6 +57,8 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
         health.sums, health.steps = health_state["sums"].to(device), health_state["steps"]
     writer = _tensorboard(run) if config.tensorboard and world.main else None
     saved_at = at.epoch - 1  # the epoch of the checkpoint on disk
+    if at.step == 0 and _out_of_patience(s, at.rows, log):  # a resumed run that had stopped
+        at = type(at)(epoch=config.epochs + 1, rows=at.rows, best=at.best)
     try:
         # torchrun passes Ctrl-C on to its workers: a second SIGINT right after the first is
         # that, not a second press
@@ -75,6 +77,8 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
                 checkpoint(s, epoch, at.rows, at.best, improved, confusion, log=log)
                 saved_at = epoch
                 _report(s, epoch, at, row, writer, log)
+                if _out_of_patience(s, at.rows, log):
+                    break
                 if world.any(stop.requested, device) and epoch < config.epochs:
                     raise on_every_worker(Interrupted(
                         f"interrupted after epoch {epoch}; the run is saved. Continue it with: "
@@ -99,6 +103,22 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
     else:
         log(f"best val accuracy {at.best:.1%}; weights in {run / 'best.safetensors'}")
     return run
+
+
+def _out_of_patience(s: Setup, rows: list, log) -> bool:
+    """--patience N: whether the last N epochs have not raised the best validation accuracy
+    (so that the run stops; said once). Read from the rows alone, so a resume knows."""
+    patience = s.config.patience
+    if patience is None or not s.data.val or not rows or rows[-1]["epoch"] >= s.config.epochs:
+        return False
+    accuracies = [r["val_acc"] for r in rows]
+    best = accuracies.index(max(accuracies))
+    if len(rows) - 1 - best < patience:
+        return False
+    log(f"--patience {patience}: the validation accuracy has not improved for {patience} "
+        f"epoch(s) (best {accuracies[best]:.1%}, epoch {rows[best]['epoch']}); stopping after "
+        f"epoch {rows[-1]['epoch']} of {s.config.epochs}")
+    return True
 
 
 def _record(s: Setup, at: Position, row: dict, health: GradientHealth, log) -> bool:

@@ -217,9 +217,24 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
         config_json["init"] = init_info
     _write_start(spec_path, run, config_json, world, fresh=saved is None)
     return Setup(network, data, run, model, optimizer, schedule, scaler,
-                 nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), train_loader,
+                 _loss(config, data, device, log), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
                  frozen=frozen)
+
+
+def _loss(config: TrainConfig, data: DataSet, device, log):
+    """The training loss: cross-entropy, with --label-smoothing, and with --class-weights auto
+    each class weighed by N / (K x its training images), said in one line."""
+    if config.class_weights == "none":
+        return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    counts = torch.bincount(torch.tensor([s.label for s in data.train], dtype=torch.long),
+                            minlength=len(data.classes)).double()
+    weights = counts.sum() / (len(data.classes) * counts.clamp_min(1))
+    log("--class-weights auto: " + ", ".join(
+        f"{c} {w:.3g} ({int(n)} images)" for c, w, n in zip(data.classes, weights.tolist(),
+                                                            counts.tolist())))
+    return nn.CrossEntropyLoss(weight=weights.float().to(device),
+                               label_smoothing=config.label_smoothing)
 
 
 def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params: dict,

@@ -1,0 +1,74 @@
+"""Issue 14, recipes: --patience (early stopping that a resume knows) and --class-weights."""
+
+import numpy as np
+from PIL import Image
+
+from archdsl.train import TrainConfig, resume, train
+
+SPEC = ("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
+        "adaptiveavgpool 1; flatten; linear num_classes\n")
+
+
+def noise(folder, counts: dict):
+    rng = np.random.default_rng(0)
+    for c, n in counts.items():
+        (folder / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                folder / c / f"{i}.png")
+    return folder
+
+
+def test_patience_stops_the_run_and_a_resume_knows(tmp_path):
+    data = noise(tmp_path / "d" / "train", {"a": 6, "b": 6})
+    noise(tmp_path / "d" / "val", {"a": 2, "b": 2})
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    lines = []
+    # 4 validation images: the accuracy can rise at most 4 times, so 10 epochs must stop
+    run = train(spec, str(data.parent), TrainConfig(epochs=10, batch_size=4, patience=1),
+                out=str(tmp_path / "r"), log=lines.append)
+    rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    accuracies = [float(r[4]) for r in rows]
+    assert len(rows) < 10
+    best = accuracies.index(max(accuracies))
+    assert len(rows) - 1 - best == 1  # stopped one epoch without improvement after the best
+    assert all(a < b for a, b in zip(accuracies[:best], accuracies[1:best + 1]))
+    said = [line for line in lines if line.startswith("--patience 1:")]
+    assert said == [f"--patience 1: the validation accuracy has not improved for 1 epoch(s) "
+                    f"(best {max(accuracies):.1%}, epoch {best + 1}); stopping after epoch "
+                    f"{len(rows)} of 10"]
+    again = []
+    resume(run, log=again.append)
+    assert len((run / "metrics.csv").read_text().splitlines()) == len(rows) + 1
+    assert said[0] in again
+
+
+def test_class_weights_auto_weighs_each_class_by_its_inverse_share(tmp_path):
+    import torch
+
+    from archdsl.train import setup as setup_module
+
+    data = noise(tmp_path / "d" / "train", {"a": 9, "b": 3})
+    noise(tmp_path / "d" / "val", {"a": 1, "b": 1})
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    seen = []
+    real = setup_module._loss
+
+    def spy(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    setup_module._loss = spy
+    try:
+        lines = []
+        train(spec, str(data.parent), TrainConfig(epochs=1, batch_size=4, class_weights="auto"),
+              out=str(tmp_path / "r"), log=lines.append)
+        train(spec, str(data.parent), TrainConfig(epochs=1, batch_size=4, quiet=True),
+              out=str(tmp_path / "r2"))
+    finally:
+        setup_module._loss = real
+    assert torch.allclose(seen[0].weight, torch.tensor([12 / (2 * 9), 12 / (2 * 3)]))
+    assert seen[1].weight is None
+    assert "--class-weights auto: a 0.667 (9 images), b 2 (3 images)" in lines
