@@ -89,8 +89,21 @@ class Facts:
     params: int = 0
     buffers: int = 0
     macs: int = 0
-    rf: tuple | None = None  # ((size_h, size_w), (jump_h, jump_w))
+    rf: tuple | None = None  # ((size_h, size_w), (jump_h, jump_w)), by the recurrence
     memory: int = 0  # bytes of one sample's output (float32)
+    # (H, W): the input's size plus the padding on the paths that reach this node, in input
+    # pixels: no receptive field is larger (infer.py)
+    bound: tuple | None = None
+
+    @property
+    def field(self) -> tuple | None:
+        """The receptive field as shown: the recurrence's size, but never more than `bound`
+        (after a global gate or pooling, fields cover the whole padded input; the recurrence,
+        which assumes shifted windows of one size, would go on growing)."""
+        if self.rf is None or self.bound is None:
+            return self.rf
+        (size, jump), bound = self.rf, self.bound
+        return (tuple(min(s, b) for s, b in zip(size, bound)), jump)
 
     def set_output(self, shape: tuple, rf) -> None:
         self.shape, self.rf = shape, rf

@@ -45,12 +45,14 @@ def infer_node(graph: LayerGraph, nid: str) -> None:
     if node.kind is None:  # the input
         if graph.input_shape is not None:
             facts.set_output(tuple(graph.input_shape), NO_GROWTH)
+            facts.bound = tuple(graph.input_shape[1:]) if len(graph.input_shape) == 3 else None
         return
     inputs = graph.inputs(nid)
     if node.invalid or any(graph.facts[p].shape is None for p in inputs):
         return
     xs = [graph.facts[p].shape for p in inputs]
     rfs = [graph.facts[p].rf for p in inputs]
+    bounds = [graph.facts[p].bound for p in inputs]
     kind = node.kind
     if node.merge is not None:
         if node.merge.auto_shortcut and xs[0] != xs[1]:
@@ -59,10 +61,13 @@ def infer_node(graph: LayerGraph, nid: str) -> None:
             raise LayerError("E-SHAPE", f"{node.merge.combinator} needs equal shapes")
         y = kind.combine(xs)
         facts.set_output(y, kind.receptive_merge(rfs, xs, y))
+        facts.bound = None if None in bounds else tuple(max(b[a] for b in bounds) for a in (0, 1))
         return
     x = xs[0]
     y = kind.shape(node.args, x)
     facts.set_output(y, receptive_field(graph, kind, node.args, x, rfs[0]))
+    facts.bound = grow_bound(bounds[0], rfs[0], x, y, *kind.receptive(node.args, x)) \
+        if len(x) == 3 else bounds[0]
     facts.params = kind.params(node.args, x, y)
     facts.buffers = kind.buffers(node.args, x, y)
     facts.macs = kind.macs(node.args, x, y)
@@ -82,6 +87,17 @@ def grow_rf(rf, kernel, stride):
     (size_h, size_w), (jump_h, jump_w) = rf
     return ((size_h + (kernel[0] - 1) * jump_h, size_w + (kernel[1] - 1) * jump_w),
             (jump_h * stride[0], jump_w * stride[1]))
+
+
+def grow_bound(bound, rf, x, y, kernel, stride):
+    """The padded input's extent after a layer: the padding its windows read (the output's
+    reach, (O - 1) * S + K, beyond the input's I rows: padding left unread does not count), in
+    input pixels (times the jump). Without padding the bound stays the input's size."""
+    if bound is None or rf is None:
+        return None
+    out = y[1:] if len(y) == 3 else (1, 1)
+    return tuple(bound[a] + max(0, (out[a] - 1) * stride[a] + kernel[a] - x[1 + a]) * rf[1][a]
+                 for a in (0, 1))
 
 
 def totals(graph: LayerGraph) -> Totals:

@@ -4,6 +4,7 @@ graph; none of them fires on a well-formed network (every spec in specs/)."""
 from __future__ import annotations
 
 from .diagnostics import Diagnostic, warning
+from .infer import with_calls
 from .layers.base import fmt_shape
 
 PLAIN_DEPTH_LIMIT = 20  # VGG-19's 19 weighted layers train without normalisation; deeper rarely do
@@ -14,9 +15,10 @@ def lint(graph) -> list[Diagnostic]:
     found: dict[tuple, Diagnostic] = {}
     for rule in (no_nonlinearity, final_activation, softmax_before_loss, bias_before_batchnorm,
                  stride_drops_rows, deep_plain_stack):
-        for d in rule(graph):
-            found.setdefault((d.code, d.span), d)
-    return list(found.values())
+        for node, d in rule(graph):
+            # the first layer that warns names the chain of block calls it came through
+            found.setdefault((d.code, d.span), (node, d))
+    return [with_calls(graph, node, d) for node, d in found.values()]
 
 
 def _nodes(graph):
@@ -33,6 +35,7 @@ def _line(node) -> str:
 def no_nonlinearity(graph):
     """Two weighted layers with nothing nonlinear between them collapse into one linear map."""
     sources = _linear_sources(graph)
+    nonlinear_blocks = _nonlinear_blocks(graph)
     for nid, node in _nodes(graph):
         if not node.kind.weighted:
             continue
@@ -40,11 +43,25 @@ def no_nonlinearity(graph):
             prev = graph.layer(prev_id)
             if _is_bottleneck(graph, prev_id, nid):
                 continue  # a deliberate low-rank factorisation (MobileNetV2's linear bottleneck)
-            yield warning(
+            if nonlinear_blocks.intersection(prev.groups).difference(node.groups):
+                continue  # a block's linear output, read by the next block: a linear bottleneck
+            yield node, warning(
                 "W-NO-NONLINEARITY",
                 f"`{node.op}` follows `{prev.op}` ({_line(prev)}) with no nonlinearity between "
                 "them: together they are a single linear map", node.span,
                 hint="add an activation such as `relu` between them")
+
+
+def _nonlinear_blocks(graph) -> set[int]:
+    """The block calls that hold a nonlinear layer. One that ends in a weighted layer ends
+    linearly by design (the linear bottleneck of MobileNetV2/V3, EfficientNet, MnasNet: the
+    projection that closes a block, read by the expansion or depthwise conv that opens the next);
+    a block of weighted layers alone is no such design, and still warns."""
+    found: set[int] = set()
+    for _, node in graph.layers():
+        if node.kind is not None and node.kind.nonlinear:
+            found.update(g for g in node.groups if graph.groups[g].kind == "block")
+    return found
 
 
 _MAX_SOURCES = 8  # enough to find one that is not a bottleneck; keeps long chains linear
@@ -118,20 +135,22 @@ def final_activation(graph):
     while graph.layer(prev).kind is not None and graph.layer(prev).kind.family == "shape":
         (prev,) = graph.dag.pred[prev]
     if graph.layer(prev).op == "linear":
-        yield warning("W-FINAL-ACTIVATION",
-                      f"`{node.op}` after the last classifier layer limits the scores it can give",
-                      node.span, hint="end the network with the last `linear`: the loss wants raw "
-                                         "scores (logits)")
+        yield node, warning(
+            "W-FINAL-ACTIVATION",
+            f"`{node.op}` after the last classifier layer limits the scores it can give",
+            node.span, hint="end the network with the last `linear`: the loss wants raw scores "
+                            "(logits)")
 
 
 def softmax_before_loss(graph):
     """PyTorch's cross-entropy applies log-softmax itself; a softmax before it is applied twice."""
     _, node = _last_real_layer(graph)
     if node is not None and node.op == "softmax":
-        yield warning("W-SOFTMAX-LOSS", "the network ends in softmax, but the cross-entropy loss "
-                      "already applies it: training sees softmax twice and learns slowly",
-                      node.span, hint="remove the final `softmax`, and apply it to the scores only "
-                                         "when you want probabilities (at prediction time)")
+        yield node, warning(
+            "W-SOFTMAX-LOSS", "the network ends in softmax, but the cross-entropy loss already "
+            "applies it: training sees softmax twice and learns slowly", node.span,
+            hint="remove the final `softmax`, and apply it to the scores only when you want "
+                 "probabilities (at prediction time)")
 
 
 def bias_before_batchnorm(graph):
@@ -142,10 +161,10 @@ def bias_before_batchnorm(graph):
             continue
         succ = graph.successors(nid)
         if len(succ) == 1 and graph.layer(succ[0]).kind.cancels_bias:
-            yield warning("W-BIAS-BEFORE-BN", f"`{node.op}`'s bias is cancelled by the batch norm "
-                          "after it", node.span,
-                          hint="add `nobias` (bn's shift plays its part), or write `bias=true` to "
-                               "keep it on purpose")
+            yield node, warning(
+                "W-BIAS-BEFORE-BN", f"`{node.op}`'s bias is cancelled by the batch norm after it",
+                node.span, hint="add `nobias` (bn's shift plays its part), or write `bias=true` "
+                                "to keep it on purpose")
 
 
 def stride_drops_rows(graph):
@@ -168,7 +187,7 @@ def stride_drops_rows(graph):
             if left_over > p:
                 dropped = left_over - p
                 what = what if dropped > 1 else what[:-1]
-                yield warning(
+                yield node, warning(
                     "W-STRIDE-DROP", f"stride {s} skips the last {dropped} {what} of the "
                     f"{fmt_shape(x)} input", node.span,
                     hint=f"pad by {p + s - left_over} more, use an input size that fits, or `ceil`"
@@ -190,7 +209,7 @@ def deep_plain_stack(graph):
         else:
             depth[nid] = max(preds, default=0) + (1 if kind.weighted else 0)
         if depth[nid] == PLAIN_DEPTH_LIMIT + 1 and kind is not None and kind.weighted:
-            yield warning(
+            yield node, warning(
                 "W-DEEP-PLAIN", f"{depth[nid]} weighted layers in a row with no normalisation or "
                 "shortcut (deeper than VGG-19): gradients are likely to vanish", node.span,
                 hint="add `bn` after the convolutions, or residual connections (`residual< … >`)")

@@ -30,7 +30,7 @@ def layer_records(graph) -> list[dict[str, Any]]:
             "params": f.params,
             "buffers": f.buffers,
             "macs": f.macs,
-            "rf": {"size": list(f.rf[0]), "stride": list(f.rf[1])} if f.rf else None,
+            "rf": {"size": list(f.field[0]), "stride": list(f.field[1])} if f.rf else None,
             "memory": f.memory,
             "block": graph.block_of(node),
             "inserted": node.inserted,
@@ -137,7 +137,7 @@ def table(network) -> str:
         if node.inserted:
             name += " (inserted)"
         rows.append((f"{indent}{name}", node.op, fmt_shape(f.shape),
-                     f"{f.params:,}", f"{f.macs:,}", _rf_text(f.rf)))
+                     f"{f.params:,}", f"{f.macs:,}", _rf_text(f.field)))
     header = ("layer", "op", "output", "params", "MACs", "rf")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     right = {3, 4}

@@ -70,3 +70,52 @@ def test_deep_plain_stack():
 
 def test_a_statement_in_a_repeat_warns_once():
     assert codes("input 3x8x8\nrepeat 5 { conv 8 k3 p1; bn; relu }\n") == ["W-BIAS-BEFORE-BN"]
+
+
+# A block's body that computes something nonlinear and ends in a projection, read by the next
+# block's first layer: EfficientNet-B1's second block (no expansion) starts with a depthwise conv.
+MBCONV1 = """block mb(c) {
+  conv c k3 p1 g=c nobias; bn; silu
+  conv c k1 nobias; bn
+}
+input 32x8x8
+mb 32; residual< mb 32 >; relu
+"""
+
+
+def test_a_linear_bottleneck_between_blocks_is_deliberate():
+    assert codes(MBCONV1) == []
+    # the same layers written without the blocks are two linear maps in a row
+    flat = "input 32x8x8\nconv 32 k1 nobias; bn; conv 32 k3 p1 g=32 nobias; bn; silu\n"
+    assert codes(flat) == ["W-NO-NONLINEARITY"]
+    # a block of weighted layers alone ends in no design: stacking it still warns
+    assert codes("block two(c) { conv c k3 p1 }\ninput 3x8x8\ntwo 8; two 8; relu\n") == \
+        ["W-NO-NONLINEARITY"]
+
+
+def test_the_efficientnets_and_mobilenets_are_silent():
+    from pathlib import Path
+
+    from archdsl import load
+
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    for name, params in [("efficientnet", {"depth": 1.1}), ("efficientnet", {"width": 2.0,
+                         "depth": 3.1}), ("mobilenet_v3_small", {}), ("mobilenet_v3_large", {}),
+                         ("efficientnet_v2", {}), ("mnasnet", {})]:
+        assert load(specs / f"{name}.arch", **params).warnings == [], name
+
+
+def test_a_warning_names_the_call_it_came_through():
+    # only the second call stacks two convs: the note is on that call, not the first
+    text = ("block b(c, act=relu) {\n  conv c k3 p1; act\n}\ninput 3x8x8\n"
+            "conv 8 k1; relu\nb 8\nb 8 act=identity\nb 8\n")
+    (d,) = loads(text, "t.arch").warnings
+    assert d.code == "W-NO-NONLINEARITY" and d.span.line == 2
+    assert [(n.span.line, n.message) for n in d.notes] == [(8, "in block `b`, called here")]
+
+
+def test_stride_drop_says_row_for_one():
+    (d,) = loads("input 3x10x10\nconv 8 k3 s2; relu\n", "t.arch").warnings
+    assert "skips the last 1 row of" in d.message
+    (d,) = loads("input 3x11x11\nconv 8 k5 s4; relu\n", "t.arch").warnings
+    assert "skips the last 2 rows of" in d.message
