@@ -53,11 +53,14 @@ def _tree(graph) -> _Item:
 def _class_name(label: str, taken: set[str]) -> str:
     """A class name for a network or a block call: its name in CamelCase, each `_`-separated
     part capitalised (`mobilenet_v2` -> `MobilenetV2`, `inverted_residual` ->
-    `InvertedResidual`). A later call with other arguments appends them (`Basic_128_s_2`),
-    and a name still taken gets `_` until it is free."""
+    `InvertedResidual`), a part that starts with a digit kept after its `_`
+    (`squeezenet1_0` -> `Squeezenet1_0`). A later call with other arguments appends them
+    (`Basic_128_s_2`), and a name still taken gets `_` until it is free."""
     head, rest = re.match(r"\W*(\w*)(.*)", label, re.S).groups()
     parts = re.findall(r"[A-Za-z0-9]+", head) or ["Block"]
-    base = "".join(p[:1].upper() + p[1:] for p in parts)
+    base = parts[0][:1].upper() + parts[0][1:]
+    for part in parts[1:]:  # a part starting with a digit keeps its `_`: squeezenet1_0
+        base += "_" + part if part[0].isdigit() else part[:1].upper() + part[1:]
     if base[:1].isdigit():  # a class name cannot start with a digit: `1net` -> `Net1net`
         base = "Net" + base
     name = base if base not in taken else "_".join([base] + re.findall(r"[A-Za-z0-9]+", rest))
