@@ -278,6 +278,18 @@ def test_example(block: Block):
         pytest.fail(f"{block.id} ({block.lang} block):\n{error}", pytrace=False)
 
 
+def test_blocks_are_read_with_their_markers_and_indentation(tmp_path):
+    doc = tmp_path / "d.md"
+    doc.write_text("# t\n\n<!-- not run: needs a GPU -->\n```console\n$ nvidia-smi\n```\n\n"
+                   "- item\n\n  <!-- file: a.arch -->\n  ```\n  input 3x8x8\n  ```\n\n"
+                   "```pycon\n>>> 1 + 1\n2\n```\n")
+    skipped, spec, doctest_block = parse_blocks(doc)
+    assert (skipped.line, skipped.lang, skipped.mark) == (4, "console", ("not run", "needs a GPU"))
+    assert (spec.line, spec.text, spec.mark) == (11, "input 3x8x8", ("file", "a.arch"))
+    assert (doctest_block.id, doctest_block.mark) == ("d.md:15", None)
+    assert runnable([skipped, spec, doctest_block]) == [doctest_block]
+
+
 def test_a_malformed_console_block_is_reported():
     with pytest.raises(AssertionError, match="before the first `\\$ ` command"):
         parse_console(Block("d.md", 1, "console", "output without a command"))
