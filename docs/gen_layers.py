@@ -208,6 +208,50 @@ RULES: dict[str, dict[str, str]] = {
         "errors": "E-RANK",
     },
     "stochasticdepth": {"shape": UNCHANGED},
+    "windowattention": {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED + "; the map is padded to whole windows inside the layer",
+        "params": "`4·C·C` (query, key, value and output projections), plus `4C` with biases; "
+                  "then the relative position bias table `(2·Wh−1)·(2·Ww−1)·heads`, or with "
+                  "`cosine` the logit scale `heads` and the bias MLP `3·512 + 512·heads`; "
+                  "plus `2C` with `postnorm`",
+        "buffers": "the relative position index `(Wh·Ww)²`, plus `2·(2·Wh−1)·(2·Ww−1)` "
+                   "coordinates with `cosine`",
+        "macs": "`Hp·Wp·(4·C·C + 2·Wh·Ww·C)` on the map padded to whole windows (Hp×Wp), plus "
+                "`(2·Wh−1)·(2·Ww−1)·(2·512 + 512·heads)` for the `cosine` bias MLP",
+        "rf": "kernel `min(window, size)` per axis, stride 1: each position attends within "
+              "its window",
+        "errors": "E-RANK, E-GROUPS (heads do not divide C), E-ARG-RANGE (a shift not smaller "
+                  "than the window; `cosine` with a window under 2)",
+    },
+    "patchmerging": {
+        "input": "a C×H×W feature map",
+        "shape": "2C × ceil(H/2) × ceil(W/2) (an odd side is padded by one)",
+        "params": "`8·C·C` (Linear(4C, 2C), no bias) plus the layer norm: `8C` over 4C, or "
+                  "`4C` over 2C with `postnorm`",
+        "macs": "`H_out·W_out·8·C·C`",
+        "rf": "kernel 2, stride 2",
+        "errors": "E-RANK",
+    },
+    "mlp": {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED,
+        "params": "`2·C·hidden + hidden + C`, plus `2C` with `postnorm`",
+        "macs": "`H·W·2·C·hidden`",
+        "errors": "E-RANK",
+    },
+    "partitionattention": {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED,
+        "params": "`4·C·C + 4C` (query, key, value and merge projections) plus the bias "
+                  "table `(2·size−1)²·(C/head_dim)`",
+        "buffers": "the relative position index, `size⁴`",
+        "macs": "`H·W·(4·C·C + 2·size²·C)`",
+        "rf": "`window`: kernel `size`; `grid`: `(size−1)·(H/size)+1` per axis (the whole "
+              "map at size×size); stride 1",
+        "errors": "E-RANK, E-GROUPS (head_dim does not divide C), E-SHAPE (H or W not a "
+                  "multiple of size; `grid` on a map that is not square)",
+    },
 }
 for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "leakyrelu",
               "elu", "gelu"):
