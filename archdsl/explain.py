@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import explain_zoo  # noqa: F401  (registers the explainers of the zoo's kinds)
 from .explain_kinds import EXPLAINERS, Step, Work, generic, generic_merge
 from .layers.base import fmt_shape
 from .layers.merge import MergeKind
@@ -39,7 +40,7 @@ class LayerExplanation:
     params: int = 0
     buffers: int = 0
     macs: int = 0
-    rf: tuple | None = None  # ((size_h, size_w), (jump_h, jump_w))
+    rf: tuple | None = None  # ((size_h, size_w), (jump_h, jump_w)), as check shows it
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record of `archdsl explain --format json`."""
@@ -81,8 +82,8 @@ def explain_layer(graph, nid: str) -> LayerExplanation:
     explainer(work)
     explanation = LayerExplanation(
         nid, node.op, node.span.line, _written(graph, node), list(work.xs), tuple(work.output),
-        work.steps, work.params, work.buffers, work.macs, work.rf)
-    _agree(explanation, graph.facts[nid])
+        work.steps, work.params, work.buffers, work.macs, work.field)
+    _agree(explanation, graph.facts[nid], work)
     return explanation
 
 
@@ -94,10 +95,12 @@ def _written(graph, node) -> str:
     return graph.source_text(node.span)
 
 
-def _agree(e: LayerExplanation, facts) -> None:
+def _agree(e: LayerExplanation, facts, work: Work) -> None:
     pairs = {"output": (tuple(e.output), facts.shape), "params": (e.params, facts.params),
              "buffers": (e.buffers, facts.buffers), "MACs": (e.macs, facts.macs),
-             "receptive field": (e.rf, facts.rf)}
+             "receptive field": (e.rf, facts.field),
+             "receptive field by the recurrence": (work.rf, facts.rf),
+             "field limit": (work.bound, facts.bound)}
     wrong = [f"{what} {mine} where check has {theirs}" for what, (mine, theirs) in pairs.items()
              if mine != theirs]
     if wrong:

@@ -44,11 +44,17 @@ class Work:
         self.a = self.node.args
         inputs = graph.inputs(nid)
         self.xs = [graph.facts[p].shape for p in inputs]
-        self.rfs = [graph.facts[p].rf for p in inputs]
-        self.x, self.rf_in = self.xs[0], self.rfs[0]
+        self.rfs = [graph.facts[p].rf for p in inputs]  # by the recurrence, never capped
+        self.bounds = [graph.facts[p].bound for p in inputs]
+        self.x, self.rf_in, self.bound_in = self.xs[0], self.rfs[0], self.bounds[0]
         self.steps: list[Step] = []
-        self.output, self.rf = self.x, self.rf_in
+        self.output, self.rf, self.bound = self.x, self.rf_in, self.bound_in
         self.params = self.buffers = self.macs = 0
+
+    @property
+    def field(self) -> tuple | None:
+        """The receptive field as `check` shows it: the recurrence's, capped at the bound."""
+        return capped(self.rf, self.bound)
 
     def step(self, what: str, formula: str, substituted: str, value, note: str = ""):
         """Record one step; return its value, for the next step's arithmetic."""
@@ -79,12 +85,36 @@ def explains(*kinds: str):
     return register
 
 
-def _grow_rf(w: Work, kernel: tuple, stride: tuple, why: str = "") -> None:
-    """The receptive-field recurrence, r_out = r_in + (K_eff - 1) * j_in, j_out = j_in * S."""
+def capped(rf, bound) -> tuple | None:
+    """A receptive field (size, jump) with its size never over `bound` (infer.py's Facts.field)."""
+    if rf is None or bound is None:
+        return rf
+    return (tuple(min(s, b) for s, b in zip(rf[0], bound)), rf[1])
+
+
+def _carried_note(rfs: list, bounds: list) -> str:
+    """Why an r_in differs from the size the layer before it showed (it was capped there)."""
+    over = [(r[0], b) for r, b in zip(rfs, bounds) if r and b and capped(r, b) != r]
+    if not over:
+        return ""
+    r, b = over[0]
+    return (f"r_in is the recurrence's {_hw(r)}, not the {_hw(capped((r, r), b)[0])} shown "
+            "before: the cap applies to what is shown, the recurrence carries on")
+
+
+def _hw(pair) -> str:
+    """`60` for 60x60, `60x62` otherwise (as check's rf column writes a size)."""
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+def field_steps(w: Work, kernel: tuple, stride: tuple, why: str = "") -> None:
+    """The receptive-field recurrence, r_out = r_in + (K_eff - 1) * j_in, j_out = j_in * S,
+    then the cap check shows: never more than the input plus the padding its paths read."""
     if len(w.x) != 3:
         w.rf = w.rf_in
         return
     (r, j) = w.rf_in
+    why = "; ".join(n for n in (why, _carried_note([w.rf_in], [w.bound_in])) if n)
     size = w.per_axis("receptive field", lambda i: (
         "r_out = r_in + (K_eff - 1) * j_in", f"{r[i]} + ({kernel[i]} - 1) * {j[i]}",
         r[i] + (kernel[i] - 1) * j[i], why))
@@ -92,8 +122,43 @@ def _grow_rf(w: Work, kernel: tuple, stride: tuple, why: str = "") -> None:
         "j_out = j_in * S", f"{j[i]} * {stride[i]}", j[i] * stride[i],
         "input pixels between neighbouring outputs"))
     w.rf = (size, jump)
+    _grow_bound(w, kernel, stride)
+    if w.field == w.rf:
+        return
+    b, out = w.bound_in, w.output[1:] if len(w.output) == 3 else (1, 1)
+    w.per_axis("field limit", lambda i: (
+        "B = B_in + max(0, (O - 1) * S + K_eff - I) * j_in",
+        f"{b[i]} + max(0, ({out[i]} - 1) * {stride[i]} + {kernel[i]} - {w.x[1 + i]}) * {j[i]}",
+        w.bound[i], "the input plus the padding read on the paths here, in input pixels; "
+                    "(O - 1) * S + K_eff - I is how far this layer's windows reach past its input"))
+    _cap_steps(w)
 
 
+def _grow_bound(w: Work, kernel: tuple, stride: tuple) -> None:
+    """The bound after this layer (infer.py's grow_bound): the input's padded extent grows by
+    the padding this layer's windows read, (O - 1) * S + K_eff - I when positive, times j_in."""
+    if w.bound_in is None or len(w.x) != 3:
+        return
+    out = w.output[1:] if len(w.output) == 3 else (1, 1)
+    w.bound = tuple(w.bound_in[i] + max(0, (out[i] - 1) * stride[i] + kernel[i] - w.x[1 + i])
+                    * w.rf_in[1][i] for i in (0, 1))
+
+
+def keep_field(w: Work) -> None:
+    """A layer that slides no window: the receptive field passes through (or is what the
+    explainer set), and the bound grows only where the output's H x W outgrows the input's."""
+    _grow_bound(w, (1, 1), (1, 1))
+
+
+def _cap_steps(w: Work) -> None:
+    """The shown receptive field, min(r, B), and why, where the recurrence passes the bound."""
+    size, bound = w.rf[0], w.bound
+    w.per_axis("receptive field shown", lambda i: (
+        "r_shown = min(r, B)", f"min({size[i]}, {bound[i]})", min(size[i], bound[i]),
+        "capped: no output sees more than the input plus the padding its paths read; after a "
+        "global pool or gate the recurrence (equal windows, shifted by j) overshoots that, and "
+        "the next layer's r_in is still the recurrence's"
+        if size[i] > bound[i] else ""))
 def _window(size: int, k: int, s: int, pl: int, pr: int, d: int, ceil: bool):
     """O = floor((I - K + 2P) / S) + 1 (or ceil, with PyTorch's last-window rule) as
     (formula, substituted, value, note)."""
@@ -186,7 +251,7 @@ def _conv(w: Work) -> None:
                     a.kernel[1], "one multiply-add per weight per output position; bias "
                                  "additions are not counted")
     w.output = (a.out, *out)
-    _grow_rf(w, reach, a.stride)
+    field_steps(w, reach, a.stride)
 
 
 @explains("maxpool", "avgpool")
@@ -210,7 +275,7 @@ def _pool(w: Work) -> None:
     w.step("parameters", "none: a fixed max or average, nothing learnt", "0", 0,
            "and 0 MACs: archdsl counts the multiply-adds of conv and linear layers only")
     w.output = (c, *out)
-    _grow_rf(w, reach, stride)
+    field_steps(w, reach, stride)
 
 
 def _adaptive_window(size: int, out: int) -> tuple:
@@ -239,17 +304,24 @@ def _adaptive(w: Work) -> None:
             "S = max(floor(I / O), 1)", f"max(floor({(h, wd)[i]} / {a.size[i]}), 1)",
             max((h, wd)[i] // a.size[i], 1), ""))
     w.output = (c, *a.size)
-    _grow_rf(w, kernel, stride, "the widest window and the average step count as K and S")
+    field_steps(w, kernel, stride, "the widest window and the average step count as K and S")
 
 
 @explains("linear")
 def _linear(w: Work) -> None:
-    a, features = w.a, w.x[0]
+    a, features = w.a, w.x[-1]
     weight = w.step("weight", "I * O (one per input per output)", f"{features} * {a.out}",
                     features * a.out)
     bias = w.step("bias", "O (one per output)", str(a.out), a.out) if a.bias else \
         w.step("bias", "none (nobias)", "0", 0)
     w.params = w.step("parameters", "weight + bias", f"{weight} + {bias}", weight + bias)
+    if len(w.x) == 2:  # a sequence: the same Linear on each token
+        n = w.x[0]
+        w.output = (n, a.out)
+        w.macs = w.step("MACs", "N * I * O (one multiply-add per weight, for each of N tokens)",
+                        f"{n} * {features} * {a.out}", n * features * a.out,
+                        "the same weights at every token: nn.Linear acts on the last dimension")
+        return
     w.macs = w.step("MACs", "I * O (one multiply-add per weight)", f"{features} * {a.out}",
                     features * a.out)
     w.output = (a.out,)
@@ -280,6 +352,8 @@ def _norm(w: Work) -> None:
                x[0] // a.groups)
         count, what = x[0], "C"
         shown = str(x[0])
+    elif len(x) == 2:
+        count, what, shown = x[1], "C (each token's C values are normalised together)", str(x[1])
     else:
         count, what = 1, "C * H * W (every value of a sample)"
         for d in x:
@@ -292,7 +366,7 @@ def _norm(w: Work) -> None:
     else:
         w.step("parameters", "none (noaffine)", "0", 0)
     w.step("output", "output = input", fmt_shape(x), list(x), "no buffers: statistics are "
-           "computed from each sample")
+           "computed from each " + ("token" if len(x) == 2 else "sample"))
 
 
 @explains("prelu")
@@ -315,7 +389,7 @@ def _flatten(w: Work) -> None:
            " * ".join(str(d) for d in x), n, "no parameters: values are only re-arranged")
     w.output = (n,)
     if len(x) == 3:
-        _grow_rf(w, (x[1], x[2]), (1, 1),
+        field_steps(w, (x[1], x[2]), (1, 1),
                  "whatever reads the vector sees the whole map: a window of H x W")
 
 
@@ -340,7 +414,9 @@ def generic(w: Work) -> None:
             w.step(what, f"{kind.name}'s {what} rule", str(value), value)
     w.output, w.params, w.buffers, w.macs = y, facts.params, facts.buffers, facts.macs
     if (kernel, stride) != ((1, 1), (1, 1)):
-        _grow_rf(w, kernel, stride)
+        field_steps(w, kernel, stride)
+    else:
+        _grow_bound(w, kernel, stride)
 
 
 # ----------------------------------------------------------------------------- merges
@@ -355,19 +431,38 @@ def _roles(w: Work) -> list[str]:
 
 def _merge_rf(w: Work) -> None:
     """A merge sees what its widest branch sees; its grid is that of the branches at the
-    output's resolution (a broadcast 1x1 gate's coarse jump is not the output's)."""
+    output's resolution (a broadcast 1x1 gate's coarse jump is not the output's); its size is
+    capped like a layer's, at the widest branch's bound."""
     size = w.per_axis("receptive field", lambda i: (
-        "r = max(r of each branch)", f"max({', '.join(str(r[0][i]) for r in w.rfs)})",
-        max(r[0][i] for r in w.rfs), "the output sees what its widest branch sees"))
+        "r = max(r of each branch)", _max_of(r[0][i] for r in w.rfs),
+        max(r[0][i] for r in w.rfs),
+        "; ".join(n for n in ("the output sees what its widest branch sees",
+                              _carried_note(w.rfs, w.bounds)) if n)))
     y = w.graph.shape(w.nid)
     full = [r for r, x in zip(w.rfs, w.xs) if len(x) == 3 and x[1:] == tuple(y)[1:]]
     note = "" if len(full) in (0, len(w.rfs)) else \
         "only the branches at the output's size: a broadcast gate's grid is coarser"
     full = full or w.rfs
     jump = w.per_axis("jump", lambda i: (
-        "j = max(j of the full-size branches)", f"max({', '.join(str(r[1][i]) for r in full)})",
+        "j = max(j of the full-size branches)", _max_of(r[1][i] for r in full),
         max(r[1][i] for r in full), note))
     w.rf = (size, jump)
+    if None in w.bounds:
+        w.bound = None
+        return
+    w.bound = tuple(max(b[i] for b in w.bounds) for i in (0, 1))
+    if w.field == w.rf:
+        return
+    w.per_axis("field limit", lambda i: (
+        "B = max(B of each branch)", _max_of(b[i] for b in w.bounds),
+        w.bound[i], "each branch's input plus the padding read on its paths"))
+    _cap_steps(w)
+
+
+def _max_of(values) -> str:
+    """`max(27, 11)`, or the one value alone (Python's max wants two or more)."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else f"max({', '.join(values)})"
 
 
 def _branches(w: Work) -> str:
@@ -377,8 +472,8 @@ def _branches(w: Work) -> str:
 @explains("add", "mul")
 def _elementwise(w: Work) -> None:
     site = w.node.merge
-    if site is not None and site.combinator == "residual":
-        w.output = w.step("output", "body + shortcut: equal shapes, no broadcasting",
+    if site is not None and getattr(combinator(site.combinator), "equal_shapes", False):
+        w.output = w.step("output", " + ".join(_roles(w)) + ": equal shapes, no broadcasting",
                           _branches(w), list(w.xs[0]), _shortcut_note(w))
     else:
         sign = " + " if w.node.op == "add" else " * "
@@ -394,6 +489,9 @@ def _elementwise(w: Work) -> None:
 
 def _shortcut_note(w: Work) -> str:
     site = w.node.merge
+    if site.combinator == "shortcut_first":
+        return ("shortcut_first: the same sum as residual, with the shortcut's modules "
+                "registered first (torchvision's `proj` before `f`), so weights load in order")
     if not site.projection:
         return ("no shortcut written: it is the input x itself (identity)" if site.auto_shortcut
                 else "the shortcut is written out in the spec")

@@ -47,8 +47,12 @@ def widest_adaptive(i, o):
     return max(math.ceil((n + 1) * i / o) - math.floor(n * i / o) for n in range(o))
 
 
+NO_WINDOW = ((1, 1), (1, 1))
+
+
 def by_hand(op, a, xs, rfs):
-    """(output, params, buffers, macs, rf) of one layer, from its arguments `a` (a dict)."""
+    """(output, params, buffers, macs, rf, window) of one layer, from its arguments `a` (a
+    dict); `window` is the (kernel, stride) it slides over H and W, "merge" for a merge."""
     x, rf = xs[0], rfs[0]
     if op == "conv":
         k, s, d, g = a["kernel"], a["stride"], a["dilation"], a["groups"]
@@ -59,57 +63,155 @@ def by_hand(op, a, xs, rfs):
         params = a["out"] * per_position + (a["out"] if a["bias"] else 0)
         k_eff = tuple(d[i] * (k[i] - 1) + 1 for i in (0, 1))
         return ((a["out"],) + hw, params, 0, a["out"] * hw[0] * hw[1] * per_position,
-                grow(rf, k_eff, s))
+                grow(rf, k_eff, s), (k_eff, s))
     if op in ("maxpool", "avgpool"):
         k, p = a["kernel"], a["padding"]
         s = a["stride"] or k
         d = a.get("dilation", (1, 1))
         hw = tuple(out_size(x[1 + i], k[i], s[i], 2 * p[i], d[i], a["ceil"], p[i]) for i in (0, 1))
-        return ((x[0],) + hw, 0, 0, 0, grow(rf, tuple(d[i] * (k[i] - 1) + 1 for i in (0, 1)), s))
+        k_eff = tuple(d[i] * (k[i] - 1) + 1 for i in (0, 1))
+        return ((x[0],) + hw, 0, 0, 0, grow(rf, k_eff, s), (k_eff, s))
     if op in ("adaptiveavgpool", "adaptivemaxpool"):
         o = a["size"]
         kernel = tuple(widest_adaptive(x[1 + i], o[i]) for i in (0, 1))
         stride = tuple(max(x[1 + i] // o[i], 1) for i in (0, 1))
-        return ((x[0],) + tuple(o), 0, 0, 0, grow(rf, kernel, stride))
-    if op == "linear":
-        return ((a["out"],), x[0] * a["out"] + (a["out"] if a["bias"] else 0), 0,
-                x[0] * a["out"], rf)
+        return ((x[0],) + tuple(o), 0, 0, 0, grow(rf, kernel, stride), (kernel, stride))
+    if op == "linear":  # on a vector, or on each token of a sequence
+        y = x[:-1] + (a["out"],)
+        return (y, x[-1] * a["out"] + (a["out"] if a["bias"] else 0), 0,
+                math.prod(y[:-1]) * x[-1] * a["out"], rf, None)
     if op == "bn":
-        return (x, 2 * x[0] if a["affine"] else 0, 2 * x[0] + 1, 0, rf)
+        return (x, 2 * x[0] if a["affine"] else 0, 2 * x[0] + 1, 0, rf, None)
     if op in ("groupnorm", "layernorm"):
-        count = x[0] if op == "groupnorm" else math.prod(x)
-        return (x, 2 * count if a["affine"] else 0, 0, 0, rf)
+        count = x[0] if op == "groupnorm" else x[-1] if len(x) == 2 else math.prod(x)
+        return (x, 2 * count if a["affine"] else 0, 0, 0, rf, None)
     if op == "prelu":
-        return (x, x[0] if a["per_channel"] else 1, 0, 0, rf)
+        return (x, x[0] if a["per_channel"] else 1, 0, 0, rf, None)
     if op == "flatten":
-        return ((math.prod(x),), 0, 0, 0, grow(rf, x[1:], (1, 1)) if len(x) == 3 else rf)
+        return ((math.prod(x),), 0, 0, 0, grow(rf, x[1:], (1, 1)) if len(x) == 3 else rf,
+                (x[1:], (1, 1)) if len(x) == 3 else None)
     if op == "concat":
         y = (sum(s[0] for s in xs),) + x[1:]
     elif op in ("add", "mul"):
         y = tuple(max(dims) for dims in zip(*xs))
     else:
-        return (x, 0, 0, 0, rf)  # activations, dropout, identity, lrn
+        return by_hand_zoo(op, a, x, rf)
     # the widest branch's field; the jump of the branches at the output's size (a broadcast
     # 1x1 gate's grid is not the output's)
     full = [r for r, s in zip(rfs, xs) if len(s) == 3 and s[1:] == y[1:]] or rfs
     return (y, 0, 0, 0, (tuple(max(r[0][i] for r in rfs) for i in (0, 1)),
-                         tuple(max(r[1][i] for r in full) for i in (0, 1))))
+                         tuple(max(r[1][i] for r in full) for i in (0, 1))), "merge")
+
+
+IMAGE = {}  # the input's H x W, for the field after attention (set by check_by_hand)
+
+
+def by_hand_zoo(op, a, x, rf):
+    """The same for the kinds added for the torchvision zoo, from torch's and torchvision's
+    module layouts (nn.MultiheadAttention, nn.Linear, LayerNorm2d, Swin's and MaxViT's
+    modules), and the MACs fvcore counts: one per multiply-add of a linear map or an
+    attention product."""
+    if op == "tokens":
+        return ((x[1] * x[2], x[0]), 0, 0, 0, rf, None)
+    if op == "classtoken":
+        return ((1, a["dim"]), a["dim"], 0, 0, rf, None)
+    if op == "posembed":
+        return (x, x[0] * x[1], 0, 0, rf, None)
+    if op == "token":
+        return ((x[1],), 0, 0, 0, rf, None)
+    if op == "attention":
+        n, c = x
+        in_proj = 3 * c * c + (3 * c if a["bias"] else 0)
+        out_proj = c * c + (c if a["bias"] else 0)
+        macs = 3 * n * c * c + n * c * c + n * n * c + n * n * c  # q k v, out, QK^T, AV
+        return (x, in_proj + out_proj, 0, macs, (IMAGE["hw"], rf[1]), None)
+    if op == "split":
+        chunks = list(range(x[0]))
+        size = -(-x[0] // a["chunks"])
+        pieces = [chunks[i:i + size] for i in range(0, x[0], size)]
+        return ((len(pieces[a["index"]]),) + x[1:], 0, 0, 0, rf, None)
+    if op in ("layernorm2d", "layerscale", "pointwise"):
+        c = x[0]
+        if op == "pointwise":
+            out = a["out"]
+            return ((out,) + x[1:], c * out + (out if a["bias"] else 0), 0,
+                    x[1] * x[2] * c * out, rf, None)
+        return (x, (2 * c if a["affine"] else 0) if op == "layernorm2d" else c, 0, 0, rf, None)
+    return by_hand_windows(op, a, x, rf)
+
+
+def by_hand_windows(op, a, x, rf):
+    """Swin's and MaxViT's kinds: torchvision's parameters, and MACs on the map padded to
+    whole windows."""
+    if op == "windowattention":
+        c, (wh, ww), heads = x[0], a["window"], a["heads"]
+        params = 3 * c * c + c * c + (4 * c if a["bias"] else 0)
+        offsets = (2 * wh - 1) * (2 * ww - 1)
+        params += heads + 2 * 512 + 512 + 512 * heads if a["cosine"] else offsets * heads
+        params += 2 * c if a["postnorm"] else 0
+        buffers = (wh * ww) ** 2 + (offsets * 2 if a["cosine"] else 0)
+        positions = math.ceil(x[1] / wh) * wh * math.ceil(x[2] / ww) * ww
+        macs = positions * (4 * c * c + 2 * wh * ww * c)
+        macs += offsets * (2 * 512 + 512 * heads) if a["cosine"] else 0
+        kernel = (min(wh, x[1]), min(ww, x[2]))
+        return (x, params, buffers, macs, grow(rf, kernel, (1, 1)), (kernel, (1, 1)))
+    if op == "patchmerging":
+        c = x[0]
+        y = (2 * c, math.ceil(x[1] / 2), math.ceil(x[2] / 2))
+        norm = 2 * (2 * c) if a["postnorm"] else 2 * (4 * c)
+        return (y, 4 * c * 2 * c + norm, 0, y[1] * y[2] * 4 * c * 2 * c,
+                grow(rf, (2, 2), (2, 2)), ((2, 2), (2, 2)))
+    if op == "mlp":
+        c, h = x[0], a["hidden"]
+        params = (c * h + h) + (h * c + c) + (2 * c if a["postnorm"] else 0)
+        return (x, params, 0, x[1] * x[2] * (c * h + h * c), rf, None)
+    if op == "partitionattention":
+        c, p = x[0], a["size"]
+        params = 3 * c * c + 3 * c + c * c + c + (2 * p - 1) ** 2 * (c // a["head_dim"])
+        macs = x[1] * x[2] * (4 * c * c + 2 * p * p * c)
+        if a["partition"] == "grid":  # p taps, x / p apart
+            kernel = tuple((p - 1) * (x[1 + i] // p) + 1 for i in (0, 1))
+        else:
+            kernel = (p, p)
+        return (x, params, p ** 4, macs, grow(rf, kernel, (1, 1)), (kernel, (1, 1)))
+    return (x, 0, 0, 0, rf, None)  # activations, dropout, identity, lrn, shuffle, ...
+
+
+def next_bound(xs, y, rfs, bounds, window):
+    """The input's extent plus the padding read on the paths to here (docs/language.md: no
+    field is larger): a window reaching (O - 1) * S + K past its I inputs reads that much
+    padding, in input pixels (times j_in); a merge takes its widest branch's."""
+    if window == "merge":
+        return tuple(max(b[i] for b in bounds) for i in (0, 1))
+    x, rf, bound = xs[0], rfs[0], bounds[0]
+    if len(x) != 3:
+        return bound
+    kernel, stride = window or NO_WINDOW
+    out = y[1:] if len(y) == 3 else (1, 1)
+    return tuple(bound[i] + max(0, (out[i] - 1) * stride[i] + kernel[i] - x[1 + i]) * rf[1][i]
+                 for i in (0, 1))
 
 
 def check_by_hand(network):
-    """Walk the network with `by_hand`, comparing each layer's explanation on the way."""
+    """Walk the network with `by_hand`, comparing each layer's explanation on the way: the
+    receptive field shown is the recurrence's, capped at the bound."""
     graph = network.graph
-    state = {"input": (tuple(network.input_shape), ((1, 1), (1, 1)))}
+    hw = tuple(network.input_shape[1:])
+    IMAGE["hw"] = hw
+    state = {"input": (tuple(network.input_shape), ((1, 1), (1, 1)), hw)}
     explanations = explain(network)
     assert len(explanations) == len(graph) - 1
     for e in explanations:
         feeds = graph.inputs(e.name)
-        xs, rfs = [state[f][0] for f in feeds], [state[f][1] for f in feeds]
-        y, params, buffers, macs, rf = by_hand(e.op, graph.layer(e.name).args.as_dict(), xs, rfs)
+        xs, rfs, bounds = ([state[f][i] for f in feeds] for i in (0, 1, 2))
+        y, params, buffers, macs, rf, window = by_hand(
+            e.op, graph.layer(e.name).args.as_dict(), xs, rfs)
+        bound = next_bound(xs, y, rfs, bounds, window)
+        shown = (tuple(min(rf[0][i], bound[i]) for i in (0, 1)), rf[1])
         assert [tuple(x) for x in e.input] == xs, e.name
         assert (tuple(e.output), e.params, e.buffers, e.macs, e.rf) == \
-            (y, params, buffers, macs, rf), e.name
-        state[e.name] = (y, rf if len(xs[0]) == 3 or e.op == "flatten" else rfs[0])
+            (y, params, buffers, macs, shown), e.name
+        state[e.name] = (y, rf, bound)
     return {e.name: e for e in explanations}
 
 
@@ -195,13 +297,18 @@ ARITHMETIC = re.compile(r"[0-9 +\-*/().,a-z]*")
 def test_every_substitution_evaluates_to_its_value():
     """A learner can type each `substituted` into Python and get the step's value."""
     checked = 0
-    for spec in ("alexnet", "resnet18", "googlenet", "mobilenet_v2"):
-        for e in explain(archdsl.load(SPECS / f"{spec}.arch")) + explain(archdsl.loads(TRICKY)):
+    networks = [archdsl.load(SPECS / f"{spec}.arch") for spec in
+                ("alexnet", "resnet18", "googlenet", "mobilenet_v2", "mobilenet_v3_small",
+                 "swin_v2", "vit")]
+    networks += [archdsl.loads(t) for t in (TRICKY, SE_CHAIN, *SMALL.values())]
+    for network in networks:
+        for e in explain(network):
             for s in e.steps:
                 if not isinstance(s.value, int) or not ARITHMETIC.fullmatch(s.substituted):
                     continue
                 for part in s.substituted.split(" = "):
-                    value = eval(part, {"floor": math.floor, "ceil": math.ceil, "max": max})
+                    value = eval(part, {"floor": math.floor, "ceil": math.ceil, "max": max,
+                                        "min": min})
                     assert value == s.value, (e.name, s.what, part, s.value)
                 checked += 1
     assert checked > 1000
@@ -223,7 +330,7 @@ def test_a_disagreement_with_the_checker_is_refused():
 # ----------------------------------------------------------------------------- every kind
 
 
-REQUIRED = {"out": "4", "groups": "2", "size": "2", "kernel": "2"}
+REQUIRED = {"out": "4", "groups": "2", "size": "2", "kernel": "2", "index": "1"}
 
 
 def statement(kind) -> str:
@@ -243,8 +350,8 @@ def statement(kind) -> str:
 def test_every_registered_kind_is_explained():
     for name, kind in sorted(REGISTRY.items()):
         network = None
-        for shape in ("4x8x8", "4"):
-            network, _ = archdsl.analyse(f"input {shape}\n{statement(kind)}\n")
+        for before in ("input 4x8x8", "input 4", "input 4x8x8; tokens"):  # a map, a vector, tokens
+            network, _ = archdsl.analyse(f"{before}\n{statement(kind)}\n")
             if network is not None:
                 break
         assert network is not None, f"no sample spec checks for {name}: {statement(kind)}"
@@ -345,3 +452,147 @@ def test_explaining_imports_no_torch():
     run_ = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run_.returncode == 0, run_.stderr
     assert run_.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- the zoo's kinds
+
+
+ZOO_SPECS = ("vit", "swin", "swin_v2", "maxvit", "convnext", "shufflenet_v2", "regnet_y",
+             "mobilenet_v3_small", "efficientnet")
+
+
+@pytest.mark.parametrize("spec", ZOO_SPECS)
+def test_zoo_specs_by_hand(spec):
+    check_by_hand(archdsl.load(SPECS / f"{spec}.arch"))
+
+
+SMALL = {
+    "channels": "input 7x5x5\nconcat< split 0 3 | split 2 3 >\nshuffle 2\nlayernorm2d noaffine\n"
+                "pointwise 6 nobias\nlayernorm2d\npointwise 3\nlayerscale 0.1\n"
+                "stochasticdepth 0.2 batch",
+    "tokens": "input 8x6x6\nconv 8 k2 s2\ntokens\nconcat< classtoken 8 | identity >\nposembed\n"
+              "residual< layernorm; attention 2 nobias >\nattention 4\nlinear 5\ntoken 0\n"
+              "linear 3",
+    "windows": "input 8x10x9\nwindowattention 2 window=4x3 shift=2x1\npatchmerging\n"
+               "mlp 12 postnorm\nwindowattention 4 window=3 cosine postnorm nobias\n"
+               "patchmerging postnorm",
+    "partitions": "input 8x8x8\npartitionattention window size=2 head_dim=4\n"
+                  "partitionattention grid size=4 head_dim=2",
+    "shortcut_first": "input 8x8x8\nshortcut_first< conv 16 k1 s2 nobias; bn | "
+                      "conv 16 k3 s2 p1 nobias; bn >",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_zoo_kinds_by_hand(name):
+    check_by_hand(archdsl.loads(SMALL[name]))
+
+
+def test_channel_kinds_show_their_arithmetic():
+    found = check_by_hand(archdsl.loads(SMALL["channels"]))
+    last = steps(found["concat1.branch2.split1"])  # 7 channels in chunks of 3: 3, 3 and 1
+    assert last["chunk size"].value == 3 and last["chunks made"].value == 3
+    assert last["channels"].value == 1 and "channels 6 to 6" in last["channels"].note
+    assert found["shuffle1"].output == (4, 5, 5)
+    assert steps(found["shuffle1"])["channels per group"].value == 2
+    assert steps(found["layernorm2d1"])["parameters"].formula == "none (noaffine)"
+    assert steps(found["layernorm2d2"])["parameters"].value == 2 * 6
+    pointwise = steps(found["pointwise2"])
+    assert pointwise["parameters"].value == 6 * 3 + 3 and pointwise["MACs"].value == 5 * 5 * 6 * 3
+    assert steps(found["layerscale1"])["parameters"].value == 3
+    assert "whole batch" in steps(found["stochasticdepth1"])["output"].note
+
+
+def test_token_kinds_show_their_arithmetic():
+    found = check_by_hand(archdsl.loads(SMALL["tokens"]))
+    assert found["tokens1"].output == (9, 8) and steps(found["tokens1"])["tokens"].value == 9
+    assert steps(found["concat1.branch1.classtoken1"])["parameters"].value == 8
+    assert steps(found["posembed1"])["parameters"].substituted == "10 * 8"
+    bare = steps(found["residual1.body.attention1"])
+    assert bare["parameters"].value == 4 * 8 * 8 and "in_proj bias" not in bare
+    attention = steps(found["attention1"])
+    assert attention["head size"].value == 2
+    assert attention["in_proj weight"].value == 3 * 8 * 8
+    assert attention["parameters"].value == 4 * 8 * 8 + 4 * 8
+    assert attention["MACs"].value == 4 * 10 * 8 * 8 + 2 * 10 * 10 * 8
+    assert attention["receptive field (H and W)"].value == 6  # the whole 6x6 input
+    assert found["attention1"].rf == ((6, 6), (2, 2))
+    assert steps(found["linear1"])["MACs"].value == 10 * 8 * 5  # per token
+    assert found["token1"].output == (5,)
+
+
+def test_window_kinds_show_their_arithmetic():
+    found = check_by_hand(archdsl.loads(SMALL["windows"]))
+    first = steps(found["windowattention1"])
+    assert first["padded to whole windows (H)"].value == 12  # 10 up to whole windows of 4
+    assert first["padded to whole windows (W)"].value == 9
+    assert first["position bias table"].value == 7 * 5 * 2 and first["buffers"].value == 144
+    assert "rolled by 2x1" in first["output"].note
+    merge = steps(found["patchmerging1"])
+    assert merge["output size (W)"].value == 5 and "odd side" in merge["output size (W)"].note
+    assert found["patchmerging1"].params == 8 * 8 * 8 + 2 * 4 * 8
+    cosine = steps(found["windowattention2"])
+    assert cosine["position bias MLP"].value == 3 * 512 + 512 * 4
+    assert "in_proj bias" not in cosine and "qkv bias" not in cosine
+    assert steps(found["mlp1"])["parameters"].value == 2 * 16 * 12 + 12 + 16 + 2 * 16
+
+
+def test_shortcut_first_says_it_is_a_sum_of_equal_shapes():
+    found = check_by_hand(archdsl.loads(SMALL["shortcut_first"]))
+    add = steps(found["shortcut_first1.add"])["output"]
+    assert add.formula == "shortcut + body: equal shapes, no broadcasting"
+    assert "registered first" in add.note
+
+
+SE_CHAIN = ("input 16x56x56\nrepeat 3 { conv 16 k3 p1; relu; "
+            "mul< identity | adaptiveavgpool 1; conv 16 k1; sigmoid > }")
+
+
+@pytest.mark.parametrize("spec", ["mobilenet_v3_small", "se_chain"])
+def test_the_receptive_field_is_the_one_check_shows(spec):
+    network = archdsl.loads(SE_CHAIN) if spec == "se_chain" else \
+        archdsl.load(SPECS / f"{spec}.arch")
+    shown = {r["name"]: r["rf"] for r in network.layers()}  # check's JSON records
+    capped = 0
+    for e in explain(network):
+        assert {"size": list(e.rf[0]), "stride": list(e.rf[1])} == shown[e.name], e.name
+        if "receptive field shown (H and W)" in steps(e):
+            capped += 1
+            step = steps(e)["receptive field shown (H and W)"]
+            assert step.value == e.rf[0][0] < int(step.substituted.split("(")[1].split(",")[0])
+            assert "capped" in step.note
+    assert capped > 0
+    check_by_hand(network)
+
+
+def test_a_squeeze_excitation_chain_is_capped_and_says_why():
+    found = check_by_hand(archdsl.loads(SE_CHAIN))
+    # 56 plus the one padded row on each side that each 3x3 conv reads
+    assert [found[f"repeat1.{i}.mul1.mul"].rf for i in range(3)] == \
+        [((58, 58), (1, 1)), ((60, 60), (1, 1)), ((62, 62), (1, 1))]
+    pool = steps(found["repeat1.1.mul1.branch2.adaptiveavgpool1"])
+    assert pool["receptive field (H and W)"].substituted == "60 + (56 - 1) * 1"  # 115
+    assert pool["field limit (H and W)"].value == 60
+    assert pool["receptive field shown (H and W)"].substituted == "min(115, 60)"
+    conv = steps(found["repeat1.2.conv1"])
+    assert "r_in is the recurrence's 115, not the 60 shown" in \
+        conv["receptive field (H and W)"].note
+    assert conv["receptive field (H and W)"].value == 117
+    assert conv["receptive field shown (H and W)"].value == 62
+
+
+def test_every_kind_with_numbers_of_its_own_has_its_own_explainer():
+    """A kind with parameters, buffers, MACs, a new shape or a window is explained part by
+    part, not by the generic `the kind's rule`."""
+    from archdsl.explain_kinds import EXPLAINERS
+
+    for name, kind in sorted(REGISTRY.items()):
+        for before in ("input 4x8x8", "input 4", "input 4x8x8; tokens"):
+            network, _ = archdsl.analyse(f"{before}\n{statement(kind)}\n")
+            if network is not None:
+                break
+        for e in explain(network):
+            own = e.params or e.buffers or e.macs or tuple(e.output) != tuple(e.input[0]) or \
+                any(s.what.startswith("receptive field") for s in e.steps)
+            if e.op == name and own:
+                assert name in EXPLAINERS, name
