@@ -129,7 +129,8 @@ def field_steps(w: Work, kernel: tuple, stride: tuple, why: str = "") -> None:
     w.per_axis("field limit", lambda i: (
         "B = B_in + max(0, (O - 1) * S + K_eff - I) * j_in",
         f"{b[i]} + max(0, ({out[i]} - 1) * {stride[i]} + {kernel[i]} - {w.x[1 + i]}) * {j[i]}",
-        w.bound[i], "the input plus the padding read on the paths here, in input pixels; "
+        w.bound[i], f"the input plus the padding read on the paths here, in input pixels: B_in "
+                    f"is the input's {_image(w)[i]} plus the padding read before this layer; "
                     "(O - 1) * S + K_eff - I is how far this layer's windows reach past its input"))
     _cap_steps(w)
 
@@ -148,6 +149,11 @@ def keep_field(w: Work) -> None:
     """A layer that slides no window: the receptive field passes through (or is what the
     explainer set), and the bound grows only where the output's H x W outgrows the input's."""
     _grow_bound(w, (1, 1), (1, 1))
+
+
+def _image(w: Work) -> tuple:
+    """The input image's (H, W)."""
+    return tuple(w.graph.input_shape[1:])
 
 
 def _cap_steps(w: Work) -> None:
@@ -455,7 +461,8 @@ def _merge_rf(w: Work) -> None:
         return
     w.per_axis("field limit", lambda i: (
         "B = max(B of each branch)", _max_of(b[i] for b in w.bounds),
-        w.bound[i], "each branch's input plus the padding read on its paths"))
+        w.bound[i], f"each branch's bound: the input's {_image(w)[i]} plus the padding read "
+                    "on the branch's paths"))
     _cap_steps(w)
 
 

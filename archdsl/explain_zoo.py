@@ -157,8 +157,8 @@ def _class_token(w: Work) -> None:
 def _position_embedding(w: Work) -> None:
     n, c = w.x
     w.params = w.step("parameters", "N * C: one learnt C-vector per token position",
-                      f"{n} * {c}", n * c, "torchvision's pos_embedding, 1 x N x C; N counts "
-                                           "the class token too")
+                      f"{n} * {c}", n * c, "torchvision's pos_embedding, 1 x N x C (N counts a "
+                                           "class token put first)")
     _same(w, "x + the embedding: an element-wise addition, 0 MACs counted")
     keep_field(w)
 
