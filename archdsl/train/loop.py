@@ -240,7 +240,9 @@ def _validated(s: Setup, epoch: int, part: dict, seconds: float, stop: StopReque
     validation of one process alone (several workers validate to the end: they must agree
     on where they stop)."""
     world = s.world
-    val = evaluate(s.model, s.val_loader, s.device, s.loss_fn, len(s.data.classes), s.amp,
+    loss_fn = s.loss_fn if getattr(s.loss_fn, "weight", None) is None else \
+        nn.CrossEntropyLoss(label_smoothing=s.config.label_smoothing)  # validation: unweighted
+    val = evaluate(s.model, s.val_loader, s.device, loss_fn, len(s.data.classes), s.amp,
                    stop=None if world.several else stop, world=world,
                    prepare=s.augment.eval() if s.augment is not None else None)
     if val is None:
