@@ -39,7 +39,10 @@ from torch import nn
 import archdsl
 from archdsl import SpecError
 from archdsl.layers import REGISTRY
-from test_transformers import TWINNED_HERE  # sequences: their twins are in test_transformers.py
+from test_transformers import TWINNED_HERE as SEQUENCE_TWINS  # sequences: test_transformers.py
+from test_windows import TWINNED_HERE as WINDOW_TWINS  # Swin, MaxViT: test_windows.py
+
+TWINNED_HERE = SEQUENCE_TWINS + WINDOW_TWINS  # kinds whose torch twins live in those files
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

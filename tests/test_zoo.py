@@ -81,6 +81,11 @@ def test_macs_and_params_match_torchvision_published_figures(name):
             assert net.params == weights.meta["num_params"]
 
 
+# Models whose buffers are computed at construction (Swin's and MaxViT's relative position
+# indices, Swin v2's relative coordinates): built on the CPU, and `randomise` keeps them.
+COMPUTED_BUFFERS = ("swin", "maxvit")
+
+
 def torchvision_model(name, kwargs):
     """torchvision's model, built on the meta device: random storage comes later. (RegNet's
     builder computes its widths with tensors, so it is built on the CPU.)"""
@@ -88,6 +93,8 @@ def torchvision_model(name, kwargs):
     import torchvision
 
     builder = getattr(torchvision.models, name)
+    if name.startswith(COMPUTED_BUFFERS):
+        return builder(weights=None, **kwargs)
     try:
         with torch.device("meta"):
             return builder(weights=None, **kwargs)
@@ -103,7 +110,9 @@ def randomise(model, x):
     from torch import nn
 
     g = torch.Generator().manual_seed(0)
+    computed = {k: b.clone() for k, b in model.named_buffers() if not b.is_meta}
     model.to_empty(device="cpu")
+    model.load_state_dict(computed, strict=False)
     norms = []
     with torch.no_grad():
         for p in model.parameters():  # class tokens, position embeddings: small values
@@ -187,6 +196,9 @@ def test_one_training_step_matches_torchvision(name):
     x = torch.randn(2, *small, generator=torch.Generator().manual_seed(1))
     labels = torch.tensor([3, 7])
     tv = randomise(torchvision_model(name, kwargs), x)
+    for m in tv.modules():  # Swin's and MaxViT's builders fix stochastic_depth_prob: off here
+        if type(m).__name__ == "StochasticDepth":
+            m.p = 0.0
     net = archdsl.load(path, input_shape=small, **params)
     ours, after = net.to_torch(), net.to_torch()
     archdsl.transfer_weights(tv, ours)
