@@ -337,8 +337,8 @@ def _contents(graph, gid: int) -> str:
             if inner[0] not in seen:
                 seen.add(inner[0])
                 parts.append(title(graph, groups[inner[0]]))
-        elif node.merge is None:
-            parts.append(node.kind.describe(node.args).split("\n")[0])
+        elif node.merge is None:  # an invalid node's arguments are incomplete: its name only
+            parts.append(node.op if node.invalid else node.kind.describe(node.args).split("\n")[0])
     return " → ".join(parts[:3]) + (" → …" if len(parts) > 3 else "") if parts else "identity"
 
 

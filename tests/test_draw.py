@@ -161,3 +161,15 @@ def test_usage_errors_and_files_that_are_not_ours(tmp_path, capsys):
     assert code == 2 and "--force" in err and mine.read_text() == "my own notes\n"
     assert run(capsys, "draw", SPECS / "lenet5.arch", "-o", mine, "--force")[0] == 0
     assert run(capsys, "draw", SPECS / "lenet5.arch", "-o", mine)[0] == 0  # ours now
+
+
+def test_a_collapsed_combinator_holding_a_layer_with_errors_names_it():
+    # found by the fuzzer: the summary of a folded combinator described every layer from its
+    # arguments, and an invalid `linear` has none (AttributeError: out)
+    text = ("input 3x8x8\nrelu\nrelu\nidentity\nrelu\nresidual< relu\nrelu\nrelu | linear nobias k1 >\n"
+            "residual< residual< silu | relu >\nrelu | conv undefined k1 undefined k1 undefined "
+            "nobias\nrelu\nmul< identity | conv undefined k1\nrelu\nresidual< relu\n"
+            "relu | linear > > >\n")
+    _, graph, diagnostics = analyse_graph(text, "fuzz.arch")
+    source = to_dot(graph, diagnostics).source
+    assert "residual< relu → relu | linear >" in source
