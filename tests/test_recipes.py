@@ -72,3 +72,46 @@ def test_class_weights_auto_weighs_each_class_by_its_inverse_share(tmp_path):
     assert torch.allclose(seen[0].weight, torch.tensor([12 / (2 * 9), 12 / (2 * 3)]))
     assert seen[1].weight is None
     assert "--class-weights auto: a 0.667 (9 images), b 2 (3 images)" in lines
+
+
+def test_mixup_and_cutmix_soft_targets_reach_the_loss_and_resume_stays_exact(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from archdsl.train import setup as setup_module
+
+    data = noise(tmp_path / "d", {"a": 8, "b": 8})
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    targets = []
+    real = setup_module._loss
+
+    def spy(*args):
+        loss = real(*args)
+
+        def recorded(out, target):
+            targets.append(target.detach().clone())
+            return loss(out, target)
+
+        recorded.weight = None
+        return recorded
+
+    config = dict(batch_size=4, quiet=True, mixup=0.4, cutmix=1.0, schedule="constant")
+    setup_module._loss = spy
+    try:
+        full = train(spec, str(data), TrainConfig(epochs=2, **config), out=str(tmp_path / "f"))
+    finally:
+        setup_module._loss = real
+    soft = [t for t in targets if t.ndim == 2]  # the training steps' (validation's are labels)
+    assert len(soft) >= 4 and all(t.shape[1] == 2 for t in soft)  # every step of 2 epochs
+    assert all(torch.allclose(t.sum(1), torch.ones(len(t))) for t in soft)
+    assert any(((t > 0) & (t < 1)).any() for t in soft)  # mixed, not one-hot
+    part = train(spec, str(data), TrainConfig(epochs=1, **config), out=str(tmp_path / "p"))
+    resume(part, epochs=2, log=lambda line: None)
+
+    def metrics(run):
+        return [r.split(",")[:7] for r in (run / "metrics.csv").read_text().splitlines()]
+
+    assert metrics(part) == metrics(full)
+    a, b = load_file(str(full / "last.safetensors")), load_file(str(part / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -217,6 +217,14 @@ class TrainConfig:
                                       "statistics are frozen too", metavar="NAME", many=True)
     unfreeze_at: int | None = option(None, int, "thaw the --freeze layers from epoch EPOCH on "
                                                 "(default never)", min=1, metavar="EPOCH")
+    mixup: float | None = option(None, float, "mix pairs of training images and their labels "
+                                              "(torchvision's MixUp, its weight drawn from "
+                                              "Beta(ALPHA, ALPHA); default off)", above=0,
+                                 metavar="ALPHA")
+    cutmix: float | None = option(None, float, "paste a box of another training image, labels "
+                                               "mixed by area (torchvision's CutMix; with "
+                                               "--mixup, one of the two per batch; default off)",
+                                  above=0, metavar="ALPHA")
     patience: int | None = option(None, int, "stop when the validation accuracy has not "
                                              "improved for N epochs (default never)", min=1,
                                   metavar="N")

@@ -200,10 +200,13 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
     else:
         fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         x = x.to(device, non_blocking=True, memory_format=fmt)
-    y = y.to(device, non_blocking=True)
+    y = target = y.to(device, non_blocking=True)
+    if s.mix is not None:  # soft targets; accuracy against each image's larger share
+        x, target = s.mix(x, y)
+        y = target.argmax(1)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         out = model(x)
-        loss = s.loss_fn(out.float(), y)
+        loss = s.loss_fn(out.float(), target)
     s.optimizer.zero_grad(set_to_none=True)
     if s.scaler is not None:
         s.scaler.scale(loss).backward()

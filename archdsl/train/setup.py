@@ -53,6 +53,7 @@ class Setup:
     world: World = field(default_factory=World)
     augment: object = None  # GpuAugment when the device crops, flips and normalises
     frozen: list = field(default_factory=list)  # module paths --freeze holds still
+    mix: object = None  # --mixup/--cutmix: (images, labels) -> (images, soft labels)
     epoch_order: object = None  # the loader's random state at the start of the current epoch
 
 
@@ -219,7 +220,20 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     return Setup(network, data, run, model, optimizer, schedule, scaler,
                  _loss(config, data, device, log), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
-                 frozen=frozen)
+                 frozen=frozen, mix=_mixing(config, len(data.classes)))
+
+
+def _mixing(config: TrainConfig, classes: int):
+    """torchvision.transforms.v2's MixUp and/or CutMix for --mixup/--cutmix (one of the two,
+    drawn per batch, when both are given), or None. They draw from torch's random state,
+    which resume.pt keeps, so a resume stays exact."""
+    from torchvision.transforms import v2
+
+    mixes = ([v2.MixUp(alpha=config.mixup, num_classes=classes)] if config.mixup else []) + \
+        ([v2.CutMix(alpha=config.cutmix, num_classes=classes)] if config.cutmix else [])
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
 def _loss(config: TrainConfig, data: DataSet, device, log):
