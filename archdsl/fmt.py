@@ -43,10 +43,14 @@ _TOKEN = re.compile(r"""
   | (?P<float>(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)
   | (?P<int>[0-9]+)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>//|[-+*/%=,;(){}<>|])
+  | (?P<op>//|<=|>=|==|!=|[-+*/%=,;(){}<>|])
 """, re.VERBOSE)
 
 _BINARY = {"+", "-", "*", "/", "//", "%"}
+_COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}  # `<` and `>` compare inside parentheses only
+_WORDS_BEFORE_A_VALUE = {"if", "else"}  # a unary minus may follow them
+# Words that are never a function's name, even written against a `(` (`if(c)`, `repeat(3)`).
+_KEYWORDS = {"arch", "input", "init", "block", "def", "repeat", "as", "if", "else"}
 _OPENERS = {"{", "<", "("}
 _CLOSERS = {"}", ">", ")"}
 MIN_COMMENT_GAP = 2
@@ -59,6 +63,11 @@ class FormatError(Exception):
         self.diagnostics = list(diagnostics)
         super().__init__(message or (self.diagnostics[0].message if self.diagnostics
                                      else "the spec cannot be formatted"))
+
+
+class _Func(str):
+    """A name written against its `(`: a call such as `max(8, c)` stays glued (`conv c (x)`,
+    with the space, is two values, and stays spaced)."""
 
 
 @dataclass
@@ -127,6 +136,8 @@ def _lines(source: str) -> list[_Line]:
         elif kind == "comment":
             start = source.rfind("\n", 0, match.start()) + 1
             current.comment, current.comment_column = value.rstrip(), match.start() - start
+        elif kind == "name" and source.startswith("(", match.end()) and value not in _KEYWORDS:
+            current.tokens.append(_Func(value))
         elif kind != "space":
             current.tokens.append(value)
     lines.append(current)
@@ -152,15 +163,19 @@ def _layout(lines: list[_Line]) -> None:
     up after the `(` (otherwise two spaces); a line starting with a closer or `|` goes back
     one level."""
     stack: list[int] = []  # per open bracket: the indentation of the lines inside it
+    parens = 0  # open `(` before the line: inside them `<` and `>` compare
     for line in lines:
         first = line.tokens[0] if line.tokens else None
-        back = first in _CLOSERS or first == "|"
+        back = (first in _CLOSERS or first == "|") and not (parens and first == ">")
         if back and stack:
             line.indent = stack[-2] if len(stack) > 1 else 0
         else:
             line.indent = stack[-1] if stack else 0
-        line.code, starts = _join(line.tokens)
+        line.code, starts = _join(line.tokens, parens)
         for i, tok in enumerate(line.tokens):
+            if parens and tok in ("<", ">"):
+                continue  # a comparison, not a bracket
+            parens += (tok == "(") - (tok == ")" and parens > 0)
             if tok in _OPENERS:
                 outer = stack[-1] if stack else 0
                 aligned = tok == "(" and i + 1 < len(line.tokens)
@@ -169,44 +184,58 @@ def _layout(lines: list[_Line]) -> None:
                 stack.pop()
 
 
-def _join(tokens: list[str]) -> tuple[str, list[int]]:
-    """One line's tokens with canonical spacing, and where each token starts."""
+def _join(tokens: list[str], parens: int = 0) -> tuple[str, list[int]]:
+    """One line's tokens with canonical spacing, and where each token starts; `parens` is the
+    number of `(` open before the line."""
     out: list[str] = []
     starts: list[int] = []
     width = 0
     for i, tok in enumerate(tokens):
         prev = tokens[i - 1] if i else None
         before = tokens[i - 2] if i > 1 else None
-        if prev is not None and _spaced(prev, tok, before):
+        if prev is not None and _spaced(prev, tok, before, parens > 0):
             out.append(" ")
             width += 1
         starts.append(width)
         out.append(tok)
         width += len(tok)
+        parens += (tok == "(") - (tok == ")" and parens > 0)
     return "".join(out), starts
 
 
 def _is_param_list(prev: str | None, before: str | None) -> bool:
-    return before in ("arch", "block") and prev is not None and _is_word(prev)
+    return before in ("arch", "block", "def") and prev is not None and _is_word(prev)
 
 
 def _is_word(tok: str) -> bool:
     return tok[0].isalnum() or tok[0] in "_."
 
 
-def _unary(tok: str, prev: str | None) -> bool:
-    return tok == "-" and prev in ("=", "(")
+def _unary(tok: str, prev: str | None, in_parens: bool = False) -> bool:
+    """Whether `tok` is a minus that starts a value (after `=` or `(`; inside parentheses also
+    after `,`, a comparison, `if` or `else`)."""
+    return tok == "-" and (prev in ("=", "(") or in_parens and (
+        prev == "," or prev in _COMPARISONS or prev in _WORDS_BEFORE_A_VALUE))
 
 
-def _spaced(prev: str, tok: str, before: str | None) -> bool:
-    """Whether a space goes between `prev` and `tok` (`before` precedes `prev`)."""
+def _spaced(prev: str, tok: str, before: str | None, in_parens: bool = False) -> bool:
+    """Whether a space goes between `prev` and `tok` (`before` precedes `prev`); inside
+    parentheses `<` and `>` are comparisons, spaced like `<=`."""
+    if tok == "=" and prev == ")" or prev == "=" and before == ")":
+        return True  # `def f(x) = …`
+    if in_parens and (prev in _COMPARISONS or tok in _COMPARISONS):
+        return True
+    if tok == "(" and isinstance(prev, _Func):
+        return False
+    if tok == "-" and prev in _WORDS_BEFORE_A_VALUE and in_parens:
+        return True
     if tok in (";", ",", ")") or prev in ("(", "=") or tok == "=":
         return False
     if prev in (";", ",", "|", "{", "<") or tok in ("|", "{", "}", ">"):
         return True
     if tok == "<":
         return False
-    if _unary(prev, before):
+    if _unary(prev, before, in_parens):
         return False
     if tok in _BINARY or prev in _BINARY:
         return False

@@ -28,7 +28,7 @@ class ArchLexer(RegexLexer):
         "root": [
             (r"#.*?$", Comment.Single),
             (r"\s+", Text),
-            (words(("arch", "block", "repeat", "input", "init", "def", "if", "else"),
+            (words(("arch", "block", "repeat", "as", "input", "init", "def", "if", "else"),
                    suffix=r"\b"), Keyword),
             (r"([A-Za-z_][A-Za-z0-9_]*)(\s*)(<)", bygroups(Name.Builtin, Text, Punctuation)),
             (r"([A-Za-z_][A-Za-z0-9_]*)(=)", bygroups(Name.Attribute, Operator)),

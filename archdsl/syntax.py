@@ -158,10 +158,10 @@ _BODY_ENDINGS = ("", "relu", "relu;", "relu\n", "conv 8", "conv 8 k3", "conv 8.5
                  "repeat 2 { relu }", "input 3x8x8", "input 3", "arch a", "arch a()", "init",
                  "init resnet", "block a { relu }", "block a() { relu }", "relu; relu",
                  "relu; relu;", "relu; conv 8", "relu; conv a", "relu; conv s=1",
-                 "relu; add< relu >", "relu; repeat 2 { relu }")
+                 "relu; add< relu >", "relu; repeat 2 { relu }", "repeat 2 as i { relu }")
 # What follows a statement without `;` or a new line: a word.
 _NO_SEPARATOR = ("input 3x8x8 b", "input 3 b", "arch a b", "arch a() b", "add< relu > b",
-                 "add< relu | relu > b", "repeat 2 { relu } b", "block a { relu } b",
+                 "add< relu | relu > b", "repeat 2 { relu } b", "repeat 2 as i { relu } b", "block a { relu } b",
                  "block a() { relu } b", "block a() b", "block a(c) b", "arch a(c d", "arch a(c=1 d",
                  "arch a(c=b d", "arch a(c, d e", "arch a(c, d=1 e")
 
@@ -169,7 +169,8 @@ _EXAMPLES: dict[str, dict[str, list[str]]] = {
     "$END": {
         "unclosed `>`": [opener + body for opener in ("add< ", "add< relu | ", "add< relu | relu | ")
                          for body in _BODY_ENDINGS],
-        "unclosed `}`": [opener + body for opener in ("repeat 2 { ", "block a { ", "block a(c) { ")
+        "unclosed `}`": [opener + body for opener in ("repeat 2 { ", "repeat 2 as i { ",
+                                                      "block a { ", "block a(c) { ")
                          for body in _BODY_ENDINGS],
         "unclosed `)`": [
             "arch a(", "arch a(c", "arch a(c=1", "arch a(c=1.5", "arch a(c=1x2",
@@ -181,10 +182,14 @@ _EXAMPLES: dict[str, dict[str, list[str]]] = {
     "NAME": {
         "missing separator": [opener + stmt + closer for opener, closer in (
             ("", ""), ("relu; ", ""), ("add< ", " >"), ("add< relu; ", " >"), ("add< relu | ", " >"),
-            ("repeat 2 { ", " }"), ("repeat 2 { relu; ", " }"), ("block a(c) { ", " }"))
+            ("repeat 2 { ", " }"), ("repeat 2 { relu; ", " }"), ("repeat 2 as i { ", " }"),
+            ("block a(c) { ", " }"))
             for stmt in _NO_SEPARATOR if not stmt.startswith(("arch a(", "block"))
             or opener == ""],
     },
+    **{token: {"index not a name": [f"repeat 2 as {index}" for index in indices]} for token, indices
+       in (("INT", ("3", "(3")), ("FLOAT", ("1.5",)), ("SHAPE", ("3x3",)), ("LBRACE", ("{",)),
+           ("LPAR", ("(",)), ("MINUS", ("-",)))},
     "_SEP": {
         "missing `)`": ["conv (1\n", "conv (a\n", "conv (a+b\n", "conv (a*b\n", "conv s=(1\n",
                         "arch a(c=(1\n"],
@@ -278,8 +283,11 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
     if token.type in _STRAY_CLOSERS:
         return error("E-SYNTAX", _STRAY_CLOSERS[token.type], span)
     message, hint = f"unexpected {shown}", _TOKEN_HINTS.get(token.type)
-    if hint is None:
-        mistake = _mistake(exc)
+    mistake = _mistake(exc) if hint is None or token.type == "MINUS" else None
+    if mistake == "index not a name":
+        message = f"unexpected {shown}: `as` names the repeat's index"
+        hint = "write a name after `as`: `repeat n as i { … }`"
+    elif hint is None:
         if mistake == "missing separator":
             message = f"unexpected `{value}`: statements are separated by `;` or a new line"
             hint = f"write `; {value}` or start `{value}` on a new line"
@@ -401,8 +409,9 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return Layer(str(op), _tok_span(self.file, op), tuple(args), _span(self.file, meta))
 
     def repeat(self, meta, children):
-        count, body = children
-        return Repeat(count, self._nested(body), _span(self.file, meta))
+        count, *index, body = children
+        name = Name(str(index[0]), _tok_span(self.file, index[0])) if index else None
+        return Repeat(count, self._nested(body), _span(self.file, meta), name)
 
     def combinator(self, meta, children):
         kind, *bodies = children

@@ -95,9 +95,12 @@ class Layer:
 
 @dataclass(frozen=True)
 class Repeat:
+    """`repeat n { … }`; `repeat n as i { … }` also names the iteration's index, 0 … n−1."""
+
     count: Expr
     body: tuple["Stmt", ...]
     span: Span
+    index: Name | None = None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,17 @@ def _assert_formats_well(text: str) -> str:
     ("arch net ( a = 1 ,b )\n", "arch net(a=1, b)\n"),
     ("block b(c){conv c k3}\n", "block b(c) { conv c k3 }\n"),
     ("repeat n-1{relu}\n", "repeat n-1 { relu }\n"),
+    ("repeat  n - 1   as  i{conv c + i k1}\n", "repeat n-1 as i { conv c+i k1 }\n"),
+    ("repeat 2 as i {\nrepeat i as j { relu }\n}\n", "repeat 2 as i {\n  repeat i as j { relu }\n}\n"),
+    ("def  f ( v , d = 8 )=max( d , floor( v / d ) * d )\n",
+     "def f(v, d=8) = max(d, floor(v/d)*d)\n"),
+    ("conv (1 if c>=8 else 2)\n", "conv (1 if c >= 8 else 2)\n"),
+    ("conv (a<b) (a>b) (a!=b) (a==-1)\n", "conv (a < b) (a > b) (a != b) (a == -1)\n"),
+    ("conv max(c,-1) (c if t else -c)\n", "conv max(c, -1) (c if t else -c)\n"),
+    ("conv c (x)\n", "conv c (x)\n"),  # two values: the space stays
+    ("residual< repeat (1 if c<8 else 0) { relu } >\n",
+     "residual< repeat (1 if c < 8 else 0) { relu } >\n"),
+    ("conv max((1 if a<b else 2),\n c>d)\n", "conv max((1 if a < b else 2),\n         c > d)\n"),
     ("block b(c) {\n        conv c k3\n   relu\n}\n", "block b(c) {\n  conv c k3\n  relu\n}\n"),
     ("concat<\nconv 8 k1\n|conv 8 k3\n  relu\n>\n",
      "concat<\n  conv 8 k1\n| conv 8 k3\n  relu\n>\n"),
@@ -132,12 +143,15 @@ def _scrambled(text: str, rng: random.Random) -> str:
     lines = []
     for line in text.split("\n"):
         code = re.sub(r"#.*", "", line).strip()
-        parts = re.findall(r"[0-9.]+[eE][-+]?[0-9]+|//|[A-Za-z_0-9.]+|\S", code)
+        parts = re.findall(r"[0-9.]+[eE][-+]?[0-9]+|//|[<>=!]=|[A-Za-z_][A-Za-z_0-9]*\(|"
+                           r"[A-Za-z_0-9.]+|\S", code)
         out = ""
         for part in parts:
             gap = rng.choice(["", " ", "   "])
             if part == "-" or not out or (re.match(r"\w", part[0]) and re.search(r"\w$", out)):
                 gap = " " if out and part != "-" else ""  # never `a -b`; words stay apart
+            if part[-1] == "(" and re.search(r"\w$", out):
+                gap = " "  # `max(` stays a call and `stage (` two things: fmt keeps both
             out += gap + part
         if out and rng.random() < 0.3 and not out.endswith(("(", ",")):
             out += rng.choice([";", " ;", ";;"])

@@ -63,7 +63,7 @@ def statements(words: list[str]) -> list[dict]:
              for word, scope in DECLARATIONS.items()]
     for word in words:
         if word not in CONDITIONAL:
-            kind = "control" if word == "repeat" else "other"
+            kind = "control" if word in ("repeat", "as") else "other"
             rules.append({"match": rf"\b{word}\b", "name": f"keyword.{kind}.{word}.arch"})
     return rules
 

@@ -15,8 +15,8 @@ from .. import layers
 from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
 from ..graph import LayerGraph, LayerNode
 from ..layers.base import Args
-from ..syntax import Keyword, Layer, Name, Spec
-from .expressions import Word, defined, evaluate
+from ..syntax import Combinator, Keyword, Layer, Name, Repeat, Spec
+from .expressions import Word, defined, evaluate, repeat_indices
 from .shortcuts import insert_shortcuts
 from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
 
@@ -32,8 +32,23 @@ def expand(spec: Spec, overrides: dict[str, Any] | None = None,
                 "that name", block.name_span, hint=f"rename the block, e.g. `my_{block.name}`"))
     graph = LayerGraph(spec.name, spec.file, spec.source)
     graph.params = {}
-    with defined(spec.functions, graph.params):
+    with defined(spec.functions, graph.params), repeat_indices(_indices(spec)):
         return _expand(spec, graph, overrides, input_shape, diagnostics)
+
+
+def _indices(spec: Spec) -> dict[str, Span]:
+    """Each repeat index the spec names (`repeat n as i`), with the first place it is named."""
+    found: dict[str, Span] = {}
+    todo = [spec.body, *(b.body for b in spec.blocks.values())]
+    while todo:
+        for st in todo.pop():
+            if isinstance(st, Repeat):
+                if st.index is not None:
+                    found.setdefault(st.index.name, st.index.span)
+                todo.append(st.body)
+            elif isinstance(st, Combinator):
+                todo.extend(b.body for b in st.branches)
+    return found
 
 
 def _expand(spec: Spec, graph: LayerGraph, overrides, input_shape, diagnostics):

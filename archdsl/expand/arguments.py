@@ -12,7 +12,7 @@ from ..layers.base import Arg, Args
 from ..layers.merge import MergeKind
 from ..layers.types import ArgumentError
 from ..syntax import Keyword, Layer, Name
-from .expressions import Word, evaluate
+from .expressions import Word, evaluate, outside_index_hint
 
 _FLAG = re.compile(r"([a-z])([0-9]+(?:x[0-9]+)?)")
 
@@ -40,7 +40,8 @@ class _Resolution:
         arg, kind = self.by_name[arg_name], self.kind
         if isinstance(value, Word) and arg.type.numeric and value not in arg.type.takes_words:
             message = f"unknown name `{value}`"
-            hint = layer_hint(value) or did_you_mean(value, self.scope) or (
+            hint = layer_hint(value) or outside_index_hint(value) or \
+                did_you_mean(value, self.scope) or (
                 f"names in scope: {', '.join(sorted(self.scope))}" if self.scope
                 else f"{kind.name} {arg_name} takes a number here")
             if via is not None:
@@ -186,7 +187,8 @@ def _word(r: _Resolution, word: str, span: Span, blocks=(), via: str | None = No
         hint = (f"{kind.name} has no `{m.group(1)}` flag; its flags are "
                 + ", ".join(f"`{f}`" for f in flags)) if flags else f"{kind.name} takes no flags"
     else:
-        hint = did_you_mean(word, list(kind.words) + list(r.scope)) or argument_list(kind)
+        hint = outside_index_hint(word) or did_you_mean(word, list(kind.words) + list(r.scope)) \
+            or argument_list(kind)
     raise DiagnosticError(error("E-UNKNOWN-NAME", message, span, hint=hint))
 
 

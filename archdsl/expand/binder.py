@@ -10,7 +10,7 @@ import re
 
 from ..diagnostics import DiagnosticError, did_you_mean, error
 from ..syntax import BlockDef, Keyword, Layer
-from .expressions import Word, evaluate, try_evaluate
+from .expressions import Word, evaluate, outside_index_hint, try_evaluate
 
 _FLAG = re.compile(r"([A-Za-z_])([0-9]+(?:x[0-9]+)?)")
 
@@ -51,6 +51,7 @@ def bind(block: BlockDef, call: Layer, scope: dict[str, Any], arch: dict[str, An
         b.given[p.name] = value(a, scope)
         if strict:
             _no_flag(block, names, b.given[p.name], a)
+            _no_stray_index(b.given[p.name], a)
     for a in call.args:
         if not isinstance(a, Keyword):
             continue
@@ -62,6 +63,8 @@ def bind(block: BlockDef, call: Layer, scope: dict[str, Any], arch: dict[str, An
             raise DiagnosticError(error("E-ARG-DUPLICATE", f"`{a.name}` is given twice", a.span))
         b.given[a.name] = value(a.value, scope)
         b.by_keyword.add(a.name)
+        if strict:
+            _no_stray_index(b.given[a.name], a.value)
     for p in block.params:
         if p.name in b.given:
             b.values[p.name] = b.given[p.name]
@@ -84,3 +87,14 @@ def _no_flag(block: BlockDef, names: list[str], value, written) -> None:
     raise DiagnosticError(error(
         "E-UNKNOWN-NAME", f"`{value}` looks like a flag, but block `{block.name}` takes no "
         f"flags", written.span, hint=f"set its parameter `{name}` with a keyword: `{name}={number}`"))
+
+
+def _no_stray_index(value, written) -> None:
+    """A repeat's index passed to a block outside that repeat: an error at the call, rather
+    than a word that the block's body would stumble on."""
+    from .. import layers
+
+    hint = outside_index_hint(value) if isinstance(value, Word) else None
+    if hint is not None and layers.get(value) is None:
+        raise DiagnosticError(error("E-UNKNOWN-NAME", f"unknown name `{value}`", written.span,
+                                    hint=hint))

@@ -41,6 +41,31 @@ def defined(functions: dict, arch_values: dict):
         _DEFINED.reset(token)
 
 
+# The repeat indices the spec names (`repeat n as i`), name -> where the first is named: a use
+# outside its repeat is then told where the name lives.
+_INDICES: ContextVar[dict[str, Span]] = ContextVar("archdsl_indices", default={})
+
+
+@contextmanager
+def repeat_indices(names: dict[str, Span]):
+    """Make `outside_index_hint` know the spec's repeat indices while it expands."""
+    token = _INDICES.set(names)
+    try:
+        yield
+    finally:
+        _INDICES.reset(token)
+
+
+def outside_index_hint(name: str) -> str | None:
+    """For a name that is a repeat's index, used where that index is not in scope."""
+    span = _INDICES.get().get(name)
+    if span is None:
+        return None
+    return (f"`{name}` is the index of the `repeat` on line {span.line}, and exists only inside "
+            f"that repeat's `{{ … }}` (a block called there does not see it: pass it as an "
+            f"argument)")
+
+
 class Word(str):
     """A bare word that names no parameter: `same`, `reflect`, `nobias`, `k3`, `true`."""
 
@@ -84,7 +109,7 @@ def _name(e: Name, env, words_ok: bool):
     if words_ok:
         return Word(e.name)
     raise DiagnosticError(error("E-UNKNOWN-NAME", f"unknown name `{e.name}`", e.span,
-                                hint=did_you_mean(e.name, env) or
+                                hint=outside_index_hint(e.name) or did_you_mean(e.name, env) or
                                 (f"names in scope: {', '.join(sorted(env))}" if env
                                  else "no parameters are in scope here")))
 

@@ -43,6 +43,7 @@ class Scope:
     groups: tuple[int, ...]
     counts: dict[str, int] = field(default_factory=dict)
     depth: int = 0
+    indices: dict[str, Span] = field(default_factory=dict)  # repeat index -> where it is named
 
     def child_name(self, base: str) -> str:
         self.counts[base] = self.counts.get(base, 0) + 1
@@ -69,7 +70,9 @@ class Walk:
         parent = scope.groups[-1] if scope.groups else None
         return self.graph.new_group(kind, name, label, span, parent, **extra).id
 
-    def child(self, scope: Scope, name: str, gid: int, values=None) -> Scope:
+    def child(self, scope: Scope, name: str, gid: int, values=None, indices=None) -> Scope:
+        """The scope inside a group: a block call's `values` (and no repeat index), a repeat
+        iteration's `values` and `indices`, or else the enclosing scope's."""
         if scope.depth >= MAX_DEPTH:
             raise DiagnosticError(error("E-NESTING", f"blocks, repeats and combinators nest more "
                                         f"than {MAX_DEPTH} levels deep",
@@ -77,7 +80,8 @@ class Walk:
                                         hint="flatten the nesting, or define a `block` for a part "
                                              "that repeats"))
         return Scope(values=scope.values if values is None else values, prefix=f"{name}.",
-                     groups=scope.groups + (gid,), depth=scope.depth + 1)
+                     groups=scope.groups + (gid,), depth=scope.depth + 1,
+                     indices=(scope.indices if values is None else indices or {}))
 
     # ------------------------------------------------------------------------- statements
     def emit(self, stmts, src: str, scope: Scope) -> str:
@@ -167,7 +171,9 @@ class Walk:
         if count < 0:
             raise DiagnosticError(error("E-ARG-RANGE", f"repeat count {count} is negative",
                                         st.count.span))
-        estimate = len(self.graph.order) - 1 + count * self.size(st.body, scope.values)
+        if st.index is not None:
+            self.check_index(st.index, scope)
+        estimate = len(self.graph.order) - 1 + self.repeat_size(st, count, scope.values, 0)
         if estimate > MAX_NODES:
             raise DiagnosticError(error("E-TOO-BIG", f"repeat {count_text(count)} would make the "
                                         f"network more than {MAX_NODES:,} layers (about "
@@ -180,10 +186,35 @@ class Walk:
             iname = f"{name}.{i}"
             igid = self.group("iteration", iname, f"{i + 1} of {count}", st.span, outer)
             errors = len(self.diagnostics)
-            src = self.emit(st.body, src, self.child(outer, iname, igid))
+            inner = self.child(outer, iname, igid) if st.index is None else self.child(
+                outer, iname, igid, {**outer.values, st.index.name: i},
+                {**outer.indices, st.index.name: st.index.span})
+            src = self.emit(st.body, src, inner)
             if len(self.diagnostics) > errors:
                 break  # every further iteration would only repeat the same errors
         return src
+
+    def check_index(self, index: Name, scope: Scope) -> None:
+        """`repeat n as i`: the index may not hide a name in scope (an enclosing repeat's
+        index, a parameter), a value, a layer kind or a block."""
+        name, what = index.name, None
+        if name in scope.indices:
+            what = f"the index of the enclosing `repeat` on line {scope.indices[name].line}"
+        elif name in scope.values:
+            block = next((self.graph.groups[g].block for g in reversed(scope.groups)
+                          if self.graph.groups[g].kind == "block"), None)
+            mine = block is not None and name in {p.name for p in self.spec.blocks[block].params}
+            what = f"a parameter of block `{block}`" if mine else "a parameter of the `arch` header"
+        elif name in ("true", "false"):
+            what = "a value"
+        elif name in self.spec.blocks:
+            what = "a block"
+        elif _is_layer(name):
+            what = "a layer kind"
+        if what is not None:
+            raise DiagnosticError(error(
+                "E-DUPLICATE", f"the repeat's index `{name}` would hide `{name}`, {what}",
+                index.span, hint=f"give the index a name of its own, e.g. `{_fresh(name, scope)}`"))
 
     def combinator(self, st: Combinator, src: str, scope: Scope) -> str:
         how = combinator(st.kind)
@@ -255,7 +286,7 @@ class Walk:
             if isinstance(st, Repeat):
                 count = evaluate_or(st.count, env, 1)
                 count = count if isinstance(count, int) and count >= 0 else 1
-                total += count * self.size(st.body, env, depth + 1)
+                total += self.repeat_size(st, count, env, depth)
             elif isinstance(st, Combinator):
                 total += 1 + sum(self.size(b.body, env, depth + 1) for b in st.branches)
             elif isinstance(st, Layer) and str(env.get(st.op, st.op)) in self.spec.blocks:
@@ -267,6 +298,28 @@ class Walk:
             if total > MAX_NODES:
                 return total
         return total
+
+
+    def repeat_size(self, st: Repeat, count: int, env: dict[str, Any], depth: int) -> int:
+        """The layers of `count` iterations of `st`: each iteration's own where the body may
+        read the index (and the count is small enough to go through), else count × one."""
+        if st.index is None:
+            return count * self.size(st.body, env, depth + 1)
+        if count > _EXACT_ITERATIONS:  # as large as the last iteration's, at most
+            last = self.size(st.body, {**env, st.index.name: count - 1}, depth + 1)
+            return count * max(last, self.size(st.body, {**env, st.index.name: 0}, depth + 1))
+        total = 0
+        for i in range(count):
+            total += self.size(st.body, {**env, st.index.name: i}, depth + 1)
+            if total > MAX_NODES:
+                break
+        return total
+
+
+# An indexed repeat's size is summed over its iterations up to this count (beyond it, each
+# iteration's size can only be estimated, and a count this large is refused anyway unless
+# most iterations are empty).
+_EXACT_ITERATIONS = MAX_NODES
 
 
 def _is_layer(name: str) -> bool:
@@ -297,6 +350,15 @@ def _check_branches(st: Combinator, how) -> None:
             raise DiagnosticError(error("E-COMBINATOR", "empty branch", b.span,
                                         hint="write `identity` for a branch that passes its "
                                              "input through"))
+
+
+def _fresh(name: str, scope: Scope) -> str:
+    """A name like `name` that nothing in `scope` has."""
+    for candidate in ("i", "j", "k", "index", *(f"{name}{n}" for n in range(2, 100))):
+        if candidate not in scope.values and candidate not in scope.indices and \
+                candidate != name and not _is_layer(candidate):
+            return candidate
+    return f"{name}_index"
 
 
 def _words(n: int) -> str:
