@@ -115,3 +115,43 @@ def test_mixup_and_cutmix_soft_targets_reach_the_loss_and_resume_stays_exact(tmp
     assert metrics(part) == metrics(full)
     a, b = load_file(str(full / "last.safetensors")), load_file(str(part / "last.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_weights_are_measured_saved_and_resumed_exactly(tmp_path):
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    data = noise(tmp_path / "d", {"a": 8, "b": 8})
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    from archdsl.train import loop
+
+    measured = []
+    real = loop.evaluate
+
+    def spy(model, *args, **kwargs):
+        measured.append(model)
+        return real(model, *args, **kwargs)
+
+    config = dict(batch_size=4, quiet=True, ema=0.5, schedule="constant")
+    loop.evaluate = spy
+    try:
+        full = train(spec, str(data), TrainConfig(epochs=2, **config), out=str(tmp_path / "f"))
+    finally:
+        loop.evaluate = real
+    ema, raw = load_file(str(full / "ema.safetensors")), load_file(str(full / "last.safetensors"))
+    assert set(ema) == set(raw) and not torch.equal(ema["conv1.weight"], raw["conv1.weight"])
+    # validation measured the average: the model it was given holds ema.safetensors' weights
+    assert len(measured) == 2
+    assert all(torch.equal(v, ema[k]) for k, v in measured[-1].state_dict().items())
+    best = load_file(str(full / "best.safetensors"))
+    assert any(not torch.equal(best[k], raw[k]) for k in raw)  # best is the average's too
+    part = train(spec, str(data), TrainConfig(epochs=1, **config), out=str(tmp_path / "p"))
+    resume(part, epochs=2, log=lambda line: None)
+    again = load_file(str(part / "ema.safetensors"))
+    assert all(torch.equal(ema[k], again[k]) for k in ema)
+    last = (full / "metrics.csv").read_text().splitlines()[-1].split(",")
+    assert last[:7] == (part / "metrics.csv").read_text().splitlines()[-1].split(",")[:7]
+    assert json.loads((full / "config.json").read_text())["options"]["ema"] == 0.5

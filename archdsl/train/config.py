@@ -225,6 +225,13 @@ class TrainConfig:
                                                "mixed by area (torchvision's CutMix; with "
                                                "--mixup, one of the two per batch; default off)",
                                   above=0, metavar="ALPHA")
+    ema: float | None = option(None, float, "keep an exponential moving average of the weights "
+                                            "with this decay (e.g. 0.999); it is what validation "
+                                            "measures and best.safetensors and ema.safetensors "
+                                            "hold (default off)", above=0, metavar="DECAY",
+                               check=lambda v: None if v < 1 else
+                               f"--ema must be below 1, got {v:g}: it is the share of the "
+                               "average kept at each step")
     patience: int | None = option(None, int, "stop when the validation accuracy has not "
                                              "improved for N epochs (default never)", min=1,
                                   metavar="N")

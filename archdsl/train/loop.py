@@ -233,6 +233,8 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
         s.scaler.update()
     else:
         s.optimizer.step()
+    if s.ema is not None:
+        s.ema.update_parameters(unwrap(model))
     s.schedule.step()
     at.step += 1
     return loss_sum, correct, seen, stops
@@ -245,7 +247,8 @@ def _validated(s: Setup, epoch: int, part: dict, seconds: float, stop: StopReque
     world = s.world
     loss_fn = s.loss_fn if getattr(s.loss_fn, "weight", None) is None else \
         nn.CrossEntropyLoss(label_smoothing=s.config.label_smoothing)  # validation: unweighted
-    val = evaluate(s.model, s.val_loader, s.device, loss_fn, len(s.data.classes), s.amp,
+    model = s.ema.module if s.ema is not None else s.model  # --ema: the average is measured
+    val = evaluate(model, s.val_loader, s.device, loss_fn, len(s.data.classes), s.amp,
                    stop=None if world.several else stop, world=world,
                    prepare=s.augment.eval() if s.augment is not None else None)
     if val is None:

@@ -54,6 +54,7 @@ class Setup:
     augment: object = None  # GpuAugment when the device crops, flips and normalises
     frozen: list = field(default_factory=list)  # module paths --freeze holds still
     mix: object = None  # --mixup/--cutmix: (images, labels) -> (images, soft labels)
+    ema: object = None  # --ema: torch.optim.swa_utils.AveragedModel of the network
     epoch_order: object = None  # the loader's random state at the start of the current epoch
 
 
@@ -208,6 +209,12 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     optimizer = _optimizer(model, config)
     schedule = make_schedule(optimizer, config, max(len(train_loader), 1))
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    ema = None
+    if config.ema is not None:  # before compile: the average is of the plain network
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                            use_buffers=True)
     if config.compile:
         model = torch.compile(model)
     config_json = saved or _config_json(spec_path, dataset, network, data, config, device, amp,
@@ -220,7 +227,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     return Setup(network, data, run, model, optimizer, schedule, scaler,
                  _loss(config, data, device, log), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
-                 frozen=frozen, mix=_mixing(config, len(data.classes)))
+                 frozen=frozen, mix=_mixing(config, len(data.classes)), ema=ema)
 
 
 def _mixing(config: TrainConfig, classes: int):

@@ -83,6 +83,8 @@ def _state(s: Setup, epoch: int, rows: list, best: float, loader_state=None) -> 
     state = {
         "epoch": epoch, "rows": rows, "best": best,
         "model": {k: v.detach().cpu() for k, v in unwrap(s.model).state_dict().items()},
+        **({"ema": {k: v.detach().cpu() for k, v in s.ema.state_dict().items()}}
+           if s.ema is not None else {}),
         "optimizer": s.optimizer.state_dict(), "schedule": s.schedule.state_dict(),
         "scaler": s.scaler.state_dict() if s.scaler is not None else {},
         "random": mine,
@@ -130,6 +132,7 @@ def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
         return  # rank 0 writes
     _refuse_non_finite(s, state)
     weights = unwrap(s.model).state_dict()
+    measured = s.ema.module.state_dict() if s.ema is not None else weights  # what validation saw
     curves = drawn(curves_png, rows, title=f"{s.network.name}: {run.name}", warn=log)
     matrices = {name: drawn(draw, confusion, s.data.classes, title=f"validation, epoch {epoch}",
                             warn=log) if improved else None
@@ -138,8 +141,10 @@ def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
     with atomic_batch() as write:
         write(run / "metrics.csv", metrics_writer(rows))
         write(run / "last.safetensors", weights_writer(weights))
+        if s.ema is not None:
+            write(run / "ema.safetensors", weights_writer(measured))
         if improved:
-            write(run / "best.safetensors", weights_writer(weights))
+            write(run / "best.safetensors", weights_writer(measured))
             for name, matrix in matrices.items():
                 if matrix is not None:
                     write_png(run / name, matrix, write)
@@ -191,6 +196,8 @@ def restore(s: Setup, state: dict, path: Path) -> Position:
 
     try:
         fit_state(s.network, unwrap(s.model), state["model"], f"the resume state {path}")
+        if s.ema is not None:
+            s.ema.load_state_dict({k: v.to(s.device) for k, v in state["ema"].items()})
         s.optimizer.load_state_dict(state["optimizer"])
         s.schedule.load_state_dict(state["schedule"])
         if s.scaler is not None and state.get("scaler"):
