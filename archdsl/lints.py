@@ -45,6 +45,8 @@ def no_nonlinearity(graph):
                 continue  # a deliberate low-rank factorisation (MobileNetV2's linear bottleneck)
             if nonlinear_blocks.intersection(prev.groups).difference(node.groups):
                 continue  # a block's linear output, read by the next block: a linear bottleneck
+            if _is_separable(graph, prev_id, nid) or _read_elsewhere(graph, prev_id, nid):
+                continue
             yield node, warning(
                 "W-NO-NONLINEARITY",
                 f"`{node.op}` follows `{prev.op}` ({_line(prev)}) with no nonlinearity between "
@@ -106,6 +108,33 @@ def _is_bottleneck(graph, prev_id, nid) -> bool:
     prev = graph.layer(prev_id)
     pointwise = len(x) == 1 or prev.kind.receptive(prev.args, x)[0] == (1, 1)
     return width_mid == width_in and pointwise
+
+
+def _is_separable(graph, prev_id, nid) -> bool:
+    """A depthwise convolution read by a 1x1 one: the depthwise-separable factorisation
+    (Xception, ShuffleNet), which has far fewer weights than the one map it equals."""
+    prev, node = graph.layer(prev_id), graph.layer(nid)
+    if "groups" not in prev.args.as_dict() or node.kind.name != "conv":
+        return False
+    (x,) = [graph.shape(p) for p in graph.inputs(prev_id)]
+    (y,) = [graph.shape(p) for p in graph.inputs(nid)]
+    depthwise = len(x) == 3 and prev.args.groups == x[0] > 1
+    return depthwise and node.kind.receptive(node.args, y)[0] == (1, 1)
+
+
+def _read_elsewhere(graph, prev_id, nid) -> bool:
+    """Whether the output of `prev_id` is also read by another path before it reaches `nid`
+    (a residual stream, a fork): it is then no mere intermediate of one linear map (MaxViT's
+    stem feeds both an MBConv's shortcut and its pre-normed body)."""
+    at = prev_id
+    while True:
+        successors = list(graph.dag.succ[at])
+        if len(successors) != 1:
+            return len(successors) > 1
+        (at,) = successors
+        kind = graph.layer(at).kind
+        if at == nid or kind is None or kind.weighted or kind.nonlinear:
+            return False
 
 
 def _output_chain(graph):

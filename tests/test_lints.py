@@ -30,6 +30,26 @@ def test_linear_bottleneck_is_deliberate():
         ["W-NO-NONLINEARITY"]
 
 
+def test_depthwise_separable_factorisation_is_deliberate():
+    # ShuffleNetV2's branch: a depthwise 3x3 with no activation, then a 1x1 (torchvision's)
+    assert codes("input 16x8x8\nconv 16 k3 p1 g=16 nobias; bn; conv 16 k1 nobias; bn; relu\n") \
+        == []
+    # a grouped (not depthwise) 3x3, or a depthwise one read by a 3x3, is still one linear map
+    assert codes("input 16x8x8\nconv 16 k3 p1 g=4 nobias; bn; conv 16 k1 nobias; bn; relu\n") \
+        == ["W-NO-NONLINEARITY"]
+    assert codes("input 16x8x8\nconv 16 k3 p1 g=16 nobias; bn; conv 16 k3 p1 nobias; bn; "
+                 "relu\n") == ["W-NO-NONLINEARITY"]
+
+
+def test_an_output_read_by_another_path_is_no_mere_intermediate():
+    # MaxViT: the stem's last conv feeds an MBConv's shortcut and its pre-normed body
+    assert codes("input 8x8x8\nconv 8 k3 p1\nresidual< bn; conv 32 k1; gelu; conv 8 k1 >\n"
+                 "relu\n") == []
+    # the same body without the shortcut reads the conv alone
+    assert codes("input 8x8x8\nconv 8 k3 p1 nobias\nbn; conv 32 k1; gelu; conv 8 k1\nrelu\n") \
+        == ["W-NO-NONLINEARITY"]
+
+
 def test_activation_after_the_classifier():
     assert codes("input 8\nlinear 10; relu\n") == ["W-FINAL-ACTIVATION"]
     assert codes("input 8\nlinear 10; sigmoid; dropout 0.1\n") == ["W-FINAL-ACTIVATION"]

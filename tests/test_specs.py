@@ -148,6 +148,16 @@ TWINS = {
     "regnet_y": (lambda: torchvision_model("regnet_y_400mf"), "RegNet_Y_400MF_Weights"),
     # ViT's SWAG weights are published at 384x384 too: its figures are checked in test_zoo.py
     "vit": (lambda: torchvision_model("vit_b_16"), None),
+    "efficientnet_v2": (lambda: torchvision_model("efficientnet_v2_s"),
+                        "EfficientNet_V2_S_Weights"),
+    "vgg13_bn": (lambda: torchvision_model("vgg13_bn"), "VGG13_BN_Weights"),
+    "vgg19_bn": (lambda: torchvision_model("vgg19_bn"), "VGG19_BN_Weights"),
+    "shufflenet_v2": (lambda: torchvision_model("shufflenet_v2_x1_0"),
+                      "ShuffleNet_V2_X1_0_Weights"),
+    "convnext": (lambda: torchvision_model("convnext_tiny"), "ConvNeXt_Tiny_Weights"),
+    "swin": (lambda: torchvision_model("swin_t"), "Swin_T_Weights"),
+    "swin_v2": (lambda: torchvision_model("swin_v2_t"), "Swin_V2_T_Weights"),
+    "maxvit": (lambda: torchvision_model("maxvit_t"), "MaxVit_T_Weights"),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),
@@ -216,7 +226,8 @@ def test_macs_match_torchvision_published_figures(name):
 
 @each_spec
 def test_num_classes_changes_the_final_layer(path):
-    """The classifier (a linear layer, or SqueezeNet's 1x1 conv) gets num_classes outputs."""
+    """The classifier (a linear layer, or SqueezeNet's 1x1 conv; MaxViT's without bias) gets
+    num_classes outputs."""
     default = archdsl.load(path)
     n = 10 if default.arch_params["num_classes"] != 10 else 100
     net = archdsl.load(path, num_classes=n)
@@ -225,8 +236,9 @@ def test_num_classes_changes_the_final_layer(path):
     before, last = records[i - 1], records[i]
     features = before["output"][0]
     assert last["output"][0] == n and net.output_shape == (n,)
-    assert last["params"] == (features + 1) * n
-    assert default.params - net.params == (features + 1) * (default.arch_params["num_classes"] - n)
+    per_class = features + 1 if last["params"] == (features + 1) * n else features  # nobias
+    assert last["params"] == per_class * n
+    assert default.params - net.params == per_class * (default.arch_params["num_classes"] - n)
 
 
 # ----------------------------------------------------------------------------- small networks
