@@ -180,9 +180,10 @@ def _window(size: int, k: int, s: int, pl: int, pr: int, d: int, ceil: bool):
         text += f" = {rounding}({span} / {s}) + 1 = {q} + 1"
     notes = []
     if span % s and not ceil:
-        notes.append(f"floor: {span} / {s} = {span / s:g} rounds down, so the last {span % s} "
-                     "row(s)/column(s) of the padded input fit no whole window and are never "
-                     "read")
+        left = span % s
+        lines = "row/column" if left == 1 else "rows/columns"
+        notes.append(f"floor: {span} / {s} = {span / s:g} rounds down, so the last {left} "
+                     f"{lines} of the padded input fit no whole window and are never read")
     elif span % s:
         notes.append(f"ceil: {span} / {s} = {span / s:g} rounds up: one more window, which "
                      "hangs over the bottom/right edge")

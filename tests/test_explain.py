@@ -596,3 +596,12 @@ def test_every_kind_with_numbers_of_its_own_has_its_own_explainer():
                 any(s.what.startswith("receptive field") for s in e.steps)
             if e.op == name and own:
                 assert name in EXPLAINERS, name
+
+
+def test_the_unread_rows_agree_in_number(capsys, tmp_path):
+    for size, left, words in ((8, 1, "row/column"), (10, 3, "rows/columns")):
+        spec = tmp_path / f"s{size}.arch"
+        spec.write_text(f"input 1x{size}x{size}\nconv 1 k3 s4\n")
+        code, out, _ = run(capsys, str(spec))
+        assert code == 0
+        assert f"so the last {left} {words} of the padded input fit no whole window" in out
