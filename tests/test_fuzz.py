@@ -335,7 +335,7 @@ def test_drawing_work_grows_linearly_with_the_number_of_block_calls():
         _, graph, diagnostics = analyse_graph(text)
         to_dot(graph, diagnostics).source  # one-time set-up (imports, caches) is not counted
         source, work = count_calls(lambda: to_dot(graph, diagnostics).source)
-        assert f'label="stage 128 {blocks} s=2' in source  # the stage of `blocks` calls, collapsed
+        assert f'label="stage(c=128, n={blocks}, s=2)' in source  # that stage, collapsed
         return work
 
     assert _growth(calls, 150, 600) <= 4.5  # now: 3.6; the quadratic pass: about 13
