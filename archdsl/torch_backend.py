@@ -31,16 +31,30 @@ class Block(nn.Sequential):
 
 
 class Residual(nn.Module):
-    """`residual< body | shortcut >`: body(x) + shortcut(x), the shortcut being x by default."""
+    """`residual< body | shortcut >`: body(x) + shortcut(x), the shortcut being x by default.
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None):
+    With `inplace` the sum is written into the body's output (`out += identity`, as
+    torchvision's ResNet, MobileNetV3, EfficientNet and ConvNeXt blocks add): the backend
+    sets it where the body ends in a fresh tensor that nothing else reads and whose backward
+    does not need it (graph.may_work_in_place), so autograd is unaffected. Where the two
+    differ in dtype or shape (autocast, broadcasting), or the body's output is a view (an
+    in-place write would rewrite autograd's history of its base), it adds out of place: the
+    result is always `body(x) + identity`'s."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, inplace: bool = False):
         super().__init__()
         self.body = body
         self.shortcut = shortcut
+        self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
-        return self.body(x) + identity
+        out = self.body(x)
+        if (self.inplace and out.dtype == identity.dtype and out.shape == identity.shape
+                and not out._is_view()):
+            out += identity
+            return out
+        return out + identity
 
 
 class Branches(nn.Module):
@@ -89,8 +103,7 @@ def to_torch(network, memory_limit: int | None = None) -> CompiledNetwork:
     refusal = build_refusal(graph, memory_size() if memory_limit is None else memory_limit)
     if refusal is not None:
         raise SpecError([refusal], source=network.source)
-    contents = graph.contents()
-    layers = _children(graph, contents, None)
+    layers = _Assembly(graph).children(None)
     module = CompiledNetwork(network.name, layers, network.input_shape, network.output_shape)
     scheme, options = graph.init
     initialise(module, scheme, options)
@@ -119,30 +132,67 @@ def initialise(module: nn.Module, scheme: str, options=()) -> None:
                     nn.init.constant_(norms[-1].weight, 0)
 
 
-def _children(graph, contents, gid) -> "OrderedDict[str, nn.Module]":
-    """The modules directly inside group `gid` (None: the network), in the spec's order."""
-    return OrderedDict((path, _assemble(graph, contents, item) if isinstance(item, int)
-                        else _build(graph, item)) for path, item in contents.get(gid, []))
+class _Assembly:
+    """One compilation: the graph, what each group holds, the merge node closing each
+    combinator's group, and the module built for each layer node."""
 
+    def __init__(self, graph):
+        self.graph, self.contents = graph, graph.contents()
+        self.merges = {node.merge.group: nid for nid, node in graph.layers()
+                       if node.merge is not None}
+        self.built: dict[str, nn.Module] = {}
 
-def _build(graph, nid: str) -> nn.Module:
-    node = graph.layer(nid)
-    (pred,) = graph.inputs(nid)
-    # in place as torchvision does where it is safe: saves one allocation per activation
-    return node.kind.build(node.args, graph.shape(pred), inplace=graph.may_work_in_place(pred))
+    def children(self, gid) -> "OrderedDict[str, nn.Module]":
+        """The modules directly inside group `gid` (None: the network), in the spec's order."""
+        return OrderedDict((path, self.group(item) if isinstance(item, int) else self.layer(item))
+                           for path, item in self.contents.get(gid, []))
 
+    def layer(self, nid: str) -> nn.Module:
+        node = self.graph.layer(nid)
+        (pred,) = self.graph.inputs(nid)
+        # in place as torchvision does where it is safe: saves one allocation per activation
+        module = node.kind.build(node.args, self.graph.shape(pred),
+                                 inplace=self.graph.may_work_in_place(pred))
+        self.built[nid] = module
+        return module
 
-def _assemble(graph, contents, gid: int) -> nn.Module:
-    """The module of one group: a combinator's, a block call's, or a plain container."""
-    from .layers.merge import combinator
+    def group(self, gid: int) -> nn.Module:
+        """The module of one group: a combinator's, a block call's, or a plain container."""
+        from .layers.merge import combinator
 
-    group = graph.groups[gid]
-    built = _children(graph, contents, gid)
-    how = combinator(group.kind)
-    if how is not None:
-        return _MERGE_MODULES[how.torch_module](*how.module_args(built))
-    # A block call prints as the block's name; repeats, iterations and branches as containers.
-    return Block(group.block if group.kind == "block" else "Sequential", built)
+        group = self.graph.groups[gid]
+        built = self.children(gid)
+        how = combinator(group.kind)
+        if how is not None:
+            module = _MERGE_MODULES[how.torch_module](*how.module_args(built))
+            if isinstance(module, Residual):
+                module.inplace = self.body_may_take_sum(group)
+            return module
+        # A block call prints as the block's name; repeats, iterations and branches as
+        # containers.
+        return Block(group.block if group.kind == "block" else "Sequential", built)
+
+    def body_may_take_sum(self, group) -> bool:
+        """Whether a residual may add its shortcut into its body's output in place: the
+        body's last layer makes a fresh tensor that only the merge reads and its backward
+        does not need (graph.may_work_in_place, or a module whose class says
+        `fresh_output = True`). Layers whose module's class says `passes_input = True` (its
+        output is its input itself, or a fresh tensor its backward does not need: stochastic
+        depth) are looked through, each read by the next alone."""
+        graph = self.graph
+        body = next((c for c in group.children if graph.groups[c].role == "body"), None)
+        merge = self.merges.get(group.id)
+        if body is None or merge is None:
+            return False
+        last = graph.inputs(merge)[0]
+        while (body in graph.layer(last).groups and len(graph.successors(last)) == 1
+               and getattr(self.built.get(last), "passes_input", False)):
+            (last,) = graph.inputs(last)
+        if body not in graph.layer(last).groups:
+            return False
+        return graph.may_work_in_place(last) or (
+            getattr(self.built.get(last), "fresh_output", False)
+            and len(graph.successors(last)) == 1)
 
 
 def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
