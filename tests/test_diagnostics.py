@@ -178,3 +178,11 @@ def test_a_runaway_repeat_is_refused_before_it_is_expanded():
     assert [d.code for d in diagnostics] == ["E-TOO-BIG"]
     # the estimate counts the million layers without making them
     assert "about 1,000,000)" in diagnostics[0].message
+
+
+def test_a_parameter_without_a_value_is_the_only_error():
+    # the layers that read it are not blamed for a value that was never given
+    with pytest.raises(SpecError) as exc:
+        loads("arch x(c)\ninput 3x8x8\nconv c k3\nlinear c\n", "x.arch")
+    assert [(d.code, d.span.line, d.span.column) for d in exc.value.diagnostics] == \
+        [("E-PARAM", 1, 8)]

@@ -53,6 +53,8 @@ def _indices(spec: Spec) -> dict[str, Span]:
 
 def _expand(spec: Spec, graph: LayerGraph, overrides, input_shape, diagnostics):
     graph.params.update(_arch_params(spec, overrides or {}, diagnostics, graph.params))
+    if spec.arch and any(p.name not in graph.params for p in spec.arch.params):
+        return None, diagnostics  # a parameter without a value: its E-PARAM says all there is
     graph.input_shape = _input_dims(spec, input_shape, diagnostics)
     graph.shaping_params = _shaping_names(spec) & set(graph.params)
     if spec.init:
