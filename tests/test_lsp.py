@@ -144,3 +144,22 @@ async def test_symbols_inlay_hints_and_tokens(client: LanguageClient):
     tokens = await client.text_document_semantic_tokens_full_async(lsp.SemanticTokensParams(
         text_document=lsp.TextDocumentIdentifier(uri=URI)))
     assert len(tokens.data) % 5 == 0 and len(tokens.data) > 100
+
+
+def test_a_repeat_index_and_names_inside_functions_and_conditions_are_indexed():
+    # the index's uses lead to their own repeat (two repeats may both say `i`), and a
+    # parameter read inside max(...) or a conditional is a reference to it
+    from archdsl.lsp.index import check, definition_of, references
+
+    text = ("arch net(c=8)\ninput 3x8x8\n"
+            "repeat 2 as i { conv max(c, 4 * i) k3 p1; relu }\n"
+            "repeat 3 as i { conv (c if i > 0 else 4) k1; relu }\n")
+    doc = check(text, "net.arch")
+    first_use = doc.at(3, text.splitlines()[2].index("* i") + 3)
+    second_use = doc.at(4, text.splitlines()[3].index("if i") + 4)
+    assert (first_use.role, second_use.role) == ("index-use", "index-use")
+    assert definition_of(doc, first_use)[2].line == 3
+    assert definition_of(doc, second_use)[2].line == 4
+    assert [(s.line, s.column) for s in references(doc, second_use)] == [(4, 13), (4, 28)]
+    c_refs = references(doc, doc.at(1, 10))
+    assert [s.line for s in c_refs] == [1, 3, 4]

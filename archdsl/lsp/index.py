@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import Diagnostic, Span
-from ..syntax_tree import (BinOp, BlockDef, Combinator, Keyword, Layer, Name, Neg, Param,
-                           Repeat, Spec)
+from ..syntax_tree import (BinOp, BlockDef, Call, Combinator, Compare, IfElse, Keyword, Layer,
+                           Name, Neg, Param, Repeat, Spec)
 
 ARCH = ""  # the scope of the `arch` header's parameters
 
@@ -19,8 +19,9 @@ ARCH = ""  # the scope of the `arch` header's parameters
 @dataclass(frozen=True)
 class Occurrence:
     """A name in the text: what it is (`kind`, `block-def`, `block-call`, `combinator`,
-    `param-def`, `param-use`, `keyword` (a block call's), `argument` (a kind's keyword),
-    `word` (a flag such as `k3` or a bare word)), its name, its scope (the block it
+    `param-def`, `param-use`, `index-def`, `index-use` (a `repeat … as i` index: the statement
+    is that repeat), `keyword` (a block call's), `argument` (a kind's keyword), `word` (a flag
+    such as `k3` or a bare word)), its name, its scope (the block it
     belongs to, ARCH for the header's parameters), and the statement it belongs to."""
 
     role: str
@@ -115,9 +116,9 @@ def _index(spec: Spec) -> list[Occurrence]:
 
 
 def _statements(body, scope, spec, names, found, registry) -> None:
-    stack = list(reversed(body))
+    stack = [(st, {}) for st in reversed(body)]  # each with the repeat indices in scope
     while stack:
-        st = stack.pop()
+        st, indices = stack.pop()
         if isinstance(st, Layer):
             role = "block-call" if st.op in spec.blocks else "kind"
             found.append(Occurrence(role, st.op, st.op_span, scope, st))
@@ -128,24 +129,31 @@ def _statements(body, scope, spec, names, found, registry) -> None:
                     found.append(Occurrence("keyword" if callee else "argument", arg.name, Span(
                         k.file, k.line, k.column, k.line, k.column + len(arg.name)),
                         callee or scope, st))
-                    _expressions(arg.value, scope, names, found, st)
+                    _expressions(arg.value, scope, names, found, st, indices)
                 else:
-                    _expressions(arg, scope, names, found, st)
+                    _expressions(arg, scope, names, found, st, indices)
         elif isinstance(st, Repeat):
-            _expressions(st.count, scope, names, found, None)
-            stack.extend(reversed(st.body))
+            _expressions(st.count, scope, names, found, None, indices)
+            inner = indices
+            if st.index is not None:  # `repeat n as i`: i is defined here, for the body
+                found.append(Occurrence("index-def", st.index.name, st.index.span, scope, st))
+                inner = {**indices, st.index.name: st}
+            stack.extend((b, inner) for b in reversed(st.body))
         elif isinstance(st, Combinator):
             found.append(Occurrence("combinator", st.kind, st.kind_span, scope, st))
             for branch in reversed(st.branches):
-                stack.extend(reversed(branch.body))
+                stack.extend((b, indices) for b in reversed(branch.body))
 
 
-def _expressions(expr, scope, names, found, statement) -> None:
+def _expressions(expr, scope, names, found, statement, indices=None) -> None:
+    indices = indices or {}
     stack = [expr] if expr is not None else []
     while stack:
         e = stack.pop()
         if isinstance(e, Name):
-            if e.name in names:
+            if e.name in indices:  # a repeat's index: its Occurrence holds that repeat
+                found.append(Occurrence("index-use", e.name, e.span, scope, indices[e.name]))
+            elif e.name in names:
                 found.append(Occurrence("param-use", e.name, e.span, scope, statement))
             else:  # a flag (`k3`) or a word (`nobias`) of the statement's kind
                 found.append(Occurrence("word", e.name, e.span, scope, statement))
@@ -153,6 +161,12 @@ def _expressions(expr, scope, names, found, statement) -> None:
             stack += [e.right, e.left]
         elif isinstance(e, Neg):
             stack.append(e.operand)
+        elif isinstance(e, Compare):
+            stack += [e.right, e.left]
+        elif isinstance(e, IfElse):
+            stack += [e.other, e.then, e.condition]
+        elif isinstance(e, Call):
+            stack += list(reversed(e.args))
 
 
 def definition_of(doc: Document, occ: Occurrence) -> tuple[str, str, Span] | None:
@@ -162,6 +176,9 @@ def definition_of(doc: Document, occ: Occurrence) -> tuple[str, str, Span] | Non
         return None
     if occ.role in ("block-def", "block-call") and occ.name in spec.blocks:
         return "block", occ.name, spec.blocks[occ.name].name_span
+    if occ.role in ("index-def", "index-use"):  # the repeat that names it, by its place
+        span = occ.statement.index.span
+        return "index", f"{occ.name}@{span.line}:{span.column}", span
     if occ.role in ("param-def", "param-use", "keyword"):
         scope = occ.scope
         if occ.role == "param-use" and scope != ARCH and scope in spec.blocks and \
@@ -182,7 +199,7 @@ def references(doc: Document, occ: Occurrence, declaration: bool = True) -> list
         return []
     spans = [target[2]] if declaration else []
     for other in doc.occurrences:
-        if other.role in ("block-def", "param-def"):
+        if other.role in ("block-def", "param-def", "index-def"):
             continue
         found = definition_of(doc, other)
         if found is not None and found[:2] == target[:2]:
