@@ -237,6 +237,8 @@ def test_torch_threads_and_loader_workers_do_not_ask_for_more_cores_than_there_a
     assert torch_threads(0, 9, 1, environ={}) == 1
     assert torch_threads(0, 2, 1, environ={"OMP_NUM_THREADS": "3"}) == 3  # the user's choice
     assert torch_threads(2, 0, 1, environ={"OMP_NUM_THREADS": "3"}) == 2  # --threads first
+    # torch's own default counts physical cores: 8 logical ones may be 4 with hyperthreads
+    assert torch_threads(0, 1, 1, environ={}, torch_default=4) == 3
 
 
 def test_a_run_trains_with_its_thread_count_and_a_resume_keeps_it(tmp_path, monkeypatch):

@@ -118,18 +118,20 @@ def cpu_share(processes_here: int = 1) -> tuple[int, int]:
 
 
 def torch_threads(requested: int, workers: int, processes_here: int = 1,
-                  environ=os.environ) -> int:
+                  environ=os.environ, torch_default: int | None = None) -> int:
     """torch's CPU threads for a run: `--threads` when given (above 0), else OMP_NUM_THREADS
-    when set, else this process's share of the cores less its data-loader workers (each a
-    process of its own), at least 1; so that threads and workers together do not ask for
-    more cores than the process has (OpenMP threads that wait on a taken core wait on each
-    other: benchmarks/train_speed.py --loaded)."""
+    when set, else this process's share of the cores (no more than torch's own default,
+    which counts physical cores) less its data-loader workers (each a process of its own),
+    at least 1; so that threads and workers together do not ask for more cores than the
+    process has (OpenMP threads that wait on a taken core wait on each other:
+    benchmarks/train_speed.py --loaded)."""
     if requested > 0:
         return requested
     given = environ.get("OMP_NUM_THREADS", "")
     if given.isdigit() and int(given) > 0:
         return int(given)
-    return max(cpu_share(processes_here)[1] - workers, 1)
+    share = cpu_share(processes_here)[1]
+    return max(min(share, torch_default or share) - workers, 1)
 
 
 def loader_workers(requested: int, batches: int, processes_here: int = 1) -> tuple[int, str | None]:

@@ -197,7 +197,8 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
                                         world, log)
     # the thread count changes the sums' rounding: a resumed run keeps the one it started with
     threads = (saved or {}).get("threads") or torch_threads(
-        config.threads, train_loader.num_workers, world.local_size)
+        config.threads, train_loader.num_workers, world.local_size,
+        torch_default=torch.get_num_threads())
     torch.set_num_threads(threads)
     # --init from the start: a new run, or one resumed before its first epoch finished
     init = config.init if saved is None or not (Path(out) / "resume.pt").is_file() else None
