@@ -326,10 +326,11 @@ def cmd_eval(args) -> int:
     print(f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
           f"top-5 {r['top5']:.1%}")
     width = max(len(c) for c in r["classes"])
-    print(f"\n{'class':{width}}  images  accuracy")
+    print(f"\n{'class':{width}}  images  accuracy  precision  recall      F1")
     for name, v in r["per_class"].items():
-        acc = f"{v['acc']:.1%}" if v["acc"] is not None else "-"
-        print(f"{name:{width}}  {v['images']:6}  {acc:>8}")
+        a, p, rc, f = (f"{v[k]:.1%}" if v[k] is not None else "-"
+                       for k in ("acc", "precision", "recall", "f1"))
+        print(f"{name:{width}}  {v['images']:6}  {a:>8}  {p:>9}  {rc:>6}  {f:>6}")
     print("\nconfusion matrix (rows: true class, columns: predicted)")
     cells = max(len(str(int(r["confusion"].max()))), 3)
     short = [c[:cells] for c in r["classes"]]
@@ -472,13 +473,15 @@ def _add_train(sub) -> None:
         usage="archdsl train SPEC DATASET [options]\n       archdsl train --resume DIR "
               "[--epochs N] [options]",
         epilog=epilog(["archdsl train specs/lenet5.arch digits --epochs 5",
-                       "archdsl train specs/resnet20.arch data/cifar10 --batch-size 128",
+                       "archdsl train specs/resnet18.arch data/flowers --init runs/pretrained "
+                       "--freeze conv1 basic",
                        "archdsl train --resume runs/lenet5-20260101-120000 --epochs 20"],
                       "docs/training.md (several GPUs: docs/distributed.md)"))
     train.add_argument("spec", metavar="SPEC", nargs="?",
                        help=".arch spec file (required, unless --resume)")
     train.add_argument("dataset", metavar="DATASET", nargs="?",
-                       help="`digits` or an image folder (required, unless --resume)")
+                       help="`digits`, an image folder, or a CSV/TSV file of path,label[,split] "
+                            "rows (required, unless --resume)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")

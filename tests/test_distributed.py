@@ -186,7 +186,8 @@ def test_only_rank_0_writes_and_prints(single_and_two):
     (run,) = (cwd / "runs").iterdir()
     assert [p.name for p in cwd.iterdir()] == ["runs"]
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["best.safetensors", "config.json", "confusion.png", "curves.png", "last.safetensors",
+        ["best.safetensors", "config.json", "confusion.png", "confusion_normalized.png",
+         "curves.png", "last.safetensors",
          "lenet5.arch", "metrics.csv", "resume.pt"])
     lines = two.stdout.splitlines()
     for epoch in range(1, 7):

@@ -214,7 +214,9 @@ class TrainConfig:
     freeze: list = option(list, list, "train these layers or groups not at all (their names as "
                                       "`archdsl check` and the errors show them: conv1, basic3, "
                                       "or a block's name for every call of it); batch norm "
-                                      "statistics are frozen too", metavar="NAME", many=True)
+                                      "statistics are frozen too; it takes several names, so "
+                                      "write it after SPEC DATASET or end it with --",
+                          metavar="NAME", many=True)
     unfreeze_at: int | None = option(None, int, "thaw the --freeze layers from epoch EPOCH on "
                                                 "(default never)", min=1, metavar="EPOCH")
     mixup: float | None = option(None, float, "mix pairs of training images and their labels "
