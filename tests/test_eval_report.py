@@ -45,3 +45,12 @@ def test_eval_json_has_them(tmp_path, capsys):
     confusion = torch.tensor(doc["confusion"])
     assert doc["per_class"] == json.loads(json.dumps(per_class_scores(confusion, ["a", "b"])))
     assert set(doc["per_class"]["a"]) == {"images", "acc", "precision", "recall", "f1"}
+    # the table shows the same numbers, one row per class
+    assert main(["eval", str(run), str(tmp_path / "d")]) == 0
+    table = capsys.readouterr().out
+    assert "class  images  accuracy  precision  recall      F1" in table
+    for name, v in doc["per_class"].items():
+        cells = [f"{v[k]:.1%}" if v[k] is not None else "-" for k in ("acc", "precision",
+                                                                      "recall", "f1")]
+        assert any(line.split() == [name, str(v["images"]), *cells]
+                   for line in table.splitlines()), (name, table)
