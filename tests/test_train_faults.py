@@ -419,16 +419,32 @@ def test_sigkill_at_random_moments_then_resume_always_completes(tmp_path):
     kills = during_writes = of_resumed = 0
     epochs = []  # the last finished epoch after each kill
     began = time.monotonic()
+    epoch_seconds = 0.6  # an epoch here, most of it writing the checkpoint: measured as it goes
+
+    def finished_epoch() -> int:
+        try:  # resume.pt is replaced atomically: absent or whole
+            return torch.load(str(run_dir / "resume.pt"), weights_only=True)["epoch"]
+        except (FileNotFoundError, RuntimeError, EOFError):
+            return 0
+
     while kills < 15:
         command = next_command()
         started = tmp_path / f"started-{kills}"
         process = launch(command, started)
-        if kills:  # the first kill comes while the run starts, the others as it trains
+        delay = rng.uniform(0.0, 0.5)  # the first kill comes while the run starts
+        if kills:  # the others as it trains: in the epoch after the next one finishes, or in
+            # this one, at a random moment of an epoch's length, however slow the machine is
             deadline = time.monotonic() + 120
             while not started.exists() and process.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.005)
-        # an epoch takes about 0.6 s here, most of it writing the checkpoint
-        process.join(timeout=rng.uniform(0.0, 0.5) if not kills else rng.uniform(0.0, 1.5))
+            target, since = finished_epoch() + rng.choice((0, 1)), time.monotonic()
+            while finished_epoch() < target and process.is_alive() and \
+                    time.monotonic() < deadline:
+                time.sleep(0.005)
+            if finished_epoch() >= target > 0 and time.monotonic() > since:
+                epoch_seconds = max(epoch_seconds, time.monotonic() - since)
+            delay = rng.uniform(0.0, epoch_seconds)
+        process.join(timeout=delay)
         if process.exitcode is not None:
             assert process.exitcode == 0
             break  # finished before the kill
