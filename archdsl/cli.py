@@ -326,11 +326,12 @@ def cmd_eval(args) -> int:
     print(f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
           f"top-5 {r['top5']:.1%}")
     width = max(len(c) for c in r["classes"])
-    print(f"\n{'class':{width}}  images  accuracy  precision  recall      F1")
+    column = max(width, len("class"))
+    print(f"\n{'class':{column}}  images  accuracy  precision  recall      F1")
     for name, v in r["per_class"].items():
         a, p, rc, f = (f"{v[k]:.1%}" if v[k] is not None else "-"
                        for k in ("acc", "precision", "recall", "f1"))
-        print(f"{name:{width}}  {v['images']:6}  {a:>8}  {p:>9}  {rc:>6}  {f:>6}")
+        print(f"{name:{column}}  {v['images']:6}  {a:>8}  {p:>9}  {rc:>6}  {f:>6}")
     print("\nconfusion matrix (rows: true class, columns: predicted)")
     cells = max(len(str(int(r["confusion"].max()))), 3)
     short = [c[:cells] for c in r["classes"]]
