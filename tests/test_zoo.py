@@ -221,3 +221,20 @@ def test_one_training_step_matches_torchvision(name):
     assert expected.keys() == got.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_the_zoo_table_in_the_docs_is_the_specs_own():
+    """docs/zoo.md's table (tools/zoo_table.py --write) matches the specs in every column but
+    the measured check time: a spec or entry that changes without the table fails here."""
+    import importlib.util
+
+    tool = SPECS.parent / "tools" / "zoo_table.py"
+    spec = importlib.util.spec_from_file_location("zoo_table", tool)
+    zoo_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo_table)
+    doc = (SPECS.parent / "docs" / "zoo.md").read_text().splitlines()
+    start = doc.index(zoo_table.HEADER.splitlines()[0])
+    shown = [line.split(" | ")[:-1] for line in doc[start + 2:] if line.startswith("| ")]
+    expected = [[f"| {name}", f"specs/{file}", input_, f"{params:,}", f"{macs:,}", str(lines)]
+                for name, file, input_, params, macs, lines, _ in zoo_table.rows(timed=False)]
+    assert shown == expected
