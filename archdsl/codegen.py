@@ -223,7 +223,7 @@ def container(**modules: nn.Module) -> nn.Module:
 
 
 # What archdsl's own modules (archdsl/nn/) may use; written only when one is.
-OWN_IMPORTS = "import math\n\nimport torch\nimport torch.nn.functional as F\n"
+OWN_IMPORTS = "import torch\nimport torch.nn.functional as F\n"
 
 
 def to_python(network) -> str:

@@ -38,8 +38,9 @@ class Residual(nn.Module):
     sets it where the body ends in a fresh tensor that nothing else reads and whose backward
     does not need it (graph.may_work_in_place), so autograd is unaffected. Where the two
     differ in dtype or shape (autocast, broadcasting), or the body's output is a view (an
-    in-place write would rewrite autograd's history of its base), it adds out of place: the
-    result is always `body(x) + identity`'s."""
+    in-place write would rewrite autograd's history of its base), and under torch.compile
+    (which fuses the add, and cannot trace the view check), it adds out of place: the result
+    is always `body(x) + identity`'s."""
 
     def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, inplace: bool = False):
         super().__init__()
@@ -50,7 +51,8 @@ class Residual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.shortcut is None else self.shortcut(x)
         out = self.body(x)
-        if (self.inplace and out.dtype == identity.dtype and out.shape == identity.shape
+        if (self.inplace and not torch.compiler.is_compiling()  # compile fuses the add itself
+                and out.dtype == identity.dtype and out.shape == identity.shape
                 and not out._is_view()):
             out += identity
             return out

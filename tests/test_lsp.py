@@ -163,3 +163,30 @@ def test_a_repeat_index_and_names_inside_functions_and_conditions_are_indexed():
     assert [(s.line, s.column) for s in references(doc, second_use)] == [(4, 13), (4, 28)]
     c_refs = references(doc, doc.at(1, 10))
     assert [s.line for s in c_refs] == [1, 3, 4]
+
+
+HUGE = "input 8x16x16\nrepeat 2500 { conv 8 k3 p1; relu }\nadaptiveavgpool 1; flatten; linear 10\n"
+
+
+@pytest.mark.asyncio
+async def test_requests_use_the_last_check_and_a_superseded_edit_is_never_published(
+        client: LanguageClient):
+    # an edit to 5,000 layers waits for its check (debounced on the worker thread): a hover
+    # meanwhile is answered from the last finished check, and an edit that comes before the
+    # 5,000 layers' diagnostics are published replaces them: they are never shown
+    _open(client, GOOD)
+    await _diagnostics(client)
+    published = len(client.diagnostics)  # one entry per document: counts documents
+    for version, text in ((2, HUGE), (3, BROKEN)):
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)]))
+        if version == 2:
+            hover = await client.text_document_hover_async(lsp.HoverParams(
+                text_document=lsp.TextDocumentIdentifier(uri=URI),
+                position=_at(GOOD, "conv 16")))
+            assert "16x32x32" in hover.contents.value  # GOOD's check, the last finished
+            assert not [d for d in client.diagnostics[URI] if d.severity == 1]
+    found = await _diagnostics(client)  # the first published after the edits: BROKEN's
+    assert [d.code for d in found if d.severity == 1] == ["E-GROUPS"]
+    assert len(client.diagnostics) == published

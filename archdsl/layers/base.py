@@ -155,7 +155,7 @@ class TorchCall:
 
     `cls` is a class of torch.nn ("Conv2d"), or archdsl's own module written as
     "module.path:Name" ("archdsl.nn.norm:LayerNorm2d") where torch has none. An own module
-    must be self-contained (it may use torch, nn, F and math only), because codegen copies
+    must be self-contained (it may use torch, nn and F only), because codegen copies
     its source into the standalone file."""
 
     cls: str

@@ -3,7 +3,7 @@ PartitionAttentionLayer) on an NxCxHxW map: the map cut into windows (block atte
 read as a dilated grid (grid attention), multi-head attention with a relative position bias
 inside each, and the map put back together.
 
-Self-contained (torch, nn, F and math only): `export --to python` copies the class's source.
+Self-contained (torch, nn and F only): `export --to python` copies the class's source.
 """
 
 import torch

@@ -4,12 +4,10 @@ block. Each computes what torchvision's swin_transformer.py computes, op for op,
 read channels-last (`x.permute(0, 2, 3, 1)`, a view), and holds torchvision's tensors under
 torchvision's names in its registration order, so a torchvision Swin's weights transfer.
 
-Self-contained (torch, nn, F and math only): `export --to python` copies each class's source.
+Self-contained (torch, nn and F only): `export --to python` copies each class's source.
 The permutes are views: a chain of these modules keeps the map channels-last in memory, as
 torchvision's (B, H, W, C) tensors are, and copies nothing.
 """
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +20,8 @@ class ShiftedWindowAttention(nn.Module):
     mask where rolled windows join unrelated regions), multi-head attention inside each
     window with the relative position bias, rolled back and cropped. `postnorm`: a LayerNorm
     after the attention, registered before it, as SwinTransformerBlockV2's norm1 is."""
+
+    LOG_100 = 4.605170185988092  # math.log(100.0): v2's cap on the logit scale
 
     def __init__(self, dim: int, heads: int, window=(7, 7), shift=(0, 0), cosine: bool = False,
                  postnorm: bool = False, eps: float = 1e-5, dropout: float = 0.0,
@@ -106,7 +106,7 @@ class ShiftedWindowAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         if self.cosine:
             attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
-            attn = attn * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+            attn = attn * torch.clamp(self.logit_scale, max=self.LOG_100).exp()
         else:
             attn = (q * (c // self.heads) ** -0.5).matmul(k.transpose(-2, -1))
         attn = attn + position_bias
