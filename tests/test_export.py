@@ -121,6 +121,45 @@ def test_onnx_with_weights_runs_in_onnxruntime(tmp_path, capsys, checkpoint):
         torch.testing.assert_close(torch.from_numpy(got), model(x), rtol=1e-4, atol=1e-5)
 
 
+# The zoo's new families, made small with --set (same layers, fewer channels and blocks)
+SMALL_FAMILIES = {
+    "vit": ({"patch": 8, "layers": 1, "hidden": 32, "heads": 2, "mlp": 64}, (3, 32, 32)),
+    "swin": ({"embed": 8, "h1": 1, "h2": 1, "h3": 2, "h4": 2, "d3": 2, "window": 2},
+             (3, 64, 64)),
+    "swin_v2": ({"embed": 8, "h1": 1, "h2": 1, "h3": 2, "h4": 2, "d3": 2, "window": 2},
+                (3, 64, 64)),
+    "maxvit": ({"stem": 8, "c1": 8, "c2": 16, "c3": 16, "c4": 32, "head_dim": 8},
+               (3, 224, 224)),
+    "convnext": ({"d3": 1, "c1": 8, "c2": 16, "c3": 16, "c4": 32, "layer_scale": 0.5},
+                 (3, 64, 64)),
+    "shufflenet_v2": ({"c2": 16, "c3": 32, "c4": 64, "c5": 64, "stem": 8}, (3, 64, 64)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_FAMILIES))
+def test_onnx_of_each_new_family_runs_in_onnxruntime(name, tmp_path, capsys):
+    import onnxruntime
+
+    params, input_shape = SMALL_FAMILIES[name]
+    torch.manual_seed(3)
+    model = archdsl.load(SPECS / f"{name}.arch", input_shape=input_shape,
+                         **params).to_torch().eval()
+    weights = tmp_path / "w.pt"
+    torch.save(model.state_dict(), weights)
+    sets = [a for k, v in params.items() for a in ("--set", f"{k}={v}")]
+    out = tmp_path / f"{name}.onnx"
+    code, _, err = run(capsys, "export", SPECS / f"{name}.arch", "--to", "onnx", "-o", out,
+                       "--weights", weights, "--input", "x".join(map(str, input_shape)), *sets)
+    assert code == 0, err
+    session = onnxruntime.InferenceSession(str(out))
+    x = torch.randn(2, *input_shape)
+    (got,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        expected = model(x)
+    assert expected.abs().max() > 1e-3
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_torchscript_and_exported_programs(tmp_path, capsys, checkpoint):
     model, weights = checkpoint
     x = torch.randn(3, 1, 32, 32)
