@@ -142,7 +142,6 @@ class _Assembly:
         self.graph, self.contents = graph, graph.contents()
         self.merges = {node.merge.group: nid for nid, node in graph.layers()
                        if node.merge is not None}
-        self.built: dict[str, nn.Module] = {}
 
     def children(self, gid) -> "OrderedDict[str, nn.Module]":
         """The modules directly inside group `gid` (None: the network), in the spec's order."""
@@ -153,10 +152,8 @@ class _Assembly:
         node = self.graph.layer(nid)
         (pred,) = self.graph.inputs(nid)
         # in place as torchvision does where it is safe: saves one allocation per activation
-        module = node.kind.build(node.args, self.graph.shape(pred),
-                                 inplace=self.graph.may_work_in_place(pred))
-        self.built[nid] = module
-        return module
+        return node.kind.build(node.args, self.graph.shape(pred),
+                               inplace=self.graph.may_work_in_place(pred))
 
     def group(self, gid: int) -> nn.Module:
         """The module of one group: a combinator's, a block call's, or a plain container."""
@@ -177,10 +174,9 @@ class _Assembly:
     def body_may_take_sum(self, group) -> bool:
         """Whether a residual may add its shortcut into its body's output in place: the
         body's last layer makes a fresh tensor that only the merge reads and its backward
-        does not need (graph.may_work_in_place, or a module whose class says
-        `fresh_output = True`). Layers whose module's class says `passes_input = True` (its
-        output is its input itself, or a fresh tensor its backward does not need: stochastic
-        depth) are looked through, each read by the next alone."""
+        does not need (graph.may_work_in_place: its kind's `fresh_output` trait). Layers whose
+        kind has the `passes_input` trait (dropout, stochastic depth, identity) are looked
+        through, each read by the next alone."""
         graph = self.graph
         body = next((c for c in group.children if graph.groups[c].role == "body"), None)
         merge = self.merges.get(group.id)
@@ -188,13 +184,11 @@ class _Assembly:
             return False
         last = graph.inputs(merge)[0]
         while (body in graph.layer(last).groups and len(graph.successors(last)) == 1
-               and getattr(self.built.get(last), "passes_input", False)):
+               and graph.layer(last).kind.passes_input):
             (last,) = graph.inputs(last)
         if body not in graph.layer(last).groups:
             return False
-        return graph.may_work_in_place(last) or (
-            getattr(self.built.get(last), "fresh_output", False)
-            and len(graph.successors(last)) == 1)
+        return graph.may_work_in_place(last)
 
 
 def transfer_weights(src: nn.Module, dst: nn.Module) -> None:

@@ -87,6 +87,9 @@ class LayerKind:
     nonlinear: ClassVar[bool] = False  # breaks a chain of linear maps (lints)
     fresh_output: ClassVar[bool] = False  # a new tensor its backward does not need: an
     #                                       activation after it may work in place (torch)
+    passes_input: ClassVar[bool] = False  # its output is its input itself, or a new tensor its
+    #                                       backward does not need (dropout, stochastic depth):
+    #                                       a residual's in-place sum looks through it (torch)
     sliding_window: ClassVar[bool] = False  # slides a kernel with a stride over H and W
     cancels_bias: ClassVar[bool] = False  # subtracts a per-channel mean (a bias before it is lost)
     scores_to_probabilities: ClassVar[bool] = False  # softmax and log-softmax
@@ -248,7 +251,7 @@ def call(cls: str, *args, **kwargs) -> TorchCall:
     return TorchCall(cls, tuple(args), tuple(kwargs.items()))
 
 
-TRAITS = ("nonlinear", "fresh_output", "sliding_window", "cancels_bias",
+TRAITS = ("nonlinear", "fresh_output", "passes_input", "sliding_window", "cancels_bias",
           "scores_to_probabilities")
 
 

@@ -100,7 +100,7 @@ class Pointwise(LayerKind):
         return call(_NN + "PointwiseLinear", x[0], a.out, bias=a.bias)
 
 
-@layer("layerscale", family="norm", positional=("init",),
+@layer("layerscale", family="norm", positional=("init",), fresh_output=True,
        summary="a learnt scale per channel, starting at `init` (ConvNeXt's layer_scale)")
 class LayerScale(LayerKind):
     args = (Arg("init", FLOAT, 1e-6, doc="the scale's starting value"),)

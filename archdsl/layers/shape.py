@@ -18,7 +18,7 @@ class Flatten(LayerKind):
         return call("Flatten", 1)
 
 
-@layer("dropout", family="shape", positional=("p",),
+@layer("dropout", family="shape", positional=("p",), passes_input=True,
        summary="zero each value with probability p while training")
 class Dropout(LayerKind):
     args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
@@ -30,7 +30,7 @@ class Dropout(LayerKind):
         return call("Dropout", a.p)
 
 
-@layer("dropout2d", family="shape", positional=("p",),
+@layer("dropout2d", family="shape", positional=("p",), passes_input=True,
        summary="zero whole channels with probability p while training")
 class Dropout2d(LayerKind):
     args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
@@ -46,6 +46,7 @@ class Dropout2d(LayerKind):
         return call("Dropout2d", a.p)
 
 
-@layer("identity", family="shape", summary="passes its input through unchanged")
+@layer("identity", family="shape", passes_input=True,
+       summary="passes its input through unchanged")
 class Identity(LayerKind):
     pass

@@ -62,10 +62,6 @@ class LayerScale(nn.Module):
     """A learnt scale per channel, `layer_scale * x` (ConvNeXt's, a Cx1x1 parameter that
     starts at `init`)."""
 
-    # its output is a new tensor that its backward does not need (the product's backward
-    # reads the factors): a residual may add its shortcut into it in place
-    fresh_output = True
-
     def __init__(self, channels: int, init: float = 1e-6):
         super().__init__()
         self.layer_scale = nn.Parameter(torch.ones(channels, 1, 1) * init)

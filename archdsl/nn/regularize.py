@@ -10,10 +10,6 @@ class StochasticDepth(nn.Module):
     probability p while training, scaling what is kept by 1 / (1 - p); the identity in eval
     mode and for p = 0 (torchvision.ops.stochastic_depth)."""
 
-    # its output is its input itself, or a new tensor its backward does not need (it keeps
-    # the noise): a residual may add its shortcut in place into what its input allowed
-    passes_input = True
-
     def __init__(self, p: float, mode: str = "row"):
         super().__init__()
         if p < 0.0 or p > 1.0:
