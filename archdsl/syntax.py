@@ -491,20 +491,15 @@ class _ToSyntaxTree(Transformer_NonRecursive):
 
     def _declare(self, spec: Spec, stmt) -> bool:
         """File a top-level declaration into the Spec; False for an ordinary statement."""
-        if isinstance(stmt, BlockDef):
-            if stmt.name in spec.blocks:
-                first = spec.blocks[stmt.name].name_span
-                self._error("E-DUPLICATE", f"block `{stmt.name}` is defined twice",
+        if isinstance(stmt, (BlockDef, FuncDef)):  # filed by name, once
+            what, table = ("block", spec.blocks) if isinstance(stmt, BlockDef) else \
+                ("function", spec.functions)
+            if stmt.name in table:
+                first = table[stmt.name].name_span
+                self._error("E-DUPLICATE", f"{what} `{stmt.name}` is defined twice",
                             stmt.name_span, hint=f"the first definition is on line {first.line}")
             else:
-                spec.blocks[stmt.name] = stmt
-        elif isinstance(stmt, FuncDef):
-            if stmt.name in spec.functions:
-                first = spec.functions[stmt.name].name_span
-                self._error("E-DUPLICATE", f"function `{stmt.name}` is defined twice",
-                            stmt.name_span, hint=f"the first definition is on line {first.line}")
-            else:
-                spec.functions[stmt.name] = stmt
+                table[stmt.name] = stmt
         elif isinstance(stmt, ArchHeader):
             if spec.arch is not None:
                 self._error("E-DUPLICATE", "the file has two `arch` headers", stmt.span,

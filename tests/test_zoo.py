@@ -37,6 +37,11 @@ DEFAULT_SMALL_INPUT = (3, 64, 64)
 KEYS = {"spec", "set", "input", "torchvision", "warnings", "test_input", "check_only", "train_step"}
 
 
+def small_input(name):
+    """The input an entry's outputs are compared at."""
+    return shape(ZOO[name]["test_input"]) if "test_input" in ZOO[name] else DEFAULT_SMALL_INPUT
+
+
 def shape(text):
     return tuple(int(d) for d in text.split("x"))
 
@@ -163,7 +168,7 @@ def test_matches_torchvision(name):
     if name in REFERENCE or ZOO[name].get("check_only"):
         return
 
-    small = shape(ZOO[name]["test_input"]) if "test_input" in ZOO[name] else DEFAULT_SMALL_INPUT
+    small = small_input(name)
     net = archdsl.load(path, input_shape=small, **params)
     assert (net.params, net.buffers) == (tv_params, tv_buffers)
     x = torch.randn(2, *small, generator=torch.Generator().manual_seed(1))
@@ -196,7 +201,7 @@ def test_one_training_step_matches_torchvision(name):
     step = ZOO[name]["train_step"]
     path, params, _, kwargs = entry(name)
     params, kwargs = {**params, **step.get("set", {})}, {**kwargs, **step.get("torchvision", {})}
-    small = shape(ZOO[name]["test_input"]) if "test_input" in ZOO[name] else DEFAULT_SMALL_INPUT
+    small = small_input(name)
     x = torch.randn(2, *small, generator=torch.Generator().manual_seed(1))
     labels = torch.tensor([3, 7])
     tv = randomise(torchvision_model(name, kwargs), x)
