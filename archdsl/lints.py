@@ -111,15 +111,17 @@ def _is_bottleneck(graph, prev_id, nid) -> bool:
 
 
 def _is_separable(graph, prev_id, nid) -> bool:
-    """A depthwise convolution read by a 1x1 one: the depthwise-separable factorisation
+    """A depthwise convolution read by a 1x1 (a conv or a pointwise layer: asked of its
+    kind's receptive rule, not its name): the depthwise-separable factorisation
     (Xception, ShuffleNet), which has far fewer weights than the one map it equals."""
     prev, node = graph.layer(prev_id), graph.layer(nid)
-    if "groups" not in prev.args.as_dict() or node.kind.name != "conv":
+    groups = getattr(prev.args, "groups", None)  # a kind without groups: None
+    if groups is None:
         return False
     (x,) = [graph.shape(p) for p in graph.inputs(prev_id)]
     (y,) = [graph.shape(p) for p in graph.inputs(nid)]
-    depthwise = len(x) == 3 and prev.args.groups == x[0] > 1
-    return depthwise and node.kind.receptive(node.args, y)[0] == (1, 1)
+    depthwise = len(x) == 3 and groups == x[0] > 1
+    return depthwise and len(y) == 3 and node.kind.receptive(node.args, y)[0] == (1, 1)
 
 
 def _read_elsewhere(graph, prev_id, nid) -> bool:

@@ -34,6 +34,8 @@ def test_depthwise_separable_factorisation_is_deliberate():
     # ShuffleNetV2's branch: a depthwise 3x3 with no activation, then a 1x1 (torchvision's)
     assert codes("input 16x8x8\nconv 16 k3 p1 g=16 nobias; bn; conv 16 k1 nobias; bn; relu\n") \
         == []
+    # ConvNeXt's depthwise 7x7 read by a per-position linear layer is the same design
+    assert codes("input 16x8x8\nconv 16 k7 p3 g=16; layernorm2d; pointwise 64; gelu\n") == []
     # a grouped (not depthwise) 3x3, or a depthwise one read by a 3x3, is still one linear map
     assert codes("input 16x8x8\nconv 16 k3 p1 g=4 nobias; bn; conv 16 k1 nobias; bn; relu\n") \
         == ["W-NO-NONLINEARITY"]
