@@ -45,7 +45,8 @@ from test_windows import TWINNED_HERE as WINDOW_TWINS  # Swin, MaxViT: test_wind
 TWINNED_HERE = SEQUENCE_TWINS + WINDOW_TWINS  # kinds whose torch twins live in those files
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.usefixtures("one_thread")]  # conftest.py: tiny tensors, one thread
 
 # what torch raises for a bad layer; GroupNorm(0, C) fails on `C % 0` at construction
 TORCH_ERRORS = (RuntimeError, ValueError, IndexError, ZeroDivisionError)
@@ -53,13 +54,6 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                        HealthCheck.data_too_large])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors run fastest on one thread; put the setting back for the other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def reference_macs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
