@@ -123,7 +123,7 @@ def test_fine_tuning_from_a_run_beats_the_same_epochs_from_scratch(tmp_path):
     source = patterns(tmp_path / "source", 4, 40, seed=1)
     target = patterns(tmp_path / "target", 4, 10, seed=2)  # held out: 30% of each class
     # no flips: they would move the square to another class's place
-    base = dict(batch_size=8, quiet=True, val_split=0.3, seed=0, augment=False)
+    base = dict(batch_size=8, quiet=True, val_split=0.3, seed=0, augment="none")
     pre = train(spec, str(source), TrainConfig(epochs=4, **base), out=str(tmp_path / "pre"))
     assert accuracy(pre) > 0.9  # the source run learnt the patterns
     tuned = train(spec, str(target), TrainConfig(epochs=1, init=str(pre), **base),

@@ -97,7 +97,7 @@ def test_the_parsed_command_line_is_the_config():
     from archdsl.train.config import from_args
 
     config = from_args(TrainConfig, args)
-    assert config == TrainConfig(lr=0.2, augment=False, cache="memory", seed=7)
+    assert config == TrainConfig(lr=0.2, augment="none", cache="memory", seed=7)
     assert from_args(LaunchConfig, args) == LaunchConfig(nproc_per_node=2,
                                                          torchrun=["--max-restarts=3"])
     defaults = from_args(TrainConfig, build_parser().parse_args(["train", SPEC, "digits"]))

@@ -155,3 +155,79 @@ def test_ema_weights_are_measured_saved_and_resumed_exactly(tmp_path):
     last = (full / "metrics.csv").read_text().splitlines()[-1].split(",")
     assert last[:7] == (part / "metrics.csv").read_text().splitlines()[-1].split(",")[:7]
     assert json.loads((full / "config.json").read_text())["options"]["ema"] == 0.5
+
+
+def _labels_trained_on(spec, data, config, out):
+    """The labels of every training step's batch, in order (validation's are left out)."""
+    from archdsl.train import setup as setup_module
+
+    seen = []
+    real = setup_module._loss
+
+    def spy(*args):
+        loss = real(*args)
+
+        def recorded(out, target):
+            if out.requires_grad:
+                seen.extend(target.tolist())
+            return loss(out, target)
+
+        recorded.weight = None
+        return recorded
+
+    setup_module._loss = spy
+    try:
+        run = train(spec, str(data), config, out=str(out))
+    finally:
+        setup_module._loss = real
+    return run, seen
+
+
+def test_balanced_sampler_draws_each_class_equally_and_resumes_exactly(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    data = noise(tmp_path / "d" / "train", {"a": 28, "b": 4}).parent
+    noise(data / "val", {"a": 2, "b": 2})
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    config = dict(batch_size=4, quiet=True, schedule="constant")
+    _, shuffled = _labels_trained_on(spec, data, TrainConfig(epochs=4, **config), tmp_path / "s")
+    full, drawn = _labels_trained_on(spec, data, TrainConfig(epochs=4, sampler="balanced",
+                                                             **config), tmp_path / "f")
+    # 28 a and 4 b: a shuffle shows each b once an epoch, an eighth of the images
+    assert shuffled.count(1) == 4 * 4 and len(shuffled) == len(drawn) == 4 * 32
+    assert 0.4 < drawn.count(1) / len(drawn) < 0.6  # balanced: about half (128 seeded draws)
+    part = train(spec, str(data), TrainConfig(epochs=2, sampler="balanced", **config),
+                 out=str(tmp_path / "p"))
+    resume(part, epochs=4, log=lambda line: None)
+    a, b = load_file(str(full / "last.safetensors")), load_file(str(part / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_data_summary_counts_each_class_and_flags_imbalance(tmp_path):
+    import json
+
+    data = noise(tmp_path / "d" / "train", {"ant": 20, "bee": 2, "cat": 5})
+    noise(tmp_path / "d" / "val", {"ant": 3, "bee": 1, "cat": 2})
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC.replace("num_classes=2", "num_classes=3"))
+    lines = []
+    run = train(spec, str(data.parent), TrainConfig(epochs=1, batch_size=4),
+                out=str(tmp_path / "r"), log=lines.append)
+    assert lines[1] == ("images per class (train/val): ant 20/3, bee 2/1, cat 5/2; the largest "
+                        "class has 10x the images of the smallest: --class-weights auto or "
+                        "--sampler balanced evens them out")
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["class_images"] == {"train": [20, 2, 5], "val": [3, 1, 2]}
+
+
+def test_many_classes_show_the_fewest_and_the_most():
+    from archdsl.train.data import DataSet, Sample, class_counts_line
+
+    classes = [f"c{i:02d}" for i in range(20)]
+    train_samples = [Sample(i, pixels=None) for i in range(20) for _ in range(i + 3)]
+    data = DataSet(classes, train_samples, [Sample(0, pixels=None)], "made up")
+    assert class_counts_line(data) == (
+        "images per class (train/val): fewest c00 3/1, c01 4/0, c02 5/0; most c19 22/0, "
+        "c18 21/0, c17 20/0 (config.json lists all 20)")

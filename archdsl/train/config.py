@@ -35,6 +35,7 @@ class Option:
     many: bool = False  # a list option taking several values at once (--freeze A B)
     why: str = ""  # said after a value out of range
     check: Callable[[str], str | None] | None = None  # a problem with the value, in words
+    aliases: tuple = ()  # (flag, value) pairs: another flag that sets this option to `value`
 
     def range_text(self) -> str:
         """The valid range in words: `above 0`, `from 0 to 1`, `at least 1`."""
@@ -135,6 +136,7 @@ def folder_problem(flag: str):
 
 
 SEEDS = 2 ** 32  # numpy's seeds are below this
+AUGMENT = ("basic", "trivialaugment", "randaugment", "autoaugment", "none")
 
 
 @dataclass
@@ -186,8 +188,16 @@ class TrainConfig:
                                          "fp32 elsewhere; fp16 uses a gradient scaler)",
                             choices=("auto", "bf16", "fp16", "fp32"))
     compile: bool = option(False, bool, "torch.compile the model")
-    augment: bool = option(True, bool, "no random resized crops or flips while training",
-                           flag="--no-augment")
+    augment: str = option("basic", str, "the augmentation of the training images: basic is a "
+                                        "random resized crop and a flip; trivialaugment, "
+                                        "randaugment and autoaugment add torchvision's policy "
+                                        "of that name after them; none is a plain resize "
+                                        "(default basic)", choices=AUGMENT,
+                          aliases=(("--no-augment", "none"),))
+    random_erasing: float = option(0.0, float, "erase a random rectangle of each training image "
+                                               "with this probability (torchvision's "
+                                               "RandomErasing; default 0)", min=0, max=1,
+                                   metavar="P")
     val_split: float = option(
         0.1, float, "fraction of each class held out for validation when DATASET has no val/ "
                     "folder (default 0.1)", min=0, max=0.9, metavar="FRACTION",
@@ -237,6 +247,10 @@ class TrainConfig:
     patience: int | None = option(None, int, "stop when the validation accuracy has not "
                                              "improved for N epochs (default never)", min=1,
                                   metavar="N")
+    sampler: str = option("shuffle", str, "the training order: shuffle uses every image once "
+                                          "an epoch; balanced draws images with replacement, "
+                                          "each class equally often (default shuffle)",
+                          choices=("shuffle", "balanced"))
     class_weights: str = option("none", str, "weigh the training loss: auto weighs each class "
                                              "by the inverse of its share of the training "
                                              "images (default none)", choices=("none", "auto"))
@@ -255,7 +269,10 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         """A config from config.json's options (fields it does not know are left out)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        d = {k: v for k, v in d.items() if k in known}
+        if isinstance(d.get("augment"), bool):  # runs from before --augment POLICY
+            d["augment"] = "basic" if d["augment"] else "none"
+        return cls(**d)
 
     def problems(self) -> list[str]:
         """Each value outside its option's range, in words (for configs not made by the CLI)."""
@@ -321,6 +338,9 @@ def add_option(parser, name: str, opt: Option) -> None:
     convert.__name__ = opt.type.__name__ if opt.type in (int, float) else opt.parse.__name__
     parser.add_argument(opt.flag, dest=name, type=convert, default=None, metavar=opt.metavar,
                         choices=opt.choices or None, help=opt.help)
+    for flag, value in opt.aliases:
+        parser.add_argument(flag, dest=name, action="store_const", const=value, default=None,
+                            help=f"the same as {opt.flag} {value}")
 
 
 def add_options(parser, cls) -> None:

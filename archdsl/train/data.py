@@ -52,6 +52,39 @@ class DataSet:
     empty_classes: list[str] = field(default_factory=list)  # folders left out: no usable image
     root: Path | None = None  # the image folder (None for built-in data)
 
+    def counts(self) -> dict[str, list[int]]:
+        """The images of each class (in `classes` order), training and validation."""
+        found = {}
+        for part in ("train", "val"):
+            n = [0] * len(self.classes)
+            for s in getattr(self, part):
+                n[s.label] += 1
+            found[part] = n
+        return found
+
+
+def class_counts_line(data: DataSet, show: int = 12) -> str:
+    """The images per class in one line: every class when there are at most `show`, else the
+    three with fewest and most training images; with a hint when the largest class has ten
+    times the images of the smallest."""
+    counts = data.counts()
+    pairs = [(c, t, v) for c, t, v in zip(data.classes, counts["train"], counts["val"])]
+
+    def shown(group):
+        return ", ".join(f"{printable(c)} {t:,}/{v:,}" for c, t, v in group)
+
+    if len(pairs) <= show:
+        text = "images per class (train/val): " + shown(pairs)
+    else:
+        by_size = sorted(pairs, key=lambda p: (p[1], p[0]))
+        text = (f"images per class (train/val): fewest {shown(by_size[:3])}; most "
+                f"{shown(by_size[:-4:-1])} (config.json lists all {len(pairs)})")
+    small, large = min(counts["train"]), max(counts["train"])
+    if small and large >= 10 * small:
+        text += (f"; the largest class has {large / small:.0f}x the images of the smallest: "
+                 "--class-weights auto or --sampler balanced evens them out")
+    return text
+
 
 def printable(path) -> str:
     """A file or folder name as text that any UTF-8 stream can write: bytes that are not

@@ -43,12 +43,14 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
     `batch_size / world` consecutive images of every global batch. So each image is used once
     per epoch across the workers, and every global step trains on exactly the images one
     process would. For an epoch resumed after Ctrl-C, `skip` images of the shuffle are left
-    out, once."""
+    out, once. With `weights` (one per image, --sampler balanced) an epoch is as many draws
+    with replacement, each image drawn in proportion to its weight, instead of a shuffle."""
 
     def __init__(self, size: int, generator: torch.Generator, batch_size: int, rank: int = 0,
-                 world: int = 1):
+                 world: int = 1, weights: torch.Tensor | None = None):
         super().__init__(range(size), num_replicas=world, rank=rank, shuffle=True, drop_last=True)
         self.size, self.generator, self.batch_size, self.skip = size, generator, batch_size, 0
+        self.weights = weights
 
     def __len__(self):
         if self.size > self.batch_size:
@@ -56,7 +58,11 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
         return len(range(self.rank, self.size, self.num_replicas))
 
     def __iter__(self):
-        order = torch.randperm(self.size, generator=self.generator).tolist()
+        if self.weights is None:
+            order = torch.randperm(self.size, generator=self.generator).tolist()
+        else:
+            order = torch.multinomial(self.weights, self.size, replacement=True,
+                                      generator=self.generator).tolist()
         skip, self.skip = self.skip, 0
         order = order[skip:]
         if self.size <= self.batch_size:
@@ -177,7 +183,7 @@ def datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: 
 
         train_tf = val_tf = v2.Compose([v2.Resize(kept, antialias=True), v2.PILToTensor()])
     else:
-        train_tf = transforms(size, mean, std, True, config.augment, flip)
+        train_tf = transforms(size, mean, std, True, config.augment != "none", flip)
         val_tf = transforms(size, mean, std, False, False, False)
     if config.cache == "none":
         train_set = ImageSet(data.train, channels, train_tf)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..files import WriteError
-from .data import DataError
+from .data import DataError, class_counts_line
 from .errors import Interrupted, TrainError, on_every_worker
 from .health import GradientHealth, first_non_finite_gradient, first_non_finite_layer
 from .inference import evaluate
@@ -52,6 +52,10 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
             f"{len(s.data.train)} train / {len(s.data.val)} val images, {len(s.data.classes)} "
             f"classes, {device}{', ' + str(s.amp).replace('torch.', '') if s.amp else ''}; "
             f"run folder {run}")
+        log(class_counts_line(s.data))
+        if config.sampler == "balanced":
+            log(f"--sampler balanced: {len(s.order) * world.size:,} draws an epoch, with "
+                "replacement, each class as often as the others")
     health = GradientHealth(s.network, unwrap(s.model))
     if health_state and health_state.get("sums") is not None:
         health.sums, health.steps = health_state["sums"].to(device), health_state["steps"]
@@ -196,7 +200,7 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
     workers. Stops the run at a non-finite loss or gradient."""
     config, model, device, amp, world = s.config, s.model, s.device, s.amp, s.world
     if s.augment is not None:  # uint8 images: crop, flip, normalise on the device
-        x = s.augment.train(config.augment)(x.to(device, non_blocking=True))
+        x = s.augment.train(config.augment != "none")(x.to(device, non_blocking=True))
     else:
         fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         x = x.to(device, non_blocking=True, memory_format=fmt)

@@ -192,7 +192,8 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     train_set, val_set, augment = datasets(data, channels, size, mean, std, flip, config,
                                            device, world)
     generator = torch.Generator().manual_seed(config.seed)
-    order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size)
+    order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size,
+                         weights=_balanced(data) if config.sampler == "balanced" else None)
     train_loader, val_loader = _loaders(train_set, val_set, order, generator, config, device,
                                         world, log)
     # the thread count changes the sums' rounding: a resumed run keeps the one it started with
@@ -229,6 +230,13 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
                  _loss(config, data, device, log), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
                  frozen=frozen, mix=_mixing(config, len(data.classes)), ema=ema)
+
+
+def _balanced(data: DataSet) -> torch.Tensor:
+    """Each training image's weight for --sampler balanced: one over its class's images, so
+    every class is drawn equally often."""
+    counts = data.counts()["train"]
+    return torch.tensor([1.0 / counts[s.label] for s in data.train], dtype=torch.double)
 
 
 def _mixing(config: TrainConfig, classes: int):
@@ -425,6 +433,7 @@ def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: 
         "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
         "classes": data.classes,
         "split": data.split, "train_images": len(data.train), "val_images": len(data.val),
+        "class_images": data.counts(),
         "data_fingerprint": fingerprint(data),
         "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
         "normalisation": {"mean": mean, "std": std}, "device": str(device),
