@@ -233,6 +233,48 @@ def test_crop_resamples_the_box_it_drew():
     assert torch.equal(aug(image), image[:, :, 7:37, 5:25].float())
 
 
+@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment", "autoaugment"])
+def test_a_policy_draws_for_each_image_of_the_batch(policy):
+    """Eight copies of one image, the crop the whole image and no flip: what tells them
+    apart is the policy, drawn image by image (one draw for the batch would keep them equal);
+    the policy's ops act on the uint8 crops, as the CPU path's do."""
+    image = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    torch.manual_seed(0)
+    whole = GpuAugment(16, [0], [1 / 255], scale=(1, 1), ratio=(1, 1), flip=False,
+                       policy=policy)
+    out = whole(image.expand(8, -1, -1, -1))
+    assert torch.equal(out, out.round()) and out.min() >= 0 and out.max() <= 255
+    distinct = {tuple(x.flatten().tolist()) for x in out}
+    assert len(distinct) >= 4
+    plain = GpuAugment(16, [0], [1 / 255], scale=(1, 1), ratio=(1, 1), flip=False)
+    assert torch.equal(plain(image.expand(8, -1, -1, -1)), image.expand(8, -1, -1, -1).float())
+
+
+def test_erasing_fills_a_rectangle_of_some_images_with_zero_and_eval_mode_never():
+    batch = torch.randint(1, 256, (40, 3, 20, 20), dtype=torch.uint8)
+    torch.manual_seed(0)
+    aug = GpuAugment(20, [0, 0, 0], [1 / 255] * 3, scale=(1, 1), ratio=(1, 1), flip=False,
+                     erasing=0.5)
+    out = aug(batch)
+    zero = (out == 0).all(1)  # N x H x W: erased pixels (no input pixel is 0)
+    hit = zero.flatten(1).any(1)
+    assert 8 < int(hit.sum()) < 32  # about half of 40
+    for x, z in zip(out[hit], zero[hit]):
+        rows, cols = z.any(1).nonzero().flatten(), z.any(0).nonzero().flatten()
+        assert z[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()  # one rectangle
+    assert torch.equal(out[~hit], batch[~hit].float())
+    assert not (aug.eval()(batch) == 0).all(1).any()
+
+
+def test_policy_none_only_resizes_in_training_mode_but_still_erases():
+    batch = torch.randint(1, 256, (6, 3, 30, 26), dtype=torch.uint8)
+    none = GpuAugment((16, 12), MEAN, STD, policy="none")
+    assert torch.equal(none(batch), none.eval()(batch))
+    torch.manual_seed(1)
+    erasing = GpuAugment((16, 12), MEAN, STD, policy="none", erasing=1.0)
+    assert (erasing(batch) == 0).all(1).flatten(1).any(1).all()
+
+
 def test_synthetic_source_gives_balanced_classes_and_a_stratified_split():
     data = load_dataset("synthetic:200x5", val_split=0.1, seed=0)
     assert data.classes == [f"class{c}" for c in range(5)]

@@ -74,22 +74,33 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
             yield from order[first:first + share]
 
 
-def transforms(size, mean, std, train: bool, augment: bool, flip: bool):
-    """torchvision's preprocessing: a random resized crop and flip for training (`augment`),
-    a resize otherwise, then float pixels, normalised when `mean` is given."""
+def transforms(size, mean, std, train: bool, augment, flip: bool, erasing: float = 0.0):
+    """torchvision's preprocessing. For training with `augment` (a --augment policy name; True
+    and False stand for basic and none): a random resized crop, a flip (with `flip`), the
+    policy on the uint8 image; otherwise a resize. Then float pixels, normalised when `mean`
+    is given, and for training RandomErasing with probability `erasing` (after the
+    normalisation, so the rectangle holds the mean colour: 0), in torchvision's order."""
     from torchvision.transforms import v2
 
+    from .pipeline import augmentation_policy
+
+    augment = {True: "basic", False: "none"}.get(augment, augment)
     steps = []
-    if train and augment:
+    if train and augment != "none":
         steps.append(v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1),
                                           antialias=True))
         if flip:
             steps.append(v2.RandomHorizontalFlip())
+        policy = augmentation_policy(augment)
+        if policy is not None:  # on the uint8 crop, as torchvision's reference recipes do
+            steps.append(policy)
     else:
         steps.append(v2.Resize(size, antialias=True))
     steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
     if mean is not None:
         steps.append(v2.Normalize(mean, std))
+    if train and erasing > 0:
+        steps.append(v2.RandomErasing(p=erasing))
     return v2.Compose(steps)
 
 
@@ -172,7 +183,8 @@ def datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: 
     resized and normalised by torchvision's transforms in the loader. `cache`: every image is
     decoded once, resized to stored_size, into memory or a memory-mapped file, and later
     epochs read pixels. `augment_on gpu` (the default on CUDA): the loader sends uint8 images
-    at stored_size and the device crops, flips and normalises whole batches (GpuAugment)."""
+    at stored_size and the device crops, flips and normalises whole batches, and applies the
+    policy and the erasing image by image (GpuAugment)."""
     from .pipeline import GpuAugment
 
     on_device = config.augment_on == "gpu" or (config.augment_on == "auto"
@@ -183,7 +195,8 @@ def datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: 
 
         train_tf = val_tf = v2.Compose([v2.Resize(kept, antialias=True), v2.PILToTensor()])
     else:
-        train_tf = transforms(size, mean, std, True, config.augment != "none", flip)
+        train_tf = transforms(size, mean, std, True, config.augment, flip,
+                              config.random_erasing)
         val_tf = transforms(size, mean, std, False, False, False)
     if config.cache == "none":
         train_set = ImageSet(data.train, channels, train_tf)
@@ -196,7 +209,8 @@ def datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: 
     augment = None
     if on_device:
         # (with --no-augment it stays in eval mode: a plain resize, as on the CPU)
-        augment = GpuAugment(size, mean, std, flip=flip,
+        augment = GpuAugment(size, mean, std, flip=flip, policy=config.augment,
+                             erasing=config.random_erasing,
                              channels_last=device.type == "cuda").to(device)
     return train_set, val_set, augment
 

@@ -199,8 +199,8 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
     """One training step on a batch: the loss, correct, image and Ctrl-C sums over the
     workers. Stops the run at a non-finite loss or gradient."""
     config, model, device, amp, world = s.config, s.model, s.device, s.amp, s.world
-    if s.augment is not None:  # uint8 images: crop, flip, normalise on the device
-        x = s.augment.train(config.augment != "none")(x.to(device, non_blocking=True))
+    if s.augment is not None:  # uint8 images: augmented and normalised on the device
+        x = s.augment.train()(x.to(device, non_blocking=True))
     else:
         fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         x = x.to(device, non_blocking=True, memory_format=fmt)

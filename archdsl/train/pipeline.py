@@ -6,7 +6,8 @@ which a large GPU trains through faster. Two pieces move that work:
 - `CachedImages` decodes a data set once, resized to a fixed size, into one uint8 tensor in
   memory or a memory-mapped .npy file on disk, so later epochs read pixels instead of files.
 - `GpuAugment` takes a uint8 batch already on the device and does the random resized crop,
-  the flip and the normalisation there, batched (the same ranges as the CPU transforms).
+  the flip and the normalisation there, batched (the same ranges as the CPU transforms), and
+  torchvision's augmentation policy and random erasing there image by image.
 """
 
 from __future__ import annotations
@@ -194,23 +195,51 @@ class CachedImages(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------- augmentation
 
 
+def augmentation_policy(name: str):
+    """torchvision.transforms.v2's augmentation policy for `--augment name` (trivialaugment:
+    TrivialAugmentWide, randaugment: RandAugment, autoaugment: AutoAugment's ImageNet policy),
+    resampling bilinearly as torchvision's reference recipes do; None for basic and none.
+    Each works on 1-channel (grayscale) and 3-channel uint8 images alike (their colour
+    operation leaves a grayscale image as it is) and none of them mirrors an image."""
+    from torchvision.transforms import v2
+
+    bilinear = v2.InterpolationMode.BILINEAR
+    if name == "trivialaugment":
+        return v2.TrivialAugmentWide(interpolation=bilinear)
+    if name == "randaugment":
+        return v2.RandAugment(interpolation=bilinear)
+    if name == "autoaugment":
+        return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET, interpolation=bilinear)
+    return None
+
+
 class GpuAugment(nn.Module):
     """uint8 N x C x H x W images on any device in, float N x C x h x w normalised images out.
 
     In training mode each image gets its own random resized crop (area `scale` of the image,
     aspect `ratio`, as torchvision's RandomResizedCrop draws them) resampled to `size` with
-    `roi_align`, and with `flip` a horizontal flip half of the time, all in one batched call.
-    In eval mode it only resizes (bilinear, antialiased). The random numbers come from
-    `generator` (a CPU torch.Generator, so runs repeat on any device; the global one if
-    None) and go to the device with the batch."""
+    `roi_align`, and with `flip` a horizontal flip half of the time, all in one batched call;
+    then, with a `policy` (a --augment name: trivialaugment, randaugment, autoaugment), the
+    crops are rounded to uint8 and torchvision's policy runs on each image with its own draw;
+    after the normalisation, with `erasing` above 0, torchvision's RandomErasing(p=erasing)
+    on each image. Policy `none` only resizes, as eval mode does (erasing still applies in
+    training mode). The crops and flips draw from `generator` (a CPU torch.Generator, so
+    runs repeat on any device; the global one if None) and go to the device with the batch;
+    the policy and the erasing draw from torch's global random state, as on the CPU."""
 
     def __init__(self, size, mean, std, *, flip: bool = True, scale=(0.8, 1.0),
-                 ratio=(0.9, 1.1), channels_last: bool = False,
-                 generator: torch.Generator | None = None, dtype=torch.float32):
+                 ratio=(0.9, 1.1), policy: str = "basic", erasing: float = 0.0,
+                 channels_last: bool = False, generator: torch.Generator | None = None,
+                 dtype=torch.float32):
+        from torchvision.transforms import v2
+
         super().__init__()
         self.size = (size, size) if isinstance(size, int) else tuple(int(v) for v in size)
         self.flip, self.scale, self.ratio = flip, tuple(scale), tuple(ratio)
         self.channels_last, self.generator, self.dtype = channels_last, generator, dtype
+        self.crops = policy != "none"
+        self.policy = augmentation_policy(policy)
+        self.erasing = v2.RandomErasing(p=erasing) if erasing > 0 else None
         mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         # (x / 255 - mean) / std as one multiply-add
@@ -258,28 +287,44 @@ class GpuAugment(nn.Module):
         return torch.rand(n, generator=self.generator) < 0.5
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from torchvision.ops import roi_align
-
         n, _, height, width = images.shape
         x = images.float()
-        if self.training:
-            boxes = self.crop_boxes(n, height, width)
-            mirror = self.flips(n)
-            rois = torch.cat([torch.arange(n, dtype=torch.float64)[:, None], boxes], dim=1)
-            rois = rois.to(device=x.device, dtype=x.dtype, non_blocking=True)
-            x = roi_align(x, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1,
-                          aligned=True)
-            if self.flip:
-                mirror = mirror.to(x.device, non_blocking=True).view(n, 1, 1, 1)
-                x = torch.where(mirror, x.flip(-1), x)
+        if self.training and self.crops:
+            x = self.cropped(x)
+            if self.policy is not None:  # on uint8 pixels, as torchvision's policies expect
+                x = _each(self.policy, x.round_().clamp_(0, 255).to(torch.uint8)).float()
         elif (height, width) != self.size:
             x = nn.functional.interpolate(x, size=self.size, mode="bilinear",
                                           align_corners=False, antialias=True)
         x = x * self.multiplier + self.offset
+        if self.training and self.erasing is not None:
+            x = _each(self.erasing, x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x.to(self.dtype)
 
+    def cropped(self, x: torch.Tensor) -> torch.Tensor:
+        """Each image of the float batch randomly cropped to `size` and maybe flipped."""
+        from torchvision.ops import roi_align
 
-__all__ = ["CachedImages", "GpuAugment", "cache_bytes", "cache_name",
+        n, _, height, width = x.shape
+        boxes = self.crop_boxes(n, height, width)
+        mirror = self.flips(n)
+        rois = torch.cat([torch.arange(n, dtype=torch.float64)[:, None], boxes], dim=1)
+        rois = rois.to(device=x.device, dtype=x.dtype, non_blocking=True)
+        x = roi_align(x, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1,
+                      aligned=True)
+        if self.flip:
+            mirror = mirror.to(x.device, non_blocking=True).view(n, 1, 1, 1)
+            x = torch.where(mirror, x.flip(-1), x)
+        return x
+
+
+def _each(transform, batch: torch.Tensor) -> torch.Tensor:
+    """A torchvision transform applied to each image of the batch on its own: its random
+    draw is the image's own (given the whole batch, it would draw once for all of them)."""
+    return torch.stack([transform(image) for image in batch])
+
+
+__all__ = ["CachedImages", "GpuAugment", "augmentation_policy", "cache_bytes", "cache_name",
            "available_memory", "memory_cache_problem", "resized_pixels"]
