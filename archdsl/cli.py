@@ -19,8 +19,8 @@ from .explain import add_explain
 from .fmt import add_fmt
 from .lsp import add_lsp
 from .timing import add_time
-from .train.config import TOP, LaunchConfig, OptionError, TrainConfig, add_option, add_options, \
-    from_args, given
+from .train.config import TOP, LaunchConfig, Option, OptionError, TrainConfig, add_option, \
+    add_options, from_args, given
 from .train.errors import EXIT_INTERRUPTED
 
 def cmd_check(args) -> int:
@@ -310,34 +310,28 @@ def _launch_workers(args, config: TrainConfig, launch: LaunchConfig) -> int:
 
 def cmd_eval(args) -> int:
     from .train import evaluate_run
+    from .train.eval_report import eval_document, eval_table
+    from .train.gallery import DEFAULT_NAME, write_gallery, written_by_archdsl
+    from .train.image_files import refuse_to_replace
 
-    r = evaluate_run(args.run, args.dataset, weights=args.weights)
+    gallery = None if args.no_gallery else Path(args.gallery or Path(args.run) / DEFAULT_NAME)
+    if args.gallery:
+        if Path(args.gallery).suffix.lower() != ".png":
+            raise UsageError(f"--gallery {args.gallery}: the gallery is a PNG picture; give a "
+                             "name ending in .png")
+        refuse_to_replace(gallery, args.force, "--gallery", written_by_archdsl,
+                          "an archdsl gallery")
+    r = evaluate_run(args.run, args.dataset, weights=args.weights,
+                     gallery_size=args.gallery_size or 16)
     if r["skipped"]:
         shown = ", ".join(f"{p} ({why})" for p, why in r["skipped"][:3])
         print(f"warning: skipped {len(r['skipped'])} file(s) that are not readable images: "
               f"{shown}{' …' if len(r['skipped']) > 3 else ''}", file=sys.stderr)
+    written = write_gallery(r, gallery, must=bool(args.gallery), title=Path(args.run).name)
     if args.format == "json":
-        print(json.dumps(_finite({"images": r["count"], "loss": r["loss"], "top1": r["acc"],
-                                  "top5": r["top5"], "per_class": r["per_class"],
-                                  "classes": r["classes"],
-                                  "confusion": r["confusion"].tolist()}),
-                         indent=2, allow_nan=False))
-        return EXIT_OK
-    print(f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
-          f"top-5 {r['top5']:.1%}")
-    width = max(len(c) for c in r["classes"])
-    column = max(width, len("class"))
-    print(f"\n{'class':{column}}  images  accuracy  precision  recall      F1")
-    for name, v in r["per_class"].items():
-        a, p, rc, f = (f"{v[k]:.1%}" if v[k] is not None else "-"
-                       for k in ("acc", "precision", "recall", "f1"))
-        print(f"{name:{column}}  {v['images']:6}  {a:>8}  {p:>9}  {rc:>6}  {f:>6}")
-    print("\nconfusion matrix (rows: true class, columns: predicted)")
-    cells = max(len(str(int(r["confusion"].max()))), 3)
-    short = [c[:cells] for c in r["classes"]]
-    print(" " * (width + 1) + " ".join(f"{c:>{cells}}" for c in short))
-    for name, row in zip(r["classes"], r["confusion"].tolist()):
-        print(f"{name:{width}} " + " ".join(f"{v:>{cells}}" for v in row))
+        print(json.dumps(_finite(eval_document(r, written)), indent=2, allow_nan=False))
+    else:
+        print(eval_table(r, written))
     return EXIT_OK
 
 
@@ -353,16 +347,31 @@ def _finite(value):
 
 
 def cmd_predict(args) -> int:
+    from .files import atomic_write
     from .train import predict
+    from .train.image_files import predictions_csv, refuse_to_replace
 
+    to_csv = Path(args.csv) if args.csv not in (None, STDIN) else None
+    if to_csv is not None:
+        refuse_to_replace(to_csv, args.force, "--csv")
+    top = args.top or 3
+    results = predict(args.run, args.images, top=top, weights=args.weights,
+                      batch_size=args.batch_size or 64)
     status = EXIT_OK
-    for path, top, problem in predict(args.run, args.images, top=args.top or 3,
-                                      weights=args.weights):
+    for path, best, problem in results:
         if problem:
             print(f"{path}: {problem}", file=sys.stderr)
             status = EXIT_SPEC
-            continue
-        print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top))
+        elif args.csv is None:
+            print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in best))
+    if args.csv == STDIN:
+        sys.stdout.write(predictions_csv(results, top))
+    elif to_csv is not None:
+        text = predictions_csv(results, top)
+        atomic_write(to_csv, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        failed = sum(1 for _, best, _ in results if best is None)
+        print(f"wrote {to_csv} ({len(results)} images"
+              + (f", {failed} could not be read)" if failed else ")"))
     return status
 
 
@@ -501,11 +510,13 @@ def _add_eval(sub) -> None:
         "eval", help="evaluate a trained run on a data set",
         description="Loss, top-1, top-5, per-class accuracy and the confusion matrix of a run's "
                     "weights on DATASET: its val/ (or test/) folder, every image of a folder of "
-                    "class folders, or, for `digits`, the run's own validation split.",
+                    "class folders, or, for `digits`, the run's own validation split; and a "
+                    "picture of the misclassified images with the highest predicted "
+                    "probability (DIR/confidently_wrong.png).",
         epilog=epilog(["archdsl eval runs/lenet5-20260101-120000 digits",
                        "archdsl eval runs/resnet20-20260101-120000 data/cifar10 --weights last",
                        "archdsl eval runs/lenet5-20260101-120000 digits --format json"],
-                      "docs/training.md"))
+                      "docs/training.md (the gallery: docs/cli.md)"))
     evaluate.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
     evaluate.add_argument("dataset", metavar="DATASET", help="`digits` or an image folder")
     evaluate.add_argument("--weights", default="best",
@@ -513,20 +524,42 @@ def _add_eval(sub) -> None:
     evaluate.add_argument("--format", choices=("table", "json"), default="table",
                           help="table: the summary, per-class accuracy and confusion matrix as "
                                "text; json: the same numbers as one JSON document")
+    pictures = evaluate.add_mutually_exclusive_group()
+    pictures.add_argument("--gallery", metavar="FILE",
+                          help="write the picture of the most confidently wrong images to FILE "
+                               "(.png) instead of DIR/confidently_wrong.png")
+    pictures.add_argument("--no-gallery", action="store_true",
+                          help="write no picture of the most confidently wrong images")
+    add_option(evaluate, "gallery_size", Option("the most images in that picture (default 16)",
+                                                int, flag="--gallery-size", metavar="N", min=1))
+    evaluate.add_argument("--force", action="store_true",
+                          help="replace the --gallery FILE even if it is not an earlier archdsl "
+                               "gallery")
     evaluate.set_defaults(func=cmd_eval)
 
 
 def _add_predict(sub) -> None:
     pred = sub.add_parser("predict", help="classify images with a trained run",
                           description="Print the most likely classes of each image with their "
-                                      "softmax probabilities.",
+                                      "softmax probabilities, one line per image; a folder "
+                                      "stands for the images in it and its sub-folders.",
                           epilog=epilog(["archdsl predict runs/x-20260101-120000 cat.png dog.jpg",
+                                         "archdsl predict runs/x-20260101-120000 photos/ --csv "
+                                         "predictions.csv",
                                          "archdsl predict runs/x-20260101-120000 img/*.png --top 1"],
-                                        "docs/training.md"))
+                                        "docs/training.md (folders and CSV: docs/cli.md)"))
     pred.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
     pred.add_argument("images", metavar="IMAGE", nargs="+",
-                      help="image file(s) to classify, each resized to the spec's input size")
+                      help="image file(s) to classify, each resized to the spec's input size; "
+                           "a folder is searched for images (.png, .jpg, …), its sub-folders "
+                           "too, hidden files and folders left out")
     add_option(pred, "top", TOP)
+    add_option(pred, "batch_size", Option("images classified at once (default 64)", int,
+                                          flag="--batch-size", metavar="N", min=1))
+    pred.add_argument("--csv", metavar="FILE",
+                      help="write the predictions to FILE as CSV (path, label_1, prob_1, …, "
+                           "error) instead of printing them; - prints the CSV")
+    pred.add_argument("--force", action="store_true", help="replace the --csv FILE if it exists")
     pred.add_argument("--weights", default="best", help="best, last, or a checkpoint file")
     pred.set_defaults(func=cmd_predict)
 

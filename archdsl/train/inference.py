@@ -12,6 +12,7 @@ from .data import DataError, Sample, decode, printable, quiet_decoding, unreadab
 from .table_data import load_dataset
 from .distributed import World
 from .errors import TrainError
+from .gallery import SIZE, confidently_wrong
 from .images import ImageSet, eval_transform
 from .interrupt import StopRequest
 from .run_folder import read_config
@@ -19,10 +20,12 @@ from .run_folder import read_config
 
 def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
              stop: StopRequest | None = None, world: World | None = None,
-             prepare=None) -> dict | None:
+             prepare=None, keep: list | None = None) -> dict | None:
     """Loss, top-1, top-5 and the confusion matrix (rows: true class, columns: predicted);
     None when `stop` is requested part-way. With several workers, each evaluates its share
-    of the images and the sums are added up over the workers."""
+    of the images and the sums are added up over the workers. With `keep` (eval, not
+    training), each batch's (softmax probability of the predicted class, predicted class) is
+    appended to it, on the CPU, in the loader's order."""
     model.eval()
     total, loss_sum, top1, top5 = 0, 0.0, 0, 0
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
@@ -42,6 +45,9 @@ def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
             top1 += int((best[:, 0] == y).sum())
             top5 += int((best == y[:, None]).any(dim=1).sum())
             total += len(y)
+            if keep is not None:
+                keep.append((torch.softmax(out, dim=1).gather(1, best[:, :1])[:, 0].cpu(),
+                             best[:, 0].cpu()))
             confusion += torch.bincount(y.cpu() * num_classes + best[:, 0].cpu(),
                                         minlength=num_classes ** 2).view(num_classes, num_classes)
     if world is not None and world.several:
@@ -73,10 +79,13 @@ def load_run(run_dir: str | Path, weights: str = "best"):
     return network, model, saved
 
 
-def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int = 64) -> dict:
+def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int = 64,
+                 gallery_size: int = SIZE) -> dict:
     """Loss, top-1, top-5, per-class accuracy and confusion matrix of a run on a data set:
     its val/ (or test/) folder, every image of a class folder, or the run's own split of
-    the built-in digits."""
+    the built-in digits. Each image's path (`DATASET #i` for built-in images), label,
+    predicted class and its probability are kept too, and the `gallery_size` most
+    confidently wrong images (gallery.confidently_wrong) picked."""
     network, model, saved = load_run(run_dir, weights)
     channels = saved["input"][0]
     data = load_dataset(dataset, saved["options"].get("val_split", 0.1),
@@ -97,10 +106,20 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
         smp.label = index[data.classes[smp.label]]
     loader = torch.utils.data.DataLoader(ImageSet(samples, channels, eval_transform(saved)),
                                          batch_size=batch_size)
+    kept: list = []
     result = evaluate(model, loader, torch.device("cpu"), nn.CrossEntropyLoss(),
-                      len(saved["classes"]))
+                      len(saved["classes"]), keep=kept)
+    paths = [printable(s.path) if s.path is not None else f"{dataset} #{i}"
+             for i, s in enumerate(samples)]
+    labels = [s.label for s in samples]
+    confidence = torch.cat([c for c, _ in kept]).tolist()
+    predicted = torch.cat([p for _, p in kept]).tolist()
     result.update(per_class=per_class_scores(result["confusion"], saved["classes"]),
-                  classes=saved["classes"], skipped=data.skipped)
+                  classes=saved["classes"], skipped=data.skipped, samples=samples, paths=paths,
+                  labels=labels, predicted=predicted, confidence=confidence,
+                  wrong=sum(y != p for y, p in zip(labels, predicted)),
+                  confidently_wrong=confidently_wrong(labels, predicted, confidence, paths,
+                                                      saved["classes"], gallery_size))
     return result
 
 
@@ -121,31 +140,52 @@ def per_class_scores(confusion, classes: list[str]) -> dict:
     return scores
 
 
-def predict(run_dir, images: list[str], top: int = 5, weights: str = "best"):
-    """For each image: its name (printable: bytes that are not UTF-8 escaped, as `\\xff`),
-    and the top classes with their softmax probabilities, or why it could not be read."""
+class UnlabelledSet(torch.utils.data.Dataset):
+    """Image files decoded as they are read, through `transform`: (image, problem), where
+    `problem` says why a file could not be read (its image is then zeros of `shape`) and is
+    empty for an image that was."""
+
+    def __init__(self, paths: list[str], shape: list[int], transform):
+        self.paths, self.shape, self.transform = paths, shape, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        path = Path(self.paths[i])
+        try:
+            with quiet_decoding():
+                return self.transform(decode(Sample(0, path=path), self.shape[0])), ""
+        except DataError:
+            raise  # the run's channels, not the file, are at fault
+        except Exception as exc:  # noqa: BLE001 - one unreadable image does not stop the rest
+            return torch.zeros(self.shape), f"cannot read it as an image ({unreadable(exc, path)})"
+
+
+def predict(run_dir, images: list[str], top: int = 5, weights: str = "best",
+            batch_size: int = 64):
+    """For each image (a folder stands for its images: image_files.find_images): its name
+    (printable: bytes that are not UTF-8 escaped, as `\\xff`), and the top classes with their
+    softmax probabilities, or why it could not be read. Images go through the model
+    `batch_size` at a time."""
     from .config import TOP
+    from .image_files import find_images
 
     problem = TOP.problem(top)
     if problem:
         raise TrainError(problem)
+    if batch_size < 1:
+        raise TrainError(f"--batch-size must be at least 1, got {batch_size}")
+    paths = find_images(list(images))
     _, model, saved = load_run(run_dir, weights)
-    transform = eval_transform(saved)
-    results = []
-    for path in images:
-        name = printable(path)
-        try:
-            with quiet_decoding():
-                x = transform(decode(Sample(0, path=Path(path)), saved["input"][0]))[None]
-        except Exception as exc:  # noqa: BLE001 - one unreadable image does not stop the rest
-            reason = unreadable(exc, Path(path))
-            results.append((name, None, f"cannot read it as an image ({reason})"))
-            continue
-        with torch.no_grad():
-            probs = torch.softmax(model(x).float(), dim=1)[0]
-        k = min(top, len(probs))
-        values, indices = probs.topk(k)
-        results.append((name, [(saved["classes"][int(i)], float(v))
-                               for v, i in zip(values, indices)], None))
+    loader = torch.utils.data.DataLoader(
+        UnlabelledSet(paths, saved["input"], eval_transform(saved)), batch_size=batch_size)
+    results, names = [], iter(paths)
+    with torch.no_grad():
+        for x, problems in loader:
+            probs = torch.softmax(model(x).float(), dim=1)
+            values, indices = probs.topk(min(top, probs.shape[1]), dim=1)
+            for problem, v, i in zip(problems, values.tolist(), indices.tolist()):
+                best = None if problem else [(saved["classes"][c], p) for p, c in zip(v, i)]
+                results.append((printable(next(names)), best, problem or None))
     return results
-

@@ -45,13 +45,16 @@ def label(name: str) -> str:
         "\ufffd", "?")
 
 
-def png_bytes(fig) -> bytes:
+def png_bytes(fig, software: str | None = None) -> bytes:
+    """The figure as PNG; `software` goes into its `Software` tEXt chunk (a marker that says
+    which archdsl command wrote it) instead of matplotlib's name."""
     buffer = io.BytesIO()
     with _missing_glyphs_allowed(), warnings.catch_warnings():
         # long class names: matplotlib warns that it cannot fit them and draws them anyway
         warnings.filterwarnings("ignore", message="Tight layout not applied")
         fig.tight_layout()
-        fig.savefig(buffer, format="png")
+        fig.savefig(buffer, format="png",
+                    metadata={"Software": software} if software is not None else None)
     return buffer.getvalue()
 
 
