@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import archdsl
-from archdsl.timing import TOP, add_time, main, table, time_network, to_json
+from archdsl.cli import main
+from archdsl.timing import TOP, add_time, table, time_network, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,9 +51,9 @@ def tiny(tmp_path):
 
 
 def run(argv, capsys):
-    """`archdsl time` through its own parser: (exit code, stdout, stderr)."""
+    """`archdsl time ARGV...` through the CLI: (exit code, stdout, stderr)."""
     try:
-        code = main([str(a) for a in argv])
+        code = main(["time", *(str(a) for a in argv)])
     except SystemExit as exc:  # argparse's own refusals
         code = exc.code
     out, err = capsys.readouterr()
@@ -368,6 +369,27 @@ def test_python_dash_m_runs_the_command(tiny):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("tiny: 3x16x16 -> 4")
     assert "total (sum of layers)" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, one_line", [
+    (["{missing}"], "archdsl time: error: cannot read {missing}: No such file or directory"),
+    (["{tiny}", "--batch-size", "0"], "archdsl time: error: argument --batch-size: must be at "
+                                      "least 1, got 0 (see archdsl time --help)"),
+    (["{tiny}", "--set", "nonsense"], None),
+])
+def test_python_dash_m_time_fails_as_archdsl_time_does(argv, one_line, tiny, tmp_path):
+    """`python -m archdsl.timing` is `archdsl time`: the same one-line error and exit 2."""
+    names = {"tiny": tiny, "missing": tmp_path / "missing.arch"}
+    args = [a.format(**names) for a in argv]
+    alone, cli = (subprocess.run([sys.executable, "-m", *module, *args], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=300)
+                  for module in (["archdsl.timing"], ["archdsl", "time"]))
+    assert (alone.returncode, alone.stdout, alone.stderr) == (cli.returncode, cli.stdout,
+                                                              cli.stderr)
+    assert alone.returncode == 2 and alone.stdout == ""
+    assert len(alone.stderr.splitlines()) == 1 and alone.stderr.startswith("archdsl time: error:")
+    if one_line:
+        assert alone.stderr == one_line.format(**names) + "\n"
 
 
 def test_the_spec_may_come_from_standard_input(monkeypatch, capsys):
