@@ -445,24 +445,6 @@ def _summary(args, changed: int, unchanged: int) -> None:
         print(", ".join(parts), file=sys.stderr if args.diff else sys.stdout)
 
 
-def run_alone(command: str, args) -> int:
-    """Run a command's action outside `archdsl`'s own error boundary (cli.guarded, which
-    imports every command): a usage error or a file that cannot be written is one line on
-    stderr and its exit code, as there. Only `python -m archdsl.lsp` (lsp.main) still uses
-    it; `python -m archdsl.fmt` goes through the CLI itself."""
-    from .command_values import EXIT_SPEC, EXIT_USAGE, UsageError
-    from .files import WriteError
-
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except WriteError as exc:
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC
-
-
 if __name__ == "__main__":  # `python -m archdsl.fmt PATH...` is `archdsl fmt PATH...`
     # This block runs as the module __main__, not as archdsl.fmt, so reaching archdsl.cli
     # (which imports archdsl.fmt) makes no import cycle; it is imported by name because a

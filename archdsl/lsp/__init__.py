@@ -11,9 +11,7 @@ pygls; see docs/editors.md).
 
 from __future__ import annotations
 
-import sys
-
-__all__ = ["add_lsp", "cmd_lsp", "main"]
+__all__ = ["add_lsp", "cmd_lsp"]
 
 
 def add_lsp(sub) -> None:
@@ -44,15 +42,3 @@ def cmd_lsp(args) -> int:
                          "pip install 'archdsl[editor]'") from None
     make_server().start_io()
     return EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m archdsl.lsp`: the command on its own."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="archdsl")
-    add_lsp(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["lsp", *(sys.argv[1:] if argv is None else argv)])
-    from ..fmt import run_alone
-
-    return run_alone("lsp", args)
