@@ -250,6 +250,24 @@ def test_a_policy_draws_for_each_image_of_the_batch(policy):
     assert torch.equal(plain(image.expand(8, -1, -1, -1)), image.expand(8, -1, -1, -1).float())
 
 
+@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment", "autoaugment"])
+def test_policies_work_on_grayscale_images_on_both_paths(policy):
+    """1-channel images (the digits, grayscale specs) go through every policy, on the CPU
+    transforms (PIL images) and on GpuAugment (uint8 tensors), and come out changed."""
+    from archdsl.train.images import transforms
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8), "L")
+    torch.manual_seed(0)
+    cpu = transforms((8, 8), [0.5], [0.25], True, policy, flip=False)
+    plain = transforms((8, 8), [0.5], [0.25], False, "none", flip=False)(image)
+    outs = [cpu(image) for _ in range(20)]
+    assert all(x.shape == (1, 8, 8) for x in outs) and len({x.sum().item() for x in outs}) > 10
+    batch = torch.from_numpy(np.array(image)).expand(20, 1, 12, 12)
+    gpu = GpuAugment(8, [0.5], [0.25], flip=False, policy=policy)(batch)
+    assert gpu.shape == (20, 1, 8, 8) and not torch.allclose(gpu[0], plain)
+
+
 def test_erasing_fills_a_rectangle_of_some_images_with_zero_and_eval_mode_never():
     batch = torch.randint(1, 256, (40, 3, 20, 20), dtype=torch.uint8)
     torch.manual_seed(0)
