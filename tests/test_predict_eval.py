@@ -293,6 +293,12 @@ def test_no_gallery_writes_no_picture(trained, capsys):
     assert not (r / "confidently_wrong.png").exists()
     code, out, _ = run(capsys, "eval", r, data, "--no-gallery")
     assert code == 0 and "wrote" not in out and not (r / "confidently_wrong.png").exists()
+    for wrong in (["--gallery-size", "0"], ["--no-gallery", "--gallery", "x.png"]):
+        try:
+            code = main(["eval", str(r), str(data), *wrong])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code
+        assert code == 2 and "archdsl eval: error: " in capsys.readouterr().err
 
 
 def test_when_nothing_is_wrong_one_line_and_no_picture(trained, tmp_path, capsys):
