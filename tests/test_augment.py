@@ -154,3 +154,17 @@ def test_resume_is_exact_with_a_policy_and_random_erasing(flat, tmp_path, where)
     resume(part, epochs=2, log=lambda line: None)
     a, b = load_file(str(full / "last.safetensors")), load_file(str(part / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_cpu_transforms_do_not_depend_on_the_loader_workers(flat, tmp_path):
+    """Each image's draws come from its own seed: a run with a loader worker (resumed, so the
+    worker starts afresh) ends with the weights of a run without any."""
+    spec, data = flat
+    config = dict(batch_size=4, quiet=True, val_split=0.25, schedule="constant",
+                  augment="trivialaugment", random_erasing=0.5, augment_on="cpu", threads=1)
+    alone = train(spec, str(data), TrainConfig(epochs=2, **config), out=str(tmp_path / "a"))
+    part = train(spec, str(data), TrainConfig(epochs=1, workers=1, **config),
+                 out=str(tmp_path / "w"))
+    resume(part, epochs=2, log=lambda line: None)
+    a, b = load_file(str(alone / "last.safetensors")), load_file(str(part / "last.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -6,14 +6,12 @@ from pathlib import Path
 import pytest
 
 from archdsl.cli import main
+from helpers import run_cli
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_table_lists_every_layer_with_totals(capsys):

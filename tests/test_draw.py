@@ -4,9 +4,9 @@ import re
 import shutil
 from pathlib import Path
 
-from archdsl.cli import main
 from archdsl.draw import DrawOptions, to_dot
 from archdsl.network import analyse_graph
+from helpers import run_cli
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -111,10 +111,7 @@ def test_errors_are_drawn_red_with_the_message():
     assert label(src, "n_conv1") == "conv 8 · 3×3\n224 params"
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_real_svg_png_and_pdf_through_dot(tmp_path, capsys):

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import archdsl
-from archdsl.cli import main
 from archdsl.explain import ExplainMismatch, UnknownLayer, explain, explain_layer, \
     render_text
 from archdsl.layers import REGISTRY
 from archdsl.layers.base import FLOAT, INT, PAIR, LayerKind, layer
 from archdsl.layers.merge import MergeKind
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -383,9 +383,7 @@ def test_a_kind_unknown_to_explain_gets_the_generic_explanation():
 
 
 def run(capsys, *argv):
-    code = main(["explain", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, "explain", *argv)
 
 
 def test_json_is_valid_and_complete(capsys):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import archdsl
-from archdsl.cli import main
 from archdsl.codegen import to_python
+from helpers import run_cli
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.arch"))
@@ -91,10 +91,7 @@ def test_arch_parameters_become_keyword_arguments(tmp_path):
         cls(width=16)  # width changes channels deep inside: the file cannot follow it
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 @pytest.fixture

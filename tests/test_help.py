@@ -4,7 +4,8 @@ closest one; usage errors are one line on stderr, `archdsl CMD: error: …`, exi
 
 import pytest
 
-from archdsl.cli import build_parser, main
+from archdsl.cli import build_parser
+from helpers import run_cli
 
 COMMANDS = ("check", "export", "draw", "train", "eval", "predict", "explain", "time", "fmt", "lsp")
 DOCS = {"check": "docs/cli.md", "export": "docs/export.md", "draw": "docs/draw.md",
@@ -13,13 +14,7 @@ DOCS = {"check": "docs/cli.md", "export": "docs/export.md", "draw": "docs/draw.m
         "lsp": "docs/editors.md"}
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from archdsl.cli import build_parser, main
+from helpers import image_folder, tiny_spec
 from archdsl.train.config import LAUNCH_FLAGS, LaunchConfig, TrainConfig, options
 
 SPEC = str(Path(__file__).resolve().parent.parent / "specs" / "lenet5.arch")
@@ -145,16 +145,8 @@ def test_a_run_leaves_the_process_as_it_found_it(tmp_path):
 
     from archdsl.train import resume, train
 
-    data = tmp_path / "data"
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (data / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                data / c / f"{i}.png")
-    spec = tmp_path / "tiny.arch"
-    spec.write_text("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
-                    "adaptiveavgpool 1; flatten; linear num_classes\n")
+    data = image_folder(tmp_path / "data", per_class=4, noise=True)
+    spec = tiny_spec(tmp_path)
     cudnn = torch.backends.cudnn
     before = (cudnn.benchmark, cudnn.deterministic, torch.get_num_threads())
     torch.manual_seed(1234)
@@ -251,16 +243,8 @@ def test_a_run_trains_with_its_thread_count_and_a_resume_keeps_it(tmp_path, monk
     from archdsl.train import resume, train
     from archdsl.train import setup as setup_module
 
-    data = tmp_path / "data"
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (data / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                data / c / f"{i}.png")
-    spec = tmp_path / "tiny.arch"
-    spec.write_text("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
-                    "adaptiveavgpool 1; flatten; linear num_classes\n")
+    data = image_folder(tmp_path / "data", per_class=4, noise=True)
+    spec = tiny_spec(tmp_path)
     seen = []
     real = setup_module.make_schedule
 

@@ -1,29 +1,17 @@
 """Issue 14, recipes: --patience (early stopping that a resume knows) and --class-weights."""
 
-import numpy as np
-from PIL import Image
-
 from archdsl.train import TrainConfig, resume, train
-
-SPEC = ("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
-        "adaptiveavgpool 1; flatten; linear num_classes\n")
+from helpers import image_folder, tiny_spec
 
 
 def noise(folder, counts: dict):
-    rng = np.random.default_rng(0)
-    for c, n in counts.items():
-        (folder / c).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                folder / c / f"{i}.png")
-    return folder
+    return image_folder(folder, counts=counts, noise=True)
 
 
 def test_patience_stops_the_run_and_a_resume_knows(tmp_path):
     data = noise(tmp_path / "d" / "train", {"a": 6, "b": 6})
     noise(tmp_path / "d" / "val", {"a": 2, "b": 2})
-    spec = tmp_path / "tiny.arch"
-    spec.write_text(SPEC)
+    spec = tiny_spec(tmp_path)
     lines = []
     # 4 validation images: the accuracy can rise at most 4 times, so 10 epochs must stop
     run = train(spec, str(data.parent), TrainConfig(epochs=10, batch_size=4, patience=1),
@@ -51,8 +39,7 @@ def test_class_weights_auto_weighs_each_class_by_its_inverse_share(tmp_path):
 
     data = noise(tmp_path / "d" / "train", {"a": 9, "b": 3})
     noise(tmp_path / "d" / "val", {"a": 1, "b": 1})
-    spec = tmp_path / "tiny.arch"
-    spec.write_text(SPEC)
+    spec = tiny_spec(tmp_path)
     seen = []
     real = setup_module._loss
 
@@ -78,31 +65,10 @@ def test_mixup_and_cutmix_soft_targets_reach_the_loss_and_resume_stays_exact(tmp
     import torch
     from safetensors.torch import load_file
 
-    from archdsl.train import setup as setup_module
-
     data = noise(tmp_path / "d", {"a": 8, "b": 8})
-    spec = tmp_path / "tiny.arch"
-    spec.write_text(SPEC)
-    targets = []
-    real = setup_module._loss
-
-    def spy(*args):
-        loss = real(*args)
-
-        def recorded(out, target):
-            targets.append(target.detach().clone())
-            return loss(out, target)
-
-        recorded.weight = None
-        return recorded
-
+    spec = tiny_spec(tmp_path)
     config = dict(batch_size=4, quiet=True, mixup=0.4, cutmix=1.0, schedule="constant")
-    setup_module._loss = spy
-    try:
-        full = train(spec, str(data), TrainConfig(epochs=2, **config), out=str(tmp_path / "f"))
-    finally:
-        setup_module._loss = real
-    soft = [t for t in targets if t.ndim == 2]  # the training steps' (validation's are labels)
+    full, soft = _targets_trained_on(spec, data, TrainConfig(epochs=2, **config), tmp_path / "f")
     assert len(soft) >= 4 and all(t.shape[1] == 2 for t in soft)  # every step of 2 epochs
     assert all(torch.allclose(t.sum(1), torch.ones(len(t))) for t in soft)
     assert any(((t > 0) & (t < 1)).any() for t in soft)  # mixed, not one-hot
@@ -124,8 +90,7 @@ def test_ema_weights_are_measured_saved_and_resumed_exactly(tmp_path):
     from safetensors.torch import load_file
 
     data = noise(tmp_path / "d", {"a": 8, "b": 8})
-    spec = tmp_path / "tiny.arch"
-    spec.write_text(SPEC)
+    spec = tiny_spec(tmp_path)
     from archdsl.train import loop
 
     measured = []
@@ -157,8 +122,9 @@ def test_ema_weights_are_measured_saved_and_resumed_exactly(tmp_path):
     assert json.loads((full / "config.json").read_text())["options"]["ema"] == 0.5
 
 
-def _labels_trained_on(spec, data, config, out):
-    """The labels of every training step's batch, in order (validation's are left out)."""
+def _targets_trained_on(spec, data, config, out):
+    """The run, and the targets of every training step's loss, in order (validation's are
+    left out)."""
     from archdsl.train import setup as setup_module
 
     seen = []
@@ -169,7 +135,7 @@ def _labels_trained_on(spec, data, config, out):
 
         def recorded(out, target):
             if out.requires_grad:
-                seen.extend(target.tolist())
+                seen.append(target.detach().clone())
             return loss(out, target)
 
         recorded.weight = None
@@ -189,12 +155,13 @@ def test_balanced_sampler_draws_each_class_equally_and_resumes_exactly(tmp_path)
 
     data = noise(tmp_path / "d" / "train", {"a": 28, "b": 4}).parent
     noise(data / "val", {"a": 2, "b": 2})
-    spec = tmp_path / "tiny.arch"
-    spec.write_text(SPEC)
+    spec = tiny_spec(tmp_path)
     config = dict(batch_size=4, quiet=True, schedule="constant")
-    _, shuffled = _labels_trained_on(spec, data, TrainConfig(epochs=4, **config), tmp_path / "s")
-    full, drawn = _labels_trained_on(spec, data, TrainConfig(epochs=4, sampler="balanced",
-                                                             **config), tmp_path / "f")
+    _, shuffled = _targets_trained_on(spec, data, TrainConfig(epochs=4, **config),
+                                      tmp_path / "s")
+    full, drawn = _targets_trained_on(spec, data, TrainConfig(epochs=4, sampler="balanced",
+                                                              **config), tmp_path / "f")
+    shuffled, drawn = torch.cat(shuffled).tolist(), torch.cat(drawn).tolist()
     # 28 a and 4 b: a shuffle shows each b once an epoch, an eighth of the images
     assert shuffled.count(1) == 4 * 4 and len(shuffled) == len(drawn) == 4 * 32
     assert 0.4 < drawn.count(1) / len(drawn) < 0.6  # balanced: about half (128 seeded draws)
@@ -210,8 +177,7 @@ def test_the_data_summary_counts_each_class_and_flags_imbalance(tmp_path):
 
     data = noise(tmp_path / "d" / "train", {"ant": 20, "bee": 2, "cat": 5})
     noise(tmp_path / "d" / "val", {"ant": 3, "bee": 1, "cat": 2})
-    spec = tmp_path / "tiny.arch"
-    spec.write_text(SPEC.replace("num_classes=2", "num_classes=3"))
+    spec = tiny_spec(tmp_path, classes=3)
     lines = []
     run = train(spec, str(data.parent), TrainConfig(epochs=1, batch_size=4),
                 out=str(tmp_path / "r"), log=lines.append)

@@ -2,6 +2,7 @@
 and carries the reproducer, in the report's notation (A = `archdsl`, D = a folder with a/
 and b/). Each ended in a run that could not be used, a lie, or a silent loss."""
 
+import functools
 import json
 import os
 import re
@@ -11,46 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
+import helpers
 from archdsl.cli import main
 from archdsl.files import is_temporary
 from archdsl.train import TrainError, resume
 
-TINY = """arch tiny(num_classes=2)
-input 3x8x8
-conv 4 k3 p1; relu
-adaptiveavgpool 1; flatten; linear num_classes
-"""
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
-def images(folder: Path, classes=("a", "b"), per_class=4, size=12) -> Path:
-    """D: four 12x12 PNGs per class (class names may be bytes: folder names not UTF-8)."""
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(classes):
-        where = os.path.join(os.fsencode(folder), os.fsencode(name))
-        os.makedirs(where, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 120, (size, size, 3), dtype=np.uint8) + 100 * c
-            Image.fromarray(pixels).save(os.fsdecode(os.path.join(where, b"%d.png" % i)))
-    return folder
-
-
-def spec(folder: Path, name: str = "tiny.arch") -> Path:
-    path = folder / name
-    path.write_text(TINY)
-    return path
+TINY = helpers.TINY.format(channels=3)
+run = helpers.run_cli
+images = functools.partial(helpers.image_folder, per_class=4, size=12)  # D: 4 12x12 a class
+spec = helpers.tiny_spec
 
 
 def finite(path: Path) -> bool:
@@ -74,7 +48,7 @@ def test_case1_a_spec_not_named_arch_trains_a_run_that_can_be_used(name, data, t
     """cp L net.txt; A train net.txt D --epochs 1 --out r; A predict r D/a/0.png — the run
     was refused: "config.json is damaged or not archdsl's: its 'spec'…"."""
     r = tmp_path / "r"
-    assert run(capsys, "train", spec(tmp_path, name), data, *QUICK, "--out", r)[0] == 0
+    assert run(capsys, "train", spec(tmp_path, name=name), data, *QUICK, "--out", r)[0] == 0
     saved = json.loads((r / "config.json").read_text())
     copy = {"net.txt": "net.arch", "lenet5": "lenet5.arch", "net.ARCH": "net.arch",
             "config.json": "config.arch"}[name]

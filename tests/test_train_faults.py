@@ -28,34 +28,9 @@ from archdsl.files import is_temporary
 from archdsl.train import TrainConfig, train
 from archdsl.train.data import Sample, check_decodable, decode, load_dataset
 
-TINY = """arch tiny(num_classes=2)
-input {channels}x8x8
-conv 4 k3 p1; relu
-adaptiveavgpool 1; flatten; linear num_classes
-"""
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
-def tiny_spec(folder: Path, channels: int = 3) -> Path:
-    spec = folder / "tiny.arch"
-    spec.write_text(TINY.format(channels=channels))
-    return spec
-
-
-def tiny_images(folder: Path, classes=("a", "b"), per_class=8, size=(8, 8)) -> Path:
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(classes):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 120, (*size[::-1], 3), dtype=np.uint8) + 100 * c
-            Image.fromarray(pixels.astype(np.uint8)).save(folder / name / f"{i}.png")
-    return folder
+from helpers import image_folder as tiny_images
+from helpers import run_cli as run
+from helpers import tiny_spec
 
 
 def temporaries(folder: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archdsl
 from archdsl import SpecError
+from helpers import assert_located_error
 from archdsl.codegen import to_python
 from archdsl.draw import to_dot
 
@@ -173,12 +174,7 @@ def test_tokens_read_the_map_row_by_row():
     ("input 8x4x4\ntokens\nconv 8 k1\n", "E-RANK", "conv needs a CxHxW feature map", None),
 ])
 def test_mistakes_are_located_errors(text, code, fragment, hint):
-    with pytest.raises(SpecError) as err:
-        archdsl.loads(text)
-    (d,) = [d for d in err.value.diagnostics if d.is_error]
-    assert d.code == code and fragment in d.message and d.span.line == text.count("\n")
-    if hint:
-        assert hint in d.hint
+    assert_located_error(text, code, fragment, hint)
 
 
 def test_heads_error_points_at_the_head_count():

@@ -23,7 +23,7 @@ from torchvision.models import swin_transformer as tv_swin
 from torchvision.ops.misc import MLP
 
 import archdsl
-from archdsl import SpecError
+from helpers import assert_located_error
 from archdsl.codegen import to_python
 from archdsl.draw import to_dot
 
@@ -246,12 +246,7 @@ def test_grid_attention_reaches_across_the_map_and_window_attention_does_not():
      "a head dimension of 3 does not divide the 8 channels", None),
 ])
 def test_mistakes_are_located_errors(text, code, fragment, hint):
-    with pytest.raises(SpecError) as err:
-        archdsl.loads(text)
-    (d,) = [d for d in err.value.diagnostics if d.is_error]
-    assert d.code == code and fragment in d.message and d.span.line == text.count("\n")
-    if hint:
-        assert hint in d.hint
+    assert_located_error(text, code, fragment, hint)
 
 
 def test_receptive_field_grows_by_the_window_and_patch_merging_halves():

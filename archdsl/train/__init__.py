@@ -2,6 +2,7 @@
 
 config.py     TrainConfig and LaunchConfig: every option, declared once (the CLI's come from it)
 data.py       the built-in digits, synthetic images, image folders
+table_data.py CSV and TSV data sets of `path,label` rows
 images.py     the CPU pipeline: datasets, transforms, normalisation, the training order
 pipeline.py   the decoded-image cache and the augmentation on the GPU
 setup.py      a run prepared: spec and data checked, loaders, model, optimizer, run folder
@@ -9,6 +10,9 @@ loop.py       the epoch loop: steps, validation, Ctrl-C, non-finite losses
 state.py      checkpoints: resume.pt, writing an epoch's files as one, reading them back
 run.py        train() and resume()
 inference.py  validation, and a finished run's eval and predict
+eval_report.py, gallery.py   eval's table and JSON, and its most confidently wrong images
+image_files.py               predict's folders of images and its CSV
+transfer.py   --init: weights mapped onto the spec by structure, --freeze
 distributed.py, run_folder.py, interrupt.py, health.py, progress.py, plots.py, errors.py
 
 The package's names are imported on first use, so that `archdsl.train.config` (which the

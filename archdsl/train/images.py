@@ -36,6 +36,26 @@ class ImageSet(torch.utils.data.Dataset):
             return self.transform(image), s.label
 
 
+class Seeded(torch.utils.data.Dataset):
+    """A training set read at ShardedOrder's (index, seed) picks: the random transforms of
+    each image draw from torch's random state seeded with its pick's seed, so how an image is
+    augmented depends on the run's seed, the epoch and the image alone: not on which loader
+    worker reads it, nor on whether that worker was restarted (a resumed run, another
+    --workers) repeats it exactly. The process's own random state is left as it was."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, pick):
+        index, seed = pick
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
 class ShardedOrder(torch.utils.data.DistributedSampler):
     """The training order of one worker: a seeded shuffle of the whole training set each epoch
     (the same on every worker), cut into global batches of `batch_size` (the last partial one
@@ -44,7 +64,8 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
     per epoch across the workers, and every global step trains on exactly the images one
     process would. For an epoch resumed after Ctrl-C, `skip` images of the shuffle are left
     out, once. With `weights` (one per image, --sampler balanced) an epoch is as many draws
-    with replacement, each image drawn in proportion to its weight, instead of a shuffle."""
+    with replacement, each image drawn in proportion to its weight, instead of a shuffle.
+    It yields (index, seed) picks, which Seeded reads."""
 
     def __init__(self, size: int, generator: torch.Generator, batch_size: int, rank: int = 0,
                  world: int = 1, weights: torch.Tensor | None = None):
@@ -63,8 +84,10 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
         else:
             order = torch.multinomial(self.weights, self.size, replacement=True,
                                       generator=self.generator).tolist()
+        # each pick's own seed for its random transforms (Seeded), drawn for the whole epoch
+        seeds = torch.randint(2 ** 63 - 1, (self.size,), generator=self.generator).tolist()
         skip, self.skip = self.skip, 0
-        order = order[skip:]
+        order = list(zip(order, seeds))[skip:]
         if self.size <= self.batch_size:
             yield from order[self.rank::self.num_replicas]
             return

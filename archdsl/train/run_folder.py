@@ -27,7 +27,8 @@ METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5"
            "images_per_s", "seconds"]
 PROBE = ".archdsl-write-test"  # written and deleted to see that the folder is writable
 RUN_FILES = {"config.json", "metrics.csv", "last.safetensors", "best.safetensors", "resume.pt",
-             "curves.png", "confusion.png", "confusion_normalized.png", "ema.safetensors"}
+             "curves.png", "confusion.png", "confusion_normalized.png", "ema.safetensors",
+             "confidently_wrong.png"}
 LOCK = ".archdsl.lock"  # flock'ed by the process training the run (holds its pid), then deleted
 
 

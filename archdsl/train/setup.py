@@ -25,7 +25,7 @@ from .data import DataError, DataSet, changes_since, fingerprint
 from .table_data import load_dataset
 from .distributed import World, join
 from .errors import TrainError, on_every_worker
-from .images import ShardedOrder, datasets, loader_workers, normalisation, torch_threads
+from .images import Seeded, ShardedOrder, datasets, loader_workers, normalisation, torch_threads
 from .run_folder import (checkpoint_bytes, json_writer, make_run_folder, spec_copy_name,
                          write_error)
 
@@ -194,8 +194,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     generator = torch.Generator().manual_seed(config.seed)
     order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size,
                          weights=_balanced(data) if config.sampler == "balanced" else None)
-    train_loader, val_loader = _loaders(train_set, val_set, order, generator, config, device,
-                                        world, log)
+    train_loader, val_loader = _loaders(train_set, val_set, order, config, device, world, log)
     # the thread count changes the sums' rounding: a resumed run keeps the one it started with
     threads = (saved or {}).get("threads") or torch_threads(
         config.threads, train_loader.num_workers, world.local_size,
@@ -356,17 +355,21 @@ def _seed(seed: int) -> None:
     np.random.seed(seed)
 
 
-def _loaders(train_set, val_set, order: ShardedOrder, generator, config: TrainConfig, device,
-             world: World, log):
+def _loaders(train_set, val_set, order: ShardedOrder, config: TrainConfig, device, world: World,
+             log):
     per_worker = config.batch_size // world.size
     pin = device.type == "cuda"
     workers, capped = loader_workers(config.workers, -(-len(order) // per_worker),
                                      world.local_size)
     if capped:
         log(capped)
+    # the order and each image's seed come from `generator` alone (ShardedOrder): the
+    # loader's own draw (its workers' base seed, once per epoch or once for persistent
+    # workers) takes from another, so a resumed run's restarted workers change nothing
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=per_worker, sampler=order, generator=generator,
-        num_workers=workers, pin_memory=pin, persistent_workers=workers > 0)
+        Seeded(train_set), batch_size=per_worker, sampler=order,
+        generator=torch.Generator().manual_seed(config.seed), num_workers=workers,
+        pin_memory=pin, persistent_workers=workers > 0)
     if world.several:  # each worker validates every world.size-th image; the sums are added
         val_set = torch.utils.data.Subset(val_set, range(world.rank, len(val_set), world.size))
     val_workers = min(workers, -(-len(val_set) // per_worker))

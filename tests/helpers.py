@@ -1,0 +1,75 @@
+"""What many test files build: a tiny spec, a tiny folder of images, and a CLI call that
+must never print a traceback. Imported as `helpers` (pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import archdsl
+from archdsl.cli import main
+from archdsl.diagnostics import SpecError
+
+TINY = """arch tiny(num_classes=2)
+input {channels}x8x8
+conv 4 k3 p1; relu
+adaptiveavgpool 1; flatten; linear num_classes
+"""
+
+
+def tiny_spec(folder: Path, channels: int = 3, name: str = "tiny.arch",
+              classes: int = 2) -> Path:
+    """A four-channel conv, a pooling and a linear head on `channels`x8x8 images."""
+    path = Path(folder) / name
+    path.write_text(TINY.format(channels=channels).replace("num_classes=2",
+                                                           f"num_classes={classes}"))
+    return path
+
+
+def image_folder(folder: Path, classes=("a", "b"), per_class: int = 8, size=(8, 8),
+                 counts: dict | None = None, noise: bool = False) -> Path:
+    """PNGs in one folder per class (ImageFolder's layout), seeded; `size` is (width,
+    height) or one side. By default class c's pixels lie in 100c..100c+119, so the classes
+    can be told apart; `noise` draws every pixel from 0..254 (nothing to learn). `counts`
+    (class -> images) overrides classes and per_class. Class names may be bytes: folder
+    names that are not UTF-8."""
+    counts = counts or {c: per_class for c in classes}
+    width, height = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(0)
+    for c, (name, n) in enumerate(counts.items()):
+        where = os.path.join(os.fsencode(folder), os.fsencode(name))
+        os.makedirs(where, exist_ok=True)
+        for i in range(n):
+            if noise:
+                pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+            else:
+                pixels = rng.integers(0, 120, (height, width, 3), dtype=np.uint8) + 100 * c
+            Image.fromarray(pixels).save(os.fsdecode(os.path.join(where, b"%d.png" % i)))
+    return Path(folder)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """`archdsl ARGV…` in this process: exit status, stdout, stderr; never a traceback."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's --help and usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def assert_located_error(text: str, code: str, fragment: str, hint: str | None) -> None:
+    """`text` fails to load with one error `code`, saying `fragment` (and `hint`), located on
+    its last line."""
+    import pytest
+
+    with pytest.raises(SpecError) as err:
+        archdsl.loads(text)
+    (d,) = [d for d in err.value.diagnostics if d.is_error]
+    assert d.code == code and fragment in d.message and d.span.line == text.count("\n")
+    if hint:
+        assert hint in d.hint
