@@ -207,6 +207,9 @@ def guarded(command: str, action) -> int:
 def _report(command: str, exc: Exception, rank: int) -> int:
     """The message and exit code of an exception that ended a command (see `guarded`)."""
     if rank and getattr(exc, "on_every_worker", False):  # rank 0 says it
+        from .train.distributed import outlive_rank_zero
+
+        outlive_rank_zero()
         return EXIT_INTERRUPTED if _is(exc, "archdsl.train.errors", "Interrupted") else EXIT_SPEC
     if _is(exc, "archdsl.diagnostics", "SpecError"):
         print(exc.render(color=color(sys.stderr)), file=sys.stderr)

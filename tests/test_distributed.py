@@ -137,6 +137,26 @@ def test_a_dead_worker_is_named_not_the_ones_torchrun_stopped(tmp_path):
     told = SimpleNamespace(failures={1: _failure(1, 3, 1, 7)},
                            get_first_failure=lambda: (1, _failure(1, 3, 1, 7)))
     assert _report_failure(told, str(run), lines.append) == 1 and len(lines) == 1
+    # rank 0 said it and exited 130 (Ctrl-C); torchrun stopped rank 1, which was waiting
+    stopped = SimpleNamespace(failures={0: _failure(130, 4, 0, 8), 1: _failure(-15, 5, 1, 9)},
+                              get_first_failure=lambda: (1, _failure(-15, 5, 1, 9)))
+    assert _report_failure(stopped, str(run), lines.append) == 130 and len(lines) == 1
+
+
+def test_a_worker_that_rank_0_speaks_for_waits_for_it_to_finish(monkeypatch, capsys):
+    """An error every worker meets alike: rank 0 says it; another rank says nothing and waits
+    to be stopped, for had it exited first torchrun would stop rank 0 before it spoke."""
+    from archdsl import cli
+    from archdsl.train import distributed
+    from archdsl.train.errors import TrainError, on_every_worker
+
+    waited = []
+    monkeypatch.setattr(distributed, "outlive_rank_zero", lambda: waited.append(True))
+    error = on_every_worker(TrainError("--sync-bn needs CUDA"))
+    assert cli._report("train", error, rank=1) == 1 and waited == [True]
+    assert capsys.readouterr().err == ""
+    assert cli._report("train", error, rank=0) == 1 and waited == [True]
+    assert capsys.readouterr().err == "archdsl train: error: --sync-bn needs CUDA\n"
 
 
 def test_the_resume_hint_names_the_number_of_workers(tmp_path):

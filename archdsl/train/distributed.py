@@ -139,6 +139,16 @@ def join(device_name: str) -> World:
     return world
 
 
+def outlive_rank_zero(limit: float = 60.0) -> None:
+    """A worker other than rank 0 that met an error every worker meets alike, which rank 0
+    reports: wait until torchrun stops this one, as it does once rank 0 has said the error and
+    exited (or `limit` seconds). A worker that exited first would have torchrun stop rank 0,
+    perhaps before it said anything."""
+    import time
+
+    time.sleep(limit)
+
+
 def exit_worker(code: int) -> None:
     """End a torchrun worker: leave the process group if some path has not, flush what it
     printed, and exit without the interpreter's shutdown, where gloo's threads and CUDA's
@@ -281,9 +291,10 @@ def _report_failure(exc, run_dir: str | None, log) -> int:
     # a worker killed by a signal or crashing is the cause; the others exited on their own
     told = {1, 2, EXIT_INTERRUPTED}
     untold = {r: f for r, f in failures.items() if f.exitcode not in told}
-    if not untold:
-        _, first = exc.get_first_failure()
-        return first.exitcode
+    said = [f for f in failures.values() if f.exitcode in told]
+    if said and all(f.exitcode == -signal.SIGTERM for f in untold.values()):
+        # a worker said why and exited; torchrun stopped the others (outlive_rank_zero)
+        return min(said, key=lambda f: f.timestamp).exitcode
     # torchrun stops the rest with SIGTERM: a worker that died otherwise is the cause
     rank = min(untold, key=lambda r: (untold[r].exitcode == -signal.SIGTERM,
                                       untold[r].timestamp, r))
