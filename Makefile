@@ -27,8 +27,9 @@ demo: setup
 	$(VENV)/bin/archdsl check specs/lenet5.arch
 	$(VENV)/bin/archdsl train specs/lenet5.arch digits
 
+# the tests run on every core (pytest-xdist), each taking the next test when it is free
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 bench: setup
 	$(PY) benchmarks/check_speed.py

@@ -45,14 +45,15 @@ def make_images(folder: Path, classes=("cat", "dog"), per_class=6, size=(20, 24)
 
 def test_lenet5_learns_the_builtin_digits(tmp_path):
     out = tmp_path / "run"
-    train(SPECS / "lenet5.arch", "digits", TrainConfig(epochs=12, quiet=True), out=str(out))
+    # four epochs (the README's main job, which the suite runs too, trains ten)
+    train(SPECS / "lenet5.arch", "digits", TrainConfig(epochs=4, quiet=True), out=str(out))
     rows = (out / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert header == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
                       "images_per_s", "seconds"]
-    assert len(rows) == 13
+    assert len(rows) == 5
     best = max(float(r.split(",")[4]) for r in rows[1:])
-    assert best >= 0.95, rows
+    assert best >= 0.9, rows  # 94.4% here, with 2 threads and with 1
     config = json.loads((out / "config.json").read_text())
     assert config["classes"] == [str(d) for d in range(10)]
     assert config["train_images"] + config["val_images"] == 1797
@@ -161,7 +162,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, capsys):
 
     spec = SPECS / "lenet5.arch"
     full, part = tmp_path / "full", tmp_path / "part"
-    command = [sys.executable, "-m", "archdsl", "train", str(spec), "digits", "--epochs", "4",
+    command = [sys.executable, "-m", "archdsl", "train", str(spec), "digits", "--epochs", "3",
                "--quiet", "--out"]
     # both runs in fresh processes, so that they compute with the same thread settings
     subprocess.run(command + [str(full)], check=True, capture_output=True)
@@ -171,12 +172,12 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, capsys):
     while time.monotonic() < deadline and killed.poll() is None:
         metrics = part / "metrics.csv"
         if (part / "resume.pt").exists() and metrics.exists() and \
-                len(metrics.read_text().splitlines()) >= 3:
+                len(metrics.read_text().splitlines()) >= 2:
             break
         time.sleep(0.02)
     killed.kill()
     killed.wait()
-    assert len((part / "metrics.csv").read_text().splitlines()) < 5  # it really was cut short
+    assert len((part / "metrics.csv").read_text().splitlines()) < 4  # it really was cut short
     subprocess.run([sys.executable, "-m", "archdsl", "train", "--resume", str(part), "--quiet"],
                    check=True, capture_output=True)
     assert metrics_without_timing(part) == metrics_without_timing(full)

@@ -231,7 +231,7 @@ def datasets(data: DataSet, channels: int, size, mean, std, flip: bool, config: 
             train_set, val_set = _Transformed(train_set, train_tf), _Transformed(val_set, val_tf)
     augment = None
     if on_device:
-        # (with --no-augment it stays in eval mode: a plain resize, as on the CPU)
+        # (with --augment none it only resizes, as on the CPU; --random-erasing still applies)
         augment = GpuAugment(size, mean, std, flip=flip, policy=config.augment,
                              erasing=config.random_erasing,
                              channels_last=device.type == "cuda").to(device)
