@@ -37,7 +37,7 @@ from archdsl.train import TrainConfig, train  # noqa: E402
 from docsection import DOC, cpu_name, write_section  # noqa: E402
 
 ROWS = {  # label -> the TrainConfig fields added to the baseline ("init" is filled in)
-    "baseline (bf16, channels_last, compile, GPU pipeline)": {},
+    "baseline": {},
     "--init STATE_DICT": {"init": None},
     "--mixup 0.2 --cutmix 1.0": {"mixup": 0.2, "cutmix": 1.0},
     "--ema 0.9999": {"ema": 0.9999},
@@ -148,8 +148,10 @@ def section(results: dict, command: str) -> str:
              f"resnet18 at {plan['size']}x{plan['size']}, batch {plan['batch']}, "
              f"{plan['images']:,} synthetic images in {plan['classes']} classes, "
              f"{plan['epochs']} epochs (the first not counted), {plan['workers']} loader "
-             "workers, memory cache, the GPU input pipeline"
-             + (", torch.compile" if plan["compile"] else "") + ".", "",
+             "workers, memory cache, the GPU input pipeline, "
+             + ("bf16 autocast, channels_last" if plan["device"] == "cuda" else "fp32")
+             + (", torch.compile" if plan["compile"] else ", no compilation")
+             + "; each row adds its options to the baseline.", "",
              "| options | img/s | / baseline |", "|---|---:|---:|"]
     for r in results["rows"]:
         if "rate" in r:

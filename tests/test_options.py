@@ -41,6 +41,10 @@ def usage_error(capsys, *argv) -> str:
     ("--nproc-per-node", "0", "--nproc-per-node must be at least 1, got 0"),
     ("--device", "tpu", "unknown device 'tpu': auto, cpu, cuda, cuda:N or mps"),
     ("--optimizer", "lamb", "unknown --optimizer 'lamb': sgd or adamw"),
+    ("--augment", "trivial", "unknown --augment 'trivial'; did you mean trivialaugment? (basic, "
+                             "trivialaugment, randaugment, autoaugment or none)"),
+    ("--sampler", "balance", "unknown --sampler 'balance'; did you mean balanced? (shuffle or "
+                             "balanced)"),
 ])
 def test_a_value_out_of_range_is_a_usage_error_in_one_line(capsys, option, value, message):
     assert usage_error(capsys, "train", SPEC, "digits", option, value) == \

@@ -10,6 +10,7 @@ all made from these declarations. Imports nothing heavy: every command builds th
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -57,6 +58,9 @@ class Option:
             return f"{self.flag} must be a finite number, got {shown}"
         if self.choices and value not in self.choices:
             words = ", ".join(self.choices[:-1]) + f" or {self.choices[-1]}"
+            close = difflib.get_close_matches(str(value), self.choices, n=1)
+            if close:
+                return f"unknown {self.flag} {value!r}; did you mean {close[0]}? ({words})"
             return f"unknown {self.flag} {value!r}: {words}"
         low_ok = (self.min is None or value >= self.min) and \
             (self.above is None or value > self.above)
