@@ -9,6 +9,7 @@ is one node. Layers with errors are red and carry the message.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostic
@@ -304,10 +305,21 @@ def title(graph, group) -> str:
     if graph is None:
         return group.label
     if group.kind == "repeat":
-        first = next((c for c in group.children if graph.groups[c].kind == "iteration"), None)
-        text = _contents(graph, first) if first is not None else "nothing"
+        iterations = [c for c in group.children if graph.groups[c].kind == "iteration"]
+        text = _ranged([_contents(graph, c) for c in iterations]) if iterations else "nothing"
         return f"({text}) ×{times(group)}" if " → " in text else f"{text} ×{times(group)}"
     return _contents(graph, group.id)
+
+
+def _ranged(texts: list[str]) -> str:
+    """A repeat's iterations in one label: each number that changes written first…last
+    (`cnblock(c=96, i=0…2)`); the first's text when they differ in more than numbers."""
+    pieces = [re.split(r"(\d+(?:\.\d+)?(?:e-?\d+)?)", t) for t in texts]
+    first = pieces[0]
+    if any(len(p) != len(first) or p[0::2] != first[0::2] for p in pieces):
+        return texts[0]
+    return "".join(part if k % 2 == 0 or all(p[k] == part for p in pieces)
+                   else f"{part}…{pieces[-1][k]}" for k, part in enumerate(first))
 
 
 def _value(v) -> str:
