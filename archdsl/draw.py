@@ -306,14 +306,15 @@ def title(graph, group) -> str:
         return group.label
     if group.kind == "repeat":
         iterations = [c for c in group.children if graph.groups[c].kind == "iteration"]
-        text = _ranged([_contents(graph, c) for c in iterations]) if iterations else "nothing"
+        ends = iterations[:1] + iterations[-1:] if len(iterations) > 1 else iterations
+        text = _ranged([_contents(graph, c) for c in ends]) if iterations else "nothing"
         return f"({text}) ×{times(group)}" if " → " in text else f"{text} ×{times(group)}"
     return _contents(graph, group.id)
 
 
 def _ranged(texts: list[str]) -> str:
-    """A repeat's iterations in one label: each number that changes written first…last
-    (`cnblock(c=96, i=0…2)`); the first's text when they differ in more than numbers."""
+    """A repeat's first and last iterations in one label: each number that differs written
+    first…last (`cnblock(c=96, i=0…2)`); the first's text when more than numbers differ."""
     pieces = [re.split(r"(\d+(?:\.\d+)?(?:e-?\d+)?)", t) for t in texts]
     first = pieces[0]
     if any(len(p) != len(first) or p[0::2] != first[0::2] for p in pieces):
