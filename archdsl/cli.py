@@ -19,8 +19,8 @@ from .explain import add_explain
 from .fmt import add_fmt
 from .lsp import add_lsp
 from .timing import add_time
-from .train.config import TOP, LaunchConfig, Option, OptionError, TrainConfig, add_option, \
-    add_options, from_args, given
+from .train.config import PREDICT_BATCH, TOP, LaunchConfig, Option, OptionError, TrainConfig, \
+    add_option, add_options, from_args, given
 from .train.errors import EXIT_INTERRUPTED
 
 def cmd_check(args) -> int:
@@ -557,8 +557,7 @@ def _add_predict(sub) -> None:
                            "a folder is searched for images (.png, .jpg, …), its sub-folders "
                            "too, hidden files and folders left out")
     add_option(pred, "top", TOP)
-    add_option(pred, "batch_size", Option("images classified at once (default 64)", int,
-                                          flag="--batch-size", metavar="N", min=1))
+    add_option(pred, "batch_size", PREDICT_BATCH)
     pred.add_argument("--csv", metavar="FILE",
                       help="write the predictions to FILE as CSV (path, label_1, prob_1, …, "
                            "error) instead of printing them; - prints the CSV")

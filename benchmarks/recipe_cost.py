@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from archdsl.train import TrainConfig, train  # noqa: E402
 from docsection import DOC, cpu_name, write_section  # noqa: E402
+from train_speed import spec_at  # noqa: E402
 
 ROWS = {  # label -> the TrainConfig fields added to the baseline ("init" is filled in)
     "baseline": {},
@@ -71,16 +72,6 @@ class Plan:
             cls("cuda", workers=workers)
 
 
-def spec_at(size: int, folder: Path) -> Path:
-    """specs/resnet18.arch with its input at size x size."""
-    text = (ROOT / "specs" / "resnet18.arch").read_text()
-    lines = [f"input 3x{size}x{size}" if line.startswith("input ") else line
-             for line in text.splitlines()]
-    path = folder / "resnet18.arch"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def state_dict_file(folder: Path) -> Path:
     """A torchvision-structured state_dict of resnet18 (torchvision's own module, 1000
     classes: the head does not fit and starts fresh, as when fine-tuning)."""
@@ -115,7 +106,7 @@ def measure(plan: Plan) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        spec = spec_at(plan.size, folder)
+        spec = spec_at(ROOT / "specs" / "resnet18.arch", plan.size, folder)
         weights = state_dict_file(folder)
         for label, added in ROWS.items():
             added = {k: (str(weights) if k == "init" else v) for k, v in added.items()}

@@ -366,3 +366,6 @@ def from_args(cls, args):
 
 # `archdsl predict --top K`
 TOP = Option("how many classes to show (default 3)", int, flag="--top", min=1)
+# `archdsl predict --batch-size`
+PREDICT_BATCH = Option("images classified at once (default 64)", int, flag="--batch-size",
+                       metavar="N", min=1)

@@ -168,14 +168,12 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best",
     (printable: bytes that are not UTF-8 escaped, as `\\xff`), and the top classes with their
     softmax probabilities, or why it could not be read. Images go through the model
     `batch_size` at a time."""
-    from .config import TOP
+    from .config import PREDICT_BATCH, TOP
     from .image_files import find_images
 
-    problem = TOP.problem(top)
+    problem = TOP.problem(top) or PREDICT_BATCH.problem(batch_size)
     if problem:
         raise TrainError(problem)
-    if batch_size < 1:
-        raise TrainError(f"--batch-size must be at least 1, got {batch_size}")
     paths = find_images(list(images))
     _, model, saved = load_run(run_dir, weights)
     loader = torch.utils.data.DataLoader(

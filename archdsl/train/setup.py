@@ -256,8 +256,7 @@ def _loss(config: TrainConfig, data: DataSet, device, log):
     each class weighed by N / (K x its training images), said in one line."""
     if config.class_weights == "none":
         return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    counts = torch.bincount(torch.tensor([s.label for s in data.train], dtype=torch.long),
-                            minlength=len(data.classes)).double()
+    counts = torch.tensor(data.counts()["train"], dtype=torch.double)
     weights = counts.sum() / (len(data.classes) * counts.clamp_min(1))
     log("--class-weights auto: " + ", ".join(
         f"{c} {w:.3g} ({int(n)} images)" for c, w, n in zip(data.classes, weights.tolist(),
