@@ -314,7 +314,7 @@ def _launch_workers(args, config: TrainConfig, launch: LaunchConfig) -> int:
 def cmd_eval(args) -> int:
     from .train import evaluate_run
     from .train.eval_report import eval_document, eval_table
-    from .train.gallery import DEFAULT_NAME, write_gallery, written_by_archdsl
+    from .train.gallery import DEFAULT_NAME, SIZE, write_gallery, written_by_archdsl
     from .train.image_files import refuse_to_replace
 
     gallery = None if args.no_gallery else Path(args.gallery or Path(args.run) / DEFAULT_NAME)
@@ -325,7 +325,7 @@ def cmd_eval(args) -> int:
         refuse_to_replace(gallery, args.force, "--gallery", written_by_archdsl,
                           "an archdsl gallery")
     r = evaluate_run(args.run, args.dataset, weights=args.weights,
-                     gallery_size=args.gallery_size or 16)
+                     gallery_size=args.gallery_size or SIZE)
     if r["skipped"]:
         shown = ", ".join(f"{p} ({why})" for p, why in r["skipped"][:3])
         print(f"warning: skipped {len(r['skipped'])} file(s) that are not readable images: "

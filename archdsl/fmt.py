@@ -445,10 +445,7 @@ def _summary(args, changed: int, unchanged: int) -> None:
         print(", ".join(parts), file=sys.stderr if args.diff else sys.stdout)
 
 
-if __name__ == "__main__":  # `python -m archdsl.fmt PATH...` is `archdsl fmt PATH...`
-    # This block runs as the module __main__, not as archdsl.fmt, so reaching archdsl.cli
-    # (which imports archdsl.fmt) makes no import cycle; it is imported by name because a
-    # static import here would read as one to tests/test_structure.py.
-    import importlib
+if __name__ == "__main__":  # `python -m archdsl.fmt …` is `archdsl fmt …`
+    from archdsl.cli import main
 
-    sys.exit(importlib.import_module("archdsl.cli").main(["fmt", *sys.argv[1:]]))
+    sys.exit(main(["fmt", *sys.argv[1:]]))

@@ -539,10 +539,7 @@ def _failure(exc: Exception, batch: int) -> str:
     return f"the network failed while timed: {text}"
 
 
-if __name__ == "__main__":  # `python -m archdsl.timing SPEC …` is `archdsl time SPEC …`
-    # This block runs as the module __main__, not as archdsl.timing, so reaching archdsl.cli
-    # (which imports archdsl.timing) makes no import cycle; it is imported by name because a
-    # static import here would read as one to tests/test_structure.py.
-    import importlib
+if __name__ == "__main__":  # `python -m archdsl.timing …` is `archdsl time …`
+    from archdsl.cli import main
 
-    sys.exit(importlib.import_module("archdsl.cli").main(["time", *sys.argv[1:]]))
+    sys.exit(main(["time", *sys.argv[1:]]))
