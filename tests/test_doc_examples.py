@@ -7,6 +7,8 @@ The convention (docs/architecture.md, "Docs are tested"):
   the next line. The lines after it, up to the next `$ ` line or the end of the block, are
   its expected stdout and stderr together. In expected output `...` (or `…`) inside a line
   matches any text on that line; a line holding only `...` matches any number of lines. A
+  number that depends on floating-point rounding (a trained loss or accuracy) is shown by its
+  meaning: `{>=90}` (or `{<0.5}`, `{>…}`, `{<=…}`) matches a number within that bound. A
   command whose exit status is not 0 shows it as a last line `[exit N]`.
 - A ```python block is executed; a ```pycon block (`>>> ` prompts) is a doctest with
   ELLIPSIS. Both run in document order in one fresh Python process per doc file (one
@@ -127,11 +129,37 @@ def parse_console(block: Block) -> list[Command]:
     return commands
 
 
+# `{>=90}`, `{<0.5}`: a number the example cannot fix to the digit (a trained accuracy or loss,
+# which other kernels round otherwise), held to the bound that is its meaning
+BOUND = re.compile(r"\{(>=|<=|>|<)(-?\d+(?:\.\d+)?)\}")
+NUMBER = r"(?<![\d.])(-?\d+(?:\.\d+)?)(?!\.?\d)"
+COMPARE = {">=": float.__ge__, "<=": float.__le__, ">": float.__gt__, "<": float.__lt__}
+
+
+def _line_pattern(expected: str) -> tuple[re.Pattern, list[tuple[str, float]]]:
+    """The regular expression of one expected line, and the bounds of its numbered groups."""
+    parts, bounds, at = [], [], 0
+    text = expected.rstrip()
+    for m in BOUND.finditer(text):
+        parts.append(".*".join(re.escape(p) for p in re.split(r"\.\.\.|…", text[at:m.start()])))
+        parts.append(NUMBER)
+        bounds.append((m.group(1), float(m.group(2))))
+        at = m.end()
+    parts.append(".*".join(re.escape(p) for p in re.split(r"\.\.\.|…", text[at:])))
+    return re.compile("".join(parts)), bounds
+
+
+def _line_matches(pattern: tuple[re.Pattern, list], actual: str) -> bool:
+    regex, bounds = pattern
+    m = regex.fullmatch(actual.rstrip())
+    return bool(m) and all(COMPARE[op](float(value), bound)
+                           for value, (op, bound) in zip(m.groups(), bounds))
+
+
 def lines_match(expected: list[str], actual: list[str]) -> bool:
-    """`...` in a line matches any text; a line of only `...` matches any number of lines."""
-    patterns = [None if e.strip() in ("...", "…") else
-                re.compile(".*".join(re.escape(p) for p in re.split(r"\.\.\.|…", e.rstrip())))
-                for e in expected]
+    """`...` in a line matches any text; a line of only `...` matches any number of lines;
+    `{>=90}` (or `{<0.5}`, `{>…}`, `{<=…}`) matches a number within that bound."""
+    patterns = [None if e.strip() in ("...", "…") else _line_pattern(e) for e in expected]
     memo: dict[tuple[int, int], bool] = {}
 
     def match(i: int, j: int) -> bool:
@@ -141,7 +169,7 @@ def lines_match(expected: list[str], actual: list[str]) -> bool:
             elif patterns[i] is None:
                 memo[i, j] = match(i + 1, j) or (j < len(actual) and match(i, j + 1))
             else:
-                memo[i, j] = (j < len(actual) and bool(patterns[i].fullmatch(actual[j].rstrip()))
+                memo[i, j] = (j < len(actual) and _line_matches(patterns[i], actual[j])
                               and match(i + 1, j + 1))
         return memo[i, j]
 
@@ -347,6 +375,19 @@ def test_lines_match_masks():
     assert lines_match(["x", "...", "z"], ["x", "z"])
     assert not lines_match(["x", "z"], ["x", "y", "z"])
     assert lines_match(["1.5 (x)"], ["1.5 (x)"]) and not lines_match(["1.5"], ["1x5"])
+
+
+def test_lines_match_bounds_numbers():
+    assert lines_match(["acc {>=90}%"], ["acc 98.3%"]) and lines_match(["acc {>=90}%"], ["acc 90%"])
+    assert not lines_match(["acc {>=90}%"], ["acc 89.9%"])
+    assert not lines_match(["acc {>=90}%"], ["acc 9.5%"])      # `9...%` would have matched
+    assert lines_match(["loss {<0.5} acc ...%"], ["loss 0.0999 acc 97.1%"])
+    assert lines_match(["loss {<0.5} acc ...%"], ["loss 0.1000 acc 97.1%"])
+    assert not lines_match(["loss {<0.5} acc ...%"], ["loss 0.5 acc 97.1%"])
+    assert not lines_match(["loss {<0.5}"], ["loss nan"])
+    assert lines_match(["a ... b {>1} c ... d {<=2}"], ["a x b 1.5 c y d 2"])
+    assert not lines_match(["a {>1}"], ["a 15x"])              # a whole number, nothing after
+    assert lines_match(["{>=0} {>=0}"], ["12 3"]) and not lines_match(["{>=0}"], ["1 2"])
 
 
 def test_console_parsing_reads_status_and_continuations(tmp_path):

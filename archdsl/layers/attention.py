@@ -11,6 +11,7 @@ from .tokens import need_tokens
        nonlinear=True, fresh_output=True,
        summary="multi-head self-attention over a sequence (torch.nn.MultiheadAttention's weights)")
 class Attention(LayerKind):
+    weights = ("in_proj_weight", "out_proj.weight")
     args = (Arg("heads", INT, min=1, doc="attention heads; they split the channels evenly"),
             Arg("dropout", FLOAT, 0.0, min=0, max=1,
                 doc="drop probability of the attention weights while training"),

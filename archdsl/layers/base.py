@@ -93,6 +93,10 @@ class LayerKind:
     sliding_window: ClassVar[bool] = False  # slides a kernel with a stride over H and W
     cancels_bias: ClassVar[bool] = False  # subtracts a per-channel mean (a bias before it is lost)
     scores_to_probabilities: ClassVar[bool] = False  # softmax and log-softmax
+    weights: ClassVar[tuple[str, ...]] = ()  # its torch module's learnt weight matrices and
+    #                                          kernels, by dotted parameter name ("weight",
+    #                                          "qkv.weight"): a kind with some is a weighted
+    #                                          layer (lints), and gradient health watches them
 
     def flags(self) -> dict[str, str]:
         """Short flag letter -> argument name: {"k": "kernel", "s": "stride", …}."""
@@ -137,7 +141,8 @@ class LayerKind:
 
     @property
     def weighted(self) -> bool:
-        return self.family in ("conv", "linear")
+        """A layer with learnt weight matrices or kernels (not a norm's scale and shift)."""
+        return bool(self.weights)
 
 
 REGISTRY: dict[str, LayerKind] = {}

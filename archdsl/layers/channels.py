@@ -80,6 +80,7 @@ class LayerNorm2d(LayerKind):
        summary="a linear layer over the channels at each position (ConvNeXt's "
                "Permute; Linear; Permute)")
 class Pointwise(LayerKind):
+    weights = ("weight",)
     args = (Arg("out", INT, min=1, doc="output channels"),
             Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
 

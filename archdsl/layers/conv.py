@@ -23,6 +23,7 @@ def conv_padding(a: Args, axis: int) -> tuple[int, int]:
               **{m: ("padding_mode", m) for m in PADDING_MODES}},
        summary="2-D convolution (torch.nn.Conv2d)", fresh_output=True, sliding_window=True)
 class Conv(LayerKind):
+    weights = ("weight",)
     args = (
         Arg("out", INT, min=1, doc="output channels"),
         Arg("kernel", PAIR, flag="k", min=1, doc="kernel size, `k3` or `k1x7`"),

@@ -9,6 +9,7 @@ from .base import call, BOOL, INT, Arg, LayerKind, layer, need_vector
        summary="fully connected layer (torch.nn.Linear) on a flat vector, or on each token of a "
                "sequence", fresh_output=True)
 class Linear(LayerKind):
+    weights = ("weight",)
     args = (Arg("out", INT, min=1, doc="output features"),
             Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
 

@@ -15,6 +15,7 @@ from .base import CHOICE, INT, Arg, LayerError, LayerKind, call, layer, need_map
        summary="MaxViT's block (`window`) or grid (`grid`) attention with relative position "
                "bias on a CxHxW map (torchvision's PartitionAttentionLayer's attention)")
 class PartitionAttention(LayerKind):
+    weights = ("to_qkv.weight", "merge.weight")
     args = (Arg("partition", CHOICE, "window", choices=("window", "grid"),
                 doc="`window`: size x size blocks; `grid`: a size x size grid over the map"),
             Arg("size", INT, min=1, doc="the partition size (torchvision's partition_size; "

@@ -40,6 +40,7 @@ def padded(size: int, window: int) -> int:
        summary="Swin's (shifted) window attention with relative position bias on a CxHxW map "
                "(torchvision's ShiftedWindowAttention; `cosine`: V2)")
 class WindowAttention(LayerKind):
+    weights = ("qkv.weight", "proj.weight")
     args = (Arg("heads", INT, min=1, doc="attention heads; they split the channels evenly"),
             Arg("window", PAIR, (7, 7), min=1, doc="window size, `window=7` or `window=8x8`"),
             Arg("shift", PAIR, (0, 0), min=0,
@@ -114,6 +115,7 @@ class WindowAttention(LayerKind):
        summary="Swin's patch merging: each 2x2 patch's channels concatenated, layer norm, a "
                "linear map to 2C (torchvision's PatchMerging; `postnorm`: V2)")
 class PatchMerging(LayerKind):
+    weights = ("reduction.weight",)
     args = (Arg("postnorm", BOOL, False,
                 doc="the norm after the linear map, over 2C (Swin v2's PatchMergingV2)"),
             _EPS)
@@ -144,6 +146,7 @@ class PatchMerging(LayerKind):
        summary="a two-layer perceptron over the channels at each position: Linear to `hidden`, "
                "GELU, Linear back (torchvision.ops.MLP as Swin uses it)")
 class MLP(LayerKind):
+    weights = ("layers.0.weight", "layers.3.weight")
     args = (Arg("hidden", INT, min=1, doc="hidden channels (Swin: 4·C)"),
             Arg("dropout", FLOAT, 0.0, min=0, max=1,
                 doc="drop probability after each Linear while training"),

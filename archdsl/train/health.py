@@ -14,20 +14,34 @@ def _layers(network):
             if node.kind is not None]
 
 
+def layer_weights(model, name: str, kind) -> list:
+    """The weight tensors of layer `name` in `model`, as its kind declares them (`weights`:
+    a convolution's kernel, an attention's projections), never assumed to be `.weight`."""
+    module = model.get_submodule(name)
+    return [module.get_parameter(w) for w in kind.weights]
+
+
 class GradientHealth:
-    """Tracks each weighted layer's gradient norm over an epoch (without syncing per step)."""
+    """Tracks each weighted layer's gradient norm over an epoch (without syncing per step):
+    the norm of all of the layer's weights together, as its kind declares them."""
 
     def __init__(self, network, model):
-        self.layers = [(name, model.get_submodule(name).weight, f"{span.file}:{span.line}")
+        self.layers = [(name, layer_weights(model, name, kind), f"{span.file}:{span.line}")
                        for name, kind, span in _layers(network) if kind.weighted]
+        self.owner = None  # the layer of each weight tensor, on the gradients' device
         self.sums = None
         self.steps = 0
 
     def record(self) -> None:
-        grads = [w.grad for _, w, _ in self.layers]
+        grads = [w.grad for _, weights, _ in self.layers for w in weights]
         if not grads or any(g is None for g in grads):
             return
-        norms = torch.stack(torch._foreach_norm(grads)).float().detach()
+        per_tensor = torch.stack(torch._foreach_norm(grads)).float().detach()
+        if self.owner is None or self.owner.device != per_tensor.device:
+            self.owner = torch.tensor([i for i, (_, weights, _) in enumerate(self.layers)
+                                       for _ in weights], device=per_tensor.device)
+        squares = torch.zeros(len(self.layers), device=per_tensor.device)
+        norms = squares.index_add_(0, self.owner, per_tensor.square()).sqrt()
         self.sums = norms if self.sums is None else self.sums + norms
         self.steps += 1
 
