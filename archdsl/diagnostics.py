@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-ERROR = "error"
-WARNING = "warning"
+from .codes import ERROR, WARNING
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from .command_values import epilog
 from .diagnostics import Diagnostic
+from .vocabulary import expression_keywords, keywords
 
 __all__ = ["FormatError", "format_text", "tokens", "add_fmt", "cmd_fmt"]
 
@@ -53,9 +54,6 @@ _TOKEN = re.compile(r"""
 
 _BINARY = {"+", "-", "*", "/", "//", "%"}
 _COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}  # `<` and `>` compare inside parentheses only
-_WORDS_BEFORE_A_VALUE = {"if", "else"}  # a unary minus may follow them
-# Words that are never a function's name, even written against a `(` (`if(c)`, `repeat(3)`).
-_KEYWORDS = {"arch", "input", "init", "block", "def", "repeat", "as", "if", "else"}
 _OPENERS = {"{", "<", "("}
 _CLOSERS = {"}", ">", ")"}
 MIN_COMMENT_GAP = 2
@@ -141,7 +139,8 @@ def _lines(source: str) -> list[_Line]:
         elif kind == "comment":
             start = source.rfind("\n", 0, match.start()) + 1
             current.comment, current.comment_column = value.rstrip(), match.start() - start
-        elif kind == "name" and source.startswith("(", match.end()) and value not in _KEYWORDS:
+        # a keyword is never a function's name, even written against a `(` (`if(c)`)
+        elif kind == "name" and source.startswith("(", match.end()) and value not in keywords():
             current.tokens.append(_Func(value))
         elif kind != "space":
             current.tokens.append(value)
@@ -260,7 +259,7 @@ def _unary(tok: str, prev: str | None, in_parens: bool = False) -> bool:
     """Whether `tok` is a minus that starts a value (after `=` or `(`; inside parentheses also
     after `,`, a comparison, `if` or `else`)."""
     return tok == "-" and (prev in ("=", "(") or in_parens and (
-        prev == "," or prev in _COMPARISONS or prev in _WORDS_BEFORE_A_VALUE))
+        prev == "," or prev in _COMPARISONS or prev in expression_keywords()))
 
 
 def _spaced(prev: str, tok: str, before: str | None, where: _Where) -> bool:
@@ -273,7 +272,7 @@ def _spaced(prev: str, tok: str, before: str | None, where: _Where) -> bool:
         return True
     if tok == "(" and isinstance(prev, _Func):
         return False
-    if tok == "-" and prev in _WORDS_BEFORE_A_VALUE and in_parens:
+    if tok == "-" and prev in expression_keywords() and in_parens:
         return True
     if tok in (";", ",", ")") or prev in ("(", "=") or tok == "=":
         return False

@@ -7,13 +7,31 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Text
 
-__all__ = ["ArchLexer"]
+from .vocabulary import flag_letters, keywords, layer_kinds
+
+__all__ = ["ArchLexer", "token_table"]
 
 
-def _kinds() -> list[str]:
-    from .layers import REGISTRY
-
-    return sorted(REGISTRY, key=len, reverse=True)
+def token_table() -> dict:
+    """The lexer's states, from the vocabulary as it stands now: Pygments compiles them once
+    per class, so a kind registered later is seen by a subclass built with a new table."""
+    return {
+        "root": [
+            (r"#.*?$", Comment.Single),
+            (r"\s+", Text),
+            (words(keywords(), suffix=r"\b"), Keyword),
+            (r"([A-Za-z_][A-Za-z0-9_]*)(\s*)(<)", bygroups(Name.Builtin, Text, Punctuation)),
+            (r"([A-Za-z_][A-Za-z0-9_]*)(=)", bygroups(Name.Attribute, Operator)),
+            (rf"\b[{''.join(flag_letters())}][0-9]+(x[0-9]+)*\b", Name.Attribute),
+            (words(layer_kinds(), prefix=r"\b", suffix=r"\b"), Name.Function),
+            (r"[0-9]+(x[0-9]+)+\b", Number),
+            (r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+", Number.Float),
+            (r"[0-9]+", Number.Integer),
+            (r"[A-Za-z_][A-Za-z0-9_]*", Name),
+            (r"//|[<>=!]=|[-+*/%=]", Operator),
+            (r"[;,(){}<>|]", Punctuation),
+        ],
+    }
 
 
 class ArchLexer(RegexLexer):
@@ -24,21 +42,4 @@ class ArchLexer(RegexLexer):
     filenames = ["*.arch"]
     mimetypes = ["text/x-archdsl"]
 
-    tokens = {
-        "root": [
-            (r"#.*?$", Comment.Single),
-            (r"\s+", Text),
-            (words(("arch", "block", "repeat", "as", "input", "init", "def", "if", "else"),
-                   suffix=r"\b"), Keyword),
-            (r"([A-Za-z_][A-Za-z0-9_]*)(\s*)(<)", bygroups(Name.Builtin, Text, Punctuation)),
-            (r"([A-Za-z_][A-Za-z0-9_]*)(=)", bygroups(Name.Attribute, Operator)),
-            (r"\b[kspdg][0-9]+(x[0-9]+)*\b", Name.Attribute),
-            (words(tuple(_kinds()), prefix=r"\b", suffix=r"\b"), Name.Function),
-            (r"[0-9]+(x[0-9]+)+\b", Number),
-            (r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+", Number.Float),
-            (r"[0-9]+", Number.Integer),
-            (r"[A-Za-z_][A-Za-z0-9_]*", Name),
-            (r"//|[<>=!]=|[-+*/%=]", Operator),
-            (r"[;,(){}<>|]", Punctuation),
-        ],
-    }
+    tokens = token_table()

@@ -3,12 +3,13 @@
     .venv/bin/python docs/gen_layers.py          # rewrite the section
     .venv/bin/python docs/gen_layers.py --check  # exit 1 if the section is out of date
 
-Everything a layer kind declares (its arguments, how each is written, types, defaults,
-ranges, words, family, whether lints treat it as nonlinear, its one-line summary) is read
-from `archdsl.layers.REGISTRY`. The rules that live in code (shape, parameters, buffers,
-MACs, receptive field, errors) are written out in RULES below, one entry per kind; the
-script refuses to run when a registered kind has no entry or an entry names no kind, so a
-new layer cannot be added without documenting it.
+Everything a layer kind declares is read from `archdsl.layers.REGISTRY`: its arguments, how
+each is written, types, defaults, ranges, words, family, whether lints treat it as nonlinear,
+its one-line summary, and the rules that live in its code (shape, parameters, buffers, MACs,
+receptive field, errors) written out in words in its class's `reference` (see
+`LayerKind.reference` in archdsl/layers/base.py). The script refuses a kind that overrides
+`shape` (or is a merge) but keeps the identity's default `reference`, or whose `reference`
+has a key it does not know, so a new layer cannot be added without documenting it.
 
 The section lies between `<!-- gen_layers:start -->` and `<!-- gen_layers:end -->`.
 """
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archdsl import layers  # noqa: E402
-from archdsl.layers.base import BOOL, CHOICE, FLOAT, INT, PADDING, PAIR  # noqa: E402
+from archdsl.layers.base import (BOOL, CHOICE, FLOAT, INT, PADDING, PAIR,  # noqa: E402
+                                 UNCHANGED_FIELD, LayerKind)
+from archdsl.layers.merge import MergeKind, combinator, combinator_names  # noqa: E402
 
 DOC = ROOT / "docs" / "language.md"
 START, END = "<!-- gen_layers:start -->", "<!-- gen_layers:end -->"
@@ -37,225 +40,7 @@ FAMILIES = [
     ("merge", "Merges (written as combinators)"),
 ]
 
-UNCHANGED = "the output has the input's shape (feature map or vector)"
-RF_SAME = "kernel 1, stride 1: the receptive field passes through unchanged"
-
-# What each kind's code does, in words and formulas. Keys: input, shape, params, buffers,
-# macs, rf, errors (all optional except shape). I, O: sizes along one axis (H or W);
-# K, S, P, D: kernel, stride, padding, dilation along that axis; C: input channels.
-WINDOW_SHAPE = (
-    "C × H_out × W_out; per axis `O = floor((I + 2P − D·(K−1) − 1 + (ceil ? S−1 : 0)) / S) + 1`, "
-    "and with `ceil`, `O` is reduced by 1 when `(O−1)·S ≥ I + P` (the last window would start "
-    "in the padding) — PyTorch's `pooling_output_shape`")
-RULES: dict[str, dict[str, str]] = {
-    "conv": {
-        "input": "a C×H×W feature map",
-        "shape": "out × H_out × W_out; per axis `O = floor((I + P_l + P_r − D·(K−1) − 1) / S) + 1`. "
-                 "A number pads `P_l = P_r = P`; `valid` is 0; `same` pads `D·(K−1)` in total, "
-                 "`floor` of half before and the rest after (PyTorch's rule, so an even kernel pads "
-                 "one more at the bottom/right) and keeps the size",
-        "params": "`out·(C/groups)·Kh·Kw`, plus `out` with a bias",
-        "macs": "`out·H_out·W_out·(C/groups)·Kh·Kw`",
-        "rf": "kernel `D·(K−1)+1`, stride `S`",
-        "errors": "E-RANK (input is a vector), E-GROUPS (groups must divide C and out), "
-                  "E-ARG-RANGE (`same` with a stride other than 1), E-PADDING (`reflect` padding "
-                  "must be smaller than the input size, `circular` at most the input size), "
-                  "E-KERNEL (`D·(K−1)+1` larger than `I + P_l + P_r`)",
-    },
-    "linear": {
-        "input": "a vector of N features, or a sequence of T tokens of N channels (T×N)",
-        "shape": "a vector of `out` features; on a sequence, each token: T × `out`",
-        "params": "`N·out`, plus `out` with a bias",
-        "macs": "`N·out`, times T on a sequence",
-        "rf": "a vector keeps the receptive field it arrived with",
-        "errors": "E-RANK (input is a feature map: add `flatten`)",
-    },
-    "bn": {
-        "input": "a feature map (torch.nn.BatchNorm2d) or a vector (torch.nn.BatchNorm1d)",
-        "shape": UNCHANGED,
-        "params": "`2C` (scale and shift) when affine, else 0",
-        "buffers": "`2C + 1` (running mean, running variance, num_batches_tracked)",
-    },
-    "groupnorm": {
-        "input": "a feature map or a vector; C is its first dimension",
-        "shape": UNCHANGED,
-        "params": "`2C` when affine, else 0",
-        "errors": "E-GROUPS (groups must divide C)",
-    },
-    "layernorm": {
-        "input": "a feature map or a vector; normalises over the whole sample",
-        "shape": UNCHANGED,
-        "params": "`2·C·H·W` (or `2N` on a vector) when affine, else 0",
-    },
-    "lrn": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED,
-        "errors": "E-RANK (input is a vector)",
-    },
-    "maxpool": {
-        "input": "a C×H×W feature map",
-        "shape": WINDOW_SHAPE + "; the stride defaults to the kernel",
-        "rf": "kernel `D·(K−1)+1`, stride `S` (the kernel when not given)",
-        "errors": "E-RANK, E-ARG-RANGE (padding more than `floor(K/2)`, as PyTorch refuses), "
-                  "E-EMPTY (`O < 1`: the window does not fit)",
-    },
-    "avgpool": {
-        "input": "a C×H×W feature map",
-        "shape": WINDOW_SHAPE + " with `D = 1`; the stride defaults to the kernel",
-        "rf": "kernel `K`, stride `S` (the kernel when not given)",
-        "errors": "E-RANK, E-ARG-RANGE (padding more than `floor(K/2)`), E-EMPTY (`O < 1`)",
-    },
-    "adaptiveavgpool": {
-        "input": "a C×H×W feature map",
-        "shape": "C × size_h × size_w, whatever the input size (a size larger than the input is "
-                 "allowed, as in PyTorch)",
-        "rf": "PyTorch's window `i` spans `floor(i·I/O)` to `ceil((i+1)·I/O)`: kernel = the widest "
-              "window, `max_i(ceil((i+1)·I/O) − floor(i·I/O))`; stride `max(floor(I/O), 1)`",
-        "errors": "E-RANK",
-    },
-    "adaptivemaxpool": {
-        "input": "a C×H×W feature map",
-        "shape": "C × size_h × size_w",
-        "rf": "as adaptiveavgpool",
-        "errors": "E-RANK",
-    },
-    "flatten": {
-        "input": "a feature map (a vector passes through unchanged)",
-        "shape": "a vector of `C·H·W` features",
-        "rf": "kernel `H×W`, stride 1: whatever reads the vector sees the whole map",
-    },
-    "dropout": {"shape": UNCHANGED},
-    "dropout2d": {"input": "a C×H×W feature map", "shape": UNCHANGED, "errors": "E-RANK"},
-    "identity": {"shape": UNCHANGED},
-    "prelu": {"shape": UNCHANGED, "params": "1, or C with `perchannel`"},
-    "softmax": {"shape": UNCHANGED + "; over dimension 1 (channels, or features)"},
-    "logsoftmax": {"shape": UNCHANGED + "; over dimension 1 (channels, or features)"},
-    "add": {
-        "shape": "PyTorch broadcasting over branches of equal rank: along each dimension the "
-                 "sizes must be equal or 1, and the output takes the size that is not 1",
-        "rf": "per axis, the largest receptive-field size and the largest stride of the branches",
-        "errors": "E-SHAPE (shapes neither match nor broadcast; `residual` needs equal shapes)",
-    },
-    "mul": {
-        "shape": "as add: broadcasting, so a C×1×1 gate scales a C×H×W map",
-        "rf": "as add",
-        "errors": "E-SHAPE",
-    },
-    "concat": {
-        "shape": "channels (or features) summed; every branch must have the same rank and the "
-                 "same H×W",
-        "rf": "as add",
-        "errors": "E-CONCAT",
-    },
-    "attention": {
-        "input": "a sequence of N tokens of C channels (N×C)",
-        "shape": UNCHANGED + "; `heads` must divide C",
-        "params": "`4·C·C` (query, key, value and output projections), plus `4C` with biases",
-        "macs": "`4·N·C·C` (the projections) + `2·N·N·C` (Q·Kᵀ and the weighted sum of V)",
-        "rf": "every output token sees every input token: the whole input",
-        "errors": "E-RANK (input is not a sequence: add `tokens`), E-GROUPS (heads do not "
-                  "divide C)",
-    },
-    "tokens": {
-        "input": "a C×H×W feature map",
-        "shape": "a sequence of `H·W` tokens of C channels (H·W × C), row by row",
-        "errors": "E-RANK (input is not a feature map)",
-    },
-    "classtoken": {
-        "input": "anything (it reads no values; written as a branch of `concat`)",
-        "shape": "a sequence of one token of `dim` channels (1 × dim)",
-        "params": "`dim`",
-    },
-    "posembed": {
-        "input": "a sequence of N tokens of C channels",
-        "shape": UNCHANGED,
-        "params": "`N·C`",
-        "errors": "E-RANK (input is not a sequence)",
-    },
-    "token": {
-        "input": "a sequence of N tokens of C channels",
-        "shape": "a vector of C features (token `index`)",
-        "errors": "E-RANK (input is not a sequence), E-ARG-RANGE (`index` ≥ N)",
-    },
-    "split": {
-        "input": "a feature map or a vector; C is its first dimension",
-        "shape": "`torch.chunk`'s chunk `index`: chunks of `ceil(C/chunks)` channels, the last "
-                 "one smaller; the other dimensions unchanged",
-        "errors": "E-ARG-RANGE (`index` past the last chunk torch.chunk makes)",
-    },
-    "shuffle": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED,
-        "errors": "E-RANK, E-GROUPS (groups must divide C)",
-    },
-    "layernorm2d": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED,
-        "params": "`2C` when affine, else 0",
-        "errors": "E-RANK",
-    },
-    "pointwise": {
-        "input": "a C×H×W feature map",
-        "shape": "out × H × W",
-        "params": "`C·out`, plus `out` with a bias",
-        "macs": "`H·W·C·out`",
-        "errors": "E-RANK",
-    },
-    "layerscale": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED,
-        "params": "`C`",
-        "errors": "E-RANK",
-    },
-    "stochasticdepth": {"shape": UNCHANGED},
-    "windowattention": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED + "; the map is padded to whole windows inside the layer",
-        "params": "`4·C·C` (query, key, value and output projections), plus `4C` with biases; "
-                  "then the relative position bias table `(2·Wh−1)·(2·Ww−1)·heads`, or with "
-                  "`cosine` the logit scale `heads` and the bias MLP `3·512 + 512·heads`; "
-                  "plus `2C` with `postnorm`",
-        "buffers": "the relative position index `(Wh·Ww)²`, plus `2·(2·Wh−1)·(2·Ww−1)` "
-                   "coordinates with `cosine`",
-        "macs": "`Hp·Wp·(4·C·C + 2·Wh·Ww·C)` on the map padded to whole windows (Hp×Wp), plus "
-                "`(2·Wh−1)·(2·Ww−1)·(2·512 + 512·heads)` for the `cosine` bias MLP",
-        "rf": "kernel `min(window, size)` per axis, stride 1: each position attends within "
-              "its window",
-        "errors": "E-RANK, E-GROUPS (heads do not divide C), E-ARG-RANGE (a shift not smaller "
-                  "than the window; `cosine` with a window under 2)",
-    },
-    "patchmerging": {
-        "input": "a C×H×W feature map",
-        "shape": "2C × ceil(H/2) × ceil(W/2) (an odd side is padded by one)",
-        "params": "`8·C·C` (Linear(4C, 2C), no bias) plus the layer norm: `8C` over 4C, or "
-                  "`4C` over 2C with `postnorm`",
-        "macs": "`H_out·W_out·8·C·C`",
-        "rf": "kernel 2, stride 2",
-        "errors": "E-RANK",
-    },
-    "mlp": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED,
-        "params": "`2·C·hidden + hidden + C`, plus `2C` with `postnorm`",
-        "macs": "`H·W·2·C·hidden`",
-        "errors": "E-RANK",
-    },
-    "partitionattention": {
-        "input": "a C×H×W feature map",
-        "shape": UNCHANGED,
-        "params": "`4·C·C + 4C` (query, key, value and merge projections) plus the bias "
-                  "table `(2·size−1)²·(C/head_dim)`",
-        "buffers": "the relative position index, `size⁴`",
-        "macs": "`H·W·(4·C·C + 2·size²·C)`",
-        "rf": "`window`: kernel `size`; `grid`: `(size−1)·(H/size)+1` per axis (the whole "
-              "map at size×size); stride 1",
-        "errors": "E-RANK, E-GROUPS (head_dim does not divide C), E-SHAPE (H or W not a "
-                  "multiple of size; `grid` on a map that is not square)",
-    },
-}
-for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "leakyrelu",
-              "elu", "gelu"):
-    RULES[_name] = {"shape": UNCHANGED}
+REFERENCE_KEYS = {"input", "shape", "params", "buffers", "macs", "rf", "errors"}
 
 
 def type_text(arg) -> str:
@@ -322,7 +107,7 @@ def summary_sentence(summary: str) -> str:
 
 
 def render_kind(kind) -> list[str]:
-    rules = RULES[kind.name]
+    rules = kind.reference
     out = [f"#### `{kind.name}`", "", summary_sentence(kind.summary)]
     out.append("")
     facts = []
@@ -354,20 +139,54 @@ def render_kind(kind) -> list[str]:
     out.append(f"- **Parameters:** {rules.get('params', '0')}.")
     out.append(f"- **Buffers:** {rules.get('buffers', '0')}.")
     out.append(f"- **MACs:** {rules.get('macs', '0')}.")
-    out.append(f"- **Receptive field:** {rules.get('rf', RF_SAME)}.")
+    out.append(f"- **Receptive field:** {rules.get('rf', UNCHANGED_FIELD)}.")
     if "errors" in rules:
         out.append(f"- **Errors:** {rules['errors']}.")
     out.append("")
     return out
 
 
+def check_reference(kind) -> None:
+    """Refuse a kind whose `reference` was forgotten (a shape rule of its own, or a merge's,
+    documented as the identity's default), lacks the shape, or has keys this script does not
+    write."""
+    where = f"layer kind {kind.name!r} ({type(kind).__name__})"
+    own_shape = type(kind).shape is not LayerKind.shape or isinstance(kind, MergeKind)
+    if own_shape and kind.reference is LayerKind.reference:
+        raise SystemExit(f"{where} has a shape rule of its own but no `reference`: describe its "
+                         "rules in its class (see LayerKind.reference in archdsl/layers/base.py)")
+    unknown = sorted(set(kind.reference) - REFERENCE_KEYS)
+    if unknown:
+        raise SystemExit(f"{where}: `reference` has unknown keys {unknown}; the keys are "
+                         f"{sorted(REFERENCE_KEYS)}")
+    if "shape" not in kind.reference:
+        raise SystemExit(f"{where}: `reference` has no \"shape\"")
+
+
+def merge_sentence() -> str:
+    """Which combinators the merge kinds close, and which merge with a kind of another name."""
+    names = combinator_names()
+    borrowed: dict[str, list[str]] = {}
+    for name in names:
+        merge = combinator(name).merge_name
+        if merge != name:
+            borrowed.setdefault(merge, []).append(name)
+    return (f"These kinds are where the branches of {_and(f'`{n}< >`' for n in names)} meet; "
+            "they cannot be written as layers (`add 3` is E-COMBINATOR). "
+            + " ".join(f"{_and(f'`{n}< >`' for n in users)} merge{'s' if len(users) == 1 else ''} "
+                       f"with `{merge}`." for merge, users in borrowed.items()))
+
+
+def _and(items) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def render() -> str:
     registry = layers.REGISTRY
-    missing = sorted(set(registry) - set(RULES))
-    stale = sorted(set(RULES) - set(registry))
-    if missing or stale:
-        raise SystemExit(f"docs/gen_layers.py is out of step with the registry: no RULES for "
-                         f"{missing or 'none'}; RULES for unknown kinds {stale or 'none'}")
+    for kind in registry.values():
+        check_reference(kind)
     known = {f for f, _ in FAMILIES}
     odd = sorted({k.family for k in registry.values()} - known)
     if odd:
@@ -389,9 +208,7 @@ def render() -> str:
     for family, title in FAMILIES:
         out += [f"### {title}", ""]
         if family == "merge":
-            out += ["These kinds are where the branches of `residual< >`, `add< >`, `mul< >` and "
-                    "`concat< >` meet; they cannot be written as layers (`add 3` is E-COMBINATOR). "
-                    "`residual< >` merges with `add`.", ""]
+            out += [merge_sentence(), ""]
         for kind in registry.values():
             if kind.family == family:
                 out += render_kind(kind)

@@ -38,6 +38,8 @@ def registered():
     @layer("max", family="merge", summary="element-wise maximum of the branches")
     class Max(MergeKind):
         symbol, round, module_name = "max", False, "Max"
+        reference = {"shape": "the branches' shape, broadcast as torch.maximum does",
+                     "errors": "E-SHAPE (shapes that neither match nor broadcast)"}
 
         def combine(self, xs):
             y = broadcast(xs)
@@ -129,3 +131,13 @@ def test_a_new_layer_and_merge_export_to_python(registered):
         assert torch.equal(model(x), exported(x))
     assert torch.equal(scope["Ext"](lo=-0.25).hardtanh1(torch.tensor([-1.0])),
                        torch.tensor([-0.25]))
+
+
+def test_the_layer_reference_documents_both_kinds(registered):
+    """docs/gen_layers.py renders the two kinds from their own declarations."""
+    from test_layer_reference import gen_layers
+
+    section = gen_layers().render()
+    assert "#### `hardtanh`" in section and "x clipped to [min, max]" in section
+    assert "#### `max`" in section and "broadcast as torch.maximum does" in section
+    assert "`max< >`" in section  # the merge section's list of combinators

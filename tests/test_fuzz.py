@@ -131,6 +131,56 @@ def test_runaway_expansion_is_refused_before_it_happens(text):
     assert f"{MAX_NODES:,} layers" in diagnostics[0].message
 
 
+FIB = "def fib(n) = (n if n < 2 else fib(n - 1) + fib(n - 2))\n"
+
+
+@pytest.mark.parametrize("text,line,fragment", [
+    ("input 8x8x8\nrepeat 10000000 { }\n", 2, "repeat 10,000,000 would take"),
+    ("input 8x8x8\nrepeat 1000 { repeat 1000 { } }\n", 2, "repeat 1,000 would take"),
+    ("input 8x8x8\nblock b(n) { repeat n { } }\nrepeat 1000 { b 1000 }\n", 2,
+     "repeat 1,000 would take"),
+    ("input 8x8x8\n" + FIB + "conv fib(40) k1\n", 2, "expanding the spec takes more than"),
+    ("arch a(c=fib(40))\ninput 8x8x8\n" + FIB + "conv c k1\n", 3,
+     "expanding the spec takes more than"),
+    ("input 8x8x8\n" + FIB + "repeat fib(30) { relu }\n", 2, "expanding the spec takes"),
+])
+def test_expansion_that_makes_no_layers_is_bounded_by_its_work(text, line, fragment):
+    """Issue 26, item 2: an exponential `def` (fib(40) never ended; fib(30) took 11 s) and
+    repeats whose bodies make no layer (`repeat 10000000 { }`: 20 s, then MemoryError;
+    1000 x 1000 empty repeats: 16 s and 1.2 GB) escaped the layer limit. Expansion counts its
+    steps and stops with one located E-TOO-BIG, within less work than checking and drawing
+    the largest network allowed (measured: 0.001 to 0.63 of it)."""
+    from archdsl.expand.budget import MAX_STEPS
+
+    diagnostics = _quick(text, share=0.7, megabytes=60)
+    assert [d.code for d in diagnostics] == ["E-TOO-BIG"], diagnostics
+    (d,) = diagnostics
+    assert fragment in d.message and f"{MAX_STEPS:,} steps" in d.message
+    assert d.span.line == line and "calls itself" in d.hint
+
+
+def test_the_largest_specs_stay_well_within_the_work_budget():
+    """A 50 x 50 indexed repeat calling a block (2,500 calls, about 17,600 steps; specs/'
+    largest model takes 6,196) checks clean: the budget stops runaway specs, not big ones."""
+    from archdsl.expand import budget
+
+    seen = []
+    real = budget.spend
+
+    def counting(span, steps=1):
+        seen.append(steps)
+        real(span, steps)
+
+    text = "input 3x8x8\nblock b(i) { relu }\nrepeat 50 as i { repeat 50 as j { b i } }\n"
+    from unittest import mock
+
+    with mock.patch("archdsl.expand.walk.spend", counting), \
+            mock.patch("archdsl.expand.expressions.spend", counting):
+        network, diagnostics = analyse(text)
+    assert network is not None and not [d for d in diagnostics if d.is_error]
+    assert 4 * 2500 < sum(seen) < budget.MAX_STEPS / 2
+
+
 @pytest.mark.parametrize("text", [
     largest_network(),
     f"input 8x8x8\nrepeat {(MAX_NODES - 2) // 4} {{ residual< conv 8 k3 p1; bn; relu > }}\n",

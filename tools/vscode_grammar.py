@@ -1,10 +1,10 @@
 """Write editors/vscode/syntaxes/arch.tmLanguage.json, the TextMate grammar of .arch files
 used by the VS Code extension (and by any editor that reads TextMate grammars).
 
-The word lists come from archdsl itself, so that a new layer kind, combinator, flag or
+The word lists come from archdsl.vocabulary, so that a new layer kind, combinator, flag or
 keyword is coloured once this script runs again: keywords from grammars/archdsl.lark, layer
-kinds, short flags and bare words from archdsl.layers.REGISTRY, combinators from
-archdsl.layers.merge.combinator_names, built-in functions from archdsl.expand.expressions.
+kinds, short flags and bare words from the layer registry, combinators and built-in functions
+from archdsl itself.
 tests/test_textmate.py fails while the committed grammar differs from what this writes.
 
     .venv/bin/python tools/vscode_grammar.py            # rewrite the grammar
@@ -14,45 +14,23 @@ tests/test_textmate.py fails while the committed grammar differs from what this 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archdsl.expand.expressions import FUNCTIONS  # noqa: E402
-from archdsl.layers import REGISTRY  # noqa: E402
-from archdsl.layers.merge import combinator_names  # noqa: E402
+from archdsl import vocabulary  # noqa: E402
 
 GRAMMAR = ROOT / "editors" / "vscode" / "syntaxes" / "arch.tmLanguage.json"
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-CONDITIONAL = ("if", "else")  # only inside parentheses: `(a if c else b)`
 DECLARATIONS = {"arch": "entity.name.type.arch", "block": "entity.name.function.block.arch",
                 "def": "entity.name.function.def.arch"}
-
-
-def keywords() -> list[str]:
-    """The grammar's literal words (`"arch"`, `"repeat"`, …) from grammars/archdsl.lark."""
-    text = (ROOT / "grammars" / "archdsl.lark").read_text()
-    return sorted(set(re.findall(r'"([a-z]+)"', text)))
 
 
 def alternation(words) -> str:
     """`\\b(?:a|b|…)\\b`, longest first so that no word hides a longer one."""
     return r"\b(?:" + "|".join(sorted(set(words), key=lambda w: (-len(w), w))) + r")\b"
-
-
-def registry_words() -> tuple[list[str], list[str], list[str]]:
-    """Layer kinds, short flag letters (`k` of `k3`) and bare words (`nobias`, argument
-    choices such as `reflect`) of every registered kind."""
-    flags, words = set(), set()
-    for kind in REGISTRY.values():
-        flags |= set(kind.flags())
-        words |= set(kind.words)
-        for arg in kind.args:
-            words |= set(arg.choices)
-    return sorted(REGISTRY), sorted(flags), sorted(words - set(REGISTRY))
 
 
 def statements(words: list[str]) -> list[dict]:
@@ -62,9 +40,8 @@ def statements(words: list[str]) -> list[dict]:
                            "2": {"name": scope}}}
              for word, scope in DECLARATIONS.items()]
     for word in words:
-        if word not in CONDITIONAL:
-            kind = "control" if word in ("repeat", "as") else "other"
-            rules.append({"match": rf"\b{word}\b", "name": f"keyword.{kind}.{word}.arch"})
+        kind = "control" if word in ("repeat", "as") else "other"
+        rules.append({"match": rf"\b{word}\b", "name": f"keyword.{kind}.{word}.arch"})
     return rules
 
 
@@ -75,7 +52,7 @@ def repository(kinds, flags, words, statement_words) -> dict:
                     "captures": {"1": {"name": "punctuation.definition.comment.arch"}}},
         "statement": {"patterns": statements(statement_words)},
         "combinator": {"patterns": [
-            {"match": rf"({alternation(combinator_names())})\s*(<)",
+            {"match": rf"({alternation(vocabulary.combinators())})\s*(<)",
              "captures": {"1": {"name": "keyword.control.combinator.arch"},
                           "2": {"name": "punctuation.section.combinator.begin.arch"}}},
             {"match": rf"({NAME})\s*(<)",
@@ -88,13 +65,14 @@ def repository(kinds, flags, words, statement_words) -> dict:
                    "beginCaptures": {"0": {"name": "punctuation.section.parens.begin.arch"}},
                    "endCaptures": {"0": {"name": "punctuation.section.parens.end.arch"}},
                    "patterns": [{"include": "#comment"},
-                                {"match": alternation(CONDITIONAL),
+                                {"match": alternation(vocabulary.expression_keywords()),
                                  "name": "keyword.control.conditional.arch"},
                                 {"match": "<=|>=|==|!=|<|>",
                                  "name": "keyword.operator.comparison.arch"},
                                 {"include": "#expression"}]},
         "call": {"patterns": [
-            {"match": rf"{alternation(FUNCTIONS)}(?=\()", "name": "support.function.builtin.arch"},
+            {"match": rf"{alternation(vocabulary.functions())}(?=\()",
+             "name": "support.function.builtin.arch"},
             {"match": rf"\b{NAME}(?=\()", "name": "entity.name.function.call.arch"}]},
         "keyword-argument": {
             "match": rf"\b({NAME})\s*(=)(?!=)",
@@ -136,8 +114,8 @@ def repository(kinds, flags, words, statement_words) -> dict:
 
 def grammar() -> dict:
     """The TextMate grammar, as the JSON object VS Code reads."""
-    kinds, flags, words = registry_words()
-    statement_words = [w for w in keywords() if w not in CONDITIONAL]
+    statement_words = [w for w in vocabulary.keywords()
+                       if w not in vocabulary.expression_keywords()]
     return {
         "$comment": "Generated by tools/vscode_grammar.py from archdsl's registry and "
                     "grammar; do not edit by hand.",
@@ -147,7 +125,8 @@ def grammar() -> dict:
         "patterns": [{"include": f"#{name}"} for name in (
             "comment", "statement", "block-call", "combinator", "short-argument",
             "expression")],
-        "repository": repository(kinds, flags, words, statement_words),
+        "repository": repository(vocabulary.layer_kinds(), vocabulary.flag_letters(),
+                                 vocabulary.bare_words(), statement_words),
     }
 
 

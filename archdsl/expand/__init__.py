@@ -16,6 +16,7 @@ from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
 from ..graph import LayerGraph, LayerNode
 from ..layers.base import Args
 from ..syntax import Combinator, Keyword, Layer, Name, Repeat, Spec
+from .budget import WorkLimit, bounded
 from .expressions import Word, defined, evaluate, repeat_indices
 from .shortcuts import insert_shortcuts
 from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
@@ -32,8 +33,11 @@ def expand(spec: Spec, overrides: dict[str, Any] | None = None,
                 "that name", block.name_span, hint=f"rename the block, e.g. `my_{block.name}`"))
     graph = LayerGraph(spec.name, spec.file, spec.source)
     graph.params = {}
-    with defined(spec.functions, graph.params), repeat_indices(_indices(spec)):
-        return _expand(spec, graph, overrides, input_shape, diagnostics)
+    with defined(spec.functions, graph.params), repeat_indices(_indices(spec)), bounded():
+        try:
+            return _expand(spec, graph, overrides, input_shape, diagnostics)
+        except WorkLimit as exc:  # a runaway `def` or repeat: nothing sensible to check
+            return None, diagnostics + [exc.diagnostic]
 
 
 def _indices(spec: Spec) -> dict[str, Span]:

@@ -112,15 +112,11 @@ def layer_hint(word: str, blocks=()) -> str | None:
     return f"a `;` or a new line is probably missing before `{word}`: `…; {word}`"
 
 
-# Kinds whose torch twin takes the input size, which archdsl infers: where that size stands
-# among torch's arguments (`nn.Linear(8192, 10)`: first; `nn.GroupNorm(32, 256)`: last).
-_INFERRED_SIZE = {"conv": "first", "linear": "first", "bn": "last", "groupnorm": "last",
-                  "layernorm": "last"}
-
-
 def _inferred_size_hint(kind, values: list) -> str | None:
-    """For `linear 8192 10` or `bn 16`: input sizes are inferred, so leave them out."""
-    where = _INFERRED_SIZE.get(kind.name)
+    """For `linear 8192 10` or `bn 16`: input sizes are inferred, so leave them out. The kind
+    says where its torch twin takes that size (`input_size_in_torch`: nn.Linear(8192, 10)
+    first, nn.GroupNorm(32, 256) last)."""
+    where = kind.input_size_in_torch
     if where is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return None
     keep = values[1:] if where == "first" else values[:-1]

@@ -10,6 +10,7 @@ from typing import Any
 from ..diagnostics import DiagnosticError, Span, did_you_mean, error
 from ..layers.types import show
 from ..syntax import BinOp, Call, Compare, IfElse, Name, Neg, Num, ShapeLit
+from .budget import spend
 
 TOO_LARGE = 10**15
 MAX_CALL_DEPTH = 50  # `def` functions calling each other; beyond this one calls itself
@@ -188,6 +189,7 @@ def _call(e: Call, args: list):
 
 
 def _call_defined(e: Call, f, args: list, functions: dict, arch_values: dict, depth: int):
+    spend(e.span)
     names = [p.name for p in f.params]
     needed = sum(p.default is None for p in f.params)
     if not needed <= len(args) <= len(names):

@@ -23,6 +23,7 @@ from ..report import count_text
 from ..syntax import BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec
 from .arguments import resolve
 from .binder import bind
+from .budget import afford, spend
 from .expressions import evaluate
 
 # Beyond the deepest published networks (ResNet-152 has 516 layers, DenseNet-264 about 1,000,
@@ -60,6 +61,7 @@ class Walk:
 
     # ------------------------------------------------------------------------- helpers
     def add(self, node: LayerNode) -> str:
+        spend(node.span)
         if len(self.graph.order) > MAX_NODES:  # the input node and MAX_NODES layers
             raise DiagnosticError(error(
                 "E-TOO-BIG", f"the network expands to more than {MAX_NODES:,} layers", node.span,
@@ -67,6 +69,7 @@ class Walk:
         return self.graph.add(node)
 
     def group(self, kind, name, label, span, scope: Scope, **extra) -> int:
+        spend(span)
         parent = scope.groups[-1] if scope.groups else None
         return self.graph.new_group(kind, name, label, span, parent, **extra).id
 
@@ -179,6 +182,7 @@ class Walk:
                                         f"network more than {MAX_NODES:,} layers (about "
                                         f"{count_text(estimate)})",
                                         st.count.span, hint="check the `repeat` counts"))
+        afford(st.count.span, count, f"repeat {count_text(count)}")  # one step an iteration
         name = scope.child_name("repeat")
         gid = self.group("repeat", name, f"repeat {count}", st.span, scope, args={"n": count})
         outer = self.child(scope, name, gid)
@@ -281,6 +285,7 @@ class Walk:
         that a runaway `repeat` is refused at once rather than after minutes of expansion."""
         total = 0
         for st in stmts:
+            spend(st.span)
             if depth > 20:
                 return total + 1
             if isinstance(st, Repeat):

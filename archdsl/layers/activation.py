@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import call, BOOL, CHOICE, FLOAT, Arg, LayerKind, layer
+from .base import UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, Arg, LayerKind, layer
 
 
 def _simple(name: str, torch_name: str, summary: str):
@@ -44,6 +44,8 @@ class PReLU(LayerKind):
     args = (Arg("per_channel", BOOL, False, doc="one slope per channel"),
             Arg("init", FLOAT, 0.25, doc="initial slope"))
 
+    reference = {"shape": UNCHANGED_SHAPE, "params": "1, or C with `perchannel`"}
+
     def params(self, a, x, y):
         return x[0] if a.per_channel else 1
 
@@ -72,6 +74,8 @@ class GELU(LayerKind):
 @layer("softmax", family="activation", nonlinear=True, scores_to_probabilities=True,
        summary="softmax over the channel (or feature) dimension")
 class Softmax(LayerKind):
+    reference = {"shape": UNCHANGED_SHAPE + "; over dimension 1 (channels, or features)"}
+
     def torch(self, a, x):
         return call("Softmax", dim=1)
 
@@ -79,5 +83,7 @@ class Softmax(LayerKind):
 @layer("logsoftmax", family="activation", nonlinear=True, scores_to_probabilities=True,
        summary="log-softmax over the channel (or feature) dimension")
 class LogSoftmax(LayerKind):
+    reference = {"shape": UNCHANGED_SHAPE + "; over dimension 1 (channels, or features)"}
+
     def torch(self, a, x):
         return call("LogSoftmax", dim=1)

@@ -3,7 +3,8 @@ parameters, run through F.scaled_dot_product_attention)."""
 
 from __future__ import annotations
 
-from .base import BOOL, FLOAT, INT, Arg, LayerError, LayerKind, call, layer
+from .base import (BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call,
+                   layer)
 from .tokens import need_tokens
 
 
@@ -18,6 +19,16 @@ class Attention(LayerKind):
             Arg("bias", BOOL, True, doc="biases on the projections (`nobias` turns them off)"))
     # Every output token mixes every input token: its field is the whole input (infer.py).
     global_field = True
+
+    reference = {
+        "input": "a sequence of N tokens of C channels (N×C)",
+        "shape": UNCHANGED_SHAPE + "; `heads` must divide C",
+        "params": "`4·C·C` (query, key, value and output projections), plus `4C` with biases",
+        "macs": "`4·N·C·C` (the projections) + `2·N·N·C` (Q·Kᵀ and the weighted sum of V)",
+        "rf": "every output token sees every input token: the whole input",
+        "errors": "E-RANK (input is not a sequence: add `tokens`), E-GROUPS (heads do not "
+                  "divide C)",
+    }
 
     def shape(self, a, x):
         n, c = need_tokens("attention", x)

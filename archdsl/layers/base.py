@@ -17,6 +17,10 @@ Shape = tuple  # (C, H, W) for feature maps, (N,) for vectors; never the batch d
 
 REQUIRED = object()
 
+# Phrases of the layer reference (LayerKind.reference) that several kinds share
+UNCHANGED_SHAPE = "the output has the input's shape (feature map or vector)"
+UNCHANGED_FIELD = "kernel 1, stride 1: the receptive field passes through unchanged"
+
 
 @dataclass(frozen=True)
 class Arg:
@@ -93,10 +97,21 @@ class LayerKind:
     sliding_window: ClassVar[bool] = False  # slides a kernel with a stride over H and W
     cancels_bias: ClassVar[bool] = False  # subtracts a per-channel mean (a bias before it is lost)
     scores_to_probabilities: ClassVar[bool] = False  # softmax and log-softmax
+    input_size_in_torch: ClassVar[str | None] = None  # where PyTorch's constructor takes the
+    #   input size this kind infers: "first" (Conv2d(in, out, k), Linear(in, out)) or "last"
+    #   (BatchNorm2d(C)), so that `linear 8192 10` is told to leave out 8192
     weights: ClassVar[tuple[str, ...]] = ()  # its torch module's learnt weight matrices and
     #                                          kernels, by dotted parameter name ("weight",
     #                                          "qkv.weight"): a kind with some is a weighted
     #                                          layer (lints), and gradient health watches them
+    # Its rules in words, for the layer reference in docs/language.md (docs/gen_layers.py):
+    # "input" what it reads (default: a feature map or a vector), "shape" its output shape,
+    # "params" and "buffers" their counts, "macs" its multiply-accumulates (each default 0),
+    # "rf" how it grows the receptive field (default UNCHANGED_FIELD), "errors" the codes its
+    # shape rule raises, and when. I, O: sizes along one axis (H or W); K, S, P, D: kernel,
+    # stride, padding, dilation along that axis; C: input channels. The default is an
+    # identity's: a kind that overrides `shape` declares its own.
+    reference: ClassVar[dict[str, str]] = {"shape": UNCHANGED_SHAPE}
 
     def flags(self) -> dict[str, str]:
         """Short flag letter -> argument name: {"k": "kernel", "s": "stride", …}."""

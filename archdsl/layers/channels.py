@@ -5,7 +5,8 @@ archdsl's own (archdsl/nn/channels.py). None slides a window: the receptive fiel
 
 from __future__ import annotations
 
-from .base import (BOOL, FLOAT, INT, Arg, LayerError, LayerKind, call, layer, need_map)
+from .base import (BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call, layer,
+                   need_map)
 
 _NN = "archdsl.nn.channels:"
 
@@ -15,6 +16,13 @@ _NN = "archdsl.nn.channels:"
 class Split(LayerKind):
     args = (Arg("index", INT, min=0, doc="which chunk, counting from 0"),
             Arg("chunks", INT, 2, min=1, doc="number of chunks"))
+
+    reference = {
+        "input": "a feature map or a vector; C is its first dimension",
+        "shape": "`torch.chunk`'s chunk `index`: chunks of `ceil(C/chunks)` channels, the last "
+                 "one smaller; the other dimensions unchanged",
+        "errors": "E-ARG-RANGE (`index` past the last chunk torch.chunk makes)",
+    }
 
     def shape(self, a, x):
         c = x[0]
@@ -40,6 +48,12 @@ class Split(LayerKind):
 class Shuffle(LayerKind):
     args = (Arg("groups", INT, 2, min=1, doc="number of channel groups"),)
 
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE,
+        "errors": "E-RANK, E-GROUPS (groups must divide C)",
+    }
+
     def shape(self, a, x):
         need_map("shuffle", x)
         if x[0] % a.groups:
@@ -64,6 +78,13 @@ class LayerNorm2d(LayerKind):
             Arg("affine", BOOL, True,
                 doc="learn a per-channel scale and shift (`noaffine` turns it off)"))
 
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`2C` when affine, else 0",
+        "errors": "E-RANK",
+    }
+
     def shape(self, a, x):
         need_map("layernorm2d", x)
         return x
@@ -83,6 +104,14 @@ class Pointwise(LayerKind):
     weights = ("weight",)
     args = (Arg("out", INT, min=1, doc="output channels"),
             Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": "out × H × W",
+        "params": "`C·out`, plus `out` with a bias",
+        "macs": "`H·W·C·out`",
+        "errors": "E-RANK",
+    }
 
     def shape(self, a, x):
         need_map("pointwise", x)
@@ -105,6 +134,13 @@ class Pointwise(LayerKind):
        summary="a learnt scale per channel, starting at `init` (ConvNeXt's layer_scale)")
 class LayerScale(LayerKind):
     args = (Arg("init", FLOAT, 1e-6, doc="the scale's starting value"),)
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`C`",
+        "errors": "E-RANK",
+    }
 
     def shape(self, a, x):
         need_map("layerscale", x)

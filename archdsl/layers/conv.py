@@ -23,6 +23,7 @@ def conv_padding(a: Args, axis: int) -> tuple[int, int]:
               **{m: ("padding_mode", m) for m in PADDING_MODES}},
        summary="2-D convolution (torch.nn.Conv2d)", fresh_output=True, sliding_window=True)
 class Conv(LayerKind):
+    input_size_in_torch = "first"
     weights = ("weight",)
     args = (
         Arg("out", INT, min=1, doc="output channels"),
@@ -36,6 +37,21 @@ class Conv(LayerKind):
         Arg("padding_mode", CHOICE, "zeros", choices=PADDING_MODES,
             doc="how the border is padded"),
     )
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": "out × H_out × W_out; per axis `O = floor((I + P_l + P_r − D·(K−1) − 1) / S) + 1`. "
+                 "A number pads `P_l = P_r = P`; `valid` is 0; `same` pads `D·(K−1)` in total, "
+                 "`floor` of half before and the rest after (PyTorch's rule, so an even kernel pads "
+                 "one more at the bottom/right) and keeps the size",
+        "params": "`out·(C/groups)·Kh·Kw`, plus `out` with a bias",
+        "macs": "`out·H_out·W_out·(C/groups)·Kh·Kw`",
+        "rf": "kernel `D·(K−1)+1`, stride `S`",
+        "errors": "E-RANK (input is a vector), E-GROUPS (groups must divide C and out), "
+                  "E-ARG-RANGE (`same` with a stride other than 1), E-PADDING (`reflect` padding "
+                  "must be smaller than the input size, `circular` at most the input size), "
+                  "E-KERNEL (`D·(K−1)+1` larger than `I + P_l + P_r`)",
+    }
 
     def shape(self, a: Args, x: Shape) -> Shape:
         c, h, w = need_map("conv", x)

@@ -9,9 +9,19 @@ from .base import call, BOOL, INT, Arg, LayerKind, layer, need_vector
        summary="fully connected layer (torch.nn.Linear) on a flat vector, or on each token of a "
                "sequence", fresh_output=True)
 class Linear(LayerKind):
+    input_size_in_torch = "first"
     weights = ("weight",)
     args = (Arg("out", INT, min=1, doc="output features"),
             Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
+
+    reference = {
+        "input": "a vector of N features, or a sequence of T tokens of N channels (T×N)",
+        "shape": "a vector of `out` features; on a sequence, each token: T × `out`",
+        "params": "`N·out`, plus `out` with a bias",
+        "macs": "`N·out`, times T on a sequence",
+        "rf": "a vector keeps the receptive field it arrived with",
+        "errors": "E-RANK (input is a feature map: add `flatten`)",
+    }
 
     def shape(self, a, x):
         if len(x) == 2:  # a sequence of tokens (NxC): each token, as nn.Linear does

@@ -6,7 +6,8 @@ torchvision's PartitionAttentionLayer act per position, so a spec writes them wi
 
 from __future__ import annotations
 
-from .base import CHOICE, INT, Arg, LayerError, LayerKind, call, layer, need_map
+from .base import (CHOICE, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call, layer,
+                   need_map)
 
 
 @layer("partitionattention", family="linear", positional=("partition",),
@@ -21,6 +22,19 @@ class PartitionAttention(LayerKind):
             Arg("size", INT, min=1, doc="the partition size (torchvision's partition_size; "
                                          "maxvit_t: 7)"),
             Arg("head_dim", INT, min=1, doc="channels per attention head (maxvit_t: 32)"))
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`4·C·C + 4C` (query, key, value and merge projections) plus the bias "
+                  "table `(2·size−1)²·(C/head_dim)`",
+        "buffers": "the relative position index, `size⁴`",
+        "macs": "`H·W·(4·C·C + 2·size²·C)`",
+        "rf": "`window`: kernel `size`; `grid`: `(size−1)·(H/size)+1` per axis (the whole "
+              "map at size×size); stride 1",
+        "errors": "E-RANK, E-GROUPS (head_dim does not divide C), E-SHAPE (H or W not a "
+                  "multiple of size; `grid` on a map that is not square)",
+    }
 
     def shape(self, a, x):
         c, h, w = need_map("partitionattention", x)

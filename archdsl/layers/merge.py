@@ -83,6 +83,13 @@ class Add(_Elementwise):
     symbol, module_name, infix, reduce = "⊕", "Add", "+", staticmethod(operator.add)
     mismatch = "add needs shapes that match or broadcast, but the branches give "
 
+    reference = {
+        "shape": "PyTorch broadcasting over branches of equal rank: along each dimension the "
+                 "sizes must be equal or 1, and the output takes the size that is not 1",
+        "rf": "per axis, the largest receptive-field size and the largest stride of the branches",
+        "errors": "E-SHAPE (shapes neither match nor broadcast; `residual` needs equal shapes)",
+    }
+
 
 @layer("mul", family="merge", nonlinear=True,
        summary="element-wise product of the branches (a 1x1 gate broadcasts)")
@@ -90,10 +97,23 @@ class Mul(_Elementwise):
     symbol, module_name, infix, reduce = "⊗", "Mul", "*", staticmethod(operator.mul)
     mismatch = "mul needs shapes that match or broadcast (a Cx1x1 gate), but the branches give "
 
+    reference = {
+        "shape": "as add: broadcasting, so a C×1×1 gate scales a C×H×W map",
+        "rf": "as add",
+        "errors": "E-SHAPE",
+    }
+
 
 @layer("concat", family="merge", summary="the branches joined along channels (features for vectors)")
 class Concat(MergeKind):
     symbol, round, module_name = "concat", False, "Concat"
+
+    reference = {
+        "shape": "channels (or features) summed; every branch must have the same rank and the "
+                 "same H×W",
+        "rf": "as add",
+        "errors": "E-CONCAT",
+    }
 
     def combine(self, xs):
         if len({len(x) for x in xs}) != 1 or len({x[1:] for x in xs}) != 1:

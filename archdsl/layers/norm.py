@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import (call, BOOL, FLOAT, INT, Arg, LayerError, LayerKind, layer, need_map, numel)
+from .base import (call, BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, layer,
+                   need_map, numel)
 
 _EPS = Arg("eps", FLOAT, 1e-5, min=0, doc="added to the variance for stability")
 _AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`noaffine` turns it off)")
@@ -12,8 +13,16 @@ _AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`n
        summary="batch normalisation (BatchNorm2d on feature maps, BatchNorm1d on vectors)",
        fresh_output=True, cancels_bias=True)
 class BatchNorm(LayerKind):
+    input_size_in_torch = "last"
     args = (_EPS, Arg("momentum", FLOAT, 0.1, min=0, max=1, doc="running-statistics momentum"),
             _AFFINE)
+
+    reference = {
+        "input": "a feature map (torch.nn.BatchNorm2d) or a vector (torch.nn.BatchNorm1d)",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`2C` (scale and shift) when affine, else 0",
+        "buffers": "`2C + 1` (running mean, running variance, num_batches_tracked)",
+    }
 
     def params(self, a, x, y):
         return 2 * x[0] if a.affine else 0
@@ -29,7 +38,15 @@ class BatchNorm(LayerKind):
 @layer("groupnorm", family="norm", positional=("groups",), words={"noaffine": ("affine", False)},
        nonlinear=True, summary="group normalisation (torch.nn.GroupNorm)", fresh_output=True)
 class GroupNorm(LayerKind):
+    input_size_in_torch = "last"
     args = (Arg("groups", INT, min=1, doc="number of channel groups"), _EPS, _AFFINE)
+
+    reference = {
+        "input": "a feature map or a vector; C is its first dimension",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`2C` when affine, else 0",
+        "errors": "E-GROUPS (groups must divide C)",
+    }
 
     def shape(self, a, x):
         if x[0] % a.groups:
@@ -51,7 +68,14 @@ class GroupNorm(LayerKind):
        fresh_output=True,
        summary="layer normalisation over the whole sample (torch.nn.LayerNorm(CxHxW))")
 class LayerNorm(LayerKind):
+    input_size_in_torch = "last"
     args = (_EPS, _AFFINE)
+
+    reference = {
+        "input": "a feature map or a vector; normalises over the whole sample",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`2·C·H·W` (or `2N` on a vector) when affine, else 0",
+    }
 
     def params(self, a, x, y):
         return 2 * self._normalised(x) if a.affine else 0
@@ -72,6 +96,12 @@ class LocalResponseNorm(LayerKind):
     args = (Arg("size", INT, min=1, doc="number of neighbouring channels"),
             Arg("alpha", FLOAT, 1e-4, doc="scale"), Arg("beta", FLOAT, 0.75, doc="exponent"),
             Arg("k", FLOAT, 1.0, doc="additive constant"))
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE,
+        "errors": "E-RANK (input is a vector)",
+    }
 
     def shape(self, a, x):
         need_map("lrn", x)

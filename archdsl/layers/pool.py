@@ -57,6 +57,12 @@ _WINDOW_ARGS = (
     Arg("padding", PAIR, 0, flag="p", min=0, doc="implicit padding on each side"),
 )
 
+# The output shape of max and average pooling, in the words of LayerKind.reference
+WINDOW_SHAPE = (
+    "C × H_out × W_out; per axis `O = floor((I + 2P − D·(K−1) − 1 + (ceil ? S−1 : 0)) / S) + 1`, "
+    "and with `ceil`, `O` is reduced by 1 when `(O−1)·S ≥ I + P` (the last window would start "
+    "in the padding) — PyTorch's `pooling_output_shape`")
+
 
 @layer("maxpool", family="pool", positional=("kernel",), words={"ceil": ("ceil", True)},
        nonlinear=True, summary="max pooling (torch.nn.MaxPool2d)", fresh_output=True,
@@ -67,6 +73,14 @@ class MaxPool(_WindowPool):
         Arg("dilation", PAIR, 1, flag="d", min=1, doc="spacing between window taps"),
         Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
     )
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": WINDOW_SHAPE + "; the stride defaults to the kernel",
+        "rf": "kernel `D·(K−1)+1`, stride `S` (the kernel when not given)",
+        "errors": "E-RANK, E-ARG-RANGE (padding more than `floor(K/2)`, as PyTorch refuses), "
+                  "E-EMPTY (`O < 1`: the window does not fit)",
+    }
 
     def torch(self, a, x):
         return call("MaxPool2d", tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
@@ -81,6 +95,13 @@ class AvgPool(_WindowPool):
         Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
         Arg("count_include_pad", BOOL, True, doc="count padded zeros in the average"),
     )
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": WINDOW_SHAPE + " with `D = 1`; the stride defaults to the kernel",
+        "rf": "kernel `K`, stride `S` (the kernel when not given)",
+        "errors": "E-RANK, E-ARG-RANGE (padding more than `floor(K/2)`), E-EMPTY (`O < 1`)",
+    }
 
     def torch(self, a, x):
         return call("AvgPool2d", tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
@@ -124,8 +145,24 @@ def _widest_window(size: int, out: int) -> int:
 class AdaptiveAvgPool(_AdaptivePool):
     torch_name = "AdaptiveAvgPool2d"
 
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": "C × size_h × size_w, whatever the input size (a size larger than the input is "
+                 "allowed, as in PyTorch)",
+        "rf": "PyTorch's window `i` spans `floor(i·I/O)` to `ceil((i+1)·I/O)`: kernel = the widest "
+              "window, `max_i(ceil((i+1)·I/O) − floor(i·I/O))`; stride `max(floor(I/O), 1)`",
+        "errors": "E-RANK",
+    }
+
 
 @layer("adaptivemaxpool", family="pool", positional=("size",), nonlinear=True, fresh_output=True,
        summary="max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d)")
 class AdaptiveMaxPool(_AdaptivePool):
     torch_name = "AdaptiveMaxPool2d"
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": "C × size_h × size_w",
+        "rf": "as adaptiveavgpool",
+        "errors": "E-RANK",
+    }

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from .base import call, FLOAT, Arg, LayerKind, layer, need_map, numel
+from .base import call, FLOAT, UNCHANGED_SHAPE, Arg, LayerKind, layer, need_map, numel
 
 
 @layer("flatten", family="shape", summary="CxHxW feature map → vector of C·H·W features")
 class Flatten(LayerKind):
+    reference = {
+        "input": "a feature map (a vector passes through unchanged)",
+        "shape": "a vector of `C·H·W` features",
+        "rf": "kernel `H×W`, stride 1: whatever reads the vector sees the whole map",
+    }
+
     def shape(self, a, x):
         return (numel(x),)
 
@@ -34,6 +40,8 @@ class Dropout(LayerKind):
        summary="zero whole channels with probability p while training")
 class Dropout2d(LayerKind):
     args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
+
+    reference = {"input": "a C×H×W feature map", "shape": UNCHANGED_SHAPE, "errors": "E-RANK"}
 
     def shape(self, a, x):
         need_map("dropout2d", x)

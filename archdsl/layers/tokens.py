@@ -8,7 +8,8 @@ token (`attention`, and the element-wise ones) keep it; `token` turns it into a 
 
 from __future__ import annotations
 
-from .base import INT, Arg, LayerError, LayerKind, call, fmt_shape, layer, need_map
+from .base import (INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call, fmt_shape, layer,
+                   need_map)
 
 _OWN = "archdsl.nn.tokens:"
 
@@ -27,6 +28,12 @@ def need_tokens(kind: str, x) -> tuple[int, int]:
 @layer("tokens", family="shape",
        summary="CxHxW feature map → sequence of H·W tokens of C channels (row by row)")
 class Tokens(LayerKind):
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": "a sequence of `H·W` tokens of C channels (H·W × C), row by row",
+        "errors": "E-RANK (input is not a feature map)",
+    }
+
     def shape(self, a, x):
         c, h, w = need_map("tokens", x)
         return (h * w, c)
@@ -40,6 +47,12 @@ class Tokens(LayerKind):
                "`concat< classtoken c | … >` puts it first")
 class ClassToken(LayerKind):
     args = (Arg("dim", INT, min=1, doc="channels of the token"),)
+
+    reference = {
+        "input": "anything (it reads no values; written as a branch of `concat`)",
+        "shape": "a sequence of one token of `dim` channels (1 × dim)",
+        "params": "`dim`",
+    }
 
     def shape(self, a, x):
         return (1, a.dim)
@@ -57,6 +70,13 @@ class ClassToken(LayerKind):
 @layer("posembed", family="shape",
        summary="adds a learnt position embedding: one C-channel offset per token")
 class PositionEmbedding(LayerKind):
+    reference = {
+        "input": "a sequence of N tokens of C channels",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`N·C`",
+        "errors": "E-RANK (input is not a sequence)",
+    }
+
     def shape(self, a, x):
         need_tokens("posembed", x)
         return x
@@ -72,6 +92,12 @@ class PositionEmbedding(LayerKind):
        summary="the token at `index` of a sequence as a vector (0: the class token)")
 class SelectToken(LayerKind):
     args = (Arg("index", INT, 0, min=0, doc="which token (0: the first, the class token)"),)
+
+    reference = {
+        "input": "a sequence of N tokens of C channels",
+        "shape": "a vector of C features (token `index`)",
+        "errors": "E-RANK (input is not a sequence), E-ARG-RANGE (`index` ≥ N)",
+    }
 
     def shape(self, a, x):
         n, c = need_tokens("token", x)

@@ -18,7 +18,8 @@ between models by registration order (`transfer_weights`).
 
 from __future__ import annotations
 
-from .base import (BOOL, FLOAT, INT, PAIR, Arg, LayerError, LayerKind, call, layer, need_map)
+from .base import (BOOL, FLOAT, INT, PAIR, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call,
+                   layer, need_map)
 
 _NN = "archdsl.nn.windows:"
 CPB_HIDDEN = 512  # the continuous position bias MLP's width (torchvision's cpb_mlp)
@@ -53,6 +54,23 @@ class WindowAttention(LayerKind):
             Arg("dropout", FLOAT, 0.0, min=0, max=1,
                 doc="drop probability of the output while training"),
             Arg("bias", BOOL, True, doc="biases on the projections (`nobias` turns them off)"))
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE + "; the map is padded to whole windows inside the layer",
+        "params": "`4·C·C` (query, key, value and output projections), plus `4C` with biases; "
+                  "then the relative position bias table `(2·Wh−1)·(2·Ww−1)·heads`, or with "
+                  "`cosine` the logit scale `heads` and the bias MLP `3·512 + 512·heads`; "
+                  "plus `2C` with `postnorm`",
+        "buffers": "the relative position index `(Wh·Ww)²`, plus `2·(2·Wh−1)·(2·Ww−1)` "
+                   "coordinates with `cosine`",
+        "macs": "`Hp·Wp·(4·C·C + 2·Wh·Ww·C)` on the map padded to whole windows (Hp×Wp), plus "
+                "`(2·Wh−1)·(2·Ww−1)·(2·512 + 512·heads)` for the `cosine` bias MLP",
+        "rf": "kernel `min(window, size)` per axis, stride 1: each position attends within "
+              "its window",
+        "errors": "E-RANK, E-GROUPS (heads do not divide C), E-ARG-RANGE (a shift not smaller "
+                  "than the window; `cosine` with a window under 2)",
+    }
 
     def shape(self, a, x):
         c, _, _ = need_map("windowattention", x)
@@ -120,6 +138,16 @@ class PatchMerging(LayerKind):
                 doc="the norm after the linear map, over 2C (Swin v2's PatchMergingV2)"),
             _EPS)
 
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": "2C × ceil(H/2) × ceil(W/2) (an odd side is padded by one)",
+        "params": "`8·C·C` (Linear(4C, 2C), no bias) plus the layer norm: `8C` over 4C, or "
+                  "`4C` over 2C with `postnorm`",
+        "macs": "`H_out·W_out·8·C·C`",
+        "rf": "kernel 2, stride 2",
+        "errors": "E-RANK",
+    }
+
     def shape(self, a, x):
         c, h, w = need_map("patchmerging", x)
         return (2 * c, -(-h // 2), -(-w // 2))  # odd sides padded by one
@@ -151,6 +179,14 @@ class MLP(LayerKind):
             Arg("dropout", FLOAT, 0.0, min=0, max=1,
                 doc="drop probability after each Linear while training"),
             _POSTNORM, _EPS)
+
+    reference = {
+        "input": "a C×H×W feature map",
+        "shape": UNCHANGED_SHAPE,
+        "params": "`2·C·hidden + hidden + C`, plus `2C` with `postnorm`",
+        "macs": "`H·W·2·C·hidden`",
+        "errors": "E-RANK",
+    }
 
     def shape(self, a, x):
         need_map("mlp", x)

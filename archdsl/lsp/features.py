@@ -9,14 +9,12 @@ import re
 from lsprotocol import types as lsp
 
 from ..layers.base import fmt_shape
+from ..vocabulary import STATEMENTS, statement_keywords
 from .codes import explain_code
 from .index import ARCH, Document, Occurrence, definition_of
 
-STATEMENT_WORDS = {"arch": "`arch name(param=default, …)`: the network's name and parameters",
-                   "input": "`input CxHxW`: one sample's shape, channels first",
-                   "init": "`init resnet zero_residual`: how the weights start out",
-                   "block": "`block name(params) { … }`: a named, parameterised group of layers",
-                   "repeat": "`repeat n { … }`: the body n times"}
+# The words that start a statement, with their hover text: completion offers them.
+STATEMENT_WORDS = {word: STATEMENTS[word] for word in statement_keywords()}
 _FLAG = re.compile(r"([a-z])([0-9]+(?:x[0-9]+)*)$")
 
 
@@ -34,8 +32,8 @@ def hover(doc: Document, line: int, column: int) -> str | None:
             parts.insert(0, text)
     elif not parts and doc.lines and 0 < line <= len(doc.lines):
         word = _word_at(doc.lines[line - 1], column)
-        if word in STATEMENT_WORDS:
-            parts.append(STATEMENT_WORDS[word])
+        if word in STATEMENTS:
+            parts.append(STATEMENTS[word])
         elif explain_code(word or ""):
             parts.append(f"**{word}**: {explain_code(word)}")
     return "\n\n---\n\n".join(parts) or None
