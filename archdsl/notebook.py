@@ -21,6 +21,39 @@ def diagnostics_text(diagnostics, source: str) -> str:
     return render_all(diagnostics, source)
 
 
+class CellError(Exception):
+    """A `%%arch` cell that failed: IPython shows the message alone (`_render_traceback_`)
+    instead of a Python traceback, and, as after any failing cell, stops "Run All"."""
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self).splitlines()
+
+
+def name_problem(name: str, namespace: dict) -> str | None:
+    """Why `%%arch NAME` may not bind NAME in the notebook's namespace, or None. A name may
+    be rebound while it holds a Network (a cell run again); anything else it holds, Python's
+    built-ins and IPython's own names stay as they are."""
+    import builtins
+    import keyword
+
+    from .network import Network
+
+    if not name.isidentifier() or not name.isascii():
+        return f"`{name}` is not a Python name: write `%%arch net` (letters, digits and _, " \
+               "not starting with a digit)"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return f"`{name}` is a Python keyword: choose another name, e.g. `{name}_net`"
+    if name.startswith("__") or hasattr(builtins, name):
+        return f"`{name}` is Python's own, and binding it would break later cells: choose " \
+               f"another name, e.g. `{name.strip('_') or 'net'}_net`"
+    held = namespace.get(name, None)
+    if name in namespace and not isinstance(held, Network):
+        what = type(held).__name__
+        return f"`{name}` already holds a {what} of this notebook, which the network would " \
+               f"replace: choose another name, or `del {name}` first"
+    return None
+
+
 def load_ipython_extension(ipython) -> None:
     """`%load_ext archdsl`: register the `%%arch [NAME]` cell magic."""
     from IPython.core.magic import register_cell_magic  # noqa: F401 - IPython is there
@@ -28,13 +61,23 @@ def load_ipython_extension(ipython) -> None:
     def arch(line: str, cell: str):
         from IPython.display import HTML, display
 
-        from .network import analyse
+        from .network import Network, analyse
 
-        name = line.strip()
+        words = line.split()
+        if len(words) > 1:
+            raise CellError(f"%%arch takes one name to bind the network to, got {line.strip()!r}")
+        name = words[0] if words else ""
+        problem = name and name_problem(name, ipython.user_ns)
+        if problem:
+            raise CellError(f"%%arch {name}: {problem}")
         network, diagnostics = analyse(cell, "cell")
         if network is None:
-            print(diagnostics_text(diagnostics, cell))
-            return None
+            stale = name and isinstance(ipython.user_ns.get(name), Network)
+            if stale:  # later cells must not go on with the network of an older text
+                del ipython.user_ns[name]
+            raise CellError(diagnostics_text(diagnostics, cell) + (
+                f"\n`{name}` no longer holds the network of this cell's previous run" if stale
+                else ""))
         if network.warnings:
             print(diagnostics_text(network.warnings, cell))
         if name:

@@ -132,3 +132,19 @@ def test_words_can_be_parameter_values():
                 "conv 4 k3 p1 padding_mode=mode; b replicate\n")
     modes = [net.graph.layer(n).args.padding_mode for n in ("conv1", "b1.conv1")]
     assert modes == ["reflect", "replicate"]
+
+
+def test_a_numbered_name_never_takes_a_blocks_name():
+    """Issue 26, item 10: with blocks `b` and `b1`, the first call of `b` was named `b1`, so
+    `explain b1` (and `--freeze b1`) took it for block b1. A generated name that a block
+    holds gets an underscore: every name stands for one thing."""
+    from archdsl.explain import select
+
+    net = loads("input 3x8x8\nblock b { conv 4 k1 }\nblock b1 { relu }\nb; b1; b; b1\n"
+                "block conv1 { relu }\nconv 4 k1; conv1\n")
+    calls = [g.name for g in net.graph.groups.values() if g.kind == "block"]
+    assert calls == ["b_1", "b1_1", "b2", "b1_2", "conv1_1"]
+    assert "conv_1" in [n for n, _ in net.graph.layers()]  # not conv1, the block
+    assert select(net.graph, ["b1"]) == ["b1_1.relu1", "b1_2.relu1"]
+    assert select(net.graph, ["b"]) == ["b_1.conv_1", "b2.conv_1"]
+    assert select(net.graph, ["conv1"]) == ["conv1_1.relu1"]

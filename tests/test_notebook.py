@@ -19,12 +19,12 @@ flatten; linear num_classes
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot draws")
 
 
-def _run(*cells):
+def _run(*cells, allow_errors=False):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    NotebookClient(nb, timeout=300, kernel_name="python3",
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=allow_errors,
                    resources={"metadata": {"path": "."}}).execute()
     return nb
 
@@ -33,6 +33,7 @@ def _outputs(cell) -> str:
     text = []
     for out in cell.outputs:
         text.append(out.get("text", ""))
+        text += out.get("traceback", [])
         text += [str(v) for v in out.get("data", {}).values()]
     return html.unescape("\n".join(text))
 
@@ -49,9 +50,16 @@ def test_a_notebook_shows_the_table_and_the_drawing_and_binds_the_network():
 
 
 def test_a_cell_with_an_error_shows_diagnostics_at_the_cells_lines():
-    nb = _run("%load_ext archdsl", "%%arch net\ninput 1x28x28\nconv 8 k3 g=3\n")
-    shown = _outputs(nb.cells[1])
-    assert "cell:2:11: error[E-GROUPS]" in shown
+    """The failing cell is an error (Run All stops there) shown as its diagnostics alone,
+    and the name no longer holds the network of the cell's earlier, good text."""
+    nb = _run("%load_ext archdsl", "%%arch net\n" + SPEC,
+              "%%arch net\ninput 1x28x28\nconv 8 k3 g=3\n", "print('net' in dir())",
+              allow_errors=True)
+    (error,) = [out for out in nb.cells[2].outputs if out.output_type == "error"]
+    shown = _outputs(nb.cells[2])
+    assert "cell:2:11: error[E-GROUPS]" in shown and "Traceback" not in shown
+    assert error.ename == "CellError"
+    assert _outputs(nb.cells[3]).strip() == "False"
 
 
 def test_network_reprs():
@@ -62,3 +70,49 @@ def test_network_reprs():
         assert net._repr_svg_().lstrip().startswith("<?xml") and "<svg" in shown
     big = archdsl.load("specs/resnet50.arch")._repr_html_()
     assert big.startswith("<details>")  # collapsed when large
+
+
+class FakeIPython:
+    """What the magic uses of IPython's shell: the namespace and magic registration."""
+
+    def __init__(self, **names):
+        self.user_ns = dict(names)
+        self.magics = {}
+
+    def register_magic_function(self, fn, magic_kind, magic_name):
+        self.magics[magic_name] = fn
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("__builtins__", "Python's own"), ("print", "Python's own"), ("1abc", "not a Python name"),
+    ("class", "keyword"), ("match", "keyword"), ("get_ipython", "already holds a function"),
+    ("os", "already holds a module"), ("In", "already holds a list"), ("net extra", "one name"),
+])
+def test_a_name_the_notebook_needs_is_refused_and_left_alone(name, fragment, capsys):
+    """Issue 26, item 8: `%%arch __builtins__` broke every later cell, `%%arch get_ipython`
+    later magics, `%%arch os` replaced the module, `%%arch 1abc` bound an unusable name."""
+    import os
+
+    from archdsl.notebook import CellError, load_ipython_extension
+
+    shell = FakeIPython(get_ipython=lambda: None, os=os, In=[""])
+    load_ipython_extension(shell)
+    before = dict(shell.user_ns)
+    with pytest.raises(CellError, match=fragment):
+        shell.magics["arch"](name, SPEC)
+    assert shell.user_ns == before
+
+
+def test_a_network_name_is_rebound_and_an_error_unbinds_it(capsys):
+    from archdsl.notebook import CellError, load_ipython_extension
+
+    shell = FakeIPython()
+    load_ipython_extension(shell)
+    shell.magics["arch"]("net", SPEC)
+    first = shell.user_ns["net"]
+    shell.magics["arch"]("net", SPEC.replace("conv 8", "conv 16"))
+    assert shell.user_ns["net"] is not first and shell.user_ns["net"].params > first.params
+    with pytest.raises(CellError, match=r"cell:2:1: error\[E-UNKNOWN-LAYER\]") as err:
+        shell.magics["arch"]("net", "input 1x8x8\nconvv 8 k3\n")
+    assert "`net` no longer holds" in str(err.value) and "net" not in shell.user_ns
+    assert err.value._render_traceback_()[0].startswith("cell:2:1: error[E-UNKNOWN-LAYER]")

@@ -65,7 +65,7 @@ def _expand(spec: Spec, graph: LayerGraph, overrides, input_shape, diagnostics):
         graph.init = (spec.init.scheme, spec.init.options)
     span = spec.input.span if spec.input else Span(spec.file, 1, 1, 1, 1)
     graph.add(LayerNode("input", None, Args({}), span))
-    scope = Scope(values=dict(graph.params), prefix="", groups=())
+    scope = Scope(values=dict(graph.params), prefix="", groups=(), taken=frozenset(spec.blocks))
     try:
         graph.output = Walk(spec, graph, diagnostics).emit(spec.body, "input", scope)
     except DiagnosticError as exc:  # too big or too deep: nothing sensible to check

@@ -45,10 +45,15 @@ class Scope:
     counts: dict[str, int] = field(default_factory=dict)
     depth: int = 0
     indices: dict[str, Span] = field(default_factory=dict)  # repeat index -> where it is named
+    taken: frozenset[str] = frozenset()  # names a numbered one may not be: the spec's blocks
 
     def child_name(self, base: str) -> str:
+        """`conv1`, `relu6_1`; `b_1` for the first call of block `b` where a block is named
+        `b1` (a name stands for one thing: `--freeze b1` and `explain b1` mean block b1)."""
         self.counts[base] = self.counts.get(base, 0) + 1
         sep = "_" if base[-1].isdigit() else ""  # relu6_1, not relu61
+        while f"{base}{sep}{self.counts[base]}" in self.taken:
+            sep += "_"
         return f"{self.prefix}{base}{sep}{self.counts[base]}"
 
 
@@ -83,7 +88,7 @@ class Walk:
                                         hint="flatten the nesting, or define a `block` for a part "
                                              "that repeats"))
         return Scope(values=scope.values if values is None else values, prefix=f"{name}.",
-                     groups=scope.groups + (gid,), depth=scope.depth + 1,
+                     groups=scope.groups + (gid,), depth=scope.depth + 1, taken=scope.taken,
                      indices=(scope.indices if values is None else indices or {}))
 
     # ------------------------------------------------------------------------- statements
