@@ -17,23 +17,42 @@ class UsageError(Exception):
 
 
 def parse_value(text: str):
-    """A --set value: a number, true/false, a shape such as 7x7, or a bare word."""
-    if re.fullmatch(r"[-+]?[0-9]+", text):
-        return int(text)
-    if re.fullmatch(r"[0-9]+(x[0-9]+)+", text):
-        return tuple(int(d) for d in text.split("x"))
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    """A --set value, read as the language reads a literal: a number (`64`, `-1`, `0.5`,
+    `1e3`), true/false, a shape such as 7x7, or a bare word. Numbers are ASCII digits without
+    `_` and within a float's range; `inf` and `nan` are words, as in a spec."""
+    from .syntax import literal_value
+
+    number = _NUMBER.fullmatch(text)
+    if number or _SHAPE.fullmatch(text):
+        parts = [number.group(2)] if number else text.split("x")
+        values = [literal_value(p) for p in parts]
+        if None in values:
+            raise UsageError(f"the value {_shown(text)} is too large: numbers go up to about "
+                             "1.8e308")
+        if not number:
+            return tuple(values)
+        return -values[0] if number.group(1) == "-" else values[0]
     if text in ("true", "false"):
         return text == "true"
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
         from .expand import Word
 
         return Word(text)
-    raise UsageError(f"cannot read the value {text!r}: give a number, true/false, a shape like 7x7 "
-                     "or a word")
+    raise UsageError(f"cannot read the value {_shown(text)}: give a number, true/false, a shape "
+                     "like 7x7 or a word")
+
+
+# The grammar's INT and FLOAT (grammars/archdsl.lark), with a sign, and its SHAPE.
+_NUMBER = re.compile(r"([-+]?)([0-9]+|([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
+                     r"|[0-9]+[eE][-+]?[0-9]+)")
+_SHAPE = re.compile(r"[0-9]+(x[0-9]+)+")
+
+
+def _shown(text: str) -> str:
+    """A value echoed in a message: its repr, cut in the middle when long."""
+    from .diagnostics import shorten
+
+    return shorten(repr(text))
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -49,12 +68,17 @@ def parse_sets(items: list[str]) -> dict:
 def parse_input(text: str | None):
     if text is None:
         return None
+    from .syntax import literal_value
+
     if not re.fullmatch(r"[0-9]+(x[0-9]+)*", text.strip()):
         raise UsageError(f"--input takes CxHxW (e.g. --input 3x32x32) or a feature count, "
-                         f"got {text!r}")
-    dims = tuple(int(d) for d in text.strip().split("x"))
+                         f"got {_shown(text)}")
+    dims = tuple(literal_value(d) for d in text.strip().split("x"))
+    if None in dims:
+        raise UsageError(f"--input {_shown(text)} is too large: sizes go up to about 1.8e308")
     if len(dims) not in (1, 3) or min(dims) < 1:
-        raise UsageError(f"--input takes CxHxW with sizes of at least 1 (e.g. 3x32x32), got {text!r}")
+        raise UsageError(f"--input takes CxHxW with sizes of at least 1 (e.g. 3x32x32), "
+                         f"got {_shown(text)}")
     return dims
 
 
@@ -82,6 +106,10 @@ def read_spec_file(file: str) -> str:
 
 def _read_stdin() -> str:
     """Standard input's text, at most a spec's size (as read_spec)."""
+    return _stdin_bytes().decode("utf-8", errors="replace")
+
+
+def _stdin_bytes() -> bytes:
     from .network import MAX_SPEC_BYTES
     from .report import human_bytes
 
@@ -91,7 +119,22 @@ def _read_stdin() -> str:
     if len(data) > MAX_SPEC_BYTES:
         raise UsageError(f"cannot read {STDIN_NAME}: it is larger than "
                          f"{human_bytes(MAX_SPEC_BYTES)}, the most a spec can be")
-    return data.decode("utf-8", errors="replace")
+    return data
+
+
+def read_spec_bytes(file: str) -> bytes:
+    """A spec file's bytes (standard input's for `-`), at most a spec's size, undecoded (for
+    fmt, which must not write back what it could not read); UsageError saying why not."""
+    from .network import read_spec_data
+
+    if file == STDIN:
+        return _stdin_bytes()
+    try:
+        return read_spec_data(Path(file))
+    except OSError as exc:
+        reason = "it is a folder; give .arch files" if Path(file).is_dir() else \
+            (exc.strerror or str(exc))
+        raise UsageError(f"cannot read {file}: {reason}") from None
 
 
 def print_diagnostics(diagnostics, text: str) -> None:

@@ -87,8 +87,11 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(out: Path, write: Callable[[str], None]) -> None:
+def atomic_write(out: Path, write: Callable[[str], None], keep: os.stat_result | None = None
+                 ) -> None:
     """Call `write(tmp_path)` on a temporary file beside `out`, then rename it into place.
+    `keep`: the replaced file's stat, whose permission bits, owner and group the new file
+    gets (a private 0600 spec stays private).
 
     A failure (or a kill) before the rename leaves `out` as it was; failures raise WriteError.
     """
@@ -96,11 +99,23 @@ def atomic_write(out: Path, write: Callable[[str], None]) -> None:
     tmp = _temporary(out)
     try:
         _finish(tmp, out, write, any_failure=False)
+        if keep is not None:
+            _keep_mode(tmp, out, keep)
         os.replace(tmp, out)
         _sync_folder(out.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _keep_mode(tmp: str, out: Path, keep: os.stat_result) -> None:
+    try:
+        if (keep.st_uid, keep.st_gid) != (os.getuid(), os.getgid()):
+            os.chown(tmp, keep.st_uid, keep.st_gid)
+        os.chmod(tmp, stat.S_IMODE(keep.st_mode))
+    except OSError as exc:
+        raise WriteError(out, f"cannot keep its owner and permissions ({exc.strerror or exc})"
+                         ) from exc
 
 
 def atomic_write_bytes(out: Path, data: bytes) -> None:

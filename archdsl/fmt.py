@@ -29,6 +29,7 @@ black's AST check). Formatting is idempotent: format(format(x)) == format(x).
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ def format_text(text: str, file: str = "<string>") -> str:
     from .syntax import normalise_source, parse
 
     source = normalise_source(text)
-    spec, diagnostics = parse(source, file)
+    spec, diagnostics = parse(text, file)  # it normalises too: a second BOM is an error there
     syntax = [d for d in diagnostics if d.code in ("E-SYNTAX", "E-NESTING")]
     if syntax:
         raise FormatError(syntax)
@@ -373,12 +374,16 @@ def add_fmt(sub) -> None:
 
 
 def _spec_files(paths: list[str]) -> list[str]:
-    from .command_values import UsageError
+    """The files PATH... stands for: folders searched for .arch files, each file once (a
+    link and its target are one file), `-` (standard input) at most once."""
+    from .command_values import STDIN, UsageError
 
+    if paths.count(STDIN) > 1:
+        raise UsageError("`-` (standard input) may be given once: it can be read only once")
     files: list[str] = []
     for item in paths:
         path = Path(item)
-        if item == "-" or path.is_file():
+        if item == STDIN or path.is_file():
             files.append(item)
         elif path.is_dir():
             found = sorted(str(p) for p in path.rglob("*.arch") if p.is_file())
@@ -387,61 +392,114 @@ def _spec_files(paths: list[str]) -> list[str]:
             files += found
         else:
             raise UsageError(f"cannot read {item}: No such file or directory")
-    return files
+    seen: set[str] = set()
+    return [f for f in files if f == STDIN or not (os.path.realpath(f) in seen
+                                                   or seen.add(os.path.realpath(f)))]
+
+
+class _NotFormatted(Exception):
+    """A file fmt leaves as it is, and why; the other files are still formatted."""
 
 
 def cmd_fmt(args) -> int:
-    """Run `archdsl fmt`: format each file; 1 if one has errors, or (with --check or --diff)
-    would change."""
-    from .command_values import EXIT_OK, EXIT_SPEC, print_diagnostics, read_spec_file
+    """Run `archdsl fmt`: format each file; 1 if one has errors or cannot be read or
+    written, or (with --check or --diff) would change. Standard input's text goes to
+    standard output (or its diff, or nothing with --check), and the lines about the files
+    then go to stderr."""
+    from .command_values import EXIT_OK, EXIT_SPEC, STDIN
 
-    changed, failed, files = 0, 0, _spec_files(args.paths)
+    files = _spec_files(args.paths)
+    to_stdout = STDIN in files and not (args.check or args.diff)
+    report = sys.stderr if to_stdout else sys.stdout
+    changed, failed = 0, 0
     for file in files:
-        text = sys.stdin.read() if file == "-" else read_spec_file(file)
         try:
-            formatted = format_text(text, "<stdin>" if file == "-" else file)
-        except FormatError as exc:
-            print_diagnostics(exc.diagnostics, text)
-            print(f"{file}: not formatted: " + ("it has syntax errors" if exc.diagnostics
-                                                else str(exc)), file=sys.stderr)
+            changed += _format_one(args, file, report)
+        except _NotFormatted as why:
+            print(f"{'<stdin>' if file == STDIN else file}: not formatted: {why}",
+                  file=sys.stderr)
             failed += 1
-            continue
-        if file == "-":
-            sys.stdout.write(formatted)
-            continue
-        if formatted != text:
-            changed += 1
-            _report_change(args, file, text, formatted)
-    if files != ["-"]:
-        _summary(args, changed, len(files) - changed - failed)
+    if files != [STDIN] or not to_stdout:
+        _summary(args, changed, len(files) - changed - failed, failed, report)
     if failed or (changed and (args.check or args.diff)):
         return EXIT_SPEC
     return EXIT_OK
 
 
-def _report_change(args, file: str, text: str, formatted: str) -> None:
-    from .files import atomic_write
+def _format_one(args, file: str, report) -> int:
+    """Format one file (or stdin) as the flags say; 1 if its text changes (or would)."""
+    from .command_values import STDIN, print_diagnostics
 
+    name = "<stdin>" if file == STDIN else file
+    text = _read(file)
+    try:
+        formatted = format_text(text, name)
+    except FormatError as exc:
+        print_diagnostics(exc.diagnostics, text)
+        raise _NotFormatted("it has syntax errors" if exc.diagnostics else str(exc)) from None
+    if file == STDIN and not (args.check or args.diff):
+        sys.stdout.write(formatted)
+        return int(formatted != text)
+    if formatted == text:
+        return 0
     if args.diff:
         sys.stdout.writelines(difflib.unified_diff(
             text.splitlines(keepends=True), formatted.splitlines(keepends=True),
-            f"{file}", f"{file} (formatted)"))
+            name, f"{name} (formatted)"))
     elif args.check:
-        print(f"would reformat {file}")
+        print(f"would reformat {name}", file=report)
     else:
-        atomic_write(Path(file), lambda tmp: Path(tmp).write_text(formatted, encoding="utf-8"))
-        print(f"reformatted {file}")
+        _write(file, formatted)
+        print(f"reformatted {file}", file=report)
+    return 1
 
 
-def _summary(args, changed: int, unchanged: int) -> None:
+def _read(file: str) -> str:
+    """The file's (or stdin's) text, strictly UTF-8: a byte that is not would come back as
+    U+FFFD (in a comment, where the parser never sees it), so such a file is left alone."""
+    from .command_values import STDIN, UsageError, read_spec_bytes
+
+    try:
+        data = read_spec_bytes(file)
+    except UsageError as exc:
+        raise _NotFormatted(str(exc).split(": ", 1)[-1]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise _NotFormatted(f"byte 0x{data[exc.start]:02x} at line {line}, column {column} is "
+                            "not UTF-8, and formatting would replace it; save the file as "
+                            "UTF-8 first") from None
+
+
+def _write(file: str, formatted: str) -> None:
+    """Replace the file (through a symbolic link: the file it points to, the link kept)
+    keeping its permissions and owner; a file the user may not write is left alone."""
+    from .files import WriteError, atomic_write
+
+    target = Path(os.path.realpath(file))
+    before = target.stat()
+    if not before.st_mode & 0o222 or not os.access(target, os.W_OK):
+        raise _NotFormatted("it is read-only, and fmt replaces only files you may write "
+                            f"(make it writable, e.g. `chmod u+w {file}`, to format it)")
+    try:
+        atomic_write(target, lambda tmp: Path(tmp).write_text(formatted, encoding="utf-8"),
+                     keep=before)
+    except WriteError as exc:
+        raise _NotFormatted(str(exc)) from None
+
+
+def _summary(args, changed: int, unchanged: int, failed: int, report) -> None:
     def files(n):
         return f"{n} file{'s' if n != 1 else ''}"
 
     verb = "would be reformatted" if args.check or args.diff else "reformatted"
     parts = ([f"{files(changed)} {verb}"] if changed else []) + \
-        ([f"{files(unchanged)} already formatted"] if unchanged else [])
+        ([f"{files(unchanged)} already formatted"] if unchanged else []) + \
+        ([f"{files(failed)} not formatted"] if failed else [])
     if parts:
-        print(", ".join(parts), file=sys.stderr if args.diff else sys.stdout)
+        print(", ".join(parts), file=sys.stderr if args.diff else report)
 
 
 if __name__ == "__main__":  # `python -m archdsl.fmt …` is `archdsl fmt …`

@@ -257,9 +257,13 @@ def build(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **par
 
 
 def read_spec(path: Path) -> str:
-    """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser.
-    Reads at most MAX_SPEC_BYTES (and one more): OSError (EFBIG) for a larger file, so that
-    /dev/zero or a 50 MB log is refused at once rather than parsed."""
+    """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser."""
+    return read_spec_data(path).decode("utf-8", errors="replace")
+
+
+def read_spec_data(path: Path) -> bytes:
+    """A spec file's bytes. Reads at most MAX_SPEC_BYTES (and one more): OSError (EFBIG) for a
+    larger file, so that /dev/zero or a 50 MB log is refused at once rather than parsed."""
     import errno
 
     with open(path, "rb") as f:
@@ -269,4 +273,4 @@ def read_spec(path: Path) -> str:
 
         raise OSError(errno.EFBIG, f"it is larger than {human_bytes(MAX_SPEC_BYTES)}, the most a "
                       "spec can be (is it the right file?)", str(path))
-    return data.decode("utf-8", errors="replace")
+    return data

@@ -5,6 +5,7 @@ import json
 import os
 import random
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -298,9 +299,8 @@ def _archdsl(*args):
                                         "(see archdsl fmt --help)"),
     ([], 2, "archdsl fmt: error: the following arguments are required: PATH (see archdsl fmt "
             "--help)"),
-    (["{tmp}/link.arch"], 1, "archdsl fmt: error: cannot write {tmp}/link.arch: it is a "
-                             "symbolic link, not a regular file; archdsl only replaces "
-                             "regular files (write to another path)"),
+    (["-", "-"], 2, "archdsl fmt: error: `-` (standard input) may be given once: it can be "
+                    "read only once"),
 ])
 def test_python_dash_m_fmt_fails_as_archdsl_fmt_does(argv, status, one_line, tmp_path):
     """`python -m archdsl.fmt` is `archdsl fmt`: the same one-line error and exit status."""
@@ -313,6 +313,92 @@ def test_python_dash_m_fmt_fails_as_archdsl_fmt_does(argv, status, one_line, tmp
                                                               cli.stderr)
     assert (alone.returncode, alone.stderr) == (status, one_line.format(tmp=tmp_path) + "\n")
     assert (tmp_path / "real.arch").read_text() == "relu;\n"
+
+
+UNFORMATTED = "input 3x8x8\nrelu;relu\n"
+
+
+def test_fmt_keeps_a_files_permissions_and_refuses_a_read_only_one(tmp_path):
+    """Issue 26, item 5: a private 0600 file came back 0644; a read-only file was replaced
+    (and came back writable). The mode is kept, and a file nobody may write is left alone,
+    the others still formatted (exit 1)."""
+    private, read_only = tmp_path / "private.arch", tmp_path / "read_only.arch"
+    for path in (private, read_only):
+        path.write_text(UNFORMATTED)
+    private.chmod(0o600)
+    read_only.chmod(0o444)
+    done = _run(str(tmp_path))
+    assert done.returncode == 1
+    assert private.read_text() == "input 3x8x8\nrelu; relu\n"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert read_only.read_text() == UNFORMATTED and stat.S_IMODE(read_only.stat().st_mode) == 0o444
+    assert f"{read_only}: not formatted: it is read-only" in done.stderr
+    assert done.stdout.endswith("1 file reformatted, 1 file not formatted\n")
+
+
+def test_fmt_refuses_a_byte_that_is_not_utf8_instead_of_replacing_it(tmp_path):
+    """A non-UTF-8 byte in a comment became U+FFFD silently."""
+    spec = tmp_path / "latin1.arch"
+    spec.write_bytes(b"input 3x8x8  # caf\xe9\nrelu;relu\n")
+    done = _run(str(spec))
+    assert done.returncode == 1 and spec.read_bytes() == b"input 3x8x8  # caf\xe9\nrelu;relu\n"
+    assert "byte 0xe9 at line 1, column 19 is not UTF-8" in done.stderr
+    piped = subprocess.run(
+        [sys.executable, "-m", "archdsl", "fmt", "-"], cwd=ROOT, input=b"relu # \xff\n",
+        capture_output=True, timeout=120)
+    assert piped.returncode == 1 and piped.stdout == b""
+    assert b"<stdin>: not formatted: byte 0xff at line 1, column 8" in piped.stderr
+
+
+def test_fmt_formats_through_a_symbolic_link_and_goes_on(tmp_path):
+    """One symlinked .arch in a folder aborted the whole run: the file it points to is
+    formatted, the link stays a link, the other files are formatted too, and a file reached
+    twice (a link and its target) once."""
+    (tmp_path / "specs").mkdir()
+    target = tmp_path / "target.arch"
+    target.write_text(UNFORMATTED)
+    (tmp_path / "specs" / "link.arch").symlink_to(target)
+    (tmp_path / "specs" / "other.arch").write_text(UNFORMATTED)
+    (tmp_path / "specs" / "twice.arch").symlink_to(tmp_path / "specs" / "other.arch")
+    done = _run(str(tmp_path / "specs"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "specs" / "link.arch").is_symlink()
+    assert target.read_text() == (tmp_path / "specs" / "other.arch").read_text() == \
+        "input 3x8x8\nrelu; relu\n"
+    assert done.stdout.endswith("2 files reformatted\n")
+
+
+def test_check_and_diff_on_stdin_write_no_text_and_fail_on_a_change():
+    """Issue 26, item 6: `fmt --check -` and `fmt --diff -` ignored the flag (a CI check
+    through stdin always passed)."""
+    check = _run("--check", "-", stdin=UNFORMATTED)
+    assert (check.returncode, check.stdout) == (1, "would reformat <stdin>\n"
+                                                   "1 file would be reformatted\n")
+    diff = _run("--diff", "-", stdin=UNFORMATTED)
+    assert diff.returncode == 1 and "-relu;relu\n+relu; relu\n" in diff.stdout
+    assert diff.stdout.startswith("--- <stdin>\n+++ <stdin> (formatted)\n")
+    clean = _run("--check", "-", stdin="relu\n")
+    assert (clean.returncode, clean.stdout) == (0, "1 file already formatted\n")
+
+
+def test_stdin_among_files_keeps_standard_output_for_its_text(tmp_path):
+    spec = tmp_path / "net.arch"
+    spec.write_text(UNFORMATTED)
+    done = _run("-", str(spec), stdin="relu;relu\n")
+    assert (done.returncode, done.stdout) == (0, "relu; relu\n")
+    assert done.stderr == f"reformatted {spec}\n2 files reformatted\n"
+
+
+def test_two_byte_order_marks_are_a_syntax_error_not_an_internal_one(tmp_path):
+    """Issue 26, item 12: a file starting with two BOMs was an internal error in fmt."""
+    spec = tmp_path / "boms.arch"
+    spec.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbfinput 3x8x8\nrelu\n")
+    done = _run(str(spec))
+    assert done.returncode == 1 and "internal error" not in done.stderr
+    assert "error[E-SYNTAX]" in done.stderr and "not formatted: it has syntax errors" in done.stderr
+    with pytest.raises(FormatError):
+        format_text("\ufeff\ufeffinput 3x8x8\n")
+    assert format_text("\ufeffinput 3x8x8\n") == "input 3x8x8\n"
 
 
 def test_fmt_leaves_formatted_specs_alone(tmp_path):
