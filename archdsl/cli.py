@@ -62,7 +62,7 @@ def cmd_check(args) -> int:
                   file=sys.stderr)
     if args.format == "json":
         out = documents[0] if len(documents) == 1 else documents
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2, allow_nan=False))  # strict JSON, never NaN/Infinity
     return status
 
 
@@ -326,6 +326,8 @@ def cmd_eval(args) -> int:
                           "an archdsl gallery")
     r = evaluate_run(args.run, args.dataset, weights=args.weights,
                      gallery_size=args.gallery_size or SIZE)
+    for line in r.get("warnings", ()):  # a table's repeated rows, paths outside its folder
+        print(f"warning: {line}", file=sys.stderr)
     if r["skipped"]:
         shown = ", ".join(f"{p} ({why})" for p, why in r["skipped"][:3])
         print(f"warning: skipped {len(r['skipped'])} file(s) that are not readable images: "

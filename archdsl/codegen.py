@@ -240,6 +240,9 @@ def to_python(network) -> str:
     refusal = build_refusal(graph, memory_size())  # the file would build what cannot fit
     if refusal is not None:
         raise SpecError([refusal], source=network.source)
+    unwritable = _unwritable(network.arch_params)
+    if unwritable is not None:
+        raise SpecError([unwritable], source=network.source)
     symbols, passthrough = _passthrough(graph)
     writer = _Writer(graph, symbols)
     root = _tree(graph)
@@ -256,6 +259,20 @@ def to_python(network) -> str:
         header = header.replace("import torch\n", OWN_IMPORTS, 1)
     own = [inspect.getsource(c).rstrip() for _, c in sorted(writer.own.items())]
     return "\n\n\n".join([header.rstrip()] + own + writer.classes + [main]) + "\n"
+
+
+def _unwritable(params: dict):
+    """E-PARAM for a parameter whose value Python has no literal for (`inf`, `nan`): one set
+    from Python and read by no layer, so that no expression refused it."""
+    from .diagnostics import error
+    from .layers.types import out_of_range, show
+
+    for name, value in params.items():
+        problem = out_of_range(value)
+        if problem is not None:
+            return error("E-PARAM", f"the value of `{name}` is {problem}: {show(value)}", None,
+                         hint=f"give `{name}` a finite number")
+    return None
 
 
 def _passthrough(graph) -> tuple[dict[str, dict[str, str]], set[str]]:

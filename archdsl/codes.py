@@ -66,7 +66,8 @@ CODES: dict[str, Code] = {code.name: code for code in (
          "with a stride)."),
     Code("E-EXPR", ERROR,
          "An expression that cannot be computed: a division by zero, arithmetic on a shape or a "
-         "boolean, a product beyond 10^15."),
+         "boolean, a product beyond 10^15, a number or result beyond a float's range "
+         "(about 1.8e308)."),
     Code("E-CHANNELS", ERROR, "A channel count that is not a whole number (`c/3` with c = 10)."),
     Code("E-SHAPE", ERROR,
          "The layer cannot take the shape it is given (PyTorch would raise here): e.g. a merge "
@@ -114,6 +115,9 @@ CODES: dict[str, Code] = {code.name: code for code in (
     Code("W-HUGE", WARNING,
          "The network is very large: its parameters, or one layer's output for a single sample, "
          "need more than 4 GiB in float32."),
+    Code("W-HIDDEN-NAME", WARNING,
+         "A name the spec declares hides one of the language's own: `def max(…)` hides the "
+         "built-in function, a parameter `true` the value."),
 )}
 
 

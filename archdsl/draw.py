@@ -583,14 +583,15 @@ def drawn_by_archdsl(path) -> bool:
 def unknown_blocks(names: list[str], graph) -> str | None:
     """Why `--collapse NAME…` names a block that `graph` never calls (with the closest
     name it does call), or None when every name is called."""
-    from .diagnostics import did_you_mean
+    from .diagnostics import did_you_mean, shorten
 
     called = sorted({g.block for g in graph.groups.values() if g.kind == "block"})
     for name in names:
         if name not in called:
             known = f"it calls {', '.join(called)}" if called else "it calls no blocks"
             hint = did_you_mean(name, called)
-            return (f"--collapse {name}: {graph.file} calls no block named `{name}`; "
+            shown = shorten(name)  # a 100 KB name is not echoed whole
+            return (f"--collapse {shown}: {graph.file} calls no block named `{shown}`; "
                     + (hint or known))
     return None
 

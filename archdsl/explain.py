@@ -19,6 +19,7 @@ from typing import Any
 
 from . import explain_zoo  # noqa: F401  (registers the explainers of the zoo's kinds)
 from .explain_kinds import EXPLAINERS, Step, Work, generic, generic_merge
+from .diagnostics import shorten
 from .layers.base import fmt_shape
 from .layers.merge import MergeKind
 
@@ -149,7 +150,8 @@ def _matching(graph, names: list[str], item: str) -> set[str]:
     close += [n for n in names if n.endswith("." + item) and n not in close][:3]
     hint = ("did you mean " + ", ".join(f"`{c}`" for c in close[:4]) + "?") if close else \
         "`archdsl check` lists the layers' names"
-    raise UnknownLayer(f"no layer, block call or line `{item}` in {graph.file}; {hint}")
+    raise UnknownLayer(f"no layer, block call or line `{shorten(item)}` in {graph.file}; "
+                       f"{hint}")  # a 100 KB name is not echoed whole
 
 
 def _ranges(lines: list[int]) -> str:
@@ -247,7 +249,7 @@ def cmd_explain(args) -> int:
     except UnknownLayer as exc:
         raise UsageError(str(exc)) from None
     if args.format == "json":
-        print(json.dumps(to_json(network, explanations), indent=2))
+        print(json.dumps(to_json(network, explanations), indent=2, allow_nan=False))
     else:
         print(render_text(explanations))
     return EXIT_OK

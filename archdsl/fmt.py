@@ -390,11 +390,22 @@ def _spec_files(paths: list[str]) -> list[str]:
             if not found:
                 raise UsageError(f"no .arch files in {item}")
             files += found
+        elif path.exists():  # a FIFO, a device: nothing fmt could rewrite in place
+            raise UsageError(f"cannot format {item}: it is {_what(path)}, not a file; give "
+                             f"its text on standard input instead (`archdsl fmt - < {item}`)")
         else:
             raise UsageError(f"cannot read {item}: No such file or directory")
     seen: set[str] = set()
     return [f for f in files if f == STDIN or not (os.path.realpath(f) in seen
                                                    or seen.add(os.path.realpath(f)))]
+
+
+def _what(path: Path) -> str:
+    import stat
+
+    mode = path.stat().st_mode
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
 
 
 class _NotFormatted(Exception):
@@ -457,7 +468,7 @@ def _format_one(args, file: str, report) -> int:
 def _read(file: str) -> str:
     """The file's (or stdin's) text, strictly UTF-8: a byte that is not would come back as
     U+FFFD (in a comment, where the parser never sees it), so such a file is left alone."""
-    from .command_values import STDIN, UsageError, read_spec_bytes
+    from .command_values import UsageError, read_spec_bytes
 
     try:
         data = read_spec_bytes(file)

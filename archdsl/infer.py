@@ -77,7 +77,7 @@ def receptive_field(graph: LayerGraph, kind, args, x, rf):
     """The receptive field after one layer: grown by its kernel and stride on a feature map,
     the whole input after a layer that mixes every position (`global_field`: attention),
     unchanged on vectors and sequences otherwise."""
-    if getattr(kind, "global_field", False) and len(graph.input_shape or ()) == 3:
+    if kind.global_field and len(graph.input_shape or ()) == 3:
         return tuple(graph.input_shape[1:]), rf[1]
     return grow_rf(rf, *kind.receptive(args, x)) if len(x) == 3 else rf
 

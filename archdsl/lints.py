@@ -37,8 +37,8 @@ def no_nonlinearity(graph):
     sources = _linear_sources(graph)
     nonlinear_blocks = _nonlinear_blocks(graph)
     for nid, node in _nodes(graph):
-        if not node.kind.weighted:
-            continue
+        if not node.kind.weighted or node.kind.nonlinear:
+            continue  # attention, an MLP: weighted, but no linear map of their input
         for prev_id in _sources_before(graph, nid, sources):
             prev = graph.layer(prev_id)
             if _is_bottleneck(graph, prev_id, nid):
@@ -140,19 +140,20 @@ def _read_elsewhere(graph, prev_id, nid) -> bool:
 
 
 def _output_chain(graph):
-    """The nodes at the end of the network, walking back over flatten, dropout and identity."""
+    """The nodes at the end of the network, walking back over layers that only move values
+    (the `reshapes` trait: flatten, dropout, identity)."""
     nid = graph.output
     while nid is not None and graph.layer(nid).kind is not None:
         node = graph.layer(nid)
         yield nid, node
-        if node.kind.family != "shape" or len(graph.dag.pred[nid]) != 1:
+        if not node.kind.reshapes or len(graph.dag.pred[nid]) != 1:
             return
         (nid,) = graph.dag.pred[nid]
 
 
 def _last_real_layer(graph):
     for nid, node in _output_chain(graph):
-        if node.kind.family != "shape":
+        if not node.kind.reshapes:
             return nid, node
     return None, None
 
@@ -160,12 +161,13 @@ def _last_real_layer(graph):
 def final_activation(graph):
     """An activation after the classifier squashes the scores a loss needs."""
     nid, node = _last_real_layer(graph)
-    if node is None or node.kind.family != "activation" or node.kind.scores_to_probabilities:
+    if node is None or not node.kind.activation or node.kind.scores_to_probabilities:
         return
     (prev,) = graph.dag.pred[nid]
-    while graph.layer(prev).kind is not None and graph.layer(prev).kind.family == "shape":
+    while graph.layer(prev).kind is not None and graph.layer(prev).kind.reshapes:
         (prev,) = graph.dag.pred[prev]
-    if graph.layer(prev).op == "linear":
+    kind = graph.layer(prev).kind
+    if kind is not None and kind.classifier:
         yield node, warning(
             "W-FINAL-ACTIVATION",
             f"`{node.op}` after the last classifier layer limits the scores it can give",
@@ -176,7 +178,7 @@ def final_activation(graph):
 def softmax_before_loss(graph):
     """PyTorch's cross-entropy applies log-softmax itself; a softmax before it is applied twice."""
     _, node = _last_real_layer(graph)
-    if node is not None and node.op == "softmax":
+    if node is not None and node.kind.gives_probabilities:
         yield node, warning(
             "W-SOFTMAX-LOSS", "the network ends in softmax, but the cross-entropy loss already "
             "applies it: training sees softmax twice and learns slowly", node.span,
@@ -199,31 +201,30 @@ def bias_before_batchnorm(graph):
 
 
 def stride_drops_rows(graph):
-    """A stride that does not fit the input leaves its last rows or columns unread."""
+    """A stride that does not fit the input leaves its last rows or columns unread (asked of
+    the kind's `window`, whatever its arguments are called)."""
     for nid, node in _nodes(graph):
         if not node.kind.sliding_window or node.inserted:
             continue
-        args = node.args
-        if getattr(args, "ceil", False) or args.padding == "same":
-            continue
-        padding = (0, 0) if args.padding == "valid" else args.padding
         (x,) = [graph.shape(p) for p in graph.inputs(nid)]
-        kernel, stride = node.kind.receptive(args, x)  # the effective (dilated) kernel
+        window = node.kind.window(node.args, x)
+        if window.ceil:
+            continue
         for axis, what in ((0, "rows"), (1, "columns")):
-            k = kernel[axis]
-            s, p, size = stride[axis], padding[axis], x[1 + axis]
+            k, s, size = window.reach[axis], window.stride[axis], x[1 + axis]
+            before, after = window.padding[axis]
             if k < s:
                 continue  # the windows leave gaps by design (e.g. a strided 1x1 projection)
-            left_over = (size + 2 * p - k) % s
-            if left_over > p:
-                dropped = left_over - p
+            left_over = (size + before + after - k) % s
+            if left_over > after:
+                dropped = left_over - after
                 what = what if dropped > 1 else what[:-1]
+                fix = ("use an input size that fits, or `ceil`" if window.ceil is not None
+                       else "or use an input size that fits the stride")  # None: no ceil mode
                 yield node, warning(
                     "W-STRIDE-DROP", f"stride {s} skips the last {dropped} {what} of the "
                     f"{fmt_shape(x)} input", node.span,
-                    hint=f"pad by {p + s - left_over} more, use an input size that fits, or `ceil`"
-                    if any(a.name == "ceil" for a in node.kind.args) else
-                    f"pad by {p + s - left_over} more, or use an input size that fits the stride")
+                    hint=f"pad by {after + s - left_over} more, {fix}")
                 break
 
 
@@ -233,9 +234,9 @@ def deep_plain_stack(graph):
     for nid, node in graph.layers():
         preds = [depth.get(p, 0) for p in graph.dag.pred[nid]]
         kind = node.kind
-        if kind is None or kind.family == "norm":
+        if kind is None or kind.normalises:
             depth[nid] = 0
-        elif kind.family == "merge":
+        elif kind.merges:
             depth[nid] = min(preds) if preds else 0  # a shortcut is a short path for gradients
         else:
             depth[nid] = max(preds, default=0) + (1 if kind.weighted else 0)

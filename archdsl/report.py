@@ -6,6 +6,7 @@ from typing import Any
 
 from .layers.base import fmt_shape
 from .layers.merge import combinator
+from .layers.types import out_of_range, scientific
 
 _HEADED = ("block", "repeat", "iteration")  # and every combinator: each opens a heading
 
@@ -52,7 +53,8 @@ def to_json(network, diagnostics) -> dict[str, Any]:
     return {
         "arch": network.name,
         "file": network.file,
-        "parameters": network.arch_params,
+        "parameters": {name: None if out_of_range(value) else value  # JSON has no NaN
+                       for name, value in network.arch_params.items()},
         "input": list(network.input_shape),
         "output": list(network.output_shape),
         "params": network.params,
@@ -68,7 +70,7 @@ def to_json(network, diagnostics) -> dict[str, Any]:
 def human_bytes(n: int) -> str:
     """`1.5 GiB`; sizes beyond any memory in scientific notation (`8.1e+22 B`)."""
     if n >= 1 << 60:
-        return f"{float(n):.2g} B"
+        return f"{float(n):.2g} B" if n < 10**300 else f"{scientific(n, 1)} B"
     for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
                        ("KiB", 1 << 10)):
         if n >= size:
@@ -79,7 +81,7 @@ def human_bytes(n: int) -> str:
 def human_count(n: int) -> str:
     """`11.69M`; counts beyond 10^15 in scientific notation."""
     if n >= 10**15:
-        return f"{float(n):.2e}"
+        return scientific(n, 2)
     for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
         if n >= size:
             return f"{n / size:.2f}{unit}"
@@ -88,11 +90,22 @@ def human_count(n: int) -> str:
 
 def count_text(n: int) -> str:
     """`1,000,001`, or `1.0e+300` for a count too long to read."""
-    return f"{n:,}" if n < 10**15 else f"{float(n):.1e}"
+    return f"{n:,}" if n < 10**15 else scientific(n, 1)
+
+
+def grouped(n: int) -> str:
+    """`1,000,001`: every digit of a count, as the table shows it, unless it has more than a
+    thousand (then `1.00e+1200`)."""
+    return f"{n:,}" if n < _THOUSAND_DIGITS else scientific(n, 2)
+
+
+_THOUSAND_DIGITS = 10**1000
 
 
 def params_label(n: int) -> str:
     """A drawing's parameter line: `156 params`, `36.9k params`, `2.36M params`."""
+    if n >= 10**15:
+        return f"{scientific(n, 2)} params"
     if n >= 1_000_000:
         return f"{n / 1e6:.2f}M params"
     if n >= 10_000:
@@ -137,7 +150,7 @@ def table(network) -> str:
         if node.inserted:
             name += " (inserted)"
         rows.append((f"{indent}{name}", node.op, fmt_shape(f.shape),
-                     f"{f.params:,}", f"{f.macs:,}", _rf_text(f.field)))
+                     grouped(f.params), grouped(f.macs), _rf_text(f.field)))
     header = ("layer", "op", "output", "params", "MACs", "rf")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     right = {3, 4}
@@ -152,9 +165,10 @@ def table(network) -> str:
     lines += [fmt(r) for r in rows]
     mem = network.memory
     lines += [rule,
-              f"params       {network.params:>15,}   ({human_count(network.params)}, all trainable; "
-              f"{network.buffers:,} buffer values)",
-              f"MACs         {network.macs:>15,}   ({human_count(network.macs)} per sample)",
+              f"params       {grouped(network.params):>15}   ({human_count(network.params)}, all "
+              f"trainable; {grouped(network.buffers)} buffer values)",
+              f"MACs         {grouped(network.macs):>15}   ({human_count(network.macs)} per "
+              "sample)",
               f"memory       {human_bytes(mem['params']):>15}   parameters and buffers (float32)",
               f"             {human_bytes(mem['activations']):>15}   layer outputs per sample "
               "(float32, forward)"]

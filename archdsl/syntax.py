@@ -7,6 +7,7 @@ mistakes in one file are all reported.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -14,12 +15,12 @@ from pathlib import Path
 
 from lark import Transformer_NonRecursive, v_args
 
+from .declarations import keyword_names
 from .diagnostics import Diagnostic, Span, did_you_mean, error, sort_key
 from .syntax_tree import (  # noqa: F401  (the tree's names, re-exported)
     Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call, Keyword, Layer, Repeat, Branch,
     Combinator, Param, BlockDef, FuncDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt,
-    INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span,
-)
+    INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span)
 
 # ----------------------------------------------------------------------------- the parser
 
@@ -83,9 +84,10 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
             return None, [too_deep]
         to_syntax_tree = _ToSyntaxTree(file, source)
         spec = to_syntax_tree.transform(tree)
-        found = sorted(to_syntax_tree.diagnostics, key=sort_key)
+        found = sorted(to_syntax_tree.diagnostics + keyword_names(source, file, _parser(
+        ).terminals), key=sort_key)  # `block repeat(c)` is named before its calls fail
         return (None if any(d.is_error for d in found) else spec), found
-    return None, diagnostics
+    return None, keyword_names(source, file, _parser().terminals) + diagnostics
 
 
 _EXPRESSION_RULES = {"add", "sub", "mul", "div", "floordiv", "mod", "neg", "lt", "le", "gt", "ge",
@@ -142,14 +144,29 @@ def _blank_statement(text: str, exc) -> str | None:
     return text[:start] + " " * len(region) + text[end:]
 
 
+# ----------------------------------------------------------------------------- numbers
+LARGEST = sys.float_info.max
+NUMBER_RANGE = "numbers go up to about 1.8e308 (a float's range)"
+LITERAL_RANGE = f"{NUMBER_RANGE}; is a digit or an exponent too many?"
+
+
+def literal_value(text: str) -> int | float | None:
+    """An INT or FLOAT literal's value (`64`, `0.5`, `1e3`); None beyond a float's range, so
+    that a literal such as `1e999` is refused where it is written, not made inf by float()."""
+    whole = text.isascii() and text.isdigit()
+    if whole and len(text.lstrip("0")) > len(str(int(LARGEST))):  # int("9" * 4301) fails
+        return None
+    value = int(text.lstrip("0") or "0") if whole else float(text)
+    return value if abs(value) <= LARGEST else None  # False for inf and NaN
+
+
 # ----------------------------------------------------------------------------- syntax errors
 # Lark's error reporting by example: a table of bad snippets, and the parser state each one
 # stops in, name the mistake (UnexpectedInput.match_examples). The snippets are grouped by
 # the token the parser stumbles on, because one place in the grammar means different things
 # for different tokens. A mistake the table does not know gets the generic message below it.
 
-_UNCLOSED = {"`>`": "the file ends before a closing `>`", "`}`": "the file ends before a closing `}`",
-             "`)`": "the file ends before a closing `)`"}
+_UNCLOSED = {f"`{c}`": f"the file ends before a closing `{c}`" for c in ">})"}
 _OPENERS = {"{": "}", "<": ">", "(": ")"}
 
 # Ways a body can stop short: after each kind of statement, one or several of them.
@@ -364,6 +381,9 @@ class _InitLine:
 
 
 _Declaration = (BlockDef, FuncDef, ArchHeader, InputDecl, _InitLine)
+_ONCE = {ArchHeader: ("arch", "the file has two `arch` headers"),  # the Spec's field, and
+         InputDecl: ("input", "the file declares `input` twice"),  # the error for a second
+         _InitLine: ("init", "the file has two `init` lines")}
 
 
 @v_args(meta=True)
@@ -385,7 +405,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         self.diagnostics: list[Diagnostic] = []
         self._line_starts: list[int] | None = None
 
-    # -- expressions (the rest are ExpressionRules')
+    # -- expressions: `sub` and the literals (checked) here, the rest are ExpressionRules'
     def sub(self, meta, children):
         left, right = children
         span = _span(self.file, meta)
@@ -398,6 +418,23 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                 hint=f"write `{left_text} - {right_text}` to subtract, or "
                      f"`{left_text} (-{right_text})` for two values"))
         return BinOp("-", left, right, span)
+
+    def int(self, meta, children):  # and FLOAT's
+        return Num(self._numbers(children[0])[0], _tok_span(self.file, children[0]))
+
+    float = int
+
+    def shape(self, meta, children):
+        return ShapeLit(self._numbers(children[0]), _tok_span(self.file, children[0]))
+
+    def _numbers(self, token, code: str = "E-EXPR") -> tuple:
+        """A literal's value, one per `x`-part; beyond a float's range an error, and 0 in its
+        place (a spec with errors is not expanded)."""
+        values = tuple(map(literal_value, str(token).split("x")))
+        if None in values:
+            self._error(code, f"the {'shape' if 'x' in token else 'number'} {token} is too large",
+                        _tok_span(self.file, token), hint=LITERAL_RANGE)
+        return tuple(0 if v is None else v for v in values)
 
     # -- statements
     def keyword(self, meta, children):
@@ -448,8 +485,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return ArchHeader(str(children[0]), params, _span(self.file, meta))
 
     def input(self, meta, children):
-        dims = tuple(int(d) for d in str(children[0]).split("x"))
-        return InputDecl(dims, _span(self.file, meta))
+        return InputDecl(self._numbers(children[0], "E-INPUT"), _span(self.file, meta))
 
     def init(self, meta, children):
         span = _span(self.file, meta)
@@ -500,25 +536,15 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                             stmt.name_span, hint=f"the first definition is on line {first.line}")
             else:
                 table[stmt.name] = stmt
-        elif isinstance(stmt, ArchHeader):
-            if spec.arch is not None:
-                self._error("E-DUPLICATE", "the file has two `arch` headers", stmt.span,
-                            hint=f"keep the one on line {spec.arch.span.line}")
-            else:
-                spec.arch = stmt
-        elif isinstance(stmt, InputDecl):
-            if spec.input is not None:
-                self._error("E-DUPLICATE", "the file declares `input` twice", stmt.span,
-                            hint=f"keep the one on line {spec.input.span.line}")
-            else:
-                spec.input = stmt
-        elif isinstance(stmt, _InitLine):
-            decl = self._init_decl(stmt)
-            if decl is not None and spec.init is not None:
-                self._error("E-DUPLICATE", "the file has two `init` lines", stmt.span,
-                            hint=f"keep the one on line {spec.init.span.line}")
+        elif type(stmt) in _ONCE:  # `arch`, `input`, `init`: one each
+            field, twice = _ONCE[type(stmt)]
+            decl = self._init_decl(stmt) if field == "init" else stmt
+            first = getattr(spec, field)
+            if decl is not None and first is not None:
+                self._error("E-DUPLICATE", twice, stmt.span,
+                            hint=f"keep the one on line {first.span.line}")
             elif decl is not None:
-                spec.init = decl
+                setattr(spec, field, decl)
         else:
             return False
         return True
@@ -564,7 +590,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
 
 
 for _name, _rule in vars(ExpressionRules).items():  # the mixin's rules, wrapped as the class's
-    if not _name.startswith("__"):
+    if not _name.startswith("__") and _name not in vars(_ToSyntaxTree):  # unless it has its own
         setattr(_ToSyntaxTree, _name, v_args(meta=True)(_rule) if _name[0] != "_" else _rule)
 _RULES = [name for name in vars(_ToSyntaxTree) if not name.startswith("_")]
 

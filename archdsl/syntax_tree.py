@@ -210,19 +210,10 @@ def token_span(file: str, tok) -> Span:
 
 class ExpressionRules:
     """The parser's expression rules -> Expr nodes (mixed into syntax.py's Transformer, which
-    has `file`; `sub` stays there, as it checks the spacing of a minus)."""
+    has `file`; `sub` and the literals stay there, as they check the spacing of a minus and
+    the range of a number)."""
 
     file: str
-
-    def int(self, meta, children):
-        return Num(int(children[0]), token_span(self.file, children[0]))
-
-    def float(self, meta, children):
-        return Num(float(children[0]), token_span(self.file, children[0]))
-
-    def shape(self, meta, children):
-        tok = children[0]
-        return ShapeLit(tuple(int(d) for d in str(tok).split("x")), token_span(self.file, tok))
 
     def name(self, meta, children):
         return Name(str(children[0]), token_span(self.file, children[0]))

@@ -192,47 +192,59 @@ class _Assembly:
 
 
 def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
-    """Copy every parameter and buffer of `src` into `dst`, matched by order within each shape.
+    """Copy every parameter and buffer of `src` into `dst`, matched by structure.
 
-    The k-th tensor of a given shape in `src` goes to the k-th tensor of that shape in `dst`:
-    two modules that hold the same tensors in the same order match as by plain order, and so
-    do two that differ only in where tensors of different shapes sit (torchvision's ConvNeXt
-    registers each block's `layer_scale` before the block's layers; a spec's `layerscale`
-    comes after them). Tensors of one shape must come in the same order on both sides.
-    Raises ValueError, naming the first pair by plain order that does not fit, when the two
-    do not hold the same shapes the same number of times.
+    Parameters pair with parameters and buffers with buffers. A module of `dst` takes the
+    tensors of the module of `src` that holds the same names and shapes (the k-th batch norm of
+    64 channels the k-th), name by name; the tensors left go by order within each shape, the
+    k-th to the k-th: two modules that differ only in where tensors of different shapes sit
+    still match (torchvision's ConvNeXt registers each block's `layer_scale` before the
+    block's layers; a spec's `layerscale` comes after them). Raises ValueError, naming the
+    tensors, when the two do not hold the same shapes the same number of times, when one
+    module holds two tensors of a shape that no name tells apart, or when a tensor of
+    floating-point values would take integer, boolean or complex ones (or the reverse).
     """
-    src_items, dst_items = list(src.state_dict().items()), list(dst.state_dict().items())
-    plan = _pairs_by_shape(src_items, dst_items)
-    if plan is None:
-        _raise_misfit(src_items, dst_items)
+    from .checkpoints import pair_by_structure, value_kind
+
+    src_state, dst_state = src.state_dict(), dst.state_dict()
+    plan = pair_by_structure(_entries(src, src_state), _entries(dst, dst_state))
+    if plan.fresh or plan.unused:
+        _raise_misfit(list(src_state.items()), list(dst_state.items()), plan)
+    if plan.ambiguous:
+        s_keys, d_keys, shape, role = plan.ambiguous[0]
+        raise ValueError(f"source {' and '.join(s_keys)} ({role}s of shape {shape}) could each "
+                         f"go to destination {' or '.join(d_keys)}: one module holds several "
+                         "of them and no name says which is which")
+    for s, d in plan.pairs:
+        if value_kind(src_state[s]) != value_kind(dst_state[d]):
+            raise ValueError(f"source {s} holds {src_state[s].dtype} values, destination {d} "
+                             f"{dst_state[d].dtype}: {value_kind(src_state[s])} values cannot "
+                             f"stand for {value_kind(dst_state[d])} ones")
     with torch.no_grad():
-        for i, j in plan:
-            dst_items[j][1].copy_(src_items[i][1])
+        for s, d in plan.pairs:
+            dst_state[d].copy_(src_state[s])
 
 
-def _pairs_by_shape(src_items, dst_items) -> "list[tuple[int, int]] | None":
-    """(source index, destination index) pairs, the k-th of each shape with the k-th; None
-    when the shapes and their counts differ."""
-    def by_shape(items):
-        out: dict[tuple, list[int]] = {}
-        for i, (_, value) in enumerate(items):
-            out.setdefault(tuple(value.shape), []).append(i)
-        return out
-
-    src_shapes, dst_shapes = by_shape(src_items), by_shape(dst_items)
-    if {s: len(v) for s, v in src_shapes.items()} != {s: len(v) for s, v in dst_shapes.items()}:
-        return None
-    return [(i, j) for shape, idx in src_shapes.items() for i, j in zip(idx, dst_shapes[shape])]
+def _entries(module: nn.Module, state: dict) -> list:
+    """(key, shape, role) of each tensor of `state`, `module`'s state_dict."""
+    buffers = {k for k, _ in module.named_buffers(remove_duplicate=False)}
+    return [(k, tuple(v.shape), "buffer" if k in buffers else "parameter")
+            for k, v in state.items()]
 
 
-def _raise_misfit(src_items, dst_items) -> None:
+def _raise_misfit(src_items, dst_items, plan) -> None:
     """The ValueError for two state dicts that cannot be matched: the first pair by order
     whose shapes differ, or the first tensor without a partner."""
     for i, ((s_name, s_val), (d_name, d_val)) in enumerate(zip(src_items, dst_items)):
         if s_val.shape != d_val.shape:
             raise ValueError(f"tensor #{i} does not fit: source {s_name} has shape "
                              f"{tuple(s_val.shape)}, destination {d_name} has {tuple(d_val.shape)}")
+    if len(src_items) == len(dst_items):  # the same shapes, as parameters on one side only
+        side, key = ("destination", plan.fresh[0]) if plan.fresh else ("source", plan.unused[0])
+        shape = tuple(dict(dst_items if plan.fresh else src_items)[key].shape)
+        raise ValueError(f"the first without a partner is {side} {key} {shape}: the other "
+                         "side's tensors of that shape are parameters where these are buffers, "
+                         "or the reverse")
     shorter, longer = ("source", "destination") if len(src_items) < len(dst_items) else \
         ("destination", "source")
     first_extra = (dst_items if shorter == "source" else src_items)[min(len(src_items),

@@ -111,14 +111,14 @@ def render_kind(kind) -> list[str]:
     out = [f"#### `{kind.name}`", "", summary_sentence(kind.summary)]
     out.append("")
     facts = []
-    if kind.family != "merge":
+    if not kind.merges:
         facts.append(f"Input: {rules.get('input', 'a feature map or a vector')}.")
     lint_role = []
     if kind.weighted:
         lint_role.append("weighted (W-NO-NONLINEARITY, W-BIAS-BEFORE-BN and W-DEEP-PLAIN count it)")
     lint_role.append("nonlinear (it breaks a chain of linear maps)" if kind.nonlinear
                      else "not nonlinear")
-    if kind.family == "norm":
+    if kind.normalises:
         lint_role.append("normalisation (it resets W-DEEP-PLAIN's count)")
     facts.append("For the lints: " + "; ".join(lint_role) + ".")
     out += [" ".join(facts), ""]
@@ -129,7 +129,7 @@ def render_kind(kind) -> list[str]:
             out.append(f"| `{a.name}` | {written_text(kind, a)} | {type_text(a)} | "
                        f"{default_text(a)} | {range_text(a)} | {a.doc} |")
         out.append("")
-    elif kind.family != "merge":
+    elif not kind.merges:
         out += ["No arguments.", ""]
     if kind.words:
         words = ", ".join(f"`{w}` = `{target}={value_text(v).strip('`')}`"

@@ -66,6 +66,8 @@ CASES = [
     ("W-NO-NONLINEARITY", "input 3x8x8\nconv 8 k3 p1\nconv 8 k3 p1\nrelu\n", 3, 1),
     ("W-FINAL-ACTIVATION", "input 3x8x8\nflatten\nlinear 10\nrelu\n", 4, 1),
     ("W-SOFTMAX-LOSS", "input 3x8x8\nflatten\nlinear 10\nsoftmax\n", 4, 1),
+    ("W-HIDDEN-NAME", "input 3x8x8\ndef max(a, b) = a\nconv max(4, 8) k1\n", 2, 5),
+    ("E-DUPLICATE", "arch a(c=4, c=16)\ninput 3x8x8\nconv c k1\n", 1, 13),
     ("W-BIAS-BEFORE-BN", "input 3x8x8\nconv 8 k3\nbn\nrelu\n", 2, 1),
     ("W-STRIDE-DROP", "input 3x9x9\nconv 8 k2 s2\nrelu\n", 2, 1),
     ("W-HUGE", "input 3x8x8\nrelu\nconv 99999999999 k3\n", 3, 1),

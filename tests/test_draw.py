@@ -170,3 +170,14 @@ def test_a_collapsed_combinator_holding_a_layer_with_errors_names_it():
     _, graph, diagnostics = analyse_graph(text, "fuzz.arch")
     source = to_dot(graph, diagnostics).source
     assert "residual< relu → relu | linear >" in source
+
+
+def test_a_huge_collapse_name_is_not_echoed_whole(tmp_path, capsys):
+    """Issue 26, item 17: `draw --collapse NAME` echoed a 100 KB name twice."""
+    from helpers import run_cli
+
+    spec = tmp_path / "s.arch"
+    spec.write_text("input 3x8x8\nblock b { conv 4 k1 }\nb\n")
+    code, _, err = run_cli(capsys, "draw", spec, "--collapse", "x" * 100_000, "-o",
+                           tmp_path / "s.svg")
+    assert code == 2 and len(err) < 400 and "calls no block named `xxx" in err

@@ -96,9 +96,13 @@ def test_unfreeze_at_thaws_the_layers(tmp_path):
     first = train(spec, str(data), TrainConfig(epochs=1, batch_size=8, quiet=True),
                   out=str(tmp_path / "a"))
     start = load_file(str(first / "last.safetensors"))
-    run = train(spec, str(data), TrainConfig(epochs=1, batch_size=8, quiet=True,
-                                             init=str(first), freeze=["conv1", "bn1"],
-                                             unfreeze_at=2), out=str(tmp_path / "b"))
+    said = []
+    run = train(spec, str(data), TrainConfig(epochs=1, batch_size=8, init=str(first),
+                                             freeze=["conv1", "bn1"], unfreeze_at=2),
+                out=str(tmp_path / "b"), log=said.append)
+    # issue 26, item 18: an --unfreeze-at past the last epoch was accepted without a word
+    assert any(line.startswith("warning: --unfreeze-at 2 is after the last epoch (1): the "
+                               "frozen layers stay frozen in this run") for line in said)
     after1 = load_file(str(run / "last.safetensors"))
     for key in ("conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.running_var"):
         assert torch.equal(after1[key], start[key]), key
@@ -174,3 +178,40 @@ def test_init_and_freeze_errors_are_one_clear_line(tmp_path, capsys):
     with pytest.raises(TrainError, match="none of its tensors fits"):
         train(spec, str(tmp_path / "data"), TrainConfig(epochs=1, quiet=True, init=str(other)),
               out=str(tmp_path / "r"))
+
+
+def test_freezing_every_layer_is_refused_before_training(tmp_path):
+    """Issue 26, item 12: freezing every layer ended in torch's "element 0 of tensors does
+    not require grad" after announcing 0 trainable parameters."""
+    from archdsl.train import TrainError
+
+    spec = tmp_path / "tiny.arch"
+    spec.write_text("arch tiny(num_classes=4)\ninput 3x16x16\nconv 8 k3 p1; relu\n"
+                    "adaptiveavgpool 1; flatten; linear num_classes\n")
+    data = patterns(tmp_path / "data", 4, 4, seed=0)
+    with pytest.raises(TrainError, match="holds every one of the .* parameters still, so there "
+                                         "is nothing to train"):
+        train(spec, str(data), TrainConfig(epochs=1, batch_size=8, quiet=True,
+                                           freeze=["conv1", "linear1"]),
+              out=str(tmp_path / "r"))
+
+
+def test_freeze_takes_a_block_by_its_calls_and_says_when_a_layer_has_no_weights():
+    """Issue 26, items 10 and 18: with blocks `b` and `b1`, `--freeze b1` took the first call
+    of `b` (named `b1`); a block whose name ends in a digit was never found; `--freeze relu1`
+    said there is no such layer."""
+    import archdsl
+    from archdsl.train import TrainError
+    from archdsl.train.transfer import frozen_modules
+
+    net = archdsl.loads("input 3x8x8\nblock b { conv 4 k1 }\nblock b1 { conv 4 k1; relu }\n"
+                        "b; b1; b; b1\nflatten; linear 2\n")
+    model = net.to_torch()
+    assert frozen_modules(model, ["b1"], net.graph) == ["b1_1.conv1", "b1_2.conv1"]
+    assert frozen_modules(model, ["b"], net.graph) == ["b_1.conv1", "b2.conv1"]
+    assert frozen_modules(model, ["b2"], net.graph) == ["b2.conv1"]  # a call by its name
+    with pytest.raises(TrainError, match=r"--freeze b1_1.relu1: it holds no "
+                                         r"weights, so there is nothing to freeze"):
+        frozen_modules(model, ["b1_1.relu1"], net.graph)
+    with pytest.raises(TrainError, match="--freeze flatten9: the spec has no layer or group"):
+        frozen_modules(model, ["flatten9"], net.graph)

@@ -389,6 +389,15 @@ def test_stdin_among_files_keeps_standard_output_for_its_text(tmp_path):
     assert done.stderr == f"reformatted {spec}\n2 files reformatted\n"
 
 
+def test_a_named_pipe_is_named_as_such(tmp_path):
+    """Issue 26, item 18: a FIFO was "No such file or directory"."""
+    os.mkfifo(tmp_path / "pipe.arch")
+    done = _archdsl("fmt", str(tmp_path / "pipe.arch"))
+    assert done.returncode == 2
+    assert f"cannot format {tmp_path}/pipe.arch: it is a named pipe (FIFO), not a file" in \
+        done.stderr and "archdsl fmt - <" in done.stderr
+
+
 def test_two_byte_order_marks_are_a_syntax_error_not_an_internal_one(tmp_path):
     """Issue 26, item 12: a file starting with two BOMs was an internal error in fmt."""
     spec = tmp_path / "boms.arch"

@@ -81,10 +81,15 @@ def test_exported_source_always_compiles(tmp_path, stem):
     spec.write_text("input 1x8x8\nconv 4 k3 p1; relu; flatten; linear 10\n")
     source = to_python(archdsl.load(spec))
     compile(source, str(spec), "exec")  # raises SyntaxError on a bad class name
-    scope: dict = {}
+    scope: dict = {"__name__": "exported"}
     exec(compile(source, str(spec), "exec"), scope)
-    classes = [v for k, v in scope.items() if isinstance(v, type) and k != "__builtins__"]
-    assert classes, source
+    import torch
+
+    modules = [v for v in scope.values() if isinstance(v, type)
+               and issubclass(v, torch.nn.Module) and v.__module__ == "exported"]
+    network = modules[-1]  # the file defines the network's class last
+    assert f"`{network.__name__}()` builds the network" in source
+    assert network()(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_a_long_name_is_not_echoed_whole():

@@ -1,5 +1,7 @@
 """Learner-mistake warnings: each fires on the mistake and stays quiet on the right idiom."""
 
+import pytest
+
 from archdsl import loads
 
 
@@ -141,3 +143,20 @@ def test_stride_drop_says_row_for_one():
     assert "skips the last 1 row of" in d.message
     (d,) = loads("input 3x11x11\nconv 8 k5 s4; relu\n", "t.arch").warnings
     assert "skips the last 2 rows of" in d.message
+
+
+@pytest.mark.parametrize("text", [
+    "input 3x8x8\ntokens\nlinear 12\nattention 2\ntoken 0; linear 2\n",
+    "input 16x8x8\nconv 16 k1\nwindowattention 2 window=4\nflatten; linear 2\n",
+    "input 16x8x8\nconv 16 k1\npartitionattention window size=4 head_dim=8\nflatten; linear 2\n",
+    "input 16x8x8\nconv 16 k1\nmlp 32\nflatten; linear 2\n",
+])
+def test_a_weighted_layer_that_is_no_linear_map_is_not_one_of_a_pair(text):
+    """Issue 26, item 17: W-NO-NONLINEARITY said `attention` after `linear` made "a single
+    linear map"; attention (softmax), window attention and an MLP (GELU) are not linear."""
+    assert "W-NO-NONLINEARITY" not in codes(text)
+
+
+def test_a_linear_layer_in_attentions_place_still_warns():
+    assert "W-NO-NONLINEARITY" in codes("input 3x8x8\ntokens\nlinear 12\nlinear 12\n"
+                                        "token 0; linear 2\n")

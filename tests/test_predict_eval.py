@@ -338,3 +338,19 @@ def test_training_validation_keeps_nothing_per_image():
     with torch.no_grad():
         probs = torch.softmax(model(x), dim=1)
     assert predicted.equal(probs.argmax(1)) and torch.allclose(confidence, probs.max(1).values)
+
+
+def test_eval_reads_a_val_folder_given_without_train(trained, tmp_path):
+    """Issue 26, item 13: `eval RUN DATA` with DATA/val/<class>/ and no train/ said "classes
+    the run never saw: val"; the held-out folder is the test set, as the docs say."""
+    import shutil
+
+    from archdsl.train import evaluate_run
+
+    data, run = trained
+    shutil.copytree(data, tmp_path / "DATA" / "val")
+    held_out = evaluate_run(run, str(tmp_path / "DATA"))
+    direct = evaluate_run(run, str(data))
+    assert held_out["count"] == direct["count"] == 6 * len(CLASSES)
+    assert held_out["acc"] == direct["acc"]
+    assert torch.equal(torch.as_tensor(held_out["confusion"]), torch.as_tensor(direct["confusion"]))

@@ -85,6 +85,17 @@ def test_the_size_estimate_sums_the_iterations():
     assert e.code == "E-TOO-BIG" and "about 5,050" in e.message
 
 
+def test_a_long_repeat_whose_iterations_are_mostly_empty_is_not_refused():
+    """Issue 26, item 16: beyond 5,000 iterations the estimate took every iteration to be
+    as large as the first or the last, so this 2-layer network was refused with E-TOO-BIG
+    "about 6,000 layers". Every iteration is summed now, the work budget bounding the sum."""
+    net = load("input 3x8x8\nrepeat 6000 as i { repeat (1 if i == 0 else 0) { relu } }\n"
+               "conv 4 k1\n")
+    assert [n.op for _, n in net.graph.layers() if n.kind is not None] == ["relu", "conv"]
+    e = only_error("input 3x8x8\nrepeat 6000 as i { repeat (1 if i < 5001 else 0) { relu } }\n")
+    assert e.code == "E-TOO-BIG" and "5,000 layers" in e.message
+
+
 def test_the_index_reaches_the_compiled_module():
     import torch
 

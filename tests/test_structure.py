@@ -123,3 +123,72 @@ def test_checking_a_spec_imports_no_torch():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+# Stages ask a kind's traits, never its name (issue 21). The explainer is being rewritten to
+# compute through the kinds themselves; until then it is the one exception (issue 21).
+NAME_BRANCHES_ALLOWED = ("explain*.py",)
+
+
+def _kind_words() -> set[str]:
+    """Every registered kind's name and every family's: what a branch on a name compares with."""
+    from archdsl.layers import REGISTRY
+
+    return set(REGISTRY) | {kind.family for kind in REGISTRY.values()}
+
+
+def _names_a_kind(node) -> bool:
+    """`x.op`, `x.family`, or the `.name` of a kind (`kind.name`, `node.kind.name`)."""
+    if not isinstance(node, ast.Attribute):
+        return False
+    if node.attr in ("op", "family"):
+        return True
+    owner = node.value
+    return node.attr == "name" and (isinstance(owner, ast.Name) and owner.id == "kind" or
+                                    isinstance(owner, ast.Attribute) and owner.attr == "kind")
+
+
+def _literals(node) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [s for e in node.elts for s in _literals(e)]
+    return []
+
+
+def name_branches(text: str, words: set[str]) -> list[tuple[int, str]]:
+    """(line, source) of each comparison of a kind's op, family or name with a string literal
+    that names a kind or a family (`node.op == "linear"`, `kind.family in ("norm", …)`)."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        for op, a, b in zip(node.ops, sides, sides[1:]):
+            if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
+                continue
+            if any(_names_a_kind(x) and words.intersection(_literals(y))
+                   for x, y in ((a, b), (b, a))):
+                found.append((node.lineno, ast.unparse(node)))
+    return sorted(found)
+
+
+def test_the_name_branch_finder_finds_branches_on_names():
+    words = {"linear", "norm", "softmax"}
+    text = ('if graph.layer(p).op == "linear": pass\nif kind.family in ("norm", "x"): pass\n'
+            'if "softmax" != node.kind.name: pass\n'
+            'if e.op == "+": pass\nif arg.name == "linear": pass\nif node.op in blocks: pass\n')
+    assert [line for line, _ in name_branches(text, words)] == [1, 2, 3]
+
+
+def test_no_stage_branches_on_a_kind_name():
+    """Outside the registry (archdsl/layers/), code asks a kind's traits instead."""
+    words = _kind_words()
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] == "layers" or any(path.match(p) for p in NAME_BRANCHES_ALLOWED):
+            continue
+        found += [f"archdsl/{rel}:{line}: {source}"
+                  for line, source in name_branches(path.read_text(), words)]
+    assert found == []

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from archdsl.cli import main
@@ -71,7 +72,13 @@ def test_weights_load_back_into_the_compiled_spec(tmp_path):
     out = tmp_path / "run"
     train(SPECS / "lenet5.arch", "digits", TrainConfig(epochs=1, quiet=True), out=str(out))
     model = archdsl.build(SPECS / "lenet5.arch")
-    model.load_state_dict(load_file(str(out / "best.safetensors")))
+    saved = load_file(str(out / "best.safetensors"))
+    model.load_state_dict(saved)
+    loaded = model.state_dict()
+    assert loaded.keys() == saved.keys() and len(saved) == 10  # 5 layers' weights and biases
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    assert not torch.equal(saved["conv1.weight"], archdsl.build(SPECS / "lenet5.arch")
+                           .state_dict()["conv1.weight"])  # trained, not a fresh start
 
 
 def test_a_class_folder_is_split_stratified_and_odd_files_are_skipped(tmp_path, capsys):

@@ -12,12 +12,13 @@ import dataclasses
 from typing import Any
 
 from .. import layers
+from ..declarations import declaration_problems
 from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
 from ..graph import LayerGraph, LayerNode
 from ..layers.base import Args
 from ..syntax import Combinator, Keyword, Layer, Name, Repeat, Spec
 from .budget import WorkLimit, bounded
-from .expressions import Word, defined, evaluate, repeat_indices
+from .expressions import FUNCTIONS, Word, defined, evaluate, repeat_indices
 from .shortcuts import insert_shortcuts
 from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
 
@@ -25,7 +26,9 @@ from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
 def expand(spec: Spec, overrides: dict[str, Any] | None = None,
            input_shape: tuple[int, ...] | None = None):
     """Build the layer graph of `spec`. Returns (LayerGraph or None, diagnostics)."""
-    diagnostics: list[Diagnostic] = []
+    diagnostics: list[Diagnostic] = declaration_problems(spec, FUNCTIONS)
+    if any(d.is_error for d in diagnostics):  # which of two same-named parameters is meant?
+        return None, diagnostics
     for block in spec.blocks.values():
         if layers.get(block.name) is not None or block.name == "init":
             diagnostics.append(error(

@@ -11,7 +11,7 @@ from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
 from ..layers.base import Arg, Args
 from ..layers.merge import MergeKind
 from ..layers.types import ArgumentError
-from ..syntax import Keyword, Layer, Name
+from ..syntax import LITERAL_RANGE, Keyword, Layer, Name, literal_value
 from .expressions import Word, evaluate, outside_index_hint
 
 _FLAG = re.compile(r"([a-z])([0-9]+(?:x[0-9]+)?)")
@@ -167,7 +167,10 @@ def _word(r: _Resolution, word: str, span: Span, blocks=(), via: str | None = No
         return
     m = _FLAG.fullmatch(word)
     if m and m.group(1) in flags:
-        dims = tuple(int(d) for d in m.group(2).split("x"))
+        dims = tuple(literal_value(d) for d in m.group(2).split("x"))
+        if None in dims:  # digits beyond a float's range, as a literal's would be
+            raise DiagnosticError(error("E-EXPR", f"the number in `{word}` is too large", span,
+                                        hint=LITERAL_RANGE))
         r.put(flags[m.group(1)], dims[0] if len(dims) == 1 else dims, span)
         return
     message = f"`{word}` is not a parameter, flag or word that {kind.name} knows"

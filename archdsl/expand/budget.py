@@ -3,8 +3,9 @@
 The layer limit (walk.MAX_NODES) bounds what a spec makes, not what making it costs: a `def`
 that calls itself twice is exponential without making a layer, and `repeat 10000000 { }`
 makes none either. Each unit of work is counted here — a group (block call, repeat,
-iteration, combinator, branch), a layer, a `def` call, a statement the size estimate looks
-at — and expansion stops with a located E-TOO-BIG when a spec needs more than MAX_STEPS.
+iteration, combinator, branch), a layer, a statement the size estimate looks at, and two for
+a `def` call (its arguments and its body) — and expansion stops with a located E-TOO-BIG when
+a spec needs more than MAX_STEPS.
 check, draw, the notebook and the language server all expand through here.
 """
 

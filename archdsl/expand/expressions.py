@@ -8,8 +8,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from ..diagnostics import DiagnosticError, Span, did_you_mean, error
-from ..layers.types import show
-from ..syntax import BinOp, Call, Compare, IfElse, Name, Neg, Num, ShapeLit
+from ..layers.types import out_of_range, show
+from ..syntax import NUMBER_RANGE, BinOp, Call, Compare, IfElse, Name, Neg, Num, ShapeLit
 from .budget import spend
 
 TOO_LARGE = 10**15
@@ -104,7 +104,13 @@ def try_evaluate(e, env: dict[str, Any]):
 
 def _name(e: Name, env, words_ok: bool):
     if e.name in env:
-        return env[e.name]
+        value = env[e.name]
+        problem = out_of_range(value)
+        if problem is not None:  # a value given from outside: the spec computes none
+            raise DiagnosticError(error(
+                "E-PARAM", f"the value of `{e.name}` is {problem}: {show(value)}", e.span,
+                hint=f"give `{e.name}` a finite number: {NUMBER_RANGE}"))
+        return value
     if e.name in ("true", "false"):
         return e.name == "true"
     if words_ok:
@@ -115,11 +121,28 @@ def _name(e: Name, env, words_ok: bool):
                                  else "no parameters are in scope here")))
 
 
+def _within_range(value, span: Span):
+    """`value`, or E-EXPR at the operation that made it when it is beyond a float's range
+    (`1e308 + 1e308`)."""
+    problem = out_of_range(value)
+    if problem is not None:
+        raise DiagnosticError(error("E-EXPR", f"this value is {problem}", span, hint=NUMBER_RANGE))
+    return value
+
+
 def _binary(e: BinOp, left, right):
     _need_number(left, e.left.span)
     _need_number(right, e.right.span)
     if e.op in ("/", "//", "%") and right == 0:
         raise DiagnosticError(error("E-EXPR", "division by zero", e.right.span))
+    try:
+        result = _arithmetic(e, left, right)
+    except OverflowError:  # int / int or int * float beyond a float
+        result = math.inf
+    return _within_range(result, e.span)
+
+
+def _arithmetic(e: BinOp, left, right):
     if e.op == "+":
         return left + right
     if e.op == "-":
@@ -185,11 +208,14 @@ def _call(e: Call, args: list):
                                     e.span, hint=usage))
     for value, written in zip(args, e.args):
         _need_number(value, written.span)
-    return fn(*args)
+        if out_of_range(value) is not None:  # the language computes none; refused anyway
+            raise DiagnosticError(error("E-EXPR", f"`{e.name}` needs a finite number, not "
+                                        f"{show(value)}", written.span, hint=NUMBER_RANGE))
+    return _within_range(fn(*args), e.span)
 
 
 def _call_defined(e: Call, f, args: list, functions: dict, arch_values: dict, depth: int):
-    spend(e.span)
+    spend(e.span, 2)  # binding the arguments, and evaluating the body
     names = [p.name for p in f.params]
     needed = sum(p.default is None for p in f.params)
     if not needed <= len(args) <= len(names):

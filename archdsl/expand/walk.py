@@ -312,24 +312,17 @@ class Walk:
 
     def repeat_size(self, st: Repeat, count: int, env: dict[str, Any], depth: int) -> int:
         """The layers of `count` iterations of `st`: each iteration's own where the body may
-        read the index (and the count is small enough to go through), else count × one."""
+        read the index (each one counted against the work budget, so a count too large to
+        go through is refused there), else count × one."""
         if st.index is None:
             return count * self.size(st.body, env, depth + 1)
-        if count > _EXACT_ITERATIONS:  # as large as the last iteration's, at most
-            last = self.size(st.body, {**env, st.index.name: count - 1}, depth + 1)
-            return count * max(last, self.size(st.body, {**env, st.index.name: 0}, depth + 1))
+        afford(st.count.span, count, f"repeat {count_text(count)}")
         total = 0
         for i in range(count):
             total += self.size(st.body, {**env, st.index.name: i}, depth + 1)
             if total > MAX_NODES:
                 break
         return total
-
-
-# An indexed repeat's size is summed over its iterations up to this count (beyond it, each
-# iteration's size can only be estimated, and a count this large is refused anyway unless
-# most iterations are empty).
-_EXACT_ITERATIONS = MAX_NODES
 
 
 def _is_layer(name: str) -> bool:

@@ -8,7 +8,7 @@ from .base import UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, Arg, LayerKind, la
 def _simple(name: str, torch_name: str, summary: str):
     """Register an activation that takes no arguments."""
 
-    @layer(name, family="activation", nonlinear=True, summary=summary)
+    @layer(name, family="activation", nonlinear=True, activation=True, summary=summary)
     class Simple(LayerKind):
         def torch(self, a, x):
             return call(torch_name)
@@ -26,7 +26,7 @@ Sigmoid = _simple("sigmoid", "Sigmoid", "1/(1+e^-x)")
 Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
 
 
-@layer("leakyrelu", family="activation", positional=("slope",), nonlinear=True,
+@layer("leakyrelu", family="activation", positional=("slope",), nonlinear=True, activation=True,
        summary="x for x > 0, slope·x otherwise")
 class LeakyReLU(LayerKind):
     args = (Arg("slope", FLOAT, 0.01, doc="negative slope"),)
@@ -39,6 +39,7 @@ class LeakyReLU(LayerKind):
 
 
 @layer("prelu", family="activation", words={"perchannel": ("per_channel", True)}, nonlinear=True,
+       activation=True,
        summary="leaky ReLU with a learnt slope (one, or one per channel with `perchannel`)")
 class PReLU(LayerKind):
     args = (Arg("per_channel", BOOL, False, doc="one slope per channel"),
@@ -53,7 +54,7 @@ class PReLU(LayerKind):
         return call("PReLU", x[0] if a.per_channel else 1, init=a.init)
 
 
-@layer("elu", family="activation", positional=("alpha",), nonlinear=True,
+@layer("elu", family="activation", positional=("alpha",), nonlinear=True, activation=True,
        summary="x for x > 0, alpha·(e^x − 1) otherwise")
 class ELU(LayerKind):
     args = (Arg("alpha", FLOAT, 1.0, doc="saturation value for negative inputs"),)
@@ -63,6 +64,7 @@ class ELU(LayerKind):
 
 
 @layer("gelu", family="activation", words={"tanh": ("approximate", "tanh")}, nonlinear=True,
+       activation=True,
        summary="Gaussian error linear unit (`tanh` for the tanh approximation)")
 class GELU(LayerKind):
     args = (Arg("approximate", CHOICE, "none", choices=("none", "tanh"), doc="approximation"),)
@@ -71,7 +73,8 @@ class GELU(LayerKind):
         return call("GELU", approximate=a.approximate)
 
 
-@layer("softmax", family="activation", nonlinear=True, scores_to_probabilities=True,
+@layer("softmax", family="activation", nonlinear=True, activation=True,
+       scores_to_probabilities=True, gives_probabilities=True,
        summary="softmax over the channel (or feature) dimension")
 class Softmax(LayerKind):
     reference = {"shape": UNCHANGED_SHAPE + "; over dimension 1 (channels, or features)"}
@@ -80,7 +83,8 @@ class Softmax(LayerKind):
         return call("Softmax", dim=1)
 
 
-@layer("logsoftmax", family="activation", nonlinear=True, scores_to_probabilities=True,
+@layer("logsoftmax", family="activation", nonlinear=True, activation=True,
+       scores_to_probabilities=True,
        summary="log-softmax over the channel (or feature) dimension")
 class LogSoftmax(LayerKind):
     reference = {"shape": UNCHANGED_SHAPE + "; over dimension 1 (channels, or features)"}

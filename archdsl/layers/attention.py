@@ -9,7 +9,7 @@ from .tokens import need_tokens
 
 
 @layer("attention", family="linear", positional=("heads",), words={"nobias": ("bias", False)},
-       nonlinear=True, fresh_output=True,
+       nonlinear=True, fresh_output=True, global_field=True,
        summary="multi-head self-attention over a sequence (torch.nn.MultiheadAttention's weights)")
 class Attention(LayerKind):
     weights = ("in_proj_weight", "out_proj.weight")
@@ -17,8 +17,6 @@ class Attention(LayerKind):
             Arg("dropout", FLOAT, 0.0, min=0, max=1,
                 doc="drop probability of the attention weights while training"),
             Arg("bias", BOOL, True, doc="biases on the projections (`nobias` turns them off)"))
-    # Every output token mixes every input token: its field is the whole input (infer.py).
-    global_field = True
 
     reference = {
         "input": "a sequence of N tokens of C channels (N×C)",

@@ -94,9 +94,23 @@ class LayerKind:
     passes_input: ClassVar[bool] = False  # its output is its input itself, or a new tensor its
     #                                       backward does not need (dropout, stochastic depth):
     #                                       a residual's in-place sum looks through it (torch)
-    sliding_window: ClassVar[bool] = False  # slides a kernel with a stride over H and W
+    sliding_window: ClassVar[bool] = False  # slides a kernel with a stride over H and W: it
+    #                                         declares how in `window` (lints)
     cancels_bias: ClassVar[bool] = False  # subtracts a per-channel mean (a bias before it is lost)
     scores_to_probabilities: ClassVar[bool] = False  # softmax and log-softmax
+    gives_probabilities: ClassVar[bool] = False  # softmax (not log-softmax, whose output
+    #   cross-entropy's own log-softmax leaves as it is): a loss after it applies it twice (lints)
+    global_field: ClassVar[bool] = False  # every output position sees every input position
+    #                                       (attention): its field is the whole input (infer)
+    reshapes: ClassVar[bool] = False  # moves, selects or drops values rather than computing on
+    #   them (flatten, dropout, identity, tokens): the lints look through it to the layer before
+    activation: ClassVar[bool] = False  # an activation function: after the last classifier
+    #                                     layer it limits the scores (lints)
+    classifier: ClassVar[bool] = False  # the fully connected layer that gives class scores
+    #                                     when it comes last (lints)
+    normalises: ClassVar[bool] = False  # a normalisation: a deep stack is no longer plain (lints)
+    merges: ClassVar[bool] = False  # where a combinator's branches meet (merge.py's MergeKind):
+    #   a shortcut for gradients (lints), no module of its own (its combinator's: health)
     input_size_in_torch: ClassVar[str | None] = None  # where PyTorch's constructor takes the
     #   input size this kind infers: "first" (Conv2d(in, out, k), Linear(in, out)) or "last"
     #   (BatchNorm2d(C)), so that `linear 8192 10` is told to leave out 8192
@@ -136,6 +150,10 @@ class LayerKind:
     def receptive(self, a: Args, x: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
         """Effective kernel and stride along (H, W): how this layer grows the receptive field."""
         return (1, 1), (1, 1)
+
+    def window(self, a: Args, x: Shape) -> "Window":
+        """How a `sliding_window` kind slides over the (C, H, W) input `x`."""
+        raise NotImplementedError(f"{self.name} slides no window")
 
     def describe(self, a: Args) -> str:
         """A compact label for drawings: the kind and its key arguments."""
@@ -272,7 +290,8 @@ def call(cls: str, *args, **kwargs) -> TorchCall:
 
 
 TRAITS = ("nonlinear", "fresh_output", "passes_input", "sliding_window", "cancels_bias",
-          "scores_to_probabilities")
+          "scores_to_probabilities", "gives_probabilities", "global_field", "reshapes",
+          "activation", "classifier", "normalises", "merges")
 
 
 def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
@@ -282,6 +301,9 @@ def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
     unknown = set(traits) - set(TRAITS)
     if unknown:
         raise TypeError(f"unknown trait(s) {sorted(unknown)} for layer kind {name!r}")
+    not_bool = sorted(t for t, value in traits.items() if not isinstance(value, bool))
+    if not_bool:
+        raise TypeError(f"trait(s) {not_bool} of layer kind {name!r} must be True or False")
 
     def register(cls):
         cls.name, cls.family, cls.positional = name, family, tuple(positional)
@@ -289,6 +311,8 @@ def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
         cls.summary = summary or (cls.__doc__ or "").strip().split("\n")[0]
         for trait, value in traits.items():
             setattr(cls, trait, value)
+        if cls.sliding_window and cls.window is LayerKind.window:
+            raise TypeError(f"layer kind {name!r} is a sliding window but declares no `window`")
         if name in REGISTRY:
             raise ValueError(f"layer kind {name!r} registered twice")
         REGISTRY[name] = cls()
@@ -336,6 +360,31 @@ def need_vector(kind: str, x: Shape) -> int:
 def effective(kernel: int, dilation: int) -> int:
     """How far a dilated kernel reaches: `dilation * (kernel - 1) + 1` inputs."""
     return dilation * (kernel - 1) + 1
+
+
+@dataclass(frozen=True)
+class Window:
+    """How a sliding-window kind slides over H and W, as PyTorch does: per axis its kernel,
+    stride, dilation and (before, after) padding; `ceil` rounds the output size up, and is
+    None for a kind that has no such mode (a convolution)."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+    dilation: tuple[int, int] = (1, 1)
+    ceil: bool | None = None
+
+    @property
+    def reach(self) -> tuple[int, int]:
+        """The effective (dilated) kernel along H and W: how many inputs one window spans."""
+        return (effective(self.kernel[0], self.dilation[0]),
+                effective(self.kernel[1], self.dilation[1]))
+
+    def output(self, axis: int, size: int) -> int:
+        """The output size along `axis` (0: H, 1: W) of an input `size` long."""
+        before, after = self.padding[axis]
+        return window_output(size, self.kernel[axis], self.stride[axis], before, after,
+                             self.dilation[axis], bool(self.ceil))
 
 
 def window_output(size: int, kernel: int, stride: int, pad_l: int, pad_r: int, dilation: int,

@@ -11,7 +11,7 @@ from .base import (BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind
 _NN = "archdsl.nn.channels:"
 
 
-@layer("split", family="shape", positional=("index", "chunks"),
+@layer("split", family="shape", positional=("index", "chunks"), reshapes=True,
        summary="the index-th of `chunks` channel chunks, as x.chunk(chunks, dim=1)[index]")
 class Split(LayerKind):
     args = (Arg("index", INT, min=0, doc="which chunk, counting from 0"),
@@ -42,7 +42,7 @@ class Split(LayerKind):
         return call(_NN + "ChannelChunk", a.chunks, a.index)
 
 
-@layer("shuffle", family="shape", positional=("groups",),
+@layer("shuffle", family="shape", positional=("groups",), reshapes=True,
        summary="channel shuffle: the channels read as groups x C/groups, transposed "
                "(torchvision's channel_shuffle)")
 class Shuffle(LayerKind):
@@ -70,7 +70,7 @@ class Shuffle(LayerKind):
 
 
 @layer("layernorm2d", family="norm", words={"noaffine": ("affine", False)}, nonlinear=True,
-       fresh_output=True,
+       fresh_output=True, normalises=True,
        summary="layer normalisation over the channels at each position (torchvision's "
                "LayerNorm2d)")
 class LayerNorm2d(LayerKind):
@@ -130,7 +130,7 @@ class Pointwise(LayerKind):
         return call(_NN + "PointwiseLinear", x[0], a.out, bias=a.bias)
 
 
-@layer("layerscale", family="norm", positional=("init",), fresh_output=True,
+@layer("layerscale", family="norm", positional=("init",), fresh_output=True, normalises=True,
        summary="a learnt scale per channel, starting at `init` (ConvNeXt's layer_scale)")
 class LayerScale(LayerKind):
     args = (Arg("init", FLOAT, 1e-6, doc="the scale's starting value"),)

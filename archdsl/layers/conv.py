@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import (call, effective, BOOL, CHOICE, INT, PADDING, PAIR, Arg, Args, LayerError, LayerKind, Shape,
-                   fmt_pair, layer, need_map)
+                   Window, fmt_pair, layer, need_map)
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -65,9 +65,10 @@ class Conv(LayerKind):
             raise LayerError("E-ARG-RANGE", "padding=same only works with stride 1 (PyTorch refuses "
                              "strided `same` convolutions)", hint="give the padding as a number, "
                              f"e.g. `p{(a.kernel[0] - 1) // 2}`", arg="padding")
+        window = self.window(a, x)
         out = []
         for axis, size in enumerate((h, w)):
-            left, right = conv_padding(a, axis)
+            left, right = window.padding[axis]
             if a.padding_mode == "reflect" and max(left, right) >= size:
                 raise LayerError("E-PADDING", f"reflect padding of {max(left, right)} needs an input "
                                  f"larger than that, but the input is {h}x{w}",
@@ -75,16 +76,15 @@ class Conv(LayerKind):
             if a.padding_mode == "circular" and max(left, right) > size:
                 raise LayerError("E-PADDING", f"circular padding of {max(left, right)} wraps around "
                                  f"the {h}x{w} input more than once", arg="padding")
-            reach = effective(a.kernel[axis], a.dilation[axis])
             padded = size + left + right
-            if padded < reach:
-                k = "x".join(str(effective(a.kernel[i], a.dilation[i])) for i in (0, 1))
+            if padded < window.reach[axis]:
+                k = "x".join(str(r) for r in window.reach)
                 raise LayerError("E-KERNEL", f"the {k} kernel is larger than the padded {h}x{w} "
                                  f"input ({size}+{left + right} = {padded} along "
                                  f"{'HW'[axis]})", hint="use a smaller kernel, more padding, or less "
                                  "downsampling before this layer", arg="kernel",
                                  label=f"input is only {h}x{w} here")
-            out.append((padded - reach) // a.stride[axis] + 1)
+            out.append(window.output(axis, size))
         return (a.out, out[0], out[1])
 
     def params(self, a, x, y):
@@ -96,8 +96,12 @@ class Conv(LayerKind):
         return y[0] * y[1] * y[2] * (x[0] // a.groups) * kh * kw
 
     def receptive(self, a, x):
-        k = tuple(effective(a.kernel[i], a.dilation[i]) for i in (0, 1))
-        return k, a.stride
+        window = self.window(a, x)
+        return window.reach, window.stride
+
+    def window(self, a, x):
+        return Window(tuple(a.kernel), tuple(a.stride), (conv_padding(a, 0), conv_padding(a, 1)),
+                      tuple(a.dilation))
 
     def describe(self, a):
         parts = [f"conv {a.out} · {fmt_pair(a.kernel)}"]

@@ -7,7 +7,7 @@ from .base import call, BOOL, INT, Arg, LayerKind, layer, need_vector
 
 @layer("linear", family="linear", positional=("out",), words={"nobias": ("bias", False)},
        summary="fully connected layer (torch.nn.Linear) on a flat vector, or on each token of a "
-               "sequence", fresh_output=True)
+               "sequence", fresh_output=True, classifier=True)
 class Linear(LayerKind):
     input_size_in_torch = "first"
     weights = ("weight",)

@@ -35,6 +35,7 @@ class MergeKind(LayerKind):
 
     family = "merge"
     fresh_output = True
+    merges = True
     symbol: ClassVar[str] = "?"  # the drawing's merge node
     round: ClassVar[bool] = True  # a circle in drawings (a box for a word such as `concat`)
     module_name: ClassVar[str] = "Merge"  # how the compiled module prints

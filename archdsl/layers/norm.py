@@ -11,7 +11,7 @@ _AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`n
 
 @layer("bn", family="norm", words={"noaffine": ("affine", False)},
        summary="batch normalisation (BatchNorm2d on feature maps, BatchNorm1d on vectors)",
-       fresh_output=True, cancels_bias=True)
+       fresh_output=True, cancels_bias=True, normalises=True)
 class BatchNorm(LayerKind):
     input_size_in_torch = "last"
     args = (_EPS, Arg("momentum", FLOAT, 0.1, min=0, max=1, doc="running-statistics momentum"),
@@ -36,7 +36,8 @@ class BatchNorm(LayerKind):
 
 
 @layer("groupnorm", family="norm", positional=("groups",), words={"noaffine": ("affine", False)},
-       nonlinear=True, summary="group normalisation (torch.nn.GroupNorm)", fresh_output=True)
+       nonlinear=True, fresh_output=True, normalises=True,
+       summary="group normalisation (torch.nn.GroupNorm)")
 class GroupNorm(LayerKind):
     input_size_in_torch = "last"
     args = (Arg("groups", INT, min=1, doc="number of channel groups"), _EPS, _AFFINE)
@@ -65,7 +66,7 @@ class GroupNorm(LayerKind):
 
 
 @layer("layernorm", family="norm", words={"noaffine": ("affine", False)}, nonlinear=True,
-       fresh_output=True,
+       fresh_output=True, normalises=True,
        summary="layer normalisation over the whole sample (torch.nn.LayerNorm(CxHxW))")
 class LayerNorm(LayerKind):
     input_size_in_torch = "last"
@@ -90,7 +91,7 @@ class LayerNorm(LayerKind):
         return call("LayerNorm", shape, eps=a.eps, elementwise_affine=a.affine)
 
 
-@layer("lrn", family="norm", positional=("size",), nonlinear=True,
+@layer("lrn", family="norm", positional=("size",), nonlinear=True, normalises=True,
        summary="local response normalisation across channels (torch.nn.LocalResponseNorm)")
 class LocalResponseNorm(LayerKind):
     args = (Arg("size", INT, min=1, doc="number of neighbouring channels"),

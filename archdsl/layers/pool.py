@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import (call, effective, BOOL, PAIR, Arg, Args, LayerError, LayerKind, Shape, fmt_pair, fmt_shape,
-                   layer, need_map, window_output)
+from .base import (call, BOOL, PAIR, Arg, Args, LayerError, LayerKind, Shape, Window, fmt_pair,
+                   fmt_shape, layer, need_map)
 
 
 class _WindowPool(LayerKind):
@@ -19,7 +19,7 @@ class _WindowPool(LayerKind):
 
     def shape(self, a: Args, x: Shape) -> Shape:
         c, h, w = need_map(self.name, x)
-        stride, dilation = self._stride(a), self._dilation(a)
+        window = self.window(a, x)
         out = []
         for axis, size in enumerate((h, w)):
             k, p = a.kernel[axis], a.padding[axis]
@@ -27,7 +27,7 @@ class _WindowPool(LayerKind):
                 raise LayerError("E-ARG-RANGE", f"padding {p} is more than half the kernel size {k}",
                                  hint=f"PyTorch allows at most `p{k // 2}` for a {k}-wide window",
                                  arg="padding")
-            o = window_output(size, k, stride[axis], p, p, dilation[axis], a.ceil)
+            o = window.output(axis, size)
             if o < 1:
                 raise LayerError("E-EMPTY", f"{self.name} {fmt_shape(a.kernel)} leaves no output on "
                                  f"the {h}x{w} input", hint="use a smaller window, padding, or less "
@@ -37,8 +37,13 @@ class _WindowPool(LayerKind):
         return (c, out[0], out[1])
 
     def receptive(self, a, x):
-        d = self._dilation(a)
-        return tuple(effective(a.kernel[i], d[i]) for i in (0, 1)), self._stride(a)
+        window = self.window(a, x)
+        return window.reach, window.stride
+
+    def window(self, a, x):
+        (ph, pw) = a.padding
+        return Window(tuple(a.kernel), tuple(self._stride(a)), ((ph, ph), (pw, pw)),
+                      tuple(self._dilation(a)), a.ceil)
 
     def describe(self, a):
         stride = self._stride(a)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .base import CHOICE, FLOAT, Arg, LayerKind, call, layer
 
 
-@layer("stochasticdepth", family="shape", positional=("p",), passes_input=True,
+@layer("stochasticdepth", family="shape", positional=("p",), passes_input=True, reshapes=True,
        words={"row": ("mode", "row"), "batch": ("mode", "batch")},
        summary="zero each sample's input with probability p while training, the rest scaled "
                "by 1/(1-p) (torchvision's StochasticDepth); the identity in eval mode")

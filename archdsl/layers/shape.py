@@ -5,7 +5,8 @@ from __future__ import annotations
 from .base import call, FLOAT, UNCHANGED_SHAPE, Arg, LayerKind, layer, need_map, numel
 
 
-@layer("flatten", family="shape", summary="CxHxW feature map → vector of C·H·W features")
+@layer("flatten", family="shape", reshapes=True,
+       summary="CxHxW feature map → vector of C·H·W features")
 class Flatten(LayerKind):
     reference = {
         "input": "a feature map (a vector passes through unchanged)",
@@ -24,7 +25,7 @@ class Flatten(LayerKind):
         return call("Flatten", 1)
 
 
-@layer("dropout", family="shape", positional=("p",), passes_input=True,
+@layer("dropout", family="shape", positional=("p",), passes_input=True, reshapes=True,
        summary="zero each value with probability p while training")
 class Dropout(LayerKind):
     args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
@@ -36,7 +37,7 @@ class Dropout(LayerKind):
         return call("Dropout", a.p)
 
 
-@layer("dropout2d", family="shape", positional=("p",), passes_input=True,
+@layer("dropout2d", family="shape", positional=("p",), passes_input=True, reshapes=True,
        summary="zero whole channels with probability p while training")
 class Dropout2d(LayerKind):
     args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
@@ -54,7 +55,7 @@ class Dropout2d(LayerKind):
         return call("Dropout2d", a.p)
 
 
-@layer("identity", family="shape", passes_input=True,
+@layer("identity", family="shape", passes_input=True, reshapes=True,
        summary="passes its input through unchanged")
 class Identity(LayerKind):
     pass

@@ -25,7 +25,7 @@ def need_tokens(kind: str, x) -> tuple[int, int]:
     return x
 
 
-@layer("tokens", family="shape",
+@layer("tokens", family="shape", reshapes=True,
        summary="CxHxW feature map → sequence of H·W tokens of C channels (row by row)")
 class Tokens(LayerKind):
     reference = {
@@ -42,7 +42,7 @@ class Tokens(LayerKind):
         return call(_OWN + "Tokens")
 
 
-@layer("classtoken", family="shape", positional=("dim",),
+@layer("classtoken", family="shape", positional=("dim",), reshapes=True,
        summary="a learnt token of `dim` channels (ViT's class token): "
                "`concat< classtoken c | … >` puts it first")
 class ClassToken(LayerKind):
@@ -67,7 +67,7 @@ class ClassToken(LayerKind):
         return call(_OWN + "ClassToken", a.dim)
 
 
-@layer("posembed", family="shape",
+@layer("posembed", family="shape", reshapes=True,
        summary="adds a learnt position embedding: one C-channel offset per token")
 class PositionEmbedding(LayerKind):
     reference = {
@@ -88,7 +88,7 @@ class PositionEmbedding(LayerKind):
         return call(_OWN + "PositionEmbedding", x[0], x[1])
 
 
-@layer("token", family="shape", positional=("index",),
+@layer("token", family="shape", positional=("index",), reshapes=True,
        summary="the token at `index` of a sequence as a vector (0: the class token)")
 class SelectToken(LayerKind):
     args = (Arg("index", INT, 0, min=0, doc="which token (0: the first, the class token)"),)

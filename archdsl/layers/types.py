@@ -3,6 +3,8 @@ it in canonical form (a pair for `k3`), or raises ArgumentError with a learner's
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Any
 
 
@@ -15,14 +17,40 @@ class ArgumentError(Exception):
 
 
 def show(v) -> str:
-    """A value as the user would write it: `3x3`, `true`, `0.5`."""
+    """A value as the user would write it: `3x3`, `true`, `0.5`; a decimal that the short form
+    would show as whole is shown in full (`3.0000000000000004`, not `3`)."""
     if isinstance(v, tuple):
-        return "x".join(map(str, v))
+        return "x".join(show(d) if is_int(d) else str(d) for d in v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return f"{v:g}"
+        short = f"{v:g}"
+        if math.isfinite(v) and not v.is_integer() and float(short).is_integer():
+            return repr(v)
+        return short
+    if isinstance(v, int) and abs(v) >= _LONG:
+        return scientific(v, 2)
     return str(v)
+
+
+_LONG = 10**300  # a whole number from here on is shown in scientific notation
+
+
+def scientific(n: int, places: int) -> str:
+    """`1.50e+400`: a whole number as f"{float(n):.{places}e}" writes it, also where float()
+    or str() cannot take it (beyond 1.8e308, or 4,300 digits)."""
+    if abs(n) < _LONG:
+        return f"{float(n):.{places}e}"
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    exponent = int((n.bit_length() - 1) * math.log10(2))  # at most one too small
+    if 10 ** (exponent + 1) <= n:
+        exponent += 1
+    unit = 10 ** (exponent - places)
+    mantissa = (2 * n + unit) // (2 * unit)  # rounded to `places` decimals
+    if mantissa >= 10 ** (places + 1):
+        mantissa, exponent = mantissa // 10, exponent + 1
+    digits = str(mantissa)
+    return f"{sign}{digits[0]}{'.' if places else ''}{digits[1:]}e+{exponent}"
 
 
 def is_int(v) -> bool:
@@ -49,17 +77,18 @@ class ArgType:
     # -- shared checks ------------------------------------------------------------------
     @staticmethod
     def whole(arg, v, kind: str) -> int:
+        finite(arg, v, kind)
         if isinstance(v, float) and v.is_integer():
             return int(v)
         if not is_int(v):
             what = arg.doc or arg.name
             if isinstance(v, float):
                 if arg.name == "out" or "channels" in what or arg.name == "groups":
-                    raise ArgumentError("E-CHANNELS", f"{kind} {arg.name} = {v:g} is not a whole "
-                                        "number", hint="channel counts must be whole: check the "
-                                                       "division (e.g. use `//` to round down)")
+                    raise ArgumentError("E-CHANNELS", f"{kind} {arg.name} = {show(v)} is not a "
+                                        "whole number", hint="channel counts must be whole: check "
+                                        "the division (e.g. use `//` to round down)")
                 raise ArgumentError("E-ARG-TYPE", f"{kind} {arg.name} must be a whole number, got "
-                                    f"{v:g}")
+                                    f"{show(v)}")
             raise ArgumentError("E-ARG-TYPE", f"{kind} {arg.name} must be a number, got "
                                 f"`{show(v)}`", hint=choice_hint(arg))
         return v
@@ -90,7 +119,7 @@ class Float(ArgType):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgumentError("E-ARG-TYPE", f"{kind} {arg.name} must be a number, got "
                                 f"`{show(value)}`")
-        return self.in_range(arg, float(value), kind)
+        return self.in_range(arg, float(finite(arg, value, kind)), kind)
 
 
 class Bool(ArgType):
@@ -148,6 +177,28 @@ class Padding(Pair):
         if isinstance(value, str) and value in self.takes_words:
             return str(value)
         return super().coerce(arg, value, kind)
+
+
+def finite(arg, v, kind: str):
+    """`v`, unless it is a number beyond a float's range, infinite or NaN (which the language
+    never computes: a guard for values from elsewhere)."""
+    if out_of_range(v) is not None:
+        raise ArgumentError("E-ARG-RANGE", f"{kind} {arg.name} must be a finite number, got "
+                            f"{show(v)}")
+    return v
+
+
+def out_of_range(value) -> str | None:
+    """What is wrong with a value beyond the language's numbers (`too large`, `not a number
+    (NaN)`), a shape's sizes included; None for a finite number within a float's range, a
+    word or true/false."""
+    if isinstance(value, tuple):
+        return next(filter(None, map(out_of_range, value)), None)
+    if isinstance(value, float) and value != value:
+        return "not a number (NaN)"
+    if isinstance(value, (int, float)) and not abs(value) <= sys.float_info.max:
+        return "too large"
+    return None
 
 
 def choice_hint(arg, value=None) -> str | None:

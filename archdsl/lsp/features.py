@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import re
 
-from lsprotocol import types as lsp
-
+from ..codes import explain_code
 from ..layers.base import fmt_shape
 from ..vocabulary import STATEMENTS, statement_keywords
-from .codes import explain_code
 from .index import ARCH, Document, Occurrence, definition_of
 
 # The words that start a statement, with their hover text: completion offers them.

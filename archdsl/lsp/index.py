@@ -75,16 +75,23 @@ def check(text: str, file: str, previous: Document | None = None) -> Document:
     from ..network import analyse_graph
     from ..syntax import normalise_source
 
-    text = normalise_source(text)
-    spec, graph, diagnostics = analyse_graph(text, file)
-    if spec is None:
+    from ..network import MAX_SPEC_BYTES
+
+    spec, graph, diagnostics = analyse_graph(text, file)  # it normalises the text, once
+    if spec is None and len(text) <= MAX_SPEC_BYTES:
         from ..syntax import parse
 
         spec = parse(text, file)[0]  # a spec whose later stages failed still has its names
+    text = normalise_source(text)  # the text the spans count in
     doc = Document(text, file, spec, graph, diagnostics, lines=text.split("\n"))
     if spec is not None:
         doc.occurrences = _index(spec)
-    elif previous is not None:
+    return keep_names(doc, previous)
+
+
+def keep_names(doc: Document, previous: Document | None) -> Document:
+    """`doc`, with the spec and index of `previous` when `doc`'s text does not parse."""
+    if doc.spec is None and previous is not None:
         doc.spec, doc.occurrences = previous.spec, previous.occurrences
     return doc
 

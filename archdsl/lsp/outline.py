@@ -10,6 +10,7 @@ from lsprotocol import types as lsp
 from ..layers.base import fmt_shape
 from .features import STATEMENT_WORDS
 from .index import ARCH, Document
+from .positions import Columns
 
 # ----------------------------------------------------------------------------- completion
 
@@ -111,16 +112,13 @@ def _param_items(doc: Document, scope: str) -> list[lsp.CompletionItem]:
 # ----------------------------------------------------------------------------- symbols
 
 
-def _range(span) -> lsp.Range:
-    return lsp.Range(lsp.Position(span.line - 1, span.column - 1),
-                     lsp.Position(span.end_line - 1, span.end_column - 1))
-
-
-def symbols(doc: Document) -> list[lsp.DocumentSymbol]:
+def symbols(doc: Document, columns: Columns | None = None) -> list[lsp.DocumentSymbol]:
     """The arch header, the input, each block (its parameters inside) and each top-level
-    statement, with its output shape."""
+    statement, with its output shape. `columns` converts positions (code points when left
+    out)."""
     from ..graph import span_text
 
+    _range = (columns or Columns(doc.lines)).range
     spec, out = doc.spec, []
     if spec is None:
         return out
@@ -172,14 +170,16 @@ def line_shapes(doc: Document) -> dict[int, str]:
     return shapes
 
 
-def inlay_hints(doc: Document, first: int, last: int) -> list[lsp.InlayHint]:
+def inlay_hints(doc: Document, first: int, last: int,
+                columns: Columns | None = None) -> list[lsp.InlayHint]:
     """`-> 64x56x56` at the end of each line's code, lines first..last (1-based)."""
+    columns = columns or Columns(doc.lines)
     hints = []
     for line, shape in sorted(line_shapes(doc).items()):
         if not first <= line <= last or line > len(doc.lines):
             continue
         code = doc.lines[line - 1].split("#")[0].rstrip()
-        hints.append(lsp.InlayHint(lsp.Position(line - 1, len(code)), f"-> {shape}",
+        hints.append(lsp.InlayHint(columns.position(line, len(code) + 1), f"-> {shape}",
                                    kind=lsp.InlayHintKind.Type, padding_left=True))
     return hints
 
@@ -187,24 +187,29 @@ def inlay_hints(doc: Document, first: int, last: int) -> list[lsp.InlayHint]:
 # ----------------------------------------------------------------------------- semantic tokens
 
 TOKEN_TYPES = ["keyword", "function", "class", "parameter", "property", "enumMember", "number",
-               "operator", "comment", "type", "namespace"]
+               "operator", "comment", "type", "namespace", "variable"]
+# every Occurrence role (index.py) has its colour
 _ROLE_TYPES = {"kind": "function", "block-call": "class", "block-def": "class",
                "combinator": "type", "param-def": "parameter", "param-use": "parameter",
+               "index-def": "variable", "index-use": "variable",
                "keyword": "property", "argument": "property", "word": "enumMember"}
 _LEXICAL = {"comment": "comment", "int": "number", "float": "number", "shape": "number",
             "op": "operator"}
 
 
-def semantic_tokens(doc: Document) -> list[int]:
-    """The LSP's relative encoding of every coloured token (5 integers each)."""
+def semantic_tokens(doc: Document, columns: Columns | None = None) -> list[int]:
+    """The LSP's relative encoding of every coloured token (5 integers each); columns and
+    lengths in `columns`' units (code points when left out)."""
     from ..fmt import tokens
 
-    roles = {(o.span.line, o.span.column): _ROLE_TYPES[o.role] for o in doc.occurrences}
+    width = (columns or Columns(doc.lines)).width
+    roles = {(o.span.line, o.span.column): _ROLE_TYPES.get(o.role) for o in doc.occurrences}
     data: list[int] = []
     prev_line, prev_col, line, line_start = 0, 0, 0, 0
+    seen, seen_units = 0, 0  # the line's code points and units before the last token
     for kind, text, offset in tokens(doc.text):
         if kind == "newline":
-            line, line_start = line + 1, offset + 1
+            line, line_start, seen, seen_units = line + 1, offset + 1, 0, 0
             continue
         col = offset - line_start
         if kind == "name":
@@ -214,9 +219,11 @@ def semantic_tokens(doc: Document) -> list[int]:
             found = _LEXICAL.get(kind)
         if found is None:
             continue
-        data += [line - prev_line, col - prev_col if line == prev_line else col, len(text),
-                 TOKEN_TYPES.index(found), 0]
-        prev_line, prev_col = line, col
+        seen_units += width(doc.text[line_start + seen:offset])  # counted once per line
+        seen = col
+        data += [line - prev_line, seen_units - prev_col if line == prev_line else seen_units,
+                 width(text), TOKEN_TYPES.index(found), 0]
+        prev_line, prev_col = line, seen_units
     return data
 
 

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import os
 import random
+import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class DataSet:
     split: str = "folders"  # "folders" (train/ and val/) or "val_split"
     empty_classes: list[str] = field(default_factory=list)  # folders left out: no usable image
     root: Path | None = None  # the image folder (None for built-in data)
+    warnings: list[str] = field(default_factory=list)  # for the user, a line each (a table's)
 
     def counts(self) -> dict[str, list[int]]:
         """The images of each class (in `classes` order), training and validation."""
@@ -86,10 +88,25 @@ def class_counts_line(data: DataSet, show: int = 12) -> str:
     return text
 
 
+# Characters that would end a line or drive a terminal: C0 and C1 controls, DEL, and
+# Unicode's line and paragraph separators.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def printable(path) -> str:
-    """A file or folder name as text that any UTF-8 stream can write: bytes that are not
-    UTF-8 (kept by Python as lone surrogates) are shown as `\\xff` escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """A file or folder name as one line of text that any UTF-8 stream can write: bytes that
+    are not UTF-8 (kept by Python as lone surrogates) are shown as `\\xff` escapes, and
+    control characters as `\\n`, `\\t`, `\\x1b` (so a name is never two lines of output)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return CONTROL.sub(_escaped, text)
+
+
+def _escaped(match) -> str:
+    char = match.group()
+    if char in CONTROL_ESCAPES:
+        return CONTROL_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def load_digits() -> tuple[list[str], list[Sample]]:
@@ -433,7 +450,10 @@ def fingerprint(data: DataSet) -> dict | None:
         return None
 
     def name(sample: Sample) -> str:
-        return os.path.relpath(sample.path, data.root)
+        try:
+            return os.path.relpath(sample.path, data.root)
+        except ValueError:  # a table's image on another drive (Windows)
+            return str(sample.path)
 
     by_class: dict[int, list[str]] = {}
     for s in data.train + data.val:

@@ -79,8 +79,8 @@ def first_non_finite_layer(network, model, x) -> str:
     spans = {}
     for nid, kind, span in _layers(network):
         spans[nid] = span
-        if kind.family == "merge":
-            continue
+        if kind.merges:
+            continue  # a merge is its combinator's work, with no module of its own
 
         def hook(module, inputs, output, nid=nid):
             if not found and not torch.isfinite(output).all():

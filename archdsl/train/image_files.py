@@ -1,6 +1,7 @@
 """What `archdsl predict` reads and writes besides the run: the image files of the paths it is
-given (a folder is searched, its sub-folders too), the CSV of its predictions, and the rule
-that an output file the user owns is never replaced without --force.
+given (a folder is searched, its sub-folders too), the CSV of its predictions (no cell of which
+a spreadsheet would run as a formula), and the rule that an output file the user owns is never
+replaced without --force.
 
 Nothing here imports torch.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -71,18 +73,34 @@ def _no_images(folder: str, others: list[str]) -> str:
             f"{beside}. Give image files, or a folder that holds some")
 
 
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
+def spreadsheet_cell(text: str) -> str:
+    """`text` as a CSV cell no spreadsheet runs as a formula: one starting with `=`, `+`, `-`,
+    `@`, a tab or a carriage return gets a leading `'` (OWASP's advice), unless it is a plain
+    number (`-5`, a class of a table with integer labels), which no spreadsheet runs."""
+    if text.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def predictions_csv(results: list, top: int) -> str:
     """The CSV of `predict`'s results: a header, then one row per image: its path, then
     label_k and prob_k (6 decimals) for k = 1..top, then `error` (why it could not be read;
-    empty for an image that was classified, whose label and prob cells are then filled)."""
+    empty for an image that was classified, whose label and prob cells are then filled).
+    Paths, class names and errors are written by spreadsheet_cell."""
     shown = max((len(best) for _, best, _ in results if best), default=top)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["path"] + [f"{name}_{k}" for k in range(1, shown + 1)
                                 for name in ("label", "prob")] + ["error"])
     for path, best, problem in results:
-        cells = [c for name, p in best or () for c in (name, f"{p:.6f}")]
-        writer.writerow([path] + cells + [""] * (2 * shown - len(cells)) + [problem or ""])
+        cells = [c for name, p in best or () for c in (spreadsheet_cell(name), f"{p:.6f}")]
+        writer.writerow([spreadsheet_cell(path)] + cells + [""] * (2 * shown - len(cells))
+                        + [spreadsheet_cell(problem or "")])
     return text.getvalue()
 
 

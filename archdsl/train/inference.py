@@ -79,6 +79,21 @@ def load_run(run_dir: str | Path, weights: str = "best"):
     return network, model, saved
 
 
+def _held_out_folder(dataset: str, classes: list[str]) -> str:
+    """DATA/val (or test/) when DATA holds that folder alone, without train/: evaluating on
+    it is what `DATA/val/<class>/` means (the run's classes are not called val)."""
+    from .data import VAL_NAMES
+
+    root = Path(dataset)
+    if not root.is_dir():
+        return dataset
+    folders = [e for e in root.iterdir() if e.is_dir() and not e.name.startswith(".")]
+    if len(folders) == 1 and folders[0].name.lower() in VAL_NAMES and \
+            folders[0].name not in classes:
+        return str(folders[0])
+    return dataset
+
+
 def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int = 64,
                  gallery_size: int = SIZE) -> dict:
     """Loss, top-1, top-5, per-class accuracy and confusion matrix of a run on a data set:
@@ -88,6 +103,7 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
     confidently wrong images (gallery.confidently_wrong) picked."""
     network, model, saved = load_run(run_dir, weights)
     channels = saved["input"][0]
+    dataset = _held_out_folder(dataset, saved["classes"])
     data = load_dataset(dataset, saved["options"].get("val_split", 0.1),
                         saved["options"].get("seed", 0), channels)
     if data.split == "val_split" and not data.source.startswith("digits"):
@@ -116,6 +132,7 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
     predicted = torch.cat([p for _, p in kept]).tolist()
     result.update(per_class=per_class_scores(result["confusion"], saved["classes"]),
                   classes=saved["classes"], skipped=data.skipped, samples=samples, paths=paths,
+                  warnings=list(data.warnings),
                   labels=labels, predicted=predicted, confidence=confidence,
                   wrong=sum(y != p for y, p in zip(labels, predicted)),
                   confidently_wrong=confidently_wrong(labels, predicted, confidence, paths,

@@ -300,6 +300,8 @@ def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params
 
 
 def _warn_about_data(data: DataSet, config: TrainConfig, log) -> None:
+    for line in data.warnings:  # a table's repeated rows, paths outside its folder, …
+        log(f"warning: {line}")
     if data.skipped:
         shown = ", ".join(f"{p} ({why})" for p, why in data.skipped[:3])
         log(f"warning: skipped {len(data.skipped)} file(s) that are not readable images: {shown}"
@@ -328,6 +330,10 @@ def _check_workers(config: TrainConfig, data: DataSet, world: World) -> None:
         raise TrainError(f"--val-split {config.val_split} held out every image of "
                          f"{data.source} for validation, leaving none to train on; use a "
                          "smaller fraction")
+    if not data.train and data.split == "table":
+        raise TrainError(f"{data.source} has no training images: every usable row is for "
+                         "validation; give the rows to train on the split `train` (or leave "
+                         "the split column out, and --val-split holds some out)")
     if len(data.train) < world.size:
         raise TrainError(f"{data.source} has {len(data.train)} training image(s), fewer than "
                          f"the {world.size} workers")
@@ -387,7 +393,7 @@ def _model(network, config: TrainConfig, device, world: World, spec_path: Path, 
     info = initialise_from(model, network, init, spec_path, params) if init else None
     if info is not None:
         log(summary_line(info))
-    frozen = frozen_modules(model, config.freeze) if config.freeze else []
+    frozen = frozen_modules(model, config.freeze, network.graph) if config.freeze else []
     if frozen:
         if config.unfreeze_at is not None and world.several:
             raise TrainError("--unfreeze-at with several workers is not supported: "
@@ -395,10 +401,19 @@ def _model(network, config: TrainConfig, device, world: World, spec_path: Path, 
                              "starts; train the frozen part with one worker, or leave it out")
         set_frozen(model, frozen, config.unfreeze_at is None or config.unfreeze_at > 1)
         trains = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if not trains:
+            raise TrainError(f"--freeze {' '.join(config.freeze)} holds every one of the "
+                             f"{network.params:,} parameters still, so there is nothing to "
+                             "train" + (" until --unfreeze-at" if config.unfreeze_at else "") +
+                             "; leave the layers to train (the head, at least) out of --freeze")
         log(f"--freeze: {len(frozen)} layer(s) frozen ({', '.join(frozen[:4])}"
             f"{' …' if len(frozen) > 4 else ''}); {trains:,} of {network.params:,} parameters "
             "train" + (f" until epoch {config.unfreeze_at}, all from then on"
                        if config.unfreeze_at else ""))
+        if config.unfreeze_at is not None and config.unfreeze_at > config.epochs:
+            log(f"warning: --unfreeze-at {config.unfreeze_at} is after the last epoch "
+                f"({config.epochs}): the frozen layers stay frozen in this run (`archdsl train "
+                f"--resume` with --epochs {config.unfreeze_at} or more thaws them)")
     model = model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -1,12 +1,15 @@
 """Starting from weights (`--init SOURCE`) and freezing layers (`--freeze NAME...`,
 `--unfreeze-at EPOCH`).
 
-A source's tensors are mapped onto the spec's by structure, not by name: both state_dicts in
-module order, the k-th tensor of each shape in the source goes to the k-th tensor of that
-shape in the spec (as archdsl.transfer_weights does, so torchvision's own names and archdsl's
-never need to agree). A shape that the two hold a different number of times is not guessed
-at: the spec's tensors of that shape keep their fresh initialisation (re-initialised; a head
-for another number of classes) and the source's are unused. One summary says which.
+A source's tensors are mapped onto the spec's by structure, as archdsl.transfer_weights maps
+them (checkpoints.pair_by_structure), so torchvision's own names and archdsl's never need to
+agree: a module pairs with the module of the same tensor names and shapes (the k-th batch norm
+of 64 channels with the k-th), name by name, and the tensors left go by order within each
+shape. A shape that the two hold a different number of times is not guessed at: the spec's
+tensors of that shape keep their fresh initialisation (re-initialised; a head for another
+number of classes) and the source's are unused. One summary says which. What cannot be mapped
+safely is refused in one line: tensors that no name tells apart, and integer, boolean or
+complex values where the spec holds floating-point ones.
 """
 
 from __future__ import annotations
@@ -88,8 +91,6 @@ def read_source(source: str, spec_path: Path, params: dict) -> tuple[dict, str]:
         state = read_state(path)
     except CheckpointError as exc:
         raise TrainError(f"--init: {exc}") from None
-    if isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
     if order is None and path.suffix == ".safetensors":
         order = sorted(state, key=_natural)  # safetensors does not keep the order
     if order is not None and set(order) == set(state):
@@ -100,27 +101,23 @@ def read_source(source: str, spec_path: Path, params: dict) -> tuple[dict, str]:
 # ----------------------------------------------------------------------------- mapping
 
 
-def mapped(source: dict, target: dict) -> tuple[list, list, list]:
-    """(source key, target key) pairs, the target keys left re-initialised and the source
-    keys unused: the k-th tensor of each shape to the k-th, for shapes both hold equally
-    often."""
-    def by_shape(state):
-        out: dict[tuple, list[str]] = {}
-        for k, v in state.items():
-            out.setdefault(tuple(v.shape), []).append(k)
-        return out
+def mapped(source: dict, model: nn.Module):
+    """How `source`'s tensors map onto `model`'s (a checkpoints.Pairing). A source tensor
+    counts as a buffer when the spec's buffers carry its name (running_mean, …)."""
+    from ..checkpoints import pair_by_structure
 
-    src, dst = by_shape(source), by_shape(target)
-    pairs, fresh, unused = [], [], []
-    for shape, keys in dst.items():
-        if len(src.get(shape, [])) == len(keys):
-            pairs += zip(src[shape], keys)
-        else:
-            fresh += keys
-            unused += src.get(shape, [])
-    unused += [k for shape, keys in src.items() if shape not in dst for k in keys]
-    order = {k: i for i, k in enumerate(target)}
-    return sorted(pairs, key=lambda p: order[p[1]]), sorted(fresh, key=order.get), unused
+    target = model.state_dict()
+    buffers = {k for k, _ in model.named_buffers(remove_duplicate=False)}
+    buffer_names = {k.rpartition(".")[2] for k in buffers} | {
+        "running_mean", "running_var", "num_batches_tracked"}
+
+    def role(key):
+        return "buffer" if key.rpartition(".")[2] in buffer_names else "parameter"
+
+    return pair_by_structure(
+        [(k, tuple(v.shape), role(k)) for k, v in source.items()],
+        [(k, tuple(v.shape), "buffer" if k in buffers else "parameter")
+         for k, v in target.items()])
 
 
 def initialise_from(model: nn.Module, network, source: str, spec_path: Path,
@@ -130,18 +127,39 @@ def initialise_from(model: nn.Module, network, source: str, spec_path: Path,
 
     state, path = read_source(source, spec_path, params)
     target = model.state_dict()
-    pairs, fresh, unused = mapped(state, target)
-    if not any(target[d].numel() for _, d in pairs if not d.endswith("num_batches_tracked")):
+    plan = mapped(state, model)
+    _refuse_unsafe(plan, state, target, source)
+    if not any(target[d].numel() for _, d in plan.pairs
+               if not d.endswith("num_batches_tracked")):
         raise TrainError(f"--init {source}: none of its tensors fits {spec_path} (no shape in "
                          "common); give weights of the same architecture")
     with torch.no_grad():
-        for s, d in pairs:
+        for s, d in plan.pairs:
             target[d].copy_(state[s])
-    return {"source": source, "file": path, "loaded": len(pairs),
-            "values": sum(target[d].numel() for _, d in pairs),
-            "reinitialised": [f"{k} {_shape(target[k])}" for k in fresh],
-            "reinitialised_layers": sorted({layer_of(network, k) for k in fresh}),
-            "unused": [f"{k} {_shape(state[k])}" for k in unused]}
+    return {"source": source, "file": path, "loaded": len(plan.pairs),
+            "values": sum(target[d].numel() for _, d in plan.pairs),
+            "reinitialised": [f"{k} {_shape(target[k])}" for k in plan.fresh],
+            "reinitialised_layers": sorted({layer_of(network, k) for k in plan.fresh}),
+            "unused": [f"{k} {_shape(state[k])}" for k in plan.unused]}
+
+
+def _refuse_unsafe(plan, state: dict, target: dict, source: str) -> None:
+    """TrainError for a mapping that would load something wrong without a word: tensors that no
+    name tells apart, or values of another kind (integer, boolean, complex) than the spec's."""
+    from ..checkpoints import value_kind
+
+    if plan.ambiguous:
+        theirs, mine, shape, _ = plan.ambiguous[0]
+        raise TrainError(f"--init {source}: its {' and '.join(theirs)} (shape "
+                         f"{'x'.join(map(str, shape)) or 'scalar'}) could each be the spec's "
+                         f"{' or '.join(mine)}: one module holds several and no name says "
+                         "which is which; rename them to the spec's names")
+    for s, d in plan.pairs:
+        theirs, mine = value_kind(state[s]), value_kind(target[d])
+        if theirs != mine:
+            raise TrainError(f"--init {source}: its {s} holds {theirs} values "
+                             f"({str(state[s].dtype).replace('torch.', '')}) where the spec's "
+                             f"{d} holds {mine} ones; give the weights as saved by training")
 
 
 def _shape(t) -> str:
@@ -164,23 +182,35 @@ def summary_line(info: dict) -> str:
 # ----------------------------------------------------------------------------- freezing
 
 
-def frozen_modules(model: nn.Module, names: list[str]) -> list[str]:
+def frozen_modules(model: nn.Module, names: list[str], graph) -> list[str]:
     """The module paths `names` freeze: a path as `check` and the errors show it
     (basic3.residual1.body.conv1), a group on it (basic3), or a block's name (basic: every
-    call of it). TrainError for a name that is none."""
+    call of it, as the spec's `graph` records them). TrainError for a name that is none, or
+    that holds no weights."""
     paths = [n for n, m in model.named_modules() if n and any(True for _ in
                                                               m.parameters(recurse=False))]
+    layers = [nid for nid, node in graph.layers() if node.kind is not None]
     chosen = []
     for name in names:
-        hits = [p for p in paths if p == name or p.startswith(name + ".")
-                or re.sub(r"\d+$", "", p.split(".")[0]) == name]
+        tops = {name} | {g.name for g in graph.groups.values() if g.block == name}
+        hits = [p for p in paths if any(p == t or p.startswith(t + ".") for t in tops)]
         if not hits:
-            tops = sorted({p.split(".")[0] for p in paths})
-            raise TrainError(f"--freeze {name}: the spec has no layer or group of that name; "
-                             f"its top-level names are {', '.join(tops[:12])}"
-                             f"{' …' if len(tops) > 12 else ''}")
+            raise TrainError(_no_weights(name, tops, layers, paths))
         chosen += [p for p in hits if p not in chosen]
     return chosen
+
+
+def _no_weights(name: str, tops: set[str], layers: list[str], paths: list[str]) -> str:
+    named = [n for n in layers if any(n == t or n.startswith(t + ".") for t in tops)]
+    if named:
+        who = "it holds" if named == [name] else \
+            f"its layers ({', '.join(named[:3])}{' …' if len(named) > 3 else ''}) hold"
+        return (f"--freeze {name}: {who} no weights, so "
+                "there is nothing to freeze; name layers with weights (conv, linear, bn, …) or "
+                "the block or group around them")
+    known = sorted({p.split(".")[0] for p in paths})
+    return (f"--freeze {name}: the spec has no layer or group of that name; its top-level "
+            f"names are {', '.join(known[:12])}{' …' if len(known) > 12 else ''}")
 
 
 def set_frozen(model: nn.Module, paths: list[str], frozen: bool) -> None:
