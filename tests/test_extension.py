@@ -141,3 +141,15 @@ def test_the_layer_reference_documents_both_kinds(registered):
     assert "#### `hardtanh`" in section and "x clipped to [min, max]" in section
     assert "#### `max`" in section and "broadcast as torch.maximum does" in section
     assert "`max< >`" in section  # the merge section's list of combinators
+
+
+def test_the_unknown_combinator_hint_lists_the_registrys_combinators(registered):
+    """Hints that list combinators come from the registry: a merge registered in a test is
+    among them (the hand-written "residual, concat, add and mul" had gone stale)."""
+    from archdsl.layers.merge import combinator_names
+
+    _, diagnostics = archdsl.analyse("input 3x8x8\nzzz< relu | relu >\n")
+    (d,) = diagnostics
+    assert d.code == "E-COMBINATOR" and d.hint.startswith("the combinators are ")
+    assert set(d.hint.removeprefix("the combinators are ").split(", ")) == \
+        set(combinator_names()) >= {"residual", "shortcut_first", "add", "mul", "concat", "max"}

@@ -231,7 +231,7 @@ class Walk:
             raise DiagnosticError(error("E-COMBINATOR", f"unknown combinator `{st.kind}<`",
                                         st.kind_span,
                                         hint=did_you_mean(st.kind, combinator_names()) or
-                                        "the combinators are residual, concat, add and mul"))
+                                        "the combinators are " + ", ".join(combinator_names())))
         _check_branches(st, how)
         n = len(st.branches)
         name = scope.child_name(st.kind)
