@@ -455,3 +455,28 @@ def test_more_epochs_after_a_finished_schedule_plan_it_again(tmp_path, schedule)
     import json
 
     assert json.loads((tmp_path / "r" / "config.json").read_text())["options"]["epochs"] == 2
+
+
+def test_the_run_keeps_the_very_text_it_compiled(tmp_path, monkeypatch):
+    """Issue 21: the spec was read up to five times, so a file saved while a run started
+    could leave a run folder whose copy is not what was trained. It is read once now."""
+    from archdsl.train import setup
+
+    spec = tmp_path / "tiny.arch"
+    first = ("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
+             "adaptiveavgpool 1; flatten; linear num_classes\n")
+    spec.write_text(first)
+    make_images(tmp_path / "data", size=(8, 8))
+    real = setup.load_dataset
+
+    def saved_meanwhile(*args, **kwargs):  # an editor saves the spec while the run starts
+        spec.write_text(first.replace("conv 4", "conv 16"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(setup, "load_dataset", saved_meanwhile)
+    run = train(spec, str(tmp_path / "data"), TrainConfig(epochs=1, batch_size=4, quiet=True),
+                out=str(tmp_path / "r"))
+    from safetensors.torch import load_file
+
+    assert (run / "tiny.arch").read_text() == first
+    assert load_file(str(run / "last.safetensors"))["conv1.weight"].shape == (4, 3, 3, 3)

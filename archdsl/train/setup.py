@@ -178,7 +178,9 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
         raise TrainError(problems[0])
     log = logger(config, log)
     world = world or World()
-    network, data, channels = _network_and_data(spec_path, dataset, config, params, saved)
+    spec_data = _read_spec(spec_path)  # read once: what is compiled is what the run keeps
+    network, data, channels = _network_and_data(spec_path, spec_data, dataset, config, params,
+                                                saved)
     _warn_about_data(data, config, log)
     _check_workers(config, data, world)
     device, amp = _device(config, world)
@@ -224,7 +226,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     config_json["threads"] = threads
     if init_info is not None:
         config_json["init"] = init_info
-    _write_start(spec_path, run, config_json, world, fresh=saved is None)
+    _write_start(spec_path, spec_data, run, config_json, world, fresh=saved is None)
     return Setup(network, data, run, model, optimizer, schedule, scaler,
                  _loss(config, data, device, log), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
@@ -265,12 +267,24 @@ def _loss(config: TrainConfig, data: DataSet, device, log):
                                label_smoothing=config.label_smoothing)
 
 
-def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params: dict,
-                      saved: dict | None):
-    """The spec compiled with num_classes from the data, the data, and the image channels."""
-    from ..network import load
+def _read_spec(spec_path: Path) -> bytes:
+    """The spec file's bytes, read once (SpecError E-FILE, as `archdsl.load` says it)."""
+    from ..diagnostics import SpecError, error
+    from ..network import read_spec_data
 
-    probe = load(spec_path, **params)
+    try:
+        return read_spec_data(Path(spec_path))
+    except OSError as exc:
+        raise SpecError([error("E-FILE", f"cannot read {spec_path}: {exc.strerror or exc}",
+                               None)]) from None
+
+
+def _network_and_data(spec_path: Path, spec_data: bytes, dataset: str, config: TrainConfig,
+                      params: dict, saved: dict | None):
+    """The spec compiled with num_classes from the data, the data, and the image channels."""
+    from ..network import loads
+
+    probe = loads(spec_data, str(spec_path), **params)
     channels = probe.input_shape[0] if len(probe.input_shape) == 3 else 3
     if len(probe.input_shape) != 3:
         raise TrainError(f"{spec_path} takes a vector of {probe.input_shape[0]} features; images "
@@ -289,7 +303,7 @@ def _network_and_data(spec_path: Path, dataset: str, config: TrainConfig, params
                         "needs at least two: add a folder of images for each other class")
     if "num_classes" in probe.arch_params and "num_classes" not in params:
         params["num_classes"] = len(data.classes)
-    network = load(spec_path, **params) if params else probe
+    network = loads(spec_data, str(spec_path), **params) if params else probe
     if network.output_shape != (len(data.classes),):
         raise TrainError(
             f"{spec_path}'s last layer gives {'x'.join(map(str, network.output_shape))} outputs, "
@@ -466,16 +480,16 @@ def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: 
     }
 
 
-def _write_start(spec_path: Path, run: Path, config_json: dict, world: World,
+def _write_start(spec_path: Path, spec_data: bytes, run: Path, config_json: dict, world: World,
                  fresh: bool) -> None:
-    """The spec's copy (for a new run) and config.json: the run exists from here."""
+    """The spec's copy (for a new run: the very bytes that were compiled, even if the file has
+    changed since) and config.json: the run exists from here."""
     if not world.main:
         return
     try:
         copy = run / spec_copy_name(spec_path)
         if fresh and spec_path.resolve() != copy.resolve():
-            spec_text = spec_path.read_bytes()
-            atomic_write(copy, lambda tmp: Path(tmp).write_bytes(spec_text))
+            atomic_write(copy, lambda tmp: Path(tmp).write_bytes(spec_data))
         atomic_write(run / "config.json", json_writer(config_json))
     except WriteError as exc:
         raise write_error(exc, "no training was done; free some space or fix the folder's "
