@@ -15,11 +15,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ArchdslError
+
 # the keys a training script commonly keeps its model's state_dict under, beside other things
 WRAPPERS = ("state_dict", "model_state_dict", "model")
 
 
-class CheckpointError(Exception):
+class CheckpointError(ArchdslError):
     """A checkpoint that cannot be read, with a message for the user."""
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from .command_values import (EXIT_OK, EXIT_SPEC, EXIT_USAGE, STDIN, Parser, UsageError,
                              add_spec_options, color, epilog, parse_input, parse_sets,
                              print_diagnostics, read_spec_file, spec_name)
+from .errors import EXIT_INTERRUPTED, ArchdslError
 from .explain import add_explain
 from .fmt import add_fmt
 from .lsp import add_lsp
 from .timing import add_time
 from .train.config import PREDICT_BATCH, TOP, LaunchConfig, Option, OptionError, TrainConfig, \
     add_option, add_options, from_args, given
-from .train.errors import EXIT_INTERRUPTED
 
 def cmd_check(args) -> int:
     from .diagnostics import Span, error
@@ -160,17 +160,11 @@ def _collapse_option(values: list[str] | None):
     return alone[0] if alone else names
 
 
-def _is(exc, module: str, name: str) -> bool:
-    """isinstance(exc, module.name), without importing the module (and torch) to ask: an
-    exception of a module that was never imported cannot be one of its classes."""
-    loaded = sys.modules.get(module)
-    return loaded is not None and isinstance(exc, getattr(loaded, name))
-
-
 def guarded(command: str, action) -> int:
     """The one error boundary: run a command's action and turn whatever it raises into one
     plain message on stderr and a documented exit code, never a traceback
-    (ARCHDSL_TRACEBACK=1 shows the traceback of an unexpected one):
+    (ARCHDSL_TRACEBACK=1 shows the traceback of an unexpected one). Every error archdsl
+    words itself is an ArchdslError (archdsl/errors.py) that carries its exit code:
 
         2    usage: the command line (UsageError, an option out of range), an export that
              cannot be done (ExportError), a checkpoint that cannot be read
@@ -184,9 +178,8 @@ def guarded(command: str, action) -> int:
         command = f"{command} (rank {rank})"
     try:
         return action()
-    except (UsageError, OptionError) as exc:
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except ArchdslError as exc:
+        return _reported(command, exc, rank)
     except KeyboardInterrupt:
         if rank:
             return EXIT_INTERRUPTED  # every worker got Ctrl-C; rank 0 says it
@@ -201,32 +194,23 @@ def guarded(command: str, action) -> int:
               "model", file=sys.stderr)
         return EXIT_SPEC
     except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
-        return _report(command, exc, rank)
+        return _unexpected(command, exc)
 
 
-def _report(command: str, exc: Exception, rank: int) -> int:
-    """The message and exit code of an exception that ended a command (see `guarded`)."""
-    if rank and getattr(exc, "on_every_worker", False):  # rank 0 says it
+def _reported(command: str, exc: ArchdslError, rank: int) -> int:
+    """An error with a message for the user: the message (the diagnostics of a SpecError)
+    and its own exit code. An error every worker meets alike is said by rank 0 alone."""
+    if rank and getattr(exc, "on_every_worker", False):
         from .train.distributed import outlive_rank_zero
 
         outlive_rank_zero()
-        return EXIT_INTERRUPTED if _is(exc, "archdsl.train.errors", "Interrupted") else EXIT_SPEC
-    if _is(exc, "archdsl.diagnostics", "SpecError"):
-        print(exc.render(color=color(sys.stderr)), file=sys.stderr)
-        return EXIT_SPEC
-    if _is(exc, "archdsl.train.errors", "Interrupted"):
-        print(f"archdsl {command}: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if _is(exc, "archdsl.checkpoints", "CheckpointMismatch"):
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC
-    if _is(exc, "archdsl.export", "ExportError") or (
-            command == "export" and _is(exc, "archdsl.checkpoints", "CheckpointError")):
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if any(_is(exc, m, n) for m, n in _FAILURES):
-        print(f"archdsl {command}: error: {exc}", file=sys.stderr)
-        return EXIT_SPEC
+        return exc.exit_code
+    print(exc.report(command, color=color(sys.stderr)), file=sys.stderr)
+    return exc.exit_code
+
+
+def _unexpected(command: str, exc: Exception) -> int:
+    """An OSError archdsl did not word itself, or a bug: one line, never a traceback."""
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"archdsl {command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
@@ -238,12 +222,6 @@ def _report(command: str, exc: Exception, rank: int) -> int:
           "in archdsl; please report it with the command you ran (set ARCHDSL_TRACEBACK=1 "
           "to see where it happened)", file=sys.stderr)
     return EXIT_SPEC
-
-
-# Failures with a message of their own (exit 1): (module, class)
-_FAILURES = (("archdsl.train.data", "DataError"), ("archdsl.train.errors", "TrainError"),
-             ("archdsl.checkpoints", "CheckpointError"), ("archdsl.files", "WriteError"),
-             ("archdsl.draw", "RenderError"))
 
 
 def _quiet_stdout() -> None:

@@ -9,11 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A problem with the command line itself (exit code 2)."""
+from .errors import EXIT_FAILED as EXIT_SPEC, EXIT_OK, EXIT_USAGE, UsageError  # noqa: F401
 
 
 def parse_value(text: str):

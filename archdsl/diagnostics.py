@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable
 
 from .codes import ERROR, WARNING
+from .errors import ArchdslError
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def warning(code: str, message: str, span: Span | None = None, hint: str | None 
     return Diagnostic(WARNING, code, shorten(message), span, shorten(hint), shorten(label))
 
 
-class SpecError(Exception):
+class SpecError(ArchdslError):
     """Raised by the Python API when a spec has errors; carries every diagnostic."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic], source: str | None = None):
@@ -146,6 +147,10 @@ class SpecError(Exception):
 
     def render(self, color: bool = False) -> str:
         return render_all(self.diagnostics, self.source, color=color)
+
+    def report(self, command: str, color: bool = False) -> str:
+        """The diagnostics, each with its excerpt and caret."""
+        return self.render(color=color)
 
 
 class DiagnosticError(Exception):

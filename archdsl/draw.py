@@ -13,12 +13,12 @@ import re
 from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostic
+from .errors import ArchdslError
 from .graph import span_text
 from .layers.base import fmt_shape
 from .report import params_label
 
-# fill colour and legend name per layer family
-# (hues far apart: pooling orange and activation yellow must not pass for one another)
+# fill colour and legend name per layer family (hues far apart: pooling orange is no yellow)
 FAMILIES = {
     "conv": ("#a4c2f4", "convolution"),
     "pool": ("#f6b26b", "pooling"),
@@ -503,7 +503,7 @@ def _holds(span, at: tuple[int, int]) -> bool:
     return (span.line, span.column) <= at < end
 
 
-class RenderError(Exception):
+class RenderError(ArchdslError):
     """Graphviz's `dot` could not render the picture; the message says why and what to do."""
 
 

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoints import fit_state, read_state
+from .checkpoints import CheckpointError, fit_state, read_state
+from .errors import EXIT_USAGE, ArchdslError
 from .files import atomic_write
 
 FORMATS = {"python": ".py", "onnx": ".onnx", "torchscript": ".ts", "exported": ".pt2"}
 
 
-class ExportError(Exception):
-    """An export that cannot be done, with a message for the user."""
+class ExportError(ArchdslError):
+    """An export that cannot be done, with a message for the user (a usage error, exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def default_output(spec_path: Path, fmt: str) -> Path:
@@ -68,7 +71,11 @@ def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
 
     model = network.to_torch().eval()
     if weights is not None:
-        fit_state(network, model, read_state(weights), f"the checkpoint {weights}")
+        try:
+            state = read_state(weights)
+        except CheckpointError as exc:  # --weights names no usable file: a usage error
+            raise ExportError(str(exc)) from None
+        fit_state(network, model, state, f"the checkpoint {weights}")  # a mismatch fails (1)
     example = torch.randn(EXAMPLE_BATCH, *network.input_shape)
     batch = ({0: torch.export.Dim("batch")},)  # any batch size, one dynamic dimension
     if fmt == "onnx":

@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .errors import ArchdslError
 
-class WriteError(OSError):
+
+class WriteError(OSError, ArchdslError):
     """A file that could not be written; `path` is the file that was to be written."""
 
     def __init__(self, path: Path, reason: str):

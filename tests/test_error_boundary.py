@@ -180,3 +180,36 @@ def test_a_name_the_terminal_cannot_show_is_escaped(trained, images, tmp_path, c
     assert run.returncode == 0, err
     assert "Traceback" not in err and len(out.strip().splitlines()) == 2
     assert "img\\udcff.png:" in out or "img\\xff.png:" in out
+
+
+def test_every_reported_error_is_one_class_carrying_its_exit_code():
+    """Issue 21: one error base. The boundary catches ArchdslError alone (no string matching
+    on module names); each error knows its exit status; the training library raises its own
+    errors, never one it imports from the command line's modules."""
+    import ast
+    from pathlib import Path
+
+    from archdsl.checkpoints import CheckpointError, CheckpointMismatch
+    from archdsl.command_values import UsageError
+    from archdsl.diagnostics import SpecError
+    from archdsl.draw import RenderError
+    from archdsl.errors import ArchdslError
+    from archdsl.export import ExportError
+    from archdsl.files import WriteError
+    from archdsl.train.config import OptionError
+    from archdsl.train.data import DataError
+    from archdsl.train.errors import Interrupted, TrainError
+
+    codes = {UsageError: 2, OptionError: 2, ExportError: 2, SpecError: 1, TrainError: 1,
+             DataError: 1, CheckpointError: 1, CheckpointMismatch: 1, RenderError: 1,
+             Interrupted: 130}
+    for cls, code in codes.items():
+        assert issubclass(cls, ArchdslError) and cls.exit_code == code, cls
+    assert issubclass(WriteError, (OSError, ArchdslError)) and WriteError.exit_code == 1
+    root = Path(__file__).resolve().parent.parent / "archdsl"
+    cli = (root / "cli.py").read_text()
+    assert "sys.modules.get(" not in cli and "_is(exc" not in cli
+    for path in (root / "train").glob("*.py"):
+        imported = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"command_values", "cli"}, path.name

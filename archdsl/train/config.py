@@ -16,8 +16,10 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Callable
 
+from ..errors import UsageError
 
-class OptionError(Exception):
+
+class OptionError(UsageError):
     """A command-line value outside its option's range: a usage error (exit 2)."""
 
 

@@ -23,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ArchdslError
+
 DIGITS = Path(__file__).resolve().parent.parent / "datasets" / "digits.csv.gz"
 VAL_NAMES = ("val", "valid", "validation", "test")
 MAX_DISTINCT_SYNTHETIC = 1024
 CONVERTIBLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "RGBa", "La", "CMYK", "YCbCr")
 
 
-class DataError(Exception):
+class DataError(ArchdslError):
     """A data set that cannot be used, with a message for the user."""
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from ..errors import EXIT_INTERRUPTED, ArchdslError
 
-class TrainError(Exception):
+
+class TrainError(ArchdslError):
     """A run that cannot start or go on, with a message for the user."""
 
 
 class Interrupted(TrainError):
     """Ctrl-C stopped the run; the message says what was saved and how to continue (exit 130)."""
+
+    exit_code, label = EXIT_INTERRUPTED, None
 
 
 def on_every_worker(exc: BaseException) -> BaseException:
@@ -18,6 +22,4 @@ def on_every_worker(exc: BaseException) -> BaseException:
     return exc
 
 
-# 128 + SIGINT, as shells report Ctrl-C: a run stopped by Ctrl-C (the CLI's exit code, and a
-# torchrun worker's that the launcher recognises as having said so)
-EXIT_INTERRUPTED = 130
+__all__ = ["TrainError", "Interrupted", "on_every_worker", "EXIT_INTERRUPTED"]

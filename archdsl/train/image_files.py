@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from ..command_values import UsageError
+from ..errors import UsageError
 from .data import DataError, printable
 
 # The names a folder's images end in (any case). The training loader tries every file of a
