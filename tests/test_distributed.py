@@ -153,9 +153,9 @@ def test_a_worker_that_rank_0_speaks_for_waits_for_it_to_finish(monkeypatch, cap
     waited = []
     monkeypatch.setattr(distributed, "outlive_rank_zero", lambda: waited.append(True))
     error = on_every_worker(TrainError("--sync-bn needs CUDA"))
-    assert cli._report("train", error, rank=1) == 1 and waited == [True]
+    assert cli._reported("train", error, rank=1) == 1 and waited == [True]
     assert capsys.readouterr().err == ""
-    assert cli._report("train", error, rank=0) == 1 and waited == [True]
+    assert cli._reported("train", error, rank=0) == 1 and waited == [True]
     assert capsys.readouterr().err == "archdsl train: error: --sync-bn needs CUDA\n"
 
 
