@@ -86,23 +86,13 @@ def color(stream) -> bool:
 def read_spec_file(file: str) -> str:
     """A spec file's text (standard input's for `-`, read once however often it is asked
     for), or a UsageError saying why it cannot be read."""
-    from .network import read_spec
-
     if file == STDIN:  # read once per stream: `check - -` checks the same text twice
         if not _stdin_text or _stdin_text[0][0] is not sys.stdin:
-            _stdin_text[:] = [(sys.stdin, _read_stdin())]
-        return _stdin_text[0][1]
-    try:
-        return read_spec(Path(file))
-    except OSError as exc:
-        reason = "it is a folder; give .arch files" if Path(file).is_dir() else \
-            (exc.strerror or str(exc))
-        raise UsageError(f"cannot read {file}: {reason}") from None
-
-
-def _read_stdin() -> str:
-    """Standard input's text, at most a spec's size (as read_spec)."""
-    return _stdin_bytes().decode("utf-8", errors="replace")
+            _stdin_text[:] = [(sys.stdin, read_spec_bytes(STDIN))]
+        data = _stdin_text[0][1]
+    else:
+        data = read_spec_bytes(file)
+    return data.decode("utf-8", errors="replace")  # U+FFFD, reported by the parser
 
 
 def _stdin_bytes() -> bytes:

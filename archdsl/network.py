@@ -241,24 +241,22 @@ def _input_shape(value, file: str) -> tuple[int, ...]:
 
 def load(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params) -> Network:
     """Read and check a .arch file; `params` override the `arch` header's defaults."""
-    path = Path(path)
+    return loads(spec_bytes(path), str(path), input_shape=input_shape, **params)
+
+
+def spec_bytes(path: str | Path) -> bytes:
+    """A spec file's bytes, or SpecError E-FILE saying why they cannot be read."""
     try:
-        text = read_spec(path)
+        return read_spec_data(Path(path))
     except OSError as exc:
         raise SpecError([error("E-FILE", f"cannot read {path}: {exc.strerror or exc}",
                                None)]) from None
-    return loads(text, str(path), input_shape=input_shape, **params)
 
 
 def build(path: str | Path, *, input_shape: tuple[int, ...] | None = None, **params):
     """Load, check and compile a .arch file in one call: `archdsl.build("specs/resnet50.arch")`
     (imports torch)."""
     return load(path, input_shape=input_shape, **params).to_torch()
-
-
-def read_spec(path: Path) -> str:
-    """A spec file's text; undecodable bytes become U+FFFD and are reported by the parser."""
-    return read_spec_data(path).decode("utf-8", errors="replace")
 
 
 def read_spec_data(path: Path) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import archdsl
-from archdsl.network import MAX_SPEC_BYTES, read_spec
+from archdsl.network import MAX_SPEC_BYTES, read_spec_data
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.arch"
@@ -50,7 +50,7 @@ def test_a_huge_spec_text_is_refused_before_parsing():
 
 def test_an_endless_file_is_read_only_up_to_the_limit():
     with pytest.raises(OSError) as err:
-        read_spec(Path("/dev/zero"))
+        read_spec_data(Path("/dev/zero"))
     assert "larger than 1.0 MiB" in str(err.value)
     with pytest.raises(archdsl.SpecError) as err:
         archdsl.load("/dev/zero")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import pytest_lsp
@@ -21,26 +20,10 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from archdsl.lsp.index import check
 from archdsl.lsp.outline import TOKEN_TYPES, semantic_tokens
 from archdsl.lsp.transport import MAX_MESSAGE_BYTES, Malformed, read_messages
+from test_lsp import BROKEN, GOOD, ROOT, URI
 
-ROOT = Path(__file__).resolve().parent.parent
 LIVE_S = 30  # an answer that does not come in this long counts as never
-URI = "file:///tmp/net.arch"
 BIG_URI = "file:///tmp/big.arch"
-GOOD = """arch net(num_classes=10)
-input 3x32x32
-
-block basic(c, s=1) {
-  residual< conv c k3 s=s p1 nobias; bn; relu; conv c k3 p1 nobias; bn >
-  relu
-}
-
-conv 16 k3 p1; bn; relu
-basic 16
-basic 32 s=2
-adaptiveavgpool 1; flatten
-linear num_classes
-"""
-BROKEN = GOOD.replace("conv 16 k3 p1", "conv 16 k3 p1 g=5")  # 3 input channels: E-GROUPS
 # 0.92 MB of layers, over the 5,000 allowed: seconds to check (it parses all of it first) and
 # many seconds to format; several of them take more than LIVE_S one after the other
 BIG = "input 8x16x16\n" + "conv 8 k3 p1    # a layer of a very long spec\n" * 20_000

@@ -178,7 +178,9 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
         raise TrainError(problems[0])
     log = logger(config, log)
     world = world or World()
-    spec_data = _read_spec(spec_path)  # read once: what is compiled is what the run keeps
+    from ..network import spec_bytes
+
+    spec_data = spec_bytes(spec_path)  # read once: what is compiled is what the run keeps
     network, data, channels = _network_and_data(spec_path, spec_data, dataset, config, params,
                                                 saved)
     _warn_about_data(data, config, log)
@@ -265,18 +267,6 @@ def _loss(config: TrainConfig, data: DataSet, device, log):
                                                             counts.tolist())))
     return nn.CrossEntropyLoss(weight=weights.float().to(device),
                                label_smoothing=config.label_smoothing)
-
-
-def _read_spec(spec_path: Path) -> bytes:
-    """The spec file's bytes, read once (SpecError E-FILE, as `archdsl.load` says it)."""
-    from ..diagnostics import SpecError, error
-    from ..network import read_spec_data
-
-    try:
-        return read_spec_data(Path(spec_path))
-    except OSError as exc:
-        raise SpecError([error("E-FILE", f"cannot read {spec_path}: {exc.strerror or exc}",
-                               None)]) from None
 
 
 def _network_and_data(spec_path: Path, spec_data: bytes, dataset: str, config: TrainConfig,
