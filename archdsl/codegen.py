@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import __version__
+from .graph import BlockCall, CombinatorGroup, RepeatGroup
 from .layers.base import Args, Symbol, fmt_shape
 from .layers.merge import combinator
 
@@ -87,9 +88,9 @@ class _Writer:
         if item.node is not None:
             return self.module_source(item.node)
         group = item.group
-        if group is not None and group.kind == "block":
+        if isinstance(group, BlockCall):
             return f"{self.block_class(item)}()"
-        if group is not None and group.kind == "repeat":
+        if isinstance(group, RepeatGroup):
             inner = indent + "    "
             parts = [f"{inner}{self.construct(it, inner)}," for it in item.children]
             return "nn.ModuleList([\n" + "\n".join(parts) + f"\n{indent}])"
@@ -111,18 +112,17 @@ class _Writer:
             lines.append((f"{dst} = {path}({src})", fmt_shape(self.graph.shape(item.node))))
             return
         group = item.group
-        kind = group.kind if group is not None else "branch"
-        if kind == "block":
+        if isinstance(group, BlockCall):
             shape = self.output_shape(item)
             lines.append((f"{dst} = {path}({src})", fmt_shape(shape)))
             return
-        if kind in ("repeat", "iteration", "branch"):
+        if not isinstance(group, CombinatorGroup):  # a repeat, an iteration, a branch
             self.forward(item.children, src, dst, path, lines, counter)
             return
         # a combinator: each branch reads the fork's value into its own variable
         counter[0] += 1
         fork = src  # branches write their own variables, so the fork's value stays intact
-        how = combinator(kind)
+        how = combinator(group.combinator)
         single = len(item.children) == 1 and how.auto_shortcut(1)
         outs = []
         for i, branch in enumerate(item.children):

@@ -181,11 +181,33 @@ def epilog(examples: list[str], doc: str) -> str:
 
 class Parser(argparse.ArgumentParser):
     """argparse with archdsl's usage errors: one line on stderr, `archdsl CMD: error: …`,
-    exit 2; a mistyped command gets the closest one (`archdsl chek` -> did you mean check?)."""
+    exit 2; a mistyped command gets the closest one (`archdsl chek` -> did you mean check?).
 
-    def __init__(self, *args, **kwargs):
+    `arguments`, a function of the parser, declares its arguments when it is first used (to
+    parse, or for its help): a command whose options come from a heavier module (train's from
+    archdsl/train/config.py) gives them so, and the other commands never import that module."""
+
+    def __init__(self, *args, arguments=None, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self._undeclared = arguments
+
+    def _declare(self) -> None:
+        arguments, self._undeclared = self._undeclared, None
+        if arguments is not None:
+            arguments(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._declare()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self):
+        self._declare()
+        return super().format_usage()
+
+    def format_help(self):
+        self._declare()
+        return super().format_help()
 
     def error(self, message: str):
         choice = re.match(r"argument COMMAND: invalid choice: '(.*?)'", message)

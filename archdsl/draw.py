@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostic
 from .errors import ArchdslError
-from .graph import span_text
+from .graph import BlockCall, Branch, CombinatorGroup, Iteration, RepeatGroup, span_text
 from .layers.base import fmt_shape
-from .report import params_label
+from .number_text import params_label
 
 # fill colour and legend name per layer family (hues far apart: pooling orange is no yellow)
 FAMILIES = {
@@ -54,7 +54,7 @@ def _shape_text(shape) -> str:
 
 
 def _block_calls(graph):
-    return [g for g in graph.groups.values() if g.kind == "block"]
+    return [g for g in graph.groups.values() if isinstance(g, BlockCall)]
 
 
 def _depth(groups, g) -> int:
@@ -72,7 +72,7 @@ def collapsed_groups(graph, collapse) -> set[int]:
     if collapse == "none":
         return set()
     if collapse == "all":
-        return {g.id for g in blocks if not any(groups[a].kind == "block"
+        return {g.id for g in blocks if not any(isinstance(groups[a], BlockCall)
                                                 for a in _ancestors(groups, g))}
     if collapse == "auto":
         chosen: set[int] = set()
@@ -86,9 +86,8 @@ def collapsed_groups(graph, collapse) -> set[int]:
 
 
 def times(group) -> int:
-    """How many times a repeat runs."""
-    n = group.args.get("n", 0)
-    return n if isinstance(n, int) else 0
+    """How many times a repeat runs (0 for any other group)."""
+    return group.count if isinstance(group, RepeatGroup) else 0
 
 
 def _foldable(graph) -> list[set[int]]:
@@ -99,11 +98,11 @@ def _foldable(graph) -> list[set[int]]:
     units: dict[tuple, tuple[int, set[int]]] = {}
     for g in groups.values():
         depth = _depth(groups, g)
-        if g.kind == "block":
+        if isinstance(g, BlockCall):
             key = ("block", g.block)
-        elif g.kind == "repeat" and times(g) >= 2:
+        elif times(g) >= 2:
             key = ("repeat", depth)
-        elif g.kind not in ("repeat", "iteration", "branch"):
+        elif isinstance(g, CombinatorGroup):
             key = ("combinator", depth)
         else:
             continue
@@ -198,7 +197,7 @@ def _place_nodes(graph, stand_in, block_members, errors):
         """The innermost drawn cluster (a block call or repeat) that holds a node."""
         parent = None
         for g in node_groups:
-            if groups[g].kind == "block" or (groups[g].kind == "repeat" and times(groups[g]) > 1):
+            if isinstance(groups[g], BlockCall) or times(groups[g]) > 1:
                 if g not in clusters:
                     clusters[g] = _Cluster(groups[g])
                     clusters[parent].children.append(g)
@@ -281,7 +280,7 @@ def _role(graph, merge: str, v: str) -> str | None:
     if site.group not in chain or chain[-1] == site.group:
         return None
     branch = graph.groups[chain[chain.index(site.group) + 1]]
-    role = branch.role if branch.kind == "branch" else None
+    role = branch.role if isinstance(branch, Branch) else None
     return None if role is None or role.startswith("branch") else role
 
 
@@ -299,13 +298,13 @@ def group_chain(groups, gid):
 def title(graph, group) -> str:
     """A block call as `stage(c=64, n=2)` (every parameter by name); a collapsed repeat as
     what one iteration does and how often: `conv 64 · 3×3 p1 → relu ×2` (needs the graph)."""
-    if group.kind == "block":
+    if isinstance(group, BlockCall):
         values = ", ".join(f"{name}={_value(v)}" for name, v in group.args.items())
         return f"{group.block}({values})" if values else group.block
     if graph is None:
         return group.label
-    if group.kind == "repeat":
-        iterations = [c for c in group.children if graph.groups[c].kind == "iteration"]
+    if isinstance(group, RepeatGroup):
+        iterations = group.children
         ends = iterations[:1] + iterations[-1:] if len(iterations) > 1 else iterations
         text = _ranged([_contents(graph, c) for c in ends]) if iterations else "nothing"
         return f"({text}) ×{times(group)}" if " → " in text else f"{text} ×{times(group)}"
@@ -336,17 +335,16 @@ def _contents(graph, gid: int) -> str:
     title, and a combinator's branches between `<` `|` `>`. Long lists end in `…`."""
     groups = graph.groups
     group = groups[gid]
-    if group.kind not in ("block", "repeat", "iteration", "branch"):
-        branches = [c for c in group.children if groups[c].kind == "branch"]
-        inner = " | ".join(_contents(graph, b) for b in branches)
-        return f"{group.kind}< {inner} >"
+    if isinstance(group, CombinatorGroup):  # its children are its branches
+        inner = " | ".join(_contents(graph, b) for b in group.children)
+        return f"{group.combinator}< {inner} >"
     parts: list[str] = []
     seen: set[int] = set()
     for _, node in graph.layers():
         if gid not in node.groups or node.kind is None or node.inserted:
             continue
         inner = node.groups[node.groups.index(gid) + 1:]
-        if inner and groups[inner[0]].kind != "iteration":
+        if inner and not isinstance(groups[inner[0]], Iteration):
             if inner[0] not in seen:
                 seen.add(inner[0])
                 parts.append(title(graph, groups[inner[0]]))
@@ -423,8 +421,9 @@ def _emit_cluster(dot, clusters, key, groups) -> None:
     for child in cluster.children:
         group = groups[child]
         with dot.subgraph(name=f"cluster_{child}") as sub:
-            label = title(None, group) if group.kind == "block" else f"repeat ×{times(group)}"
-            sub.attr(style="rounded,dashed" if group.kind == "repeat" else "rounded",
+            repeat = isinstance(group, RepeatGroup)
+            label = f"repeat ×{times(group)}" if repeat else title(None, group)
+            sub.attr(style="rounded,dashed" if repeat else "rounded",
                      color="#999999", fontsize="10", fontcolor="#444444", labeljust="l",
                      tooltip=f"{group.span.file}:{group.span.line}: {group.label}")
             _emit_cluster(sub, clusters, child, groups)
@@ -585,7 +584,7 @@ def unknown_blocks(names: list[str], graph) -> str | None:
     name it does call), or None when every name is called."""
     from .diagnostics import did_you_mean, shorten
 
-    called = sorted({g.block for g in graph.groups.values() if g.kind == "block"})
+    called = sorted({g.block for g in _block_calls(graph)})
     for name in names:
         if name not in called:
             known = f"it calls {', '.join(called)}" if called else "it calls no blocks"

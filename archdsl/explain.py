@@ -2,29 +2,25 @@
 values substituted, so that a hand calculation can be checked line by line.
 
 A checked network in, one LayerExplanation per layer out, each a list of Steps (formula,
-substituted, value, note) written by the layer kind's explainer (explain_kinds.py). Before an
-explanation is handed back, the numbers it arrives at (output shape, parameters, buffers,
-MACs, receptive field) are compared with the checker's facts: a difference is a bug
-(ExplainMismatch), never a silently wrong lesson. The command itself is `add_explain` and
-`cmd_explain` at the end.
+substituted, value, note). The steps are not a second derivation: each layer's own rules
+(`LayerKind.rules`) and the receptive-field recurrence (propagate.py) are run again with a
+recording calculator (archdsl/layers/calc.py), the very code `check` ran, so the numbers an
+explanation arrives at are the checker's. The command is archdsl/cli/explain.py.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import explain_zoo  # noqa: F401  (registers the explainers of the zoo's kinds)
-from .explain_kinds import EXPLAINERS, Step, Work, generic, generic_merge
 from .diagnostics import shorten
 from .layers.base import fmt_shape
-from .layers.merge import MergeKind
+from .layers.calc import Step
+from .propagate import capped, work_out
 
-__all__ = ["LayerExplanation", "Step", "UnknownLayer", "ExplainMismatch", "explain",
-           "explain_layer", "select", "render_text", "to_json", "add_explain", "cmd_explain"]
+__all__ = ["LayerExplanation", "Step", "UnknownLayer", "explain",
+           "explain_layer", "select", "render_text", "to_json"]
 
 
 @dataclass
@@ -56,10 +52,6 @@ class UnknownLayer(ValueError):
     """A LAYER that names no layer, block call or line of the spec (the message suggests)."""
 
 
-class ExplainMismatch(AssertionError):
-    """An explanation's numbers differ from the checker's: a bug in one of them."""
-
-
 # ----------------------------------------------------------------------------- the API
 
 
@@ -74,18 +66,12 @@ def explain(network, layers=None) -> list[LayerExplanation]:
 
 
 def explain_layer(graph, nid: str) -> LayerExplanation:
-    """The explanation of node `nid`, checked against the graph's facts."""
-    work = Work(graph, nid)
-    node = work.node
-    explainer = EXPLAINERS.get(node.kind.name)
-    if explainer is None:
-        explainer = generic_merge if isinstance(node.kind, MergeKind) else generic
-    explainer(work)
-    explanation = LayerExplanation(
-        nid, node.op, node.span.line, _written(graph, node), list(work.xs), tuple(work.output),
-        work.steps, work.params, work.buffers, work.macs, work.field)
-    _agree(explanation, graph.facts[nid], work)
-    return explanation
+    """The explanation of node `nid` of a checked graph: its rules run again, recorded."""
+    calc = work_out(graph, nid, recording=True)
+    node = graph.layer(nid)
+    return LayerExplanation(
+        nid, node.op, node.span.line, _written(graph, node), list(calc.xs), tuple(calc.output),
+        calc.steps, calc.params, calc.buffers, calc.macs, capped(calc.rf, calc.bound))
 
 
 def _written(graph, node) -> str:
@@ -94,19 +80,6 @@ def _written(graph, node) -> str:
     if node.inserted:
         return "inserted by archdsl (projection shortcut)"
     return graph.source_text(node.span)
-
-
-def _agree(e: LayerExplanation, facts, work: Work) -> None:
-    pairs = {"output": (tuple(e.output), facts.shape), "params": (e.params, facts.params),
-             "buffers": (e.buffers, facts.buffers), "MACs": (e.macs, facts.macs),
-             "receptive field": (e.rf, facts.field),
-             "receptive field by the recurrence": (work.rf, facts.rf),
-             "field limit": (work.bound, facts.bound)}
-    wrong = [f"{what} {mine} where check has {theirs}" for what, (mine, theirs) in pairs.items()
-             if mine != theirs]
-    if wrong:
-        raise ExplainMismatch(f"the explanation of {e.name} disagrees with the checker: "
-                              + "; ".join(wrong))
 
 
 # ----------------------------------------------------------------------------- choosing layers
@@ -201,55 +174,3 @@ def to_json(network, explanations: list[LayerExplanation]) -> dict[str, Any]:
     graph = getattr(network, "graph", network)
     return {"arch": graph.name, "file": graph.file,
             "layers": [e.to_dict() for e in explanations]}
-
-
-# ----------------------------------------------------------------------------- the command
-
-def add_explain(sub) -> None:
-    """Declare `archdsl explain SPEC [LAYER...] [--set NAME=VALUE]... [--input CxHxW]
-    [--format text|json]` on `sub` (the result of `parser.add_subparsers()`)."""
-    from .command_values import add_spec_options, epilog
-
-    parser = sub.add_parser(
-        "explain", help="show the arithmetic behind each layer's shape, parameters, MACs and rf",
-        description="Show, for each layer (or the named ones), how its output size, parameters, "
-                    "MACs and receptive field are computed: the formula, the layer's own numbers "
-                    "substituted, the rounding, and where each parameter comes from.",
-        epilog=epilog(["archdsl explain specs/alexnet.arch conv1",
-                       "archdsl explain specs/resnet18.arch basic3 --format json",
-                       "archdsl explain specs/lenet5.arch --input 1x28x28"], "docs/explain.md"))
-    parser.add_argument("file", metavar="SPEC",
-                        help=".arch spec file; - reads it from standard input")
-    parser.add_argument("layers", nargs="*", metavar="LAYER",
-                        help="a layer's name (conv1, basic1.residual1.body.conv1), a block call "
-                             "(basic1), a block (basic: every call) or a spec line number; "
-                             "default: every layer")
-    add_spec_options(parser)
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="output format")
-    parser.set_defaults(func=cmd_explain)
-
-
-def cmd_explain(args) -> int:
-    """Run `archdsl explain`: print the explanations; a usage error (an unreadable file, an
-    unknown layer) is raised for the CLI's error boundary."""
-    from .command_values import EXIT_OK, EXIT_SPEC, UsageError, parse_input, parse_sets, \
-        print_diagnostics, read_spec_file, spec_name
-    from .network import analyse
-
-    params, input_shape = parse_sets(args.set), parse_input(args.input)
-    text = read_spec_file(args.file)
-    network, diagnostics = analyse(text, spec_name(args.file), params, input_shape)
-    if network is None:
-        print_diagnostics(diagnostics, text)
-        print(f"{spec_name(args.file)}: nothing explained: the spec has errors", file=sys.stderr)
-        return EXIT_SPEC
-    try:
-        explanations = explain(network, args.layers)
-    except UnknownLayer as exc:
-        raise UsageError(str(exc)) from None
-    if args.format == "json":
-        print(json.dumps(to_json(network, explanations), indent=2, allow_nan=False))
-    else:
-        print(render_text(explanations))
-    return EXIT_OK

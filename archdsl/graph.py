@@ -3,15 +3,16 @@
 networkx holds the structure (edges, with the branch index of a merge's input as `port`);
 each node's payload is a LayerNode (kind, resolved arguments, span, its groups), and what
 the checker learns about it is a Facts record kept beside it (`graph.facts[name]`). Blocks,
-repeats and combinators form a tree of Groups that drawing, the torch backend and codegen
-walk. No syntax-tree object survives expansion: what later stages need of the source (a
-combinator's branches, the shortcut's first strided layer) is copied into plain records.
+repeats and combinators form a tree of Groups (BlockCall, RepeatGroup and its Iterations,
+CombinatorGroup and its Branches) that drawing, the torch backend and codegen walk. No
+syntax-tree object survives expansion: what later stages need of the source (a combinator's
+branches, the shortcut's first strided layer) is copied into plain records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .diagnostics import Span
 from .layers.base import Args, LayerKind, numel
@@ -21,21 +22,59 @@ BYTES_PER_VALUE = 4  # float32
 
 @dataclass(eq=False)
 class Group:
-    """A block call, a repeat (and each of its iterations), a combinator or one of its branches.
-
-    `kind` is block, repeat, iteration, branch, or the combinator's name (residual, concat,
-    add, mul, or any merge kind registered since)."""
+    """A node of the group tree: a part of the spec that holds layers, where it was written
+    and the groups directly inside it. Its class says what it is: a BlockCall, a RepeatGroup
+    (with one Iteration a time round), or a CombinatorGroup (with one Branch a branch); each
+    carries only its own fields. Test which with isinstance."""
 
     id: int
-    kind: str
     name: str  # dotted path, as used for node names and module paths
     label: str  # what the user wrote, e.g. `basic 128 s=2`
     span: Span
     parent: int | None
+    children: list[int] = field(default_factory=list, init=False)
+
+    # The called block's name on a BlockCall, None on every other group (so that `g.block ==
+    # name` picks a block's calls out of all groups).
+    block: ClassVar[str | None] = None
+
+
+@dataclass(eq=False)
+class BlockCall(Group):
+    """A call of a `block`: the block's name and its parameters' values at this call."""
+
+    block: str = field()  # type: ignore[assignment]
     args: dict[str, Any] = field(default_factory=dict)
-    block: str | None = None  # the block's name, for a block call
-    role: str | None = None  # body, shortcut, branch1, …, for a branch
-    children: list[int] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class RepeatGroup(Group):
+    """A `repeat`: how many times it runs; its children are its Iterations."""
+
+    count: int
+
+
+@dataclass(eq=False)
+class Iteration(Group):
+    """One time round a repeat (labelled `2 of 3`)."""
+
+
+@dataclass(eq=False)
+class CombinatorGroup(Group):
+    """`residual< … >`, `concat< … | … >` or any merge kind registered since: the
+    combinator's name; its children are its Branches."""
+
+    combinator: str
+
+
+@dataclass(eq=False)
+class Branch(Group):
+    """One branch of a combinator, by its role: body, shortcut, branch1, …"""
+
+    role: str
+
+
+G = TypeVar("G", bound=Group)
 
 
 @dataclass(eq=False)
@@ -151,9 +190,23 @@ class LayerGraph:
     def connect(self, src: str, dst: str, port: int = 0) -> None:
         self.dag.add_edge(src, dst, port=port)
 
-    def new_group(self, kind: str, name: str, label: str, span: Span, parent: int | None,
-                  **extra) -> Group:
-        group = Group(len(self.groups), kind, name, label, span, parent, **extra)
+    def insert_between(self, source: str, target: str, nodes: list[LayerNode]) -> None:
+        """Put `nodes`, a chain, on the edge from `source` to `target` (keeping the edge's
+        port at `target`), just before `target` in the order."""
+        port = self.dag.edges[source, target].get("port", 0)
+        self.dag.remove_edge(source, target)
+        at = self.order.index(target)
+        for i, node in enumerate(nodes):
+            self.add(node, at + i)
+            self.connect(source, node.name)
+            source = node.name
+        self.connect(source, target, port)
+
+    def new_group(self, cls: type[G], name: str, label: str, span: Span, parent: int | None,
+                  **fields) -> G:
+        """A group of class `cls` (BlockCall, RepeatGroup, …; `fields` are its own), added
+        to the tree under `parent`."""
+        group = cls(len(self.groups), name, label, span, parent, **fields)
         self.groups[group.id] = group
         if parent is not None:
             self.groups[parent].children.append(group.id)
@@ -194,7 +247,7 @@ class LayerGraph:
     def block_of(self, node: LayerNode) -> str | None:
         """The dotted name of the innermost block call holding a node."""
         for gid in reversed(node.groups):
-            if self.groups[gid].kind == "block":
+            if isinstance(self.groups[gid], BlockCall):
                 return self.groups[gid].name
         return None
 

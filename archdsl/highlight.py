@@ -7,7 +7,7 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, Text
 
-from .vocabulary import flag_letters, keywords, layer_kinds
+from .vocabulary import flag_letters, functions, keywords, layer_kinds
 
 __all__ = ["ArchLexer", "token_table"]
 
@@ -23,6 +23,8 @@ def token_table() -> dict:
             (r"([A-Za-z_][A-Za-z0-9_]*)(\s*)(<)", bygroups(Name.Builtin, Text, Punctuation)),
             (r"([A-Za-z_][A-Za-z0-9_]*)(=)", bygroups(Name.Attribute, Operator)),
             (rf"\b[{''.join(flag_letters())}][0-9]+(x[0-9]+)*\b", Name.Attribute),
+            # a built-in function called (`max(a, b)`), even where a kind has its name
+            (words(functions(), prefix=r"\b", suffix=r"(?=\()"), Name.Builtin.Pseudo),
             (words(layer_kinds(), prefix=r"\b", suffix=r"\b"), Name.Function),
             (r"[0-9]+(x[0-9]+)+\b", Number),
             (r"([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+", Number.Float),

@@ -14,9 +14,10 @@ Memory is float32: parameters and buffers, and each layer's output per sample.
 from __future__ import annotations
 
 from .diagnostics import Diagnostic, called_here, error, warning
-from .graph import BYTES_PER_VALUE, Facts, LayerGraph, Totals
+from .graph import BYTES_PER_VALUE, BlockCall, Facts, LayerGraph, Totals
 from .layers.base import LayerError, fmt_shape
 from .layers.merge import combinator
+from .propagate import work_out
 
 # Beyond this, `check` warns (W-HUGE): 1G float32 values, seven times VGG-19's parameters.
 HUGE_BYTES = 4 << 30
@@ -39,65 +40,21 @@ def infer(graph: LayerGraph) -> list[Diagnostic]:
 
 
 def infer_node(graph: LayerGraph, nid: str) -> None:
-    """The Facts of one node from its inputs' (already inferred); LayerError where PyTorch
-    would fail. A node whose inputs have no shape is left unchecked."""
+    """The Facts of one node from its inputs' (already inferred), by the node's own rules
+    (propagate.py); LayerError where PyTorch would fail. A node whose inputs have no shape is
+    left unchecked."""
     node, facts = graph.layer(nid), graph.facts[nid]
     if node.kind is None:  # the input
         if graph.input_shape is not None:
             facts.set_output(tuple(graph.input_shape), NO_GROWTH)
             facts.bound = tuple(graph.input_shape[1:]) if len(graph.input_shape) == 3 else None
         return
-    inputs = graph.inputs(nid)
-    if node.invalid or any(graph.facts[p].shape is None for p in inputs):
+    if node.invalid or any(graph.facts[p].shape is None for p in graph.inputs(nid)):
         return
-    xs = [graph.facts[p].shape for p in inputs]
-    rfs = [graph.facts[p].rf for p in inputs]
-    bounds = [graph.facts[p].bound for p in inputs]
-    kind = node.kind
-    if node.merge is not None:
-        if node.merge.auto_shortcut and xs[0] != xs[1]:
-            combinator(node.merge.combinator).projection_stride(xs[0], xs[1])  # why none fits
-        if combinator(node.merge.combinator).equal_shapes and xs[0] != xs[1]:
-            raise LayerError("E-SHAPE", f"{node.merge.combinator} needs equal shapes")
-        y = kind.combine(xs)
-        facts.set_output(y, kind.receptive_merge(rfs, xs, y))
-        facts.bound = None if None in bounds else tuple(max(b[a] for b in bounds) for a in (0, 1))
-        return
-    x = xs[0]
-    y = kind.shape(node.args, x)
-    facts.set_output(y, receptive_field(graph, kind, node.args, x, rfs[0]))
-    facts.bound = grow_bound(bounds[0], rfs[0], x, y, *kind.receptive(node.args, x)) \
-        if len(x) == 3 else bounds[0]
-    facts.params = kind.params(node.args, x, y)
-    facts.buffers = kind.buffers(node.args, x, y)
-    facts.macs = kind.macs(node.args, x, y)
-
-
-def receptive_field(graph: LayerGraph, kind, args, x, rf):
-    """The receptive field after one layer: grown by its kernel and stride on a feature map,
-    the whole input after a layer that mixes every position (`global_field`: attention),
-    unchanged on vectors and sequences otherwise."""
-    if kind.global_field and len(graph.input_shape or ()) == 3:
-        return tuple(graph.input_shape[1:]), rf[1]
-    return grow_rf(rf, *kind.receptive(args, x)) if len(x) == 3 else rf
-
-
-def grow_rf(rf, kernel, stride):
-    """The receptive field after a layer with this effective kernel and stride."""
-    (size_h, size_w), (jump_h, jump_w) = rf
-    return ((size_h + (kernel[0] - 1) * jump_h, size_w + (kernel[1] - 1) * jump_w),
-            (jump_h * stride[0], jump_w * stride[1]))
-
-
-def grow_bound(bound, rf, x, y, kernel, stride):
-    """The padded input's extent after a layer: the padding its windows read (the output's
-    reach, (O - 1) * S + K, beyond the input's I rows: padding left unread does not count), in
-    input pixels (times the jump). Without padding the bound stays the input's size."""
-    if bound is None or rf is None:
-        return None
-    out = y[1:] if len(y) == 3 else (1, 1)
-    return tuple(bound[a] + max(0, (out[a] - 1) * stride[a] + kernel[a] - x[1 + a]) * rf[1][a]
-                 for a in (0, 1))
+    calc = work_out(graph, nid)
+    facts.set_output(tuple(calc.output), calc.rf)
+    facts.bound = calc.bound
+    facts.params, facts.buffers, facts.macs = calc.params, calc.buffers, calc.macs
 
 
 def totals(graph: LayerGraph) -> Totals:
@@ -208,7 +165,7 @@ def with_calls(graph: LayerGraph, node, d: Diagnostic) -> Diagnostic:
     first: the chain of calls that led there (the node's groups; no syntax tree needed)."""
     for gid in reversed(node.groups):
         group = graph.groups[gid]
-        if group.kind == "block":
+        if isinstance(group, BlockCall):
             d = d.with_note(called_here(group.block), group.span)
     return d
 

@@ -4,6 +4,7 @@ graph; none of them fires on a well-formed network (every spec in specs/)."""
 from __future__ import annotations
 
 from .diagnostics import Diagnostic, warning
+from .graph import BlockCall
 from .infer import with_calls
 from .layers.base import fmt_shape
 
@@ -62,7 +63,7 @@ def _nonlinear_blocks(graph) -> set[int]:
     found: set[int] = set()
     for _, node in graph.layers():
         if node.kind is not None and node.kind.nonlinear:
-            found.update(g for g in node.groups if graph.groups[g].kind == "block")
+            found.update(g for g in node.groups if isinstance(graph.groups[g], BlockCall))
     return found
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from .graph import Branch, Iteration
 from .layers.base import fmt_shape
-from .layers.merge import combinator
-from .layers.types import out_of_range, scientific
-
-_HEADED = ("block", "repeat", "iteration")  # and every combinator: each opens a heading
+from .layers.types import out_of_range
+from .number_text import (  # noqa: F401 - count_text, params_label: importable here as before
+    count_text, grouped, human_bytes, human_count, params_label)
 
 
 def _headed(group) -> bool:
-    return group.kind in _HEADED or combinator(group.kind) is not None
+    """Whether a group opens a heading: all do but a combinator's branches."""
+    return not isinstance(group, Branch)
 
 
 def layer_records(graph) -> list[dict[str, Any]]:
@@ -67,52 +68,6 @@ def to_json(network, diagnostics) -> dict[str, Any]:
     }
 
 
-def human_bytes(n: int) -> str:
-    """`1.5 GiB`; sizes beyond any memory in scientific notation (`8.1e+22 B`)."""
-    if n >= 1 << 60:
-        return f"{float(n):.2g} B" if n < 10**300 else f"{scientific(n, 1)} B"
-    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
-                       ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
-
-
-def human_count(n: int) -> str:
-    """`11.69M`; counts beyond 10^15 in scientific notation."""
-    if n >= 10**15:
-        return scientific(n, 2)
-    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
-
-
-def count_text(n: int) -> str:
-    """`1,000,001`, or `1.0e+300` for a count too long to read."""
-    return f"{n:,}" if n < 10**15 else scientific(n, 1)
-
-
-def grouped(n: int) -> str:
-    """`1,000,001`: every digit of a count, as the table shows it, unless it has more than a
-    thousand (then `1.00e+1200`)."""
-    return f"{n:,}" if n < _THOUSAND_DIGITS else scientific(n, 2)
-
-
-_THOUSAND_DIGITS = 10**1000
-
-
-def params_label(n: int) -> str:
-    """A drawing's parameter line: `156 params`, `36.9k params`, `2.36M params`."""
-    if n >= 10**15:
-        return f"{scientific(n, 2)} params"
-    if n >= 1_000_000:
-        return f"{n / 1e6:.2f}M params"
-    if n >= 10_000:
-        return f"{n / 1e3:.1f}k params"
-    return f"{n:,} params"
-
-
 def _rf_text(rf) -> str:
     if rf is None:
         return ""
@@ -141,7 +96,7 @@ def table(network) -> str:
         for g in headed[common:]:
             group = groups[g]
             indent = "  " * len(open_groups)
-            label = group.label if group.kind != "iteration" else f"iteration {group.label}"
+            label = f"iteration {group.label}" if isinstance(group, Iteration) else group.label
             rows.append((f"{indent}{label}", f"line {group.span.line}", "", "", "", ""))
             open_groups.append(g)
         indent = "  " * len(open_groups)

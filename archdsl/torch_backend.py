@@ -18,6 +18,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .graph import BlockCall, CombinatorGroup
+
 
 class Block(nn.Sequential):
     """A call of a user `block` (or a repeat, an iteration, a branch): its layers in order."""
@@ -161,17 +163,17 @@ class _Assembly:
 
         group = self.graph.groups[gid]
         built = self.children(gid)
-        how = combinator(group.kind)
-        if how is not None:
+        if isinstance(group, CombinatorGroup):
+            how = combinator(group.combinator)
             module = _MERGE_MODULES[how.torch_module](*how.module_args(built))
             if isinstance(module, Residual):
                 module.inplace = self.body_may_take_sum(group)
             return module
         # A block call prints as the block's name; repeats, iterations and branches as
         # containers.
-        return Block(group.block if group.kind == "block" else "Sequential", built)
+        return Block(group.block if isinstance(group, BlockCall) else "Sequential", built)
 
-    def body_may_take_sum(self, group) -> bool:
+    def body_may_take_sum(self, group: CombinatorGroup) -> bool:
         """Whether a residual may add its shortcut into its body's output in place: the
         body's last layer makes a fresh tensor that only the merge reads and its backward
         does not need (graph.may_work_in_place: its kind's `fresh_output` trait). Layers whose

@@ -8,7 +8,7 @@ each is written, types, defaults, ranges, words, family, whether lints treat it 
 its one-line summary, and the rules that live in its code (shape, parameters, buffers, MACs,
 receptive field, errors) written out in words in its class's `reference` (see
 `LayerKind.reference` in archdsl/layers/base.py). The script refuses a kind that overrides
-`shape` (or is a merge) but keeps the identity's default `reference`, or whose `reference`
+`rules` (or is a merge) but keeps the identity's default `reference`, or whose `reference`
 has a key it does not know, so a new layer cannot be added without documenting it.
 
 The section lies between `<!-- gen_layers:start -->` and `<!-- gen_layers:end -->`.
@@ -151,7 +151,7 @@ def check_reference(kind) -> None:
     documented as the identity's default), lacks the shape, or has keys this script does not
     write."""
     where = f"layer kind {kind.name!r} ({type(kind).__name__})"
-    own_shape = type(kind).shape is not LayerKind.shape or isinstance(kind, MergeKind)
+    own_shape = type(kind).rules is not LayerKind.rules or isinstance(kind, MergeKind)
     if own_shape and kind.reference is LayerKind.reference:
         raise SystemExit(f"{where} has a shape rule of its own but no `reference`: describe its "
                          "rules in its class (see LayerKind.reference in archdsl/layers/base.py)")

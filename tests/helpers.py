@@ -1,5 +1,7 @@
-"""What many test files build: a tiny spec, a tiny folder of images, and a CLI call that
-must never print a traceback. Imported as `helpers` (pytest puts tests/ on sys.path)."""
+"""What many test files build: a tiny spec, a tiny folder of images, a CLI call that must
+never print a traceback, and a comparison of two weight files. Imported as `helpers` (pytest
+puts tests/ on sys.path). Nothing here imports torch at import time: a test that checks the
+check path stays torch-free may import this module."""
 
 from __future__ import annotations
 
@@ -49,6 +51,28 @@ def image_folder(folder: Path, classes=("a", "b"), per_class: int = 8, size=(8, 
                 pixels = rng.integers(0, 120, (height, width, 3), dtype=np.uint8) + 100 * c
             Image.fromarray(pixels).save(os.fsdecode(os.path.join(where, b"%d.png" % i)))
     return Path(folder)
+
+
+def image_files(folder: Path, names, size=(8, 8)) -> Path:
+    """Noise images (RGB, 0..254, seeded, each its own) at `folder`/NAME for each of `names`,
+    flat or in subfolders (made as needed); the name's suffix picks the format, `size` is
+    (width, height) or one side. For data sets that name their files (CSV/TSV tables)."""
+    width, height = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(0)
+    for name in names:
+        (Path(folder) / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(
+            Path(folder) / name)
+    return Path(folder)
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Two safetensors files hold the same tensor names with exactly equal values."""
+    import torch
+    from safetensors.torch import load_file
+
+    x, y = load_file(str(a)), load_file(str(b))
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -139,58 +139,47 @@ def _stdin(monkeypatch, text):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
 
 
-def _run(capsys, *argv):
-    from archdsl.cli import main
-
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_a_spec_from_standard_input_is_named_stdin(monkeypatch, capsys, tmp_path):
     bad = "input 3x8x8\nconv 4 k9\n"
     _stdin(monkeypatch, bad)
-    code, _, err = _run(capsys, "check", "-")
+    code, _, err = run(capsys, "check", "-")
     assert code == 1 and err.startswith("<stdin>:2:8: error[E-KERNEL]: the 9x9 kernel is larger")
     assert "<stdin>: 1 error, 0 warnings" in err
     good = "input 3x8x8\nconv 4 k3\n"
     _stdin(monkeypatch, good)
-    code, out, _ = _run(capsys, "check", "-", "-")  # read once, checked twice
+    code, out, _ = run(capsys, "check", "-", "-")  # read once, checked twice
     assert code == 0 and out.count("3x8x8 -> 4x6x6   (<stdin>)") == 2
     _stdin(monkeypatch, good)
-    assert _run(capsys, "draw", "-", "-o", tmp_path / "s.dot")[0] == 0
+    assert run(capsys, "draw", "-", "-o", tmp_path / "s.dot")[0] == 0
     assert (tmp_path / "s.dot").read_text().startswith("// archdsl draw: <stdin>")
     _stdin(monkeypatch, good)
-    assert _run(capsys, "explain", "-", "conv1")[1].startswith("conv1  (conv, line 2: conv 4 k3)")
+    assert run(capsys, "explain", "-", "conv1")[1].startswith("conv1  (conv, line 2: conv 4 k3)")
     _stdin(monkeypatch, good)
-    assert _run(capsys, "export", "-", "--to", "python") == (
+    assert run(capsys, "export", "-", "--to", "python") == (
         2, "", "archdsl export: error: the spec comes from standard input: name the output "
                "with -o OUT\n")
     _stdin(monkeypatch, good)
-    assert _run(capsys, "draw", "-") == (
+    assert run(capsys, "draw", "-") == (
         2, "", "archdsl draw: error: the spec comes from standard input: name the picture "
                "with -o OUT\n")
 
 
 def test_draw_collapse_takes_names_and_leaves_file_alone(tmp_path, capsys):
     out = tmp_path / "v.dot"
-    assert _run(capsys, "draw", "--collapse", "stage", "specs/vgg16.arch", "-o", out)[0] == 0
+    assert run(capsys, "draw", "--collapse", "stage", "specs/vgg16.arch", "-o", out)[0] == 0
     assert out.read_text().count('label="stage(c=') == 5
-    assert _run(capsys, "draw", "specs/resnet20.arch", "--collapse", "basic,stage", "-o",
-                out)[0] == 0
-    assert _run(capsys, "draw", "specs/resnet20.arch", "--collapse", "basic", "--collapse",
-                "stage", "-o", out)[0] == 0
+    assert run(capsys, "draw", "specs/resnet20.arch", "--collapse", "basic,stage", "-o",
+               out)[0] == 0
+    assert run(capsys, "draw", "specs/resnet20.arch", "--collapse", "basic", "--collapse",
+               "stage", "-o", out)[0] == 0
     assert out.read_text().count('label="stage(c=') == 3
-    assert _run(capsys, "draw", "--collapse", "stgae", "specs/vgg16.arch", "-o", out) == (
+    assert run(capsys, "draw", "--collapse", "stgae", "specs/vgg16.arch", "-o", out) == (
         2, "", "archdsl draw: error: --collapse stgae: specs/vgg16.arch calls no block named "
                "`stgae`; did you mean `stage`?\n")
-    assert _run(capsys, "draw", "specs/lenet5.arch", "--collapse", "x", "-o", out)[2] == (
+    assert run(capsys, "draw", "specs/lenet5.arch", "--collapse", "x", "-o", out)[2] == (
         "archdsl draw: error: --collapse x: specs/lenet5.arch calls no block named `x`; it "
         "calls no blocks\n")
-    assert _run(capsys, "draw", "specs/vgg16.arch", "--collapse", "all,stage", "-o", out)[2] == (
+    assert run(capsys, "draw", "specs/vgg16.arch", "--collapse", "all,stage", "-o", out)[2] == (
         "archdsl draw: error: --collapse all stands alone; it cannot be mixed with other "
         "values\n")
 
@@ -199,7 +188,7 @@ def test_drawing_twice_to_the_same_png_or_pdf_needs_no_force(tmp_path, capsys):
     for name in ("r.png", "r.pdf"):
         out = tmp_path / name
         for _ in range(2):
-            assert _run(capsys, "draw", "specs/lenet5.arch", "-o", out)[:2] == (0, f"wrote {out}\n")
+            assert run(capsys, "draw", "specs/lenet5.arch", "-o", out)[:2] == (0, f"wrote {out}\n")
         data = out.read_bytes()
         if name.endswith(".png"):  # a tEXt chunk right after IHDR, with its CRC
             import zlib
@@ -212,16 +201,66 @@ def test_drawing_twice_to_the_same_png_or_pdf_needs_no_force(tmp_path, capsys):
             assert b"\n% archdsl draw: specs/lenet5.arch\nstartxref\n" in data[-200:]
         other = tmp_path / ("other" + out.suffix)
         other.write_bytes(data.replace(b"archdsl draw", b"someone else"))
-        code, _, err = _run(capsys, "draw", "specs/lenet5.arch", "-o", other)
+        code, _, err = run(capsys, "draw", "specs/lenet5.arch", "-o", other)
         assert code == 2 and "is not an archdsl drawing" in err
 
 
 def test_explain_takes_set_and_input(capsys):
-    code, out, _ = _run(capsys, "explain", "specs/lenet5.arch", "conv1", "--input", "1x28x28")
+    code, out, _ = run(capsys, "explain", "specs/lenet5.arch", "conv1", "--input", "1x28x28")
     assert code == 0 and out.splitlines()[1] == "  1x28x28 -> 6x24x24"
-    code, out, _ = _run(capsys, "explain", "specs/lenet5.arch", "linear3", "--set",
-                        "num_classes=7")
+    code, out, _ = run(capsys, "explain", "specs/lenet5.arch", "linear3", "--set",
+                       "num_classes=7")
     assert code == 0 and out.splitlines()[1] == "  84 -> 7"
-    assert _run(capsys, "explain", "specs/lenet5.arch", "--input", "3x2")[2] == (
+    assert run(capsys, "explain", "specs/lenet5.arch", "--input", "3x2")[2] == (
         "archdsl explain: error: --input takes CxHxW with sizes of at least 1 (e.g. 3x32x32), "
         "got '3x2'\n")
+
+
+# ----------------------------------------------------------------------------- output files
+
+
+def test_a_folder_is_never_an_output_file(tmp_path, capsys):
+    (tmp_path / "pics.dot").mkdir()
+    assert run(capsys, "draw", "specs/lenet5.arch", "-o", tmp_path / "pics.dot") == (
+        2, "", f"archdsl draw: error: {tmp_path / 'pics.dot'} is a folder; give -o a file name "
+               f"such as {tmp_path / 'pics.dot' / 'net.svg'}\n")
+    assert run(capsys, "export", "specs/lenet5.arch", "--to", "python", "-o",
+               tmp_path / "pics.dot")[2] == (
+        f"archdsl export: error: {tmp_path / 'pics.dot'} is a folder; give -o a file name such "
+        f"as {tmp_path / 'pics.dot' / 'net.py'}\n")
+
+
+def test_the_output_rule_replaces_only_what_archdsl_wrote_or_with_force(tmp_path):
+    from archdsl.errors import UsageError
+    from archdsl.output_files import writable_output
+
+    def ours(path):
+        return path.read_text() == "written by archdsl"
+
+    mine, theirs = tmp_path / "mine.csv", tmp_path / "ours.csv"
+    mine.write_text("notes")
+    theirs.write_text("written by archdsl")
+    writable_output(tmp_path / "new.csv", "--csv", False)
+    writable_output(mine, "--csv", True)
+    writable_output(theirs, "--csv", False, ours=ours, kind="an archdsl table")
+    with pytest.raises(UsageError) as refused:
+        writable_output(mine, "--csv", False, ours=ours, kind="an archdsl table")
+    assert str(refused.value) == (f"{mine} exists and is not an archdsl table; choose another "
+                                  "--csv, or add --force to replace it")
+    with pytest.raises(UsageError, match="is a folder; give --csv a file name$"):
+        writable_output(tmp_path, "--csv", True)
+
+
+def test_checking_imports_neither_torch_nor_another_command():
+    """`archdsl check` loads what it needs alone: train's options are declared only when
+    `archdsl train` is parsed (or its help shown), and a command's library only when it runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from archdsl.cli import main; main(['check', 'specs/lenet5.arch']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or "
+            "m.startswith(('archdsl.train', 'archdsl.fmt', 'archdsl.timing', 'archdsl.lsp'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=SPECS.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -4,6 +4,7 @@ Notation of the report: A = `archdsl`, L = specs/lenet5.arch, D = a folder with 
 four 12x12 PNGs each. Each case must end in a clear message (or a right result), never a
 silent wrong result, a raw library warning, a hang or an "internal error"."""
 
+import functools
 import json
 import os
 import shutil
@@ -19,29 +20,18 @@ from PIL import Image
 from archdsl.cli import main
 from archdsl.train.data import DataError, Sample, decode, load_dataset, stratified_split
 from archdsl.train.images import loader_workers
-from helpers import run_cli
+from helpers import image_folder, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 L = ROOT / "specs" / "lenet5.arch"
 ARCHDSL = [sys.executable, "-c", "import sys; from archdsl.cli import main; sys.exit(main())"]
-
+images = functools.partial(image_folder, per_class=4, size=12)  # D: 4 12x12 PNGs a class
 
 
 def run(capsys, *argv):
     code, out, err = run_cli(capsys, *argv)
     assert "internal error" not in err  # every data fault is foreseen, not a bug
     return code, out, err
-
-
-def images(folder: Path, classes=("a", "b"), per_class=4) -> Path:
-    """D of the report: a folder per class, `per_class` 12x12 PNGs each."""
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(classes):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 120, (12, 12, 3), dtype=np.uint8) + 100 * c
-            Image.fromarray(pixels.astype(np.uint8)).save(folder / name / f"{i}.png")
-    return folder
 
 
 def train(capsys, data: Path, out: Path, *options):

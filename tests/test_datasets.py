@@ -1,20 +1,15 @@
 """Issue 14, datasets as they come: CSV/TSV tables of `path,label[,split]` rows; val/valid/
 validation/test folders; hidden folders ignored."""
 
+import functools
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from archdsl.train import DataError, TrainConfig, load_dataset, train
+from helpers import image_files
 
-
-def images(folder: Path, names) -> None:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(folder / name)
+images = functools.partial(image_files, size=(12, 10))  # noise PNGs named as given
 
 
 def test_a_csv_with_names_and_a_split_column(tmp_path):

@@ -17,12 +17,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from archdsl.train.distributed import (_report_failure, torchrun_arguments, worker_arguments)
 from archdsl.train.errors import TrainError
 from archdsl.train.images import ShardedOrder
 from archdsl.train.run_folder import resume_command
+from helpers import same_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.arch"
@@ -42,11 +42,6 @@ def rows(run: Path) -> list[dict]:
 def without_timing(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")}
             for r in rows(run)]
-
-
-def same_weights(a: Path, b: Path) -> bool:
-    x, y = load_file(str(a)), load_file(str(b))
-    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 def no_traceback(result) -> None:
@@ -146,7 +141,7 @@ def test_a_dead_worker_is_named_not_the_ones_torchrun_stopped(tmp_path):
 def test_a_worker_that_rank_0_speaks_for_waits_for_it_to_finish(monkeypatch, capsys):
     """An error every worker meets alike: rank 0 says it; another rank says nothing and waits
     to be stopped, for had it exited first torchrun would stop rank 0 before it spoke."""
-    from archdsl import cli
+    from archdsl.cli import boundary as cli
     from archdsl.train import distributed
     from archdsl.train.errors import TrainError, on_every_worker
 

@@ -50,6 +50,17 @@ def test_readme_and_docs_name_only_files_that_exist():
     assert missing == []
 
 
+def test_architecture_md_names_every_test_file():
+    """The table "Tests, by stage" of docs/architecture.md names every test file, and only
+    files that exist (a file renamed after what it tests is renamed there too)."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("## Tests, by stage", 1)[1]
+    named = set(re.findall(r"`(test_\w+\.py)`", table))
+    files = {p.name for p in (root / "tests").glob("test_*.py")}
+    assert sorted(files - named) == [] and sorted(named - files) == []
+
+
 def test_architecture_md_names_every_module():
     """docs/architecture.md maps the whole package: a module added without a line there fails
     here (issue 21: 30% of the package was not mentioned)."""

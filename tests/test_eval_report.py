@@ -23,18 +23,11 @@ def test_precision_recall_and_f1_per_class_from_the_confusion_matrix():
 
 
 def test_eval_json_has_them(tmp_path, capsys):
-    import numpy as np
-    from PIL import Image
-
     from archdsl.cli import main
     from archdsl.train import TrainConfig, train
+    from helpers import image_folder
 
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (tmp_path / "d" / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                tmp_path / "d" / c / f"{i}.png")
+    image_folder(tmp_path / "d", per_class=6, noise=True)
     spec = tmp_path / "tiny.arch"
     spec.write_text("arch tiny(num_classes=2)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
                     "adaptiveavgpool 1; flatten; linear num_classes\n")

@@ -3,6 +3,10 @@
 import pytest
 
 from archdsl import SpecError, loads
+from archdsl.diagnostics import Span
+from archdsl.graph import (BlockCall, Branch, CombinatorGroup, Iteration, LayerGraph, LayerNode,
+                           RepeatGroup)
+from archdsl.layers.base import Args
 
 
 def graph(text, **params):
@@ -54,10 +58,40 @@ stage 32 n=1
     assert convs[3] == "stage2.repeat1.0.conv1"
     groups = g.groups
     first = groups[g.layer(convs[0]).groups[0]]
-    assert (first.kind, first.label, first.args) == ("block", "stage 16 2",
-                                                       {"c": 16, "n": 2, "mid": 8})
-    kinds = [groups[i].kind for i in g.layer(convs[1]).groups]
-    assert kinds == ["block", "repeat", "iteration"]
+    assert isinstance(first, BlockCall)
+    assert (first.block, first.label, first.args) == ("stage", "stage 16 2",
+                                                        {"c": 16, "n": 2, "mid": 8})
+    chain = [groups[i] for i in g.layer(convs[1]).groups]
+    assert [type(group) for group in chain] == [BlockCall, RepeatGroup, Iteration]
+    assert chain[1].count == 2 and chain[2].label == "2 of 2"
+    assert [type(groups[i]) for i in chain[1].children] == [Iteration, Iteration]
+
+
+def test_a_combinator_is_a_group_with_a_branch_per_role():
+    g = graph("input 8x8x8\nresidual< conv 16 k3 s2 p1; bn >\n")
+    combinators = [group for group in g.groups.values() if isinstance(group, CombinatorGroup)]
+    assert [(c.combinator, c.name) for c in combinators] == [("residual", "residual1")]
+    branches = [g.groups[i] for i in combinators[0].children]
+    assert all(isinstance(b, Branch) for b in branches)
+    assert [(b.role, b.name) for b in branches] == [("body", "residual1.body"),
+                                                     ("shortcut", "residual1.shortcut")]
+    assert all(group.block is None for group in g.groups.values())  # no block calls here
+
+
+def test_insert_between_puts_a_chain_on_an_edge_keeping_its_port():
+    g = LayerGraph("t", "t.arch", "")
+    span = Span("t.arch", 1, 1, 1, 2)
+    for name in ("a", "b", "m"):
+        g.add(LayerNode(name, None, Args({}), span))
+    g.connect("a", "b")
+    g.connect("b", "m", 0)
+    g.connect("a", "m", 1)
+    g.insert_between("a", "m", [LayerNode("p", None, Args({}), span),
+                                LayerNode("q", None, Args({}), span)])
+    assert g.order == ["a", "b", "p", "q", "m"]
+    assert sorted(g.edges()) == [("a", "b", 0), ("a", "p", 0), ("b", "m", 0), ("p", "q", 0),
+                                 ("q", "m", 1)]
+    assert g.inputs("m") == ["b", "q"]
 
 
 def test_residual_without_shortcut_feeds_the_input_to_the_merge():
@@ -142,7 +176,7 @@ def test_a_numbered_name_never_takes_a_blocks_name():
 
     net = loads("input 3x8x8\nblock b { conv 4 k1 }\nblock b1 { relu }\nb; b1; b; b1\n"
                 "block conv1 { relu }\nconv 4 k1; conv1\n")
-    calls = [g.name for g in net.graph.groups.values() if g.kind == "block"]
+    calls = [g.name for g in net.graph.groups.values() if isinstance(g, BlockCall)]
     assert calls == ["b_1", "b1_1", "b2", "b1_2", "conv1_1"]
     assert "conv_1" in [n for n, _ in net.graph.layers()]  # not conv1, the block
     assert select(net.graph, ["b1"]) == ["b1_1.relu1", "b1_2.relu1"]

@@ -263,30 +263,6 @@ def test_building_a_network_larger_than_memory_is_refused_before_allocating():
     assert "^^^" in info.value.render()
 
 
-def test_the_build_limit_is_the_memory_given():
-    import torch
-
-    from archdsl.torch_backend import to_torch
-
-    network = loads("input 3x8x8\nconv 8 k3\nbn\nrelu\nflatten\nlinear 10\n")
-    need = network.memory["params"]
-    assert need == 4 * (network.params + network.buffers)  # float32 parameters and buffers
-    model = to_torch(network, memory_limit=need)  # exactly enough: the whole network is built
-    assert sum(p.numel() for p in model.parameters()) == network.params
-    assert sum(b.numel() for b in model.buffers()) == network.buffers
-    with torch.no_grad():
-        assert tuple(model.eval()(torch.zeros(2, 3, 8, 8)).shape) == (2, 10)
-    with pytest.raises(SpecError) as info:
-        to_torch(network, memory_limit=need - 1)  # one byte short: refused
-    from archdsl.report import human_bytes
-
-    (d,) = info.value.diagnostics
-    assert d.code == "E-TOO-BIG" and d.is_error
-    assert d.message.startswith(f"building this network needs about {human_bytes(need)} for "
-                                f"its parameters")
-    assert d.span.line == 6  # the largest layer: linear 10
-
-
 def test_export_refuses_a_network_larger_than_memory(tmp_path, capsys):
     from archdsl.cli import main
 

@@ -32,8 +32,8 @@ def test_a_new_kind_brings_its_rules_into_the_reference():
             "errors": "E-RANK",
         }
 
-        def shape(self, a, x):
-            return (a.times * x[0],) + tuple(x[1:])
+        def rules(self, a, x, calc):
+            calc.output = (a.times * x[0],) + tuple(x[1:])
 
     try:
         section = gen_layers().render()
@@ -64,8 +64,8 @@ def test_a_kind_without_its_own_shape_keeps_the_identity_reference():
 def test_a_shape_rule_without_a_reference_is_refused():
     @layer("halfchannels", family="shape", summary="the first half of the channels")
     class HalfChannels(LayerKind):
-        def shape(self, a, x):
-            return (x[0] // 2,) + tuple(x[1:])
+        def rules(self, a, x, calc):
+            calc.output = (x[0] // 2,) + tuple(x[1:])
 
     try:
         with pytest.raises(SystemExit, match="'halfchannels'.*no `reference`"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from archdsl.cli import main
+from archdsl.graph import RepeatGroup
 from archdsl.draw import (FAMILIES, PAGE_NODES, DrawOptions, collapsed_groups, drawn_size,
                           title, to_dot)
 from archdsl.network import analyse_graph
@@ -132,7 +133,7 @@ def test_a_folded_repeat_shows_the_range_of_what_its_index_changes():
     spec = ("input 8x8x8\nblock step(i) { conv 8 k1; dropout 0.1*i }\n"
             "repeat 3 as i { step i + 1 }\nrepeat 2 { conv 8 k1 }\n")
     graph = graph_of(spec)
-    repeats = [g for g in graph.groups.values() if g.kind == "repeat"]
+    repeats = [g for g in graph.groups.values() if isinstance(g, RepeatGroup)]
     # the iterations' i are 1, 2 and 3: not `step(i=1) ×3`; a repeat whose iterations are
     # alike is written as they are
     assert [title(graph, g) for g in repeats] == ["step(i=1…3) ×3", "conv 8 · 1×1 ×2"]

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from archdsl.cli import main
+from helpers import image_folder
 
 CLASSES = ("a", "b", "c")
 SPEC = ("arch tiny(num_classes=3)\ninput 3x8x8\nconv 4 k3 p1; relu\n"
@@ -30,12 +31,7 @@ def trained(tmp_path_factory):
     from archdsl.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("predict_eval")
-    rng = np.random.default_rng(0)
-    for c in CLASSES:
-        (root / "d" / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                root / "d" / c / f"{i}.png")
+    image_folder(root / "d", classes=CLASSES, per_class=6, noise=True)
     (root / "tiny.arch").write_text(SPEC)
     run = train(root / "tiny.arch", str(root / "d"),
                 TrainConfig(epochs=1, batch_size=4, quiet=True), out=str(root / "r"))

@@ -8,6 +8,7 @@ import pytest
 
 import archdsl
 from archdsl import SpecError
+from archdsl.graph import BlockCall
 
 
 def load(text, **params):
@@ -48,7 +49,7 @@ def test_the_index_is_passed_to_blocks_and_shows_in_their_calls():
     net = load("input 3x8x8\nblock b(c) { conv c k1; relu }\n"
                "repeat 3 as i { b 4*(i+1) }\n")
     assert widths(net) == [4, 8, 12]
-    labels = [g.label for g in net.graph.groups.values() if g.kind == "block"]
+    labels = [g.label for g in net.graph.groups.values() if isinstance(g, BlockCall)]
     assert labels == ["b 4", "b 8", "b 12"]
 
 

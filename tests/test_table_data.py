@@ -8,23 +8,12 @@ import csv
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from archdsl.train import DataError, load_dataset
 from archdsl.train.data import printable
 from archdsl.train.image_files import predictions_csv, spreadsheet_cell
-from helpers import image_folder, run_cli, tiny_spec
-
-
-def pictures(folder: Path, names) -> Path:
-    """8x8 PNGs named `names` under `folder`, each of its own noise."""
-    rng = np.random.default_rng(0)
-    for name in names:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / name)
-    return folder
+from helpers import image_files, image_folder, run_cli, tiny_spec
 
 
 def table(folder: Path, text: str, name: str = "labels.csv") -> str:
@@ -39,7 +28,7 @@ def test_rows_repeating_an_image_are_one_image_with_a_warning(tmp_path):
     """Reproducer: 100k rows over two images gave "100% val": the split was taken by row, so
     each image was in training and in validation. Here 2,000 rows, three spellings of each
     path."""
-    pictures(tmp_path, ["img/cat.png", "img/dog.png"])
+    image_files(tmp_path, ["img/cat.png", "img/dog.png"])
     spellings = ["img/{}.png", "./img/{}.png", "img//x/../{}.png"]
     (tmp_path / "img" / "x").mkdir()
     rows = "".join(f"{spellings[i % 3].format(('cat', 'dog')[i % 2])},{('cat', 'dog')[i % 2]}\n"
@@ -54,7 +43,7 @@ def test_rows_repeating_an_image_are_one_image_with_a_warning(tmp_path):
 
 
 def test_the_split_is_by_image_so_no_image_is_in_both_parts(tmp_path):
-    pictures(tmp_path, [f"{i}.png" for i in range(10)])
+    image_files(tmp_path, [f"{i}.png" for i in range(10)])
     rows = "".join(f"{i % 10}.png,{'ab'[i % 2]}\n" for i in range(200))
     data = load_dataset(table(tmp_path, rows), val_split=0.4, seed=3)
     train, val = {s.path for s in data.train}, {s.path for s in data.val}
@@ -63,7 +52,7 @@ def test_the_split_is_by_image_so_no_image_is_in_both_parts(tmp_path):
 
 
 def test_one_image_under_two_labels_is_refused_naming_both_lines(tmp_path):
-    pictures(tmp_path, ["img/a.png", "img/b.png"])
+    image_files(tmp_path, ["img/a.png", "img/b.png"])
     path = table(tmp_path, "path,label\nimg/a.png,cat\nimg/b.png,dog\n./img/a.png,dog\n")
     with pytest.raises(DataError) as err:
         load_dataset(path)
@@ -73,7 +62,7 @@ def test_one_image_under_two_labels_is_refused_naming_both_lines(tmp_path):
 
 
 def test_one_image_for_training_and_for_validation_is_refused(tmp_path):
-    pictures(tmp_path, ["a.png", "b.png"])
+    image_files(tmp_path, ["a.png", "b.png"])
     path = table(tmp_path, "a.png,cat,train\nb.png,dog,train\na.png,cat,val\n")
     with pytest.raises(DataError, match=r"labels.csv:3: a.png is for validation here and for "
                                         r"training on line 1"):
@@ -86,7 +75,7 @@ def test_one_image_for_training_and_for_validation_is_refused(tmp_path):
 @pytest.mark.parametrize("header", ["path,label", "Path,Label", " FILE , Class ", "image,class",
                                     "filename,label,split", "File_Name,Category,Split"])
 def test_a_header_naming_the_columns_in_other_words_is_read(tmp_path, header):
-    pictures(tmp_path, ["a.png", "b.png"])
+    image_files(tmp_path, ["a.png", "b.png"])
     split = ",train" if "split" in header.lower() else ""
     data = load_dataset(table(tmp_path, f"{header}\na.png,cat{split}\nb.png,dog{split}\n"))
     assert data.classes == ["cat", "dog"] and data.skipped == [] and data.empty_classes == []
@@ -98,7 +87,7 @@ def test_a_header_archdsl_does_not_read_is_refused_at_line_1(tmp_path, header):
     """Reproducer: `filename,class` (or any header not spelled `path,label`) was read as a row:
     its file was skipped as missing, and `class` became a class with no images, which the
     network trained an output for."""
-    pictures(tmp_path, ["a.png", "b.png"])
+    image_files(tmp_path, ["a.png", "b.png"])
     path = table(tmp_path, f"{header}\na.png,cat\nb.png,dog\n")
     with pytest.raises(DataError) as err:
         load_dataset(path)
@@ -107,7 +96,7 @@ def test_a_header_archdsl_does_not_read_is_refused_at_line_1(tmp_path, header):
 
 
 def test_a_first_row_naming_an_image_needs_no_header(tmp_path):
-    pictures(tmp_path, ["label.png", "b.png"])  # a file may be named like a column, too
+    image_files(tmp_path, ["label.png", "b.png"])  # a file may be named like a column, too
     data = load_dataset(table(tmp_path, "label.png,cat\nb.png,dog\n"))
     assert sorted(s.path.name for s in data.train + data.val) == ["b.png", "label.png"]
 
@@ -118,7 +107,7 @@ def test_a_first_row_naming_an_image_needs_no_header(tmp_path):
 def test_a_label_whose_files_are_all_missing_is_no_class(tmp_path):
     """Reproducer: a row naming a missing file turned its label into a class with no images,
     and the network trained an output for it."""
-    pictures(tmp_path, [f"{i}.png" for i in range(4)])
+    image_files(tmp_path, [f"{i}.png" for i in range(4)])
     data = load_dataset(table(tmp_path, "0.png,a\n1.png,a\n2.png,b\n3.png,b\ngone.png,c\n"
                                         "gone.png,c\n"))
     assert data.classes == ["a", "b"]
@@ -127,7 +116,7 @@ def test_a_label_whose_files_are_all_missing_is_no_class(tmp_path):
 
 
 def test_a_training_class_whose_images_are_missing_is_refused_when_it_has_val_rows(tmp_path):
-    pictures(tmp_path, ["a.png", "b.png", "c.png", "d.png"])
+    image_files(tmp_path, ["a.png", "b.png", "c.png", "d.png"])
     path = table(tmp_path, "a.png,x,train\nb.png,y,train\ngone.png,z,train\nc.png,z,val\n")
     with pytest.raises(DataError, match=r"labels.csv has validation images of 'z' but no "
                                         r"usable training image of it"):
@@ -140,13 +129,13 @@ def test_a_training_class_whose_images_are_missing_is_refused_when_it_has_val_ro
 def test_labels_are_names_any_text_is_a_class(tmp_path):
     """Reproducer: the labels `--5` and `²` gave an internal error (`int('--5')`: isdigit took
     them for integers)."""
-    pictures(tmp_path, ["a.png", "b.png", "c.png"])
+    image_files(tmp_path, ["a.png", "b.png", "c.png"])
     data = load_dataset(table(tmp_path, "a.png,--5\nb.png,²\nc.png,3\n"))
     assert data.classes == ["--5", "3", "²"]  # not all integers: ordered as text
 
 
 def test_labels_through_the_command_line_are_no_internal_error(tmp_path, capsys):
-    pictures(tmp_path, [f"{i}.png" for i in range(4)])
+    image_files(tmp_path, [f"{i}.png" for i in range(4)])
     path = table(tmp_path, "0.png,--5\n1.png,²\n2.png,--5\n3.png,²\n")
     code, out, err = run_cli(capsys, "train", tiny_spec(tmp_path), path, "--epochs", "1",
                              "--out", tmp_path / "r", "--quiet")
@@ -154,7 +143,7 @@ def test_labels_through_the_command_line_are_no_internal_error(tmp_path, capsys)
 
 
 def test_integer_labels_are_ordered_as_numbers(tmp_path):
-    pictures(tmp_path, ["a.png", "b.png", "c.png"])
+    image_files(tmp_path, ["a.png", "b.png", "c.png"])
     data = load_dataset(table(tmp_path, "a.png,10\nb.png,-2\nc.png,+3\n"))
     assert data.classes == ["-2", "+3", "10"]
 
@@ -165,7 +154,7 @@ def test_integer_labels_are_ordered_as_numbers(tmp_path):
 def test_one_number_written_two_ways_is_refused(tmp_path, labels, first, second):
     """Reproducer: the labels `1` and `01` became two classes (a spreadsheet that dropped the
     zeros of some cells trains a network with an output too many)."""
-    pictures(tmp_path, [f"{i}.png" for i in range(len(labels))])
+    image_files(tmp_path, [f"{i}.png" for i in range(len(labels))])
     path = table(tmp_path, "path,label\n" + "".join(f"{i}.png,{label}\n"
                                                     for i, label in enumerate(labels)))
     with pytest.raises(DataError) as err:
@@ -178,7 +167,7 @@ def test_one_number_written_two_ways_is_refused(tmp_path, labels, first, second)
 
 
 def test_a_label_with_a_line_break_is_refused(tmp_path):
-    pictures(tmp_path, ["a.png", "b.png"])
+    image_files(tmp_path, ["a.png", "b.png"])
     path = table(tmp_path, 'a.png,cat\nb.png,"dog\nb.png,x"\n')  # an unbalanced quote
     with pytest.raises(DataError, match=r"labels.csv:2: the label 'dog\\nb.png,x' holds a "
                                         r"control character"):
@@ -190,7 +179,7 @@ def test_a_label_with_a_line_break_is_refused(tmp_path):
 
 def test_rows_leaving_the_tables_folder_are_counted_in_a_warning(tmp_path):
     """Reproducer: absolute paths and paths with `..` were accepted without a word."""
-    pictures(tmp_path, ["outside/a.png", "outside/b.png", "data/c.png", "data/d.png"])
+    image_files(tmp_path, ["outside/a.png", "outside/b.png", "data/c.png", "data/d.png"])
     rows = (f"{tmp_path / 'outside' / 'a.png'},x\n../outside/b.png,x\nc.png,y\n"
             "sub/../d.png,y\n")
     (tmp_path / "data" / "sub").mkdir()
@@ -205,7 +194,7 @@ def test_rows_leaving_the_tables_folder_are_counted_in_a_warning(tmp_path):
 def test_a_fingerprint_takes_images_outside_the_folder(tmp_path):
     from archdsl.train.data import fingerprint
 
-    pictures(tmp_path, ["outside/a.png", "data/b.png"])
+    image_files(tmp_path, ["outside/a.png", "data/b.png"])
     data = load_dataset(table(tmp_path / "data", "../outside/a.png,x\nb.png,y\n"))
     assert set(fingerprint(data)["classes"]) == {"x", "y"}
 
@@ -216,7 +205,7 @@ def test_a_fingerprint_takes_images_outside_the_folder(tmp_path):
 def test_a_table_of_val_rows_only_says_there_is_nothing_to_train_on(tmp_path, capsys):
     """Reproducer: every row `val`, `--workers 0`: "has 0 training image(s), fewer than the 1
     workers"."""
-    pictures(tmp_path, ["a.png", "b.png"])
+    image_files(tmp_path, ["a.png", "b.png"])
     path = table(tmp_path, "path,label,split\na.png,x,val\nb.png,y,val\n")
     code, _, err = run_cli(capsys, "train", tiny_spec(tmp_path), path, "--workers", "0",
                            "--out", tmp_path / "r")
@@ -224,13 +213,13 @@ def test_a_table_of_val_rows_only_says_there_is_nothing_to_train_on(tmp_path, ca
 
 
 def test_a_table_of_val_rows_only_is_a_test_set_for_eval(tmp_path):
-    pictures(tmp_path, ["a.png", "b.png"])
+    image_files(tmp_path, ["a.png", "b.png"])
     data = load_dataset(table(tmp_path, "path,label,split\na.png,x,test\nb.png,y,val\n"))
     assert data.train == [] and len(data.val) == 2 and data.split == "table"
 
 
 def test_a_tables_warnings_reach_stderr(tmp_path, capsys):
-    pictures(tmp_path, [f"{i}.png" for i in range(4)])
+    image_files(tmp_path, [f"{i}.png" for i in range(4)])
     path = table(tmp_path, "0.png,a\n1.png,a\n2.png,b\n3.png,b\n0.png,a\n")
     code, _, err = run_cli(capsys, "train", tiny_spec(tmp_path), path, "--epochs", "1",
                            "--out", tmp_path / "r", "--quiet")
@@ -275,7 +264,7 @@ def test_predict_prints_one_line_per_image_and_a_csv_a_spreadsheet_cannot_run(
                            "--out", tmp_path / "r", "--quiet")
     assert code == 0, err
     names = ["=z.png", "@y.png", "two\nlines.png"]
-    monkeypatch.chdir(pictures(tmp_path / "in", names))
+    monkeypatch.chdir(image_files(tmp_path / "in", names))
     code, out, err = run_cli(capsys, "predict", tmp_path / "r", *names, "--top", "2")
     assert code == 0 and err == ""
     lines = out.splitlines()

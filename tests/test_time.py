@@ -16,7 +16,8 @@ import torch
 
 import archdsl
 from archdsl.cli import main
-from archdsl.timing import TOP, add_time, table, time_network, to_json
+from archdsl.cli.timing import add_time
+from archdsl.timing import TOP, table, time_network, to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,6 +30,7 @@ from archdsl.train.data import Sample, check_decodable, decode, load_dataset
 
 from helpers import image_folder as tiny_images
 from helpers import run_cli as run
+from helpers import same_weights
 from helpers import tiny_spec
 
 
@@ -41,11 +42,6 @@ def metrics_without_timing(run: Path) -> list[list[str]]:
     rows = list(csv.reader((run / "metrics.csv").read_text().splitlines()))
     keep = [i for i, name in enumerate(rows[0]) if name not in ("images_per_s", "seconds")]
     return [[r[i] for i in keep] for r in rows]
-
-
-def same_weights(a: Path, b: Path) -> bool:
-    x, y = load_file(str(a)), load_file(str(b))
-    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 # ----------------------------------------------------------------------------- data

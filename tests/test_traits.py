@@ -110,8 +110,8 @@ class _Dense(LayerKind):
     args = (Arg("out", INT, min=1),)
     weights = ("weight",)
 
-    def shape(self, a, x):
-        return (a.out,)
+    def rules(self, a, x, calc):
+        calc.output = (a.out,)
 
 
 def test_a_classifier_kind_followed_by_an_activation_warns():
@@ -170,9 +170,10 @@ class _Subsample(LayerKind):
     args = (Arg("step", INT, min=1),)
     ceil = None  # the Window's: None for a kind without a ceil mode
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         w = self.window(a, x)
-        return (x[0], w.output(0, x[1]), w.output(1, x[2]))
+        calc.output = (x[0], w.output(0, x[1]), w.output(1, x[2]))
+        calc.window(w.reach, w.stride)
 
     def window(self, a, x):
         return Window((a.step, a.step), (a.step, a.step), ((0, 0), (0, 0)), ceil=self.ceil)

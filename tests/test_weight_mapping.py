@@ -180,6 +180,17 @@ def test_transfer_weights_refuses_tensors_that_no_name_tells_apart():
         archdsl.transfer_weights(ref, ours)
 
 
+def test_transfer_weights_keeps_order_within_a_shape_and_names_a_real_misfit():
+    a = nn.Sequential(nn.Linear(3, 5), nn.Conv2d(4, 4, 1))  # no shape in common
+    b = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Linear(3, 5))
+    archdsl.transfer_weights(a, b)
+    assert torch.equal(b[0].weight, a[1].weight) and torch.equal(b[1].weight, a[0].weight)
+    assert torch.equal(b[0].bias, a[1].bias) and torch.equal(b[1].bias, a[0].bias)
+    c = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Linear(3, 6))
+    with pytest.raises(ValueError, match=r"tensor #0 does not fit: source 0.weight"):
+        archdsl.transfer_weights(a, c)
+
+
 def test_init_refuses_tensors_that_no_name_tells_apart(tmp_path, capsys):
     state = Reference(extra=("scale", "shift")).state_dict()
     path = spec(tmp_path, "arch small(num_classes=2)\n" + PRELU_SPEC +

@@ -6,7 +6,7 @@ needs the shapes that reach each such merge, which it infers as it goes."""
 from __future__ import annotations
 
 from .. import layers
-from ..graph import LayerGraph, LayerNode
+from ..graph import Branch, LayerGraph, LayerNode
 from ..layers.base import LayerError
 from ..layers.merge import combinator
 from .arguments import defaults
@@ -54,20 +54,13 @@ def _project(graph: LayerGraph, merge_id: str, body: tuple, stride) -> list[str]
         kind = layers.get("linear")
         args = defaults(kind, out=body[0], bias=False)
     bn = layers.get("bn")
-    branch = graph.new_group("branch", prefix[:-1], "shortcut", site.keyword_span, site.group,
+    branch = graph.new_group(Branch, prefix[:-1], "shortcut", site.keyword_span, site.group,
                              role="shortcut")
     groups = merge.groups + (branch.id,)
     proj = LayerNode(f"{prefix}{kind.name}1", kind, args, site.keyword_span, groups,
                      inserted=True)
     norm = LayerNode(f"{prefix}bn1", bn, defaults(bn), site.keyword_span, groups, inserted=True)
-    at = graph.order.index(merge_id)
-    graph.add(proj, at)
-    graph.add(norm, at + 1)
-    port = graph.dag.edges[site.fork, merge_id]["port"]
-    graph.dag.remove_edge(site.fork, merge_id)
-    graph.connect(site.fork, proj.name)
-    graph.connect(proj.name, norm.name)
-    graph.connect(norm.name, merge_id, port)
+    graph.insert_between(site.fork, merge_id, [proj, norm])
     site.auto_shortcut = False
     site.projection = (proj.name, norm.name)
     return [proj.name, norm.name]

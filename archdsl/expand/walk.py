@@ -14,12 +14,13 @@ from typing import Any
 
 from .. import layers
 from ..diagnostics import Diagnostic, DiagnosticError, Span, called_here, did_you_mean, error
-from ..graph import LayerGraph, LayerNode, MergeSite, Written
+from ..graph import (BlockCall, Branch, CombinatorGroup, Iteration, LayerGraph, LayerNode,
+                     MergeSite, RepeatGroup, Written)
 from ..layers.base import Args
 from ..layers.merge import MergeKind, combinator, combinator_names
 from ..layers.types import show
 from ..layers.types import FLOAT, INT
-from ..report import count_text
+from ..number_text import count_text
 from ..syntax import BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec
 from .arguments import resolve
 from .binder import bind
@@ -73,10 +74,10 @@ class Walk:
                 hint="check the `repeat` counts"))
         return self.graph.add(node)
 
-    def group(self, kind, name, label, span, scope: Scope, **extra) -> int:
+    def group(self, cls, name, label, span, scope: Scope, **fields) -> int:
         spend(span)
         parent = scope.groups[-1] if scope.groups else None
-        return self.graph.new_group(kind, name, label, span, parent, **extra).id
+        return self.graph.new_group(cls, name, label, span, parent, **fields).id
 
     def child(self, scope: Scope, name: str, gid: int, values=None, indices=None) -> Scope:
         """The scope inside a group: a block call's `values` (and no repeat index), a repeat
@@ -189,11 +190,11 @@ class Walk:
                                         st.count.span, hint="check the `repeat` counts"))
         afford(st.count.span, count, f"repeat {count_text(count)}")  # one step an iteration
         name = scope.child_name("repeat")
-        gid = self.group("repeat", name, f"repeat {count}", st.span, scope, args={"n": count})
+        gid = self.group(RepeatGroup, name, f"repeat {count}", st.span, scope, count=count)
         outer = self.child(scope, name, gid)
         for i in range(count):
             iname = f"{name}.{i}"
-            igid = self.group("iteration", iname, f"{i + 1} of {count}", st.span, outer)
+            igid = self.group(Iteration, iname, f"{i + 1} of {count}", st.span, outer)
             errors = len(self.diagnostics)
             inner = self.child(outer, iname, igid) if st.index is None else self.child(
                 outer, iname, igid, {**outer.values, st.index.name: i},
@@ -211,7 +212,7 @@ class Walk:
             what = f"the index of the enclosing `repeat` on line {scope.indices[name].line}"
         elif name in scope.values:
             block = next((self.graph.groups[g].block for g in reversed(scope.groups)
-                          if self.graph.groups[g].kind == "block"), None)
+                          if isinstance(self.graph.groups[g], BlockCall)), None)
             mine = block is not None and name in {p.name for p in self.spec.blocks[block].params}
             what = f"a parameter of block `{block}`" if mine else "a parameter of the `arch` header"
         elif name in ("true", "false"):
@@ -235,13 +236,14 @@ class Walk:
         _check_branches(st, how)
         n = len(st.branches)
         name = scope.child_name(st.kind)
-        gid = self.group(st.kind, name, f"{st.kind}<…>", st.span, scope)
+        gid = self.group(CombinatorGroup, name, f"{st.kind}<…>", st.span, scope,
+                         combinator=st.kind)
         inner = self.child(scope, name, gid)
         ends = []
         errors = len(self.diagnostics)
         for role, branch in zip(how.roles(n), st.branches):
             bname = f"{name}.{role}"
-            bgid = self.group("branch", bname, role, branch.span, inner, role=role)
+            bgid = self.group(Branch, bname, role, branch.span, inner, role=role)
             bscope = self.child(inner, bname, bgid)
             end = self.emit(branch.body, src, bscope)
             if end == src:  # the branch made no layer (e.g. `repeat 0`): pass the input through
@@ -271,9 +273,9 @@ class Walk:
                                              "repetition"))
         binding = bind(block, st, scope.values, self.graph.params)
         name = scope.child_name(block.name)
-        gid = self.group("block", name, binding.label(block), st.span, scope,
-                         args={p.name: binding.values[p.name] for p in block.params},
-                         block=block.name)
+        gid = self.group(BlockCall, name, binding.label(block), st.span, scope,
+                         block=block.name,
+                         args={p.name: binding.values[p.name] for p in block.params})
         self.call_stack.append(block.name)
         first = len(self.diagnostics)
         note = (called_here(block.name), st.span)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, Arg, LayerKind, layer
+from .base import UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, Arg, LayerKind, fmt_shape, layer
 
 
 def _simple(name: str, torch_name: str, summary: str):
@@ -47,8 +47,12 @@ class PReLU(LayerKind):
 
     reference = {"shape": UNCHANGED_SHAPE, "params": "1, or C with `perchannel`"}
 
-    def params(self, a, x, y):
-        return x[0] if a.per_channel else 1
+    def rules(self, a, x, calc):
+        if a.per_channel:
+            calc.params = calc.step("parameters", "C slopes (perchannel)", str(x[0]), x[0])
+        else:
+            calc.params = calc.step("parameters", "1 slope shared by all channels", "1", 1)
+        calc.step("output", "output = input", fmt_shape(x), list(x))
 
     def torch(self, a, x):
         return call("PReLU", x[0] if a.per_channel else 1, init=a.init)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .base import (BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call,
                    layer)
+from .calc import linear_parts
 from .tokens import need_tokens
 
 
@@ -28,25 +29,34 @@ class Attention(LayerKind):
                   "divide C)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         n, c = need_tokens("attention", x)
         if c % a.heads:
             raise LayerError("E-GROUPS", f"{a.heads} heads do not divide the {c} channels",
                              hint="the head count must divide the channel count", arg="heads")
-        return x
-
-    def params(self, a, x, y):
-        c = x[1]
-        return 4 * c * c + (4 * c if a.bias else 0)  # q, k, v and out projections
-
-    def macs(self, a, x, y):
-        # projections (q, k, v in, one out) and the two products Q·Kᵀ and A·V, as torchvision's
-        # published GFLOPS (fvcore) count them
-        n, c = x
-        return 4 * n * c * c + 2 * n * n * c
-
-    def receptive(self, a, x):
-        return (1, 1), (1, 1)
+        calc.step("head size", "C / heads (heads must divide C)", f"{c} / {a.heads}", c // a.heads,
+                  "the heads split the channels: the parameters do not depend on their number")
+        calc.same("softmax(Q K^T / sqrt(C / heads)) V per head, heads joined, then out_proj")
+        parts = linear_parts(calc, "in_proj", c, c, a.bias, times=3,
+                             note="q, k and v stacked: nn.MultiheadAttention's in_proj_weight "
+                                  "(3C x C)")
+        parts += linear_parts(calc, "out_proj", c, c, a.bias)
+        calc.params = calc.step("parameters", "4 * C * C" + (" + 4 * C" if a.bias else " (nobias)"),
+                                f"4 * {c} * {c}" + (f" + 4 * {c}" if a.bias else ""), sum(parts),
+                                "in_proj + out_proj: " + " + ".join(map(str, parts)))
+        # the projections (q, k, v in, one out) and the two products Q·Kᵀ and A·V, as
+        # torchvision's published GFLOPS (fvcore) count them
+        proj = calc.step("projection MACs", "4 * N * C * C (q, k, v and the output, per token)",
+                         f"4 * {n} * {c} * {c}", 4 * n * c * c)
+        products = calc.step("attention MACs", "2 * N * N * C (Q K^T, then the weights times V)",
+                             f"2 * {n} * {n} * {c}", 2 * n * n * c,
+                             "each of a head's N * N scores is a dot product of C / heads values: "
+                             "N * N * C over all heads; A V the same")
+        calc.macs = calc.step("MACs", "projections + products", f"{proj} + {products}",
+                              proj + products, "as torchvision's published GFLOPS (fvcore) count "
+                                               "them; softmax, scaling and biases are not counted")
+        calc.why = ("each output token mixes all N input tokens, so it sees the whole input "
+                    "image; the jump is kept")
 
     def describe(self, a):
         return f"attention {a.heads}"

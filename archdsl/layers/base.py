@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 # Argument types: each coerces a written value itself (types.py)
+from .calc import Calc
 from .types import BOOL, CHOICE, FLOAT, INT, PADDING, PAIR, ArgType  # noqa: F401
 
 Shape = tuple  # (C, H, W) for feature maps, (N,) for vectors; never the batch dimension
@@ -135,21 +136,33 @@ class LayerKind:
         return cached
 
     # -- the static rules ---------------------------------------------------------------
+    def rules(self, a: Args, x: Shape, calc: Calc) -> None:
+        """Work out this layer on input `x` through `calc` (calc.py): set `calc.output`,
+        `calc.params`, `calc.buffers`, `calc.macs` and, for a layer that slides a window,
+        `calc.window(kernel, stride)`, writing each number as a `calc.step`; raise LayerError
+        where PyTorch would fail. The checker and `archdsl explain` both run this. The default
+        is an identity's."""
+        calc.same(self.identity_note())
+
+    def identity_note(self) -> str:
+        """The remark on an identity-shaped layer's one step."""
+        return (f"{self.name}: {self.summary}" if self.summary else self.name) + \
+            "; no parameters; receptive field unchanged"
+
+    def work(self, a: Args, x: Shape) -> Calc:
+        """The rules' results on input `x`, quietly (no words kept)."""
+        calc = Calc([x])
+        self.rules(a, x, calc)
+        return calc
+
     def shape(self, a: Args, x: Shape) -> Shape:
-        return x
-
-    def params(self, a: Args, x: Shape, y: Shape) -> int:
-        return 0
-
-    def buffers(self, a: Args, x: Shape, y: Shape) -> int:
-        return 0
-
-    def macs(self, a: Args, x: Shape, y: Shape) -> int:
-        return 0
+        """The output shape on input `x` (LayerError where PyTorch would fail)."""
+        return self.work(a, x).output
 
     def receptive(self, a: Args, x: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
         """Effective kernel and stride along (H, W): how this layer grows the receptive field."""
-        return (1, 1), (1, 1)
+        calc = self.work(a, x)
+        return calc.kernel, calc.stride
 
     def window(self, a: Args, x: Shape) -> "Window":
         """How a `sliding_window` kind slides over the (C, H, W) input `x`."""
@@ -294,6 +307,10 @@ TRAITS = ("nonlinear", "fresh_output", "passes_input", "sliding_window", "cancel
           "activation", "classifier", "normalises", "merges")
 
 
+# What `rules` replaced: a kind that defines one of these would have it ignored
+_OLD_RULES = ("shape", "params", "buffers", "macs", "receptive", "receptive_merge")
+
+
 def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
           words: dict[str, tuple[str, Any]] | None = None, summary: str = "", **traits: bool):
     """Class decorator that registers one layer kind under `name`; `traits` are keyword flags
@@ -311,6 +328,11 @@ def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
         cls.summary = summary or (cls.__doc__ or "").strip().split("\n")[0]
         for trait, value in traits.items():
             setattr(cls, trait, value)
+        old = [m for m in _OLD_RULES if getattr(cls, m, None) is not getattr(LayerKind, m, None)]
+        if old:
+            raise TypeError(f"layer kind {name!r} defines {', '.join(f'`{m}`' for m in old)}: "
+                            "a kind works out its shape, parameters, buffers, MACs and window "
+                            "in one method, `rules(self, a, x, calc)` (archdsl/layers/calc.py)")
         if cls.sliding_window and cls.window is LayerKind.window:
             raise TypeError(f"layer kind {name!r} is a sliding window but declares no `window`")
         if name in REGISTRY:

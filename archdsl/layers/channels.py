@@ -5,8 +5,11 @@ archdsl's own (archdsl/nn/channels.py). None slides a window: the receptive fiel
 
 from __future__ import annotations
 
-from .base import (BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call, layer,
-                   need_map)
+from .base import (BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call, fmt_shape,
+                   layer, need_map)
+from .calc import affine_steps
+
+NO_WINDOW = "no window slides: the receptive field is kept"
 
 _NN = "archdsl.nn.channels:"
 
@@ -24,16 +27,27 @@ class Split(LayerKind):
         "errors": "E-ARG-RANGE (`index` past the last chunk torch.chunk makes)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         c = x[0]
-        size = -(-c // a.chunks)  # torch.chunk: chunks of ceil(C / chunks), the last smaller
-        made = -(-c // size)
+        # torch.chunk: chunks of ceil(C / chunks), the last smaller
+        size = calc.step("chunk size", "ceil(C / chunks)  (torch.chunk)", f"ceil({c} / {a.chunks})",
+                         -(-c // a.chunks), "chunks of this size, the last one smaller when they "
+                                            "do not divide C")
+        made = calc.step("chunks made", "ceil(C / chunk size)", f"ceil({c} / {size})",
+                         -(-c // size), "" if -(-c // size) == a.chunks else
+                         f"fewer than the {a.chunks} asked for: torch.chunk makes only these")
         if a.index >= made:
             raise LayerError("E-ARG-RANGE", f"split {a.index} {a.chunks} asks for chunk "
                              f"{a.index}, but {c} channels make only {made} chunk"
                              f"{'s' if made != 1 else ''} of {size} (x.chunk({a.chunks}))",
                              hint=f"use an index from 0 to {made - 1}", arg="index")
-        return (min(size, c - a.index * size),) + tuple(x[1:])
+        out = calc.step("channels", "min(chunk size, C - index * chunk size)",
+                        f"min({size}, {c} - {a.index} * {size})", min(size, c - a.index * size),
+                        f"chunk {a.index} of {made}: channels {a.index * size} to "
+                        f"{min((a.index + 1) * size, c) - 1}, as "
+                        f"x.chunk({a.chunks}, dim=1)[{a.index}]")
+        calc.output = (out,) + tuple(x[1:])
+        calc.step("parameters", "none: channels are only picked", "0", 0, NO_WINDOW)
 
     def describe(self, a):
         return f"split {a.index}/{a.chunks}"
@@ -54,13 +68,18 @@ class Shuffle(LayerKind):
         "errors": "E-RANK, E-GROUPS (groups must divide C)",
     }
 
-    def shape(self, a, x):
-        need_map("shuffle", x)
-        if x[0] % a.groups:
-            raise LayerError("E-GROUPS", f"shuffle {a.groups} does not divide the {x[0]} "
+    def rules(self, a, x, calc):
+        c = need_map("shuffle", x)[0]
+        if c % a.groups:
+            raise LayerError("E-GROUPS", f"shuffle {a.groups} does not divide the {c} "
                              "channels", hint="the group count must divide the channel count",
                              arg="groups")
-        return x
+        per = calc.step("channels per group", "C / groups (groups must divide C)",
+                        f"{c} / {a.groups}", c // a.groups)
+        calc.same(f"the {c} channels read as {a.groups} x {per}, transposed to {per} x "
+                  f"{a.groups}: output channel i * groups + g is input channel g * (C / groups) "
+                  "+ i (torchvision's channel_shuffle)")
+        calc.step("parameters", "none: channels are only re-ordered", "0", 0, NO_WINDOW)
 
     def describe(self, a):
         return f"shuffle {a.groups}"
@@ -85,12 +104,13 @@ class LayerNorm2d(LayerKind):
         "errors": "E-RANK",
     }
 
-    def shape(self, a, x):
-        need_map("layernorm2d", x)
-        return x
-
-    def params(self, a, x, y):
-        return 2 * x[0] if a.affine else 0
+    def rules(self, a, x, calc):
+        c, h, w = need_map("layernorm2d", x)
+        calc.params = affine_steps(calc, "C: one scale per channel", "C: one shift per channel",
+                                   str(c), c, a.affine)
+        calc.same(f"the {c} values at each of the {h} x {w} positions are normalised together "
+                  "(torchvision's LayerNorm2d); no buffers: statistics come from each position; "
+                  "0 MACs counted, as for every norm")
 
     def torch(self, a, x):
         return call(_NN + "LayerNorm2d", x[0], eps=a.eps, elementwise_affine=a.affine)
@@ -113,15 +133,19 @@ class Pointwise(LayerKind):
         "errors": "E-RANK",
     }
 
-    def shape(self, a, x):
-        need_map("pointwise", x)
-        return (a.out,) + tuple(x[1:])
-
-    def params(self, a, x, y):
-        return x[0] * a.out + (a.out if a.bias else 0)
-
-    def macs(self, a, x, y):
-        return x[1] * x[2] * x[0] * a.out  # one Linear per position
+    def rules(self, a, x, calc):
+        c, h, w = need_map("pointwise", x)
+        calc.output = (a.out, h, w)
+        calc.step("output", "C_out x H x W (the same Linear at every position)",
+                  fmt_shape(calc.output), list(calc.output))
+        calc.params = calc.step(
+            "parameters", "weight + bias" if a.bias else "weight (nobias)",
+            f"{c} * {a.out}" + (f" + {a.out}" if a.bias else ""), c * a.out + (a.out if a.bias else 0),
+            "nn.Linear(C_in, C_out): weight C_out x C_in, bias C_out; the parameters of "
+            "`conv out k1`")
+        calc.macs = calc.step("MACs", "H * W * C_in * C_out (one Linear per position)",
+                              f"{h} * {w} * {c} * {a.out}", h * w * c * a.out,
+                              "bias additions are not counted")
 
     def describe(self, a):
         return f"pointwise {a.out}"
@@ -142,12 +166,11 @@ class LayerScale(LayerKind):
         "errors": "E-RANK",
     }
 
-    def shape(self, a, x):
-        need_map("layerscale", x)
-        return x
-
-    def params(self, a, x, y):
-        return x[0]
+    def rules(self, a, x, calc):
+        c = need_map("layerscale", x)[0]
+        calc.params = calc.step("parameters", "C: one learnt scale per channel (a C x 1 x 1 tensor)",
+                                str(c), c, f"each starts at {a.init:g} (ConvNeXt's layer_scale)")
+        calc.same("each channel multiplied by its scale; an element-wise product: 0 MACs counted")
 
     def describe(self, a):
         return f"layerscale {a.init:g}"

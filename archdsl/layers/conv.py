@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import (call, effective, BOOL, CHOICE, INT, PADDING, PAIR, Arg, Args, LayerError, LayerKind, Shape,
                    Window, fmt_pair, layer, need_map)
+from .calc import Calc, dilation_steps, window_step
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -53,51 +54,43 @@ class Conv(LayerKind):
                   "E-KERNEL (`D·(K−1)+1` larger than `I + P_l + P_r`)",
     }
 
-    def shape(self, a: Args, x: Shape) -> Shape:
+    def rules(self, a: Args, x: Shape, calc: Calc) -> None:
         c, h, w = need_map("conv", x)
-        if c % a.groups:
-            raise LayerError("E-GROUPS", f"groups={a.groups} does not divide the {c} input channels",
-                             hint=_divisor_hint(c, a.groups), arg="groups")
-        if a.out % a.groups:
-            raise LayerError("E-GROUPS", f"groups={a.groups} does not divide the {a.out} output "
-                             "channels", hint=_divisor_hint(a.out, a.groups), arg="groups")
+        _check_groups(a, c)
         if a.padding == "same" and a.stride != (1, 1):
             raise LayerError("E-ARG-RANGE", "padding=same only works with stride 1 (PyTorch refuses "
                              "strided `same` convolutions)", hint="give the padding as a number, "
                              f"e.g. `p{(a.kernel[0] - 1) // 2}`", arg="padding")
         window = self.window(a, x)
-        out = []
         for axis, size in enumerate((h, w)):
-            left, right = window.padding[axis]
-            if a.padding_mode == "reflect" and max(left, right) >= size:
-                raise LayerError("E-PADDING", f"reflect padding of {max(left, right)} needs an input "
-                                 f"larger than that, but the input is {h}x{w}",
-                                 hint="use less padding or padding_mode=zeros", arg="padding")
-            if a.padding_mode == "circular" and max(left, right) > size:
-                raise LayerError("E-PADDING", f"circular padding of {max(left, right)} wraps around "
-                                 f"the {h}x{w} input more than once", arg="padding")
-            padded = size + left + right
-            if padded < window.reach[axis]:
-                k = "x".join(str(r) for r in window.reach)
-                raise LayerError("E-KERNEL", f"the {k} kernel is larger than the padded {h}x{w} "
-                                 f"input ({size}+{left + right} = {padded} along "
-                                 f"{'HW'[axis]})", hint="use a smaller kernel, more padding, or less "
-                                 "downsampling before this layer", arg="kernel",
-                                 label=f"input is only {h}x{w} here")
-            out.append(window.output(axis, size))
-        return (a.out, out[0], out[1])
-
-    def params(self, a, x, y):
+            _check_fits(a, window, axis, size, (h, w))
+        _padding_steps(calc, a, window)
+        reach = dilation_steps(calc, a.kernel, a.dilation)
+        out = calc.per_axis("output size", lambda i: window_step(
+            (h, w)[i], a.kernel[i], a.stride[i], *window.padding[i], a.dilation[i], False))
+        if a.padding_mode != "zeros":
+            calc.note(f"padding_mode {a.padding_mode} fills the padded border from the input "
+                      "instead of with zeros; the sizes are the same")
+        calc.step("channels", "C_out = out", str(a.out), a.out)
+        per_group = c // a.groups
+        group_note = "" if a.groups == 1 else (
+            f"groups {a.groups}: each output channel sees only {c} / {a.groups} = {per_group} of "
+            f"the {c} input channels" + (" (depthwise)" if a.groups == c else ""))
         kh, kw = a.kernel
-        return a.out * (x[0] // a.groups) * kh * kw + (a.out if a.bias else 0)
-
-    def macs(self, a, x, y):
-        kh, kw = a.kernel
-        return y[0] * y[1] * y[2] * (x[0] // a.groups) * kh * kw
-
-    def receptive(self, a, x):
-        window = self.window(a, x)
-        return window.reach, window.stride
+        weight = calc.step("weight", "C_out * (C_in / groups) * K_h * K_w",
+                           f"{a.out} * ({c} / {a.groups}) * {kh} * {kw}",
+                           a.out * per_group * kh * kw, group_note)
+        bias = calc.step("bias", "C_out (one per output channel)", str(a.out), a.out) if a.bias \
+            else calc.step("bias", "none (nobias)", "0", 0, "usual before a batch norm, whose shift "
+                           "would cancel a bias")
+        calc.params = calc.step("parameters", "weight + bias", f"{weight} + {bias}", weight + bias)
+        calc.macs = calc.step(
+            "MACs", "C_out * H_out * W_out * (C_in / groups) * K_h * K_w",
+            f"{a.out} * {out[0]} * {out[1]} * ({c} / {a.groups}) * {kh} * {kw}",
+            a.out * out[0] * out[1] * per_group * kh * kw,
+            "one multiply-add per weight per output position; bias additions are not counted")
+        calc.output = (a.out, *out)
+        calc.window(reach, a.stride)
 
     def window(self, a, x):
         return Window(tuple(a.kernel), tuple(a.stride), (conv_padding(a, 0), conv_padding(a, 1)),
@@ -123,6 +116,50 @@ class Conv(LayerKind):
         return call("Conv2d", x[0], a.out, tuple(a.kernel), stride=tuple(a.stride), padding=padding,
                          dilation=tuple(a.dilation), groups=a.groups, bias=a.bias,
                          padding_mode=a.padding_mode)
+
+
+def _check_groups(a: Args, c: int) -> None:
+    if c % a.groups:
+        raise LayerError("E-GROUPS", f"groups={a.groups} does not divide the {c} input channels",
+                         hint=_divisor_hint(c, a.groups), arg="groups")
+    if a.out % a.groups:
+        raise LayerError("E-GROUPS", f"groups={a.groups} does not divide the {a.out} output "
+                         "channels", hint=_divisor_hint(a.out, a.groups), arg="groups")
+
+
+def _check_fits(a: Args, window: Window, axis: int, size: int, hw: tuple) -> None:
+    """E-PADDING or E-KERNEL where PyTorch refuses the padding or the window along `axis`."""
+    h, w = hw
+    left, right = window.padding[axis]
+    if a.padding_mode == "reflect" and max(left, right) >= size:
+        raise LayerError("E-PADDING", f"reflect padding of {max(left, right)} needs an input "
+                         f"larger than that, but the input is {h}x{w}",
+                         hint="use less padding or padding_mode=zeros", arg="padding")
+    if a.padding_mode == "circular" and max(left, right) > size:
+        raise LayerError("E-PADDING", f"circular padding of {max(left, right)} wraps around "
+                         f"the {h}x{w} input more than once", arg="padding")
+    padded = size + left + right
+    if padded < window.reach[axis]:
+        k = "x".join(str(r) for r in window.reach)
+        raise LayerError("E-KERNEL", f"the {k} kernel is larger than the padded {h}x{w} "
+                         f"input ({size}+{left + right} = {padded} along "
+                         f"{'HW'[axis]})", hint="use a smaller kernel, more padding, or less "
+                         "downsampling before this layer", arg="kernel",
+                         label=f"input is only {h}x{w} here")
+
+
+def _padding_steps(calc: Calc, a: Args, window: Window) -> None:
+    """The padding, explained where it is not a plain number (`valid`, `same`)."""
+    if a.padding == "valid":
+        calc.step("padding", "valid: no padding", "0", 0)
+    elif a.padding == "same":
+        pads = window.padding
+        calc.per_axis("padding", lambda i: (
+            "same: P_l + P_r = K_eff - 1, P_l = floor((K_eff - 1) / 2)",
+            f"P_l = floor({sum(pads[i])} / 2) = {pads[i][0]}, P_r = {sum(pads[i])} - "
+            f"{pads[i][0]} = {pads[i][1]}", list(pads[i]),
+            "`same` keeps H and W at stride 1; an even kernel pads one more on the bottom/right"
+            if pads[i][0] != pads[i][1] else "`same` keeps H and W at stride 1"))
 
 
 def _divisor_hint(channels: int, groups: int) -> str:

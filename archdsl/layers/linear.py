@@ -23,17 +23,26 @@ class Linear(LayerKind):
         "errors": "E-RANK (input is a feature map: add `flatten`)",
     }
 
-    def shape(self, a, x):
-        if len(x) == 2:  # a sequence of tokens (NxC): each token, as nn.Linear does
-            return (x[0], a.out)
-        need_vector("linear", x)
-        return (a.out,)
-
-    def params(self, a, x, y):
-        return x[-1] * a.out + (a.out if a.bias else 0)
-
-    def macs(self, a, x, y):
-        return (x[0] if len(x) == 2 else 1) * x[-1] * a.out
+    def rules(self, a, x, calc):
+        if len(x) != 2:  # a sequence of tokens (NxC): each token, as nn.Linear does
+            need_vector("linear", x)
+        features = x[-1]
+        weight = calc.step("weight", "I * O (one per input per output)", f"{features} * {a.out}",
+                           features * a.out)
+        bias = calc.step("bias", "O (one per output)", str(a.out), a.out) if a.bias else \
+            calc.step("bias", "none (nobias)", "0", 0)
+        calc.params = calc.step("parameters", "weight + bias", f"{weight} + {bias}", weight + bias)
+        if len(x) == 2:
+            n = x[0]
+            calc.output = (n, a.out)
+            calc.macs = calc.step(
+                "MACs", "N * I * O (one multiply-add per weight, for each of N tokens)",
+                f"{n} * {features} * {a.out}", n * features * a.out,
+                "the same weights at every token: nn.Linear acts on the last dimension")
+            return
+        calc.macs = calc.step("MACs", "I * O (one multiply-add per weight)",
+                              f"{features} * {a.out}", features * a.out)
+        calc.output = (a.out,)
 
     def describe(self, a):
         return f"linear {a.out}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .base import (CHOICE, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call, layer,
                    need_map)
+from .calc import linear_parts, total
 
 
 @layer("partitionattention", family="linear", positional=("partition",),
@@ -36,7 +37,7 @@ class PartitionAttention(LayerKind):
                   "multiple of size; `grid` on a map that is not square)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         c, h, w = need_map("partitionattention", x)
         if c % a.head_dim:
             raise LayerError("E-GROUPS", f"a head dimension of {a.head_dim} does not divide the "
@@ -50,27 +51,33 @@ class PartitionAttention(LayerKind):
             raise LayerError("E-SHAPE", f"grid attention needs a square map, not {h}x{w} "
                              "(torchvision reads the grid's size from the height)",
                              hint="use a square input")
-        return x
-
-    def params(self, a, x, y):
-        c, heads = x[0], x[0] // a.head_dim
-        return 4 * c * c + 4 * c + (2 * a.size - 1) ** 2 * heads  # to_qkv, merge, bias table
-
-    def buffers(self, a, x, y):
-        return a.size ** 4  # relative_position_index, (size², size²)
-
-    def macs(self, a, x, y):
+        p = a.size
+        heads = calc.step("heads", "C / head_dim", f"{c} / {a.head_dim}", c // a.head_dim)
+        calc.same(f"attention among {p} x {p} positions: " + (
+            f"a grid spread over the map, {h // p} apart" if a.partition == "grid" else
+            "neighbouring blocks") + " (MaxViT)")
+        parts = linear_parts(calc, "to_qkv", c, c, True, "q, k and v stacked", times=3)
+        parts += linear_parts(calc, "merge", c, c, True)
+        parts.append(calc.step("position bias table", "(2 * size - 1)^2 * heads",
+                               f"(2 * {p} - 1) ** 2 * {heads}", (2 * p - 1) ** 2 * heads))
+        calc.params = total(calc, parts)
+        calc.buffers = calc.step("buffers", "size^4 (relative_position_index, size^2 x size^2)",
+                                 f"{p} ** 4", p ** 4)
         # to_qkv and merge at every position, and the two products (Q·Kᵀ, A·V) over the
         # size² positions of each partition, as torchvision's published GFLOPS count them
-        c, h, w = x
-        return h * w * (4 * c * c + 2 * a.size * a.size * c)
-
-    def receptive(self, a, x):
+        calc.macs = calc.step("MACs", "H * W * (4 * C * C + 2 * size * size * C)",
+                              f"{h} * {w} * (4 * {c} * {c} + 2 * {p} * {p} * {c})",
+                              h * w * (4 * c * c + 2 * p * p * c))
         # a window: size x size neighbours; the grid: size x size positions H / size apart,
         # as a dilated kernel reaches (the whole map when it is size x size)
         if a.partition == "grid":
-            return tuple((a.size - 1) * (side // a.size) + 1 for side in x[1:]), (1, 1)
-        return (a.size, a.size), (1, 1)
+            kernel = calc.per_axis("kernel reach", lambda i: (
+                "K_eff = (size - 1) * (I / size) + 1", f"({p} - 1) * ({x[1 + i]} // {p}) + 1",
+                (p - 1) * (x[1 + i] // p) + 1, "the grid's positions are I / size apart, as a "
+                                               "dilated kernel's taps"))
+        else:
+            kernel = (p, p)
+        calc.window(kernel, (1, 1))
 
     def describe(self, a):
         return f"{'grid' if a.partition == 'grid' else 'block'} attention {a.size}"

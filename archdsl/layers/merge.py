@@ -41,17 +41,17 @@ class MergeKind(LayerKind):
     module_name: ClassVar[str] = "Merge"  # how the compiled module prints
 
     def combine(self, xs: list[tuple]) -> tuple:
-        """The output shape for the branches' shapes, or LayerError as PyTorch would fail."""
+        """The output shape for the branches' shapes, or LayerError as PyTorch would fail: the
+        one rule a new merge kind needs (its `rules` show it as one step)."""
         raise NotImplementedError
 
-    def receptive_merge(self, rfs: list[tuple], xs: list[tuple], y: tuple) -> tuple:
-        """The receptive field (size, jump) of the output: the widest of the branches' sizes,
-        and the jump of the branches at the output's resolution. A broadcast branch (a 1x1
-        gate after global pooling) sees the whole input, but its coarse grid is not the
-        output's: taking its jump would make every later layer's field explode."""
-        full = [r for r, x in zip(rfs, xs) if len(x) == 3 and x[1:] == y[1:]] or rfs
-        return (tuple(max(r[0][a] for r in rfs) for a in (0, 1)),
-                tuple(max(r[1][a] for r in full) for a in (0, 1)))
+    def rules(self, a, x, calc) -> None:
+        """The merge of `calc.xs`, one shape per branch, as steps (base.py's LayerKind.rules);
+        the receptive field of a merge is propagate.py's."""
+        y = self.combine(calc.xs)
+        calc.output = tuple(calc.step("output", f"{self.name}'s rule over the branches",
+                                      f"{branches(calc)} -> {fmt_shape(y)}", list(y)))
+        learns_nothing(calc)
 
     def merge(self, outputs: list):
         """The torch operation on the branches' output tensors."""
@@ -69,11 +69,16 @@ class _Elementwise(MergeKind):
     def merge(self, outputs):
         return functools.reduce(self.reduce, outputs)
 
-    def combine(self, xs):
-        y = broadcast(xs)
-        if y is None:
-            raise LayerError("E-SHAPE", self.mismatch + ", ".join(fmt_shape(x) for x in xs))
-        return y
+    def rules(self, a, x, calc):
+        out = broadcast(calc.xs)
+        if out is None:
+            raise LayerError("E-SHAPE", self.mismatch + ", ".join(fmt_shape(x) for x in calc.xs))
+        calc.output = tuple(calc.step(
+            "output", "per dimension: equal in every branch, or 1 (broadcast)",
+            f" {self.infix} ".join(fmt_shape(x) for x in calc.xs), list(out),
+            "a size of 1 is repeated to match the other branches"
+            if any(x != out for x in calc.xs) else ""))
+        learns_nothing(calc)
 
     def python(self, names):
         return f" {self.infix} ".join(names)
@@ -116,12 +121,21 @@ class Concat(MergeKind):
         "errors": "E-CONCAT",
     }
 
-    def combine(self, xs):
+    def rules(self, a, x, calc):
+        xs = calc.xs
         if len({len(x) for x in xs}) != 1 or len({x[1:] for x in xs}) != 1:
             raise LayerError("E-CONCAT", "concat needs the same spatial size in every branch, but they "
                              "give " + ", ".join(fmt_shape(x) for x in xs),
                              hint="give every branch the same stride and padding")
-        return (sum(x[0] for x in xs),) + xs[0][1:]
+        what = "channels" if len(xs[0]) == 3 else "features"
+        channels, rest = [x[0] for x in xs], xs[0][1:]
+        joined = calc.step(what, f"C = sum of the branches' {what}", " + ".join(map(str, channels)),
+                           sum(channels), branches(calc))
+        if rest:
+            calc.step("spatial size", "H x W equal in every branch", fmt_shape(rest), list(rest),
+                      "concat joins along channels only: every branch must keep the same H x W")
+        calc.output = (joined, *rest)
+        learns_nothing(calc)
 
     def merge(self, outputs):
         import torch
@@ -130,6 +144,19 @@ class Concat(MergeKind):
 
     def python(self, names):
         return f"torch.cat([{', '.join(names)}], dim=1)"
+
+
+def branches(calc) -> str:
+    """`body 64x56x56, shortcut 64x56x56`: the branches' roles and shapes."""
+    site = calc.node.merge if calc.node is not None else None
+    how = combinator(site.combinator) if site is not None else None
+    roles = how.roles(len(calc.xs)) if how is not None else \
+        [f"branch{i + 1}" for i in range(len(calc.xs))]
+    return ", ".join(f"{role} {fmt_shape(x)}" for role, x in zip(roles, calc.xs))
+
+
+def learns_nothing(calc) -> None:
+    calc.step("parameters", "none: a merge learns nothing", "0", 0)
 
 
 # ----------------------------------------------------------------------------- combinators
@@ -172,6 +199,24 @@ class Combinator:
     def python(self, outputs: list[str], fork: str) -> str:
         """The merge as a Python expression over the branches' variables."""
         return self.merge_kind.python(outputs)
+
+    def rules(self, site, calc) -> None:
+        """The merge at `site` of the branches' shapes `calc.xs`: the merge kind's rules, or,
+        where the branches must agree exactly, that check and one step."""
+        xs = calc.xs
+        if not self.equal_shapes:
+            self.merge_kind.rules(calc.node.args, calc.x, calc)
+            return
+        if any(x != xs[0] for x in xs):
+            raise LayerError("E-SHAPE", f"{site.combinator} needs equal shapes")
+        calc.output = tuple(calc.step(
+            "output", " + ".join(self.roles(len(xs))) + ": equal shapes, no broadcasting",
+            branches(calc), list(xs[0]), self.shortcut_note(site, calc.graph)))
+        learns_nothing(calc)
+
+    def shortcut_note(self, site, graph) -> str:
+        """Where the shortcut of an equal-shapes merge comes from (for explain)."""
+        return ""
 
     def culprit(self, site, xs: list[tuple], exc: LayerError, source_text):
         """Where a shape error at the merge points, as (span, label, hint, message): the first
@@ -229,6 +274,23 @@ class Residual(Combinator):
     def python(self, outputs, fork):
         return f"{outputs[0]} + {outputs[1] if len(outputs) > 1 else fork}"
 
+    def rules(self, site, calc):
+        if site.auto_shortcut and calc.xs[0] != calc.xs[1]:
+            self.projection_stride(*calc.xs)  # says why no projection fits
+        super().rules(site, calc)
+
+    def shortcut_note(self, site, graph):
+        if not site.projection:
+            return ("no shortcut written: it is the input x itself (identity)" if site.auto_shortcut
+                    else "the shortcut is written out in the spec")
+        first = graph.layer(site.projection[0])
+        what = f"a 1x1 conv with stride {fmt_shape(first.args.stride)}" \
+            if first.kind.sliding_window else f"a {first.op} without bias"
+        return (f"the body changes the input's shape, so archdsl's shortcut is torchvision's "
+                f"projection: {what} and a batch norm "
+                f"({', '.join('.'.join(p.split('.')[-2:]) for p in site.projection)})")
+
+
     def culprit(self, site, xs, exc, source_text):
         """Blame the shortcut, and say how to give it the body's stride or channels."""
         if len(site.branch_spans) < 2:
@@ -267,6 +329,10 @@ class ShortcutFirst(Combinator):
     def too_many(self):
         return ("shortcut_first takes a shortcut and a body",
                 "write `shortcut_first< shortcut | body >`")
+
+    def shortcut_note(self, site, graph):
+        return ("shortcut_first: the same sum as residual, with the shortcut's modules "
+                "registered first (torchvision's `proj` before `f`), so weights load in order")
 
     def culprit(self, site, xs, exc, source_text):
         """Blame the body, whose shape the shortcut has to follow."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .base import (call, BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, layer,
-                   need_map, numel)
+from .base import (call, BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, fmt_shape,
+                   layer, need_map, numel)
+from .calc import affine_steps
 
 _EPS = Arg("eps", FLOAT, 1e-5, min=0, doc="added to the variance for stability")
 _AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`noaffine` turns it off)")
@@ -24,11 +25,16 @@ class BatchNorm(LayerKind):
         "buffers": "`2C + 1` (running mean, running variance, num_batches_tracked)",
     }
 
-    def params(self, a, x, y):
-        return 2 * x[0] if a.affine else 0
-
-    def buffers(self, a, x, y):
-        return 2 * x[0] + 1  # running mean, running variance, num_batches_tracked
+    def rules(self, a, x, calc):
+        c = x[0]
+        what = "C (channels)" if len(x) == 3 else "C (features)"
+        calc.params = affine_steps(calc, f"{what}: one scale each", f"{what}: one shift each",
+                                   str(c), c, a.affine)
+        calc.buffers = calc.step("buffers", "running_mean C + running_var C + num_batches_tracked 1",
+                                 f"{c} + {c} + 1", 2 * c + 1,
+                                 "buffers are saved with the weights but not trained")
+        calc.step("output", "output = input", fmt_shape(x), list(x),
+                  "0 MACs counted: at inference it folds into the layer before it")
 
     def torch(self, a, x):
         cls = "BatchNorm2d" if len(x) == 3 else "BatchNorm1d"
@@ -49,14 +55,15 @@ class GroupNorm(LayerKind):
         "errors": "E-GROUPS (groups must divide C)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         if x[0] % a.groups:
             raise LayerError("E-GROUPS", f"groupnorm {a.groups} does not divide the {x[0]} channels",
                              hint="the group count must divide the channel count", arg="groups")
-        return x
-
-    def params(self, a, x, y):
-        return 2 * x[0] if a.affine else 0
+        calc.step("channels per group", "C / G (G must divide C)", f"{x[0]} / {a.groups}",
+                  x[0] // a.groups)
+        calc.params = affine_steps(calc, "C", "C", str(x[0]), x[0], a.affine)
+        calc.step("output", "output = input", fmt_shape(x), list(x),
+                  "no buffers: statistics are computed from each sample")
 
     def describe(self, a):
         return f"groupnorm {a.groups}"
@@ -78,13 +85,16 @@ class LayerNorm(LayerKind):
         "params": "`2·C·H·W` (or `2N` on a vector) when affine, else 0",
     }
 
-    def params(self, a, x, y):
-        return 2 * self._normalised(x) if a.affine else 0
-
-    @staticmethod
-    def _normalised(x):
-        """The values normalised together: each token's C on a sequence (NxC), else all."""
-        return x[-1] if len(x) == 2 else numel(x)
+    def rules(self, a, x, calc):
+        # the values normalised together: each token's C on a sequence (NxC), else all
+        if len(x) == 2:
+            count, what, shown = x[1], "C (each token's C values are normalised together)", str(x[1])
+        else:
+            count, what, shown = numel(x), "C * H * W (every value of a sample)", \
+                " * ".join(str(d) for d in x)
+        calc.params = affine_steps(calc, what, what, shown, count, a.affine)
+        calc.step("output", "output = input", fmt_shape(x), list(x), "no buffers: statistics are "
+                  "computed from each " + ("token" if len(x) == 2 else "sample"))
 
     def torch(self, a, x):
         shape = [x[-1]] if len(x) == 2 else list(x)
@@ -104,9 +114,9 @@ class LocalResponseNorm(LayerKind):
         "errors": "E-RANK (input is a vector)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         need_map("lrn", x)
-        return x
+        super().rules(a, x, calc)
 
     def describe(self, a):
         return f"lrn {a.size}"

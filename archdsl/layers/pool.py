@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import (call, BOOL, PAIR, Arg, Args, LayerError, LayerKind, Shape, Window, fmt_pair,
                    fmt_shape, layer, need_map)
+from .calc import Calc, dilation_steps, window_step
 
 
 class _WindowPool(LayerKind):
@@ -17,28 +18,39 @@ class _WindowPool(LayerKind):
     def _stride(self, a: Args) -> tuple[int, int]:
         return a.kernel if a.stride is None else a.stride
 
-    def shape(self, a: Args, x: Shape) -> Shape:
+    def rules(self, a: Args, x: Shape, calc: Calc) -> None:
         c, h, w = need_map(self.name, x)
         window = self.window(a, x)
-        out = []
         for axis, size in enumerate((h, w)):
             k, p = a.kernel[axis], a.padding[axis]
             if p > k // 2:
                 raise LayerError("E-ARG-RANGE", f"padding {p} is more than half the kernel size {k}",
                                  hint=f"PyTorch allows at most `p{k // 2}` for a {k}-wide window",
                                  arg="padding")
-            o = window.output(axis, size)
+        if a.stride is None:
+            calc.step("stride", "S = K (not given: a window's size)", fmt_shape(a.kernel),
+                      list(window.stride), "pooling windows do not overlap unless a stride is given")
+        reach = dilation_steps(calc, a.kernel, window.dilation)
+        out = calc.per_axis("output size", lambda i: window_step(
+            (h, w)[i], a.kernel[i], window.stride[i], *window.padding[i], window.dilation[i],
+            a.ceil))
+        for axis, o in enumerate(out):
             if o < 1:
                 raise LayerError("E-EMPTY", f"{self.name} {fmt_shape(a.kernel)} leaves no output on "
                                  f"the {h}x{w} input", hint="use a smaller window, padding, or less "
                                  "downsampling before this layer", arg="kernel",
                                  label=f"input is only {h}x{w} here")
-            out.append(o)
-        return (c, out[0], out[1])
+        if a.padding != (0, 0):
+            calc.note("PyTorch allows a padding of at most half the window" + self.padding_note(a))
+        calc.step("channels", "C_out = C_in (each channel pooled alone)", str(c), c)
+        calc.step("parameters", "none: a fixed max or average, nothing learnt", "0", 0,
+                  "and 0 MACs: archdsl counts the multiply-adds of conv and linear layers only")
+        calc.output = (c, *out)
+        calc.window(reach, window.stride)
 
-    def receptive(self, a, x):
-        window = self.window(a, x)
-        return window.reach, window.stride
+    def padding_note(self, a: Args) -> str:
+        """What padded values do to this pooling (explain)."""
+        return ""
 
     def window(self, a, x):
         (ph, pw) = a.padding
@@ -87,6 +99,9 @@ class MaxPool(_WindowPool):
                   "E-EMPTY (`O < 1`: the window does not fit)",
     }
 
+    def padding_note(self, a):
+        return "; padded values never win the max"
+
     def torch(self, a, x):
         return call("MaxPool2d", tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
                             dilation=tuple(a.dilation), ceil_mode=a.ceil)
@@ -108,6 +123,9 @@ class AvgPool(_WindowPool):
         "errors": "E-RANK, E-ARG-RANGE (padding more than `floor(K/2)`), E-EMPTY (`O < 1`)",
     }
 
+    def padding_note(self, a):
+        return "; padded values count as zeros in the average" if a.count_include_pad else ""
+
     def torch(self, a, x):
         return call("AvgPool2d", tuple(a.kernel), stride=tuple(self._stride(a)), padding=tuple(a.padding),
                             ceil_mode=a.ceil, count_include_pad=a.count_include_pad)
@@ -117,16 +135,19 @@ class _AdaptivePool(LayerKind):
     args = (Arg("size", PAIR, min=1, doc="output size, `7` or `7x7`"),)
     torch_name = ""
 
-    def shape(self, a, x):
-        c, _, _ = need_map(self.name, x)
-        return (c, a.size[0], a.size[1])
-
-    def receptive(self, a, x):
+    def rules(self, a, x, calc):
+        c, h, w = need_map(self.name, x)
+        calc.per_axis("output size", lambda i: (
+            "O = size (whatever the input size)", str(a.size[i]), a.size[i], ""))
+        calc.step("parameters", "none: a fixed average or max, nothing learnt", "0", 0)
         # PyTorch's windows run from floor(i*I/O) to ceil((i+1)*I/O): the widest one, and the
-        # average step between windows.
-        kernel = tuple(_widest_window(size, o) for size, o in zip(x[1:], a.size))
-        stride = tuple(max(size // o, 1) for size, o in zip(x[1:], a.size))
-        return kernel, stride
+        # average step between windows, count as the kernel and stride
+        kernel = calc.per_axis("widest window", lambda i: _widest_window((h, w)[i], a.size[i]))
+        stride = calc.per_axis("window step", lambda i: (
+            "S = max(floor(I / O), 1)", f"max(floor({(h, w)[i]} / {a.size[i]}), 1)",
+            max((h, w)[i] // a.size[i], 1), ""))
+        calc.output = (c, *a.size)
+        calc.window(kernel, stride, "the widest window and the average step count as K and S")
 
     def describe(self, a):
         return f"{self.name} → {fmt_pair(a.size)}"
@@ -135,13 +156,19 @@ class _AdaptivePool(LayerKind):
         return call(self.torch_name, tuple(a.size))
 
 
-def _widest_window(size: int, out: int) -> int:
-    """The widest of PyTorch's adaptive windows over `size` inputs giving `out` outputs."""
+def _widest_window(size: int, out: int) -> tuple:
+    """The widest of PyTorch's adaptive windows over `size` inputs giving `out` outputs, window
+    o covering floor(o*I/O) .. ceil((o+1)*I/O), as (formula, substituted, value, note)."""
+    formula = "K = ceil((o + 1) * I / O) - floor(o * I / O), the widest window o"
     if size % out == 0:
-        return size // out
+        return formula, f"{size} / {out}", size // out, "I / O is whole: equal windows"
     if out > 4096:  # a bound, not a scan over millions of windows: ceil(I/O) + 1 at most
-        return min(-(-size // out) + 1, size)
-    return max(-(-(i + 1) * size // out) - (i * size) // out for i in range(out))
+        return ("K <= min(ceil(I / O) + 1, I)", f"min(ceil({size} / {out}) + 1, {size})",
+                min(-(-size // out) + 1, size), "a bound: the windows are too many to scan")
+    widths = [-(-(o + 1) * size // out) - (o * size) // out for o in range(out)]
+    o = widths.index(max(widths))
+    return (formula, f"ceil(({o} + 1) * {size} / {out}) - floor({o} * {size} / {out})",
+            widths[o], "I / O is not whole: the windows differ in width, and some overlap")
 
 
 @layer("adaptiveavgpool", family="pool", positional=("size",),

@@ -14,12 +14,14 @@ class Flatten(LayerKind):
         "rf": "kernel `H×W`, stride 1: whatever reads the vector sees the whole map",
     }
 
-    def shape(self, a, x):
-        return (numel(x),)
-
-    def receptive(self, a, x):
-        # Whatever reads the vector sees the whole map: count it here.
-        return ((x[1], x[2]), (1, 1)) if len(x) == 3 else ((1, 1), (1, 1))
+    def rules(self, a, x, calc):
+        n = numel(x)
+        calc.step("output", "C * H * W features" if len(x) == 3 else "output = input",
+                  " * ".join(str(d) for d in x), n, "no parameters: values are only re-arranged")
+        calc.output = (n,)
+        if len(x) == 3:  # whatever reads the vector sees the whole map: count it here
+            calc.window((x[1], x[2]), (1, 1),
+                        "whatever reads the vector sees the whole map: a window of H x W")
 
     def torch(self, a, x):
         return call("Flatten", 1)
@@ -44,9 +46,9 @@ class Dropout2d(LayerKind):
 
     reference = {"input": "a C×H×W feature map", "shape": UNCHANGED_SHAPE, "errors": "E-RANK"}
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         need_map("dropout2d", x)
-        return x
+        super().rules(a, x, calc)
 
     def describe(self, a):
         return f"dropout2d {a.p:g}"

@@ -34,9 +34,14 @@ class Tokens(LayerKind):
         "errors": "E-RANK (input is not a feature map)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         c, h, w = need_map("tokens", x)
-        return (h * w, c)
+        n = calc.step("tokens", "N = H * W (one token per position, row by row)", f"{h} * {w}",
+                      h * w)
+        calc.step("channels", "C per token = C of the map", str(c), c,
+                  "no parameters: values are only re-arranged, x.flatten(2).transpose(1, 2); each "
+                  "token sees what its position saw, so the receptive field is kept")
+        calc.output = (n, c)
 
     def torch(self, a, x):
         return call(_OWN + "Tokens")
@@ -54,11 +59,14 @@ class ClassToken(LayerKind):
         "params": "`dim`",
     }
 
-    def shape(self, a, x):
-        return (1, a.dim)
-
-    def params(self, a, x, y):
-        return a.dim
+    def rules(self, a, x, calc):
+        d = a.dim
+        calc.output = (1, d)
+        calc.step("output", "1 x dim: one token", f"1x{d}", [1, d],
+                  "it reads only the batch size of its input; `concat< classtoken c | … >` puts "
+                  "it first")
+        calc.params = calc.step("parameters", "dim: the token's own values, learnt", str(d), d,
+                                "torchvision's class_token, a 1 x 1 x dim tensor")
 
     def describe(self, a):
         return f"classtoken {a.dim}"
@@ -77,12 +85,12 @@ class PositionEmbedding(LayerKind):
         "errors": "E-RANK (input is not a sequence)",
     }
 
-    def shape(self, a, x):
-        need_tokens("posembed", x)
-        return x
-
-    def params(self, a, x, y):
-        return x[0] * x[1]
+    def rules(self, a, x, calc):
+        n, c = need_tokens("posembed", x)
+        calc.params = calc.step("parameters", "N * C: one learnt C-vector per token position",
+                                f"{n} * {c}", n * c, "torchvision's pos_embedding, 1 x N x C (N "
+                                                     "counts a class token put first)")
+        calc.same("x + the embedding: an element-wise addition, 0 MACs counted")
 
     def torch(self, a, x):
         return call(_OWN + "PositionEmbedding", x[0], x[1])
@@ -99,12 +107,16 @@ class SelectToken(LayerKind):
         "errors": "E-RANK (input is not a sequence), E-ARG-RANGE (`index` ≥ N)",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         n, c = need_tokens("token", x)
         if a.index >= n:
             raise LayerError("E-ARG-RANGE", f"token {a.index} is past the end of the {n} tokens",
                              hint=f"pick a token from 0 to {n - 1}", arg="index")
-        return (c,)
+        calc.output = (c,)
+        calc.step("output", "C: token `index` of the N as a vector", str(c), c,
+                  f"token {a.index} of {n}" + (" (the class token, when `concat< classtoken c | "
+                                               "… >` put it first)" if a.index == 0 else ""))
+        calc.step("parameters", "none: one token is picked", "0", 0)
 
     def describe(self, a):
         return f"token {a.index}"

@@ -19,7 +19,8 @@ between models by registration order (`transfer_weights`).
 from __future__ import annotations
 
 from .base import (BOOL, FLOAT, INT, PAIR, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call,
-                   layer, need_map)
+                   fmt_shape, layer, need_map)
+from .calc import linear_parts, total
 
 _NN = "archdsl.nn.windows:"
 CPB_HIDDEN = 512  # the continuous position bias MLP's width (torchvision's cpb_mlp)
@@ -72,8 +73,8 @@ class WindowAttention(LayerKind):
                   "than the window; `cosine` with a window under 2)",
     }
 
-    def shape(self, a, x):
-        c, _, _ = need_map("windowattention", x)
+    def rules(self, a, x, calc):
+        c, h, w = need_map("windowattention", x)
         if c % a.heads:
             raise LayerError("E-GROUPS", f"{a.heads} heads do not divide the {c} channels",
                              hint="the head count must divide the channel count", arg="heads")
@@ -81,42 +82,73 @@ class WindowAttention(LayerKind):
             raise LayerError("E-ARG-RANGE", "cosine window attention needs a window of at "
                              "least 2x2 (its relative coordinates divide by window - 1)",
                              hint="use window=2 or more", arg="window")
-        for s, w in zip(a.shift, a.window):
-            if s >= w:
+        for s, size in zip(a.shift, a.window):
+            if s >= size:
                 raise LayerError("E-ARG-RANGE", f"a shift of {s} is not smaller than the "
-                                 f"window of {w}", hint="Swin shifts by window // 2",
+                                 f"window of {size}", hint="Swin shifts by window // 2",
                                  arg="shift")
-        return x
-
-    def params(self, a, x, y):
-        c, (wh, ww) = x[0], a.window
-        n = 4 * c * c + (4 * c if a.bias else 0)  # qkv and proj
-        if a.cosine:  # logit scale, cpb_mlp: Linear(2, 512), Linear(512, heads, bias=False)
-            n += a.heads + 3 * CPB_HIDDEN + CPB_HIDDEN * a.heads
-        else:  # the relative position bias table
-            n += (2 * wh - 1) * (2 * ww - 1) * a.heads
-        return n + (2 * c if a.postnorm else 0)
-
-    def buffers(self, a, x, y):
         wh, ww = a.window
-        index = (wh * ww) ** 2  # relative_position_index
-        return index + ((2 * wh - 1) * (2 * ww - 1) * 2 if a.cosine else 0)
+        calc.same(f"attention inside {wh} x {ww} windows" + (
+            f", the map first rolled by {fmt_shape(a.shift)} (shifted windows, with their mask)"
+            if any(a.shift) else "") + ("; cosine attention with a learnt logit scale (Swin v2)"
+                                        if a.cosine else ""))
+        calc.params = total(calc, self._parts(a, c, calc))
+        index, table = (wh * ww) ** 2, (2 * wh - 1) * (2 * ww - 1) * 2 if a.cosine else 0
+        calc.buffers = calc.step(
+            "buffers", "(wh * ww)^2 relative_position_index" + (
+                " + (2 * wh - 1) * (2 * ww - 1) * 2 relative_coords_table" if a.cosine else ""),
+            f"({wh} * {ww}) ** 2" + (f" + (2 * {wh} - 1) * (2 * {ww} - 1) * 2" if a.cosine else ""),
+            index + table)
+        calc.macs = self._macs(a, calc, c)
+        # each position attends within its window (of a map no smaller than the window)
+        kernel = (min(wh, h), min(ww, w))
+        calc.window(kernel, (1, 1), f"a position sees its {kernel[0]} x {kernel[1]} window "
+                                    "(the window, or the whole map when it is smaller)")
 
-    def macs(self, a, x, y):
-        # On the map padded to whole windows: the qkv and output projections, and the two
-        # products Q·Kᵀ and A·V inside each window of N = wh·ww; v2 adds its bias MLP over the
-        # (2wh-1)(2ww-1) relative positions. What torchvision's published GFLOPS count.
-        c, h, w = x
-        (wh, ww) = a.window
-        positions = padded(h, wh) * padded(w, ww)
-        n = positions * (4 * c * c + 2 * wh * ww * c)
-        if a.cosine:
-            n += (2 * wh - 1) * (2 * ww - 1) * (2 * CPB_HIDDEN + CPB_HIDDEN * a.heads)
-        return n
+    @staticmethod
+    def _parts(a, c: int, calc) -> list[int]:
+        """The parameters, part by part: qkv and proj, the position bias, the postnorm."""
+        wh, ww = a.window
+        parts = linear_parts(calc, "qkv", c, c, a.bias, "q, k and v stacked", times=3)
+        parts += linear_parts(calc, "proj", c, c, a.bias)
+        if a.cosine:  # logit scale, cpb_mlp: Linear(2, 512), Linear(512, heads, bias=False)
+            parts.append(calc.step("logit scale", "heads", str(a.heads), a.heads))
+            parts.append(calc.step(
+                "position bias MLP", "(2 * 512 + 512) + 512 * heads",
+                f"(2 * {CPB_HIDDEN} + {CPB_HIDDEN}) + {CPB_HIDDEN} * {a.heads}",
+                3 * CPB_HIDDEN + CPB_HIDDEN * a.heads,
+                "cpb_mlp: Linear(2, 512) with bias, ReLU, Linear(512, heads) without"))
+        else:
+            parts.append(calc.step(
+                "position bias table", "(2 * wh - 1) * (2 * ww - 1) * heads",
+                f"(2 * {wh} - 1) * (2 * {ww} - 1) * {a.heads}", (2 * wh - 1) * (2 * ww - 1) * a.heads,
+                "one learnt bias per head for each relative offset inside a window"))
+        if a.postnorm:
+            parts.append(calc.step("postnorm", "2 * C (gamma and beta)", f"2 * {c}", 2 * c,
+                                   "a layer norm after the attention, registered before it (Swin "
+                                   "v2)"))
+        return parts
 
-    def receptive(self, a, x):
-        # Each position attends within its window (of a map no smaller than the window)
-        return (min(a.window[0], x[1]), min(a.window[1], x[2])), (1, 1)
+    @staticmethod
+    def _macs(a, calc, c: int) -> int:
+        """On the map padded to whole windows: the qkv and output projections, and the two
+        products Q·Kᵀ and A·V inside each window of wh·ww; v2 adds its bias MLP over the
+        (2wh-1)(2ww-1) relative positions. What torchvision's published GFLOPS count."""
+        wh, ww = a.window
+        ph, pw = calc.per_axis("padded to whole windows", lambda i: (
+            "ceil(I / window) * window", f"ceil({calc.x[1 + i]} / {a.window[i]}) * {a.window[i]}",
+            padded(calc.x[1 + i], a.window[i]), "the padding is cropped again after"))
+        macs = ph * pw * (4 * c * c + 2 * wh * ww * c)
+        formula = f"{ph} * {pw} * (4 * {c} * {c} + 2 * {wh} * {ww} * {c})"
+        if a.cosine:  # the bias MLP over every relative offset
+            macs += (2 * wh - 1) * (2 * ww - 1) * (2 * CPB_HIDDEN + CPB_HIDDEN * a.heads)
+            formula += (f" + (2 * {wh} - 1) * (2 * {ww} - 1) * (2 * {CPB_HIDDEN} + {CPB_HIDDEN} * "
+                        f"{a.heads})")
+        return calc.step("MACs", "H_pad * W_pad * (4 * C * C + 2 * wh * ww * C)" + (
+            " + (2 * wh - 1) * (2 * ww - 1) * (2 * 512 + 512 * heads)" if a.cosine else ""),
+            formula, macs, "per position the qkv and output projections, and inside each window "
+                           "of wh * ww tokens the two products Q K^T and A V"
+                           + ("; v2's bias MLP once per relative offset" if a.cosine else ""))
 
     def describe(self, a):
         shift = f" shift {a.shift[0]}" if any(a.shift) else ""
@@ -148,19 +180,25 @@ class PatchMerging(LayerKind):
         "errors": "E-RANK",
     }
 
-    def shape(self, a, x):
+    def rules(self, a, x, calc):
         c, h, w = need_map("patchmerging", x)
-        return (2 * c, -(-h // 2), -(-w // 2))  # odd sides padded by one
-
-    def params(self, a, x, y):
-        c = x[0]
-        return 8 * c * c + 2 * (2 * c if a.postnorm else 4 * c)
-
-    def macs(self, a, x, y):
-        return y[1] * y[2] * 8 * x[0] * x[0]  # Linear(4C, 2C) per output position
-
-    def receptive(self, a, x):
-        return (2, 2), (2, 2)
+        out = calc.per_axis("output size", lambda i: (  # odd sides padded by one
+            "O = ceil(I / 2)", f"ceil({x[1 + i]} / 2)", -(-x[1 + i] // 2),
+            "an odd side is padded by one" if x[1 + i] % 2 else "each 2 x 2 patch becomes one"))
+        calc.step("channels", "2 * C (4 * C concatenated, then Linear(4C, 2C))", f"2 * {c}", 2 * c)
+        calc.output = (2 * c, *out)
+        weight = calc.step("reduction weight", "4 * C * 2 * C (no bias)", f"4 * {c} * 2 * {c}",
+                           8 * c * c)
+        norm = 2 * c if a.postnorm else 4 * c
+        norm = calc.step("norm", "2 * (2 * C): after the reduction (v2)" if a.postnorm else
+                         "2 * (4 * C): before the reduction", f"2 * {norm}", 2 * norm,
+                         "the layer norm's gamma and beta")
+        calc.params = calc.step("parameters", "reduction + norm", f"{weight} + {norm}",
+                                weight + norm)
+        calc.macs = calc.step("MACs", "H_out * W_out * 4 * C * 2 * C",
+                              f"{out[0]} * {out[1]} * 4 * {c} * 2 * {c}", out[0] * out[1] * 8 * c * c,
+                              "the reduction, Linear(4C, 2C), at each output position")
+        calc.window((2, 2), (2, 2), "each output reads a 2 x 2 patch")
 
     def describe(self, a):
         return "patch merging" + (" (v2)" if a.postnorm else "")
@@ -188,17 +226,16 @@ class MLP(LayerKind):
         "errors": "E-RANK",
     }
 
-    def shape(self, a, x):
-        need_map("mlp", x)
-        return x
-
-    def params(self, a, x, y):
-        c = x[0]
-        return 2 * c * a.hidden + a.hidden + c + (2 * c if a.postnorm else 0)
-
-    def macs(self, a, x, y):
-        c, h, w = x
-        return h * w * 2 * c * a.hidden
+    def rules(self, a, x, calc):
+        c, h, w = need_map("mlp", x)
+        calc.same("Linear(C, hidden), GELU, Linear(hidden, C) at each position")
+        parts = linear_parts(calc, "fc1", c, a.hidden, True)
+        parts += linear_parts(calc, "fc2", a.hidden, c, True)
+        if a.postnorm:
+            parts.append(calc.step("postnorm", "2 * C (gamma and beta)", f"2 * {c}", 2 * c))
+        calc.params = total(calc, parts)
+        calc.macs = calc.step("MACs", "H * W * 2 * C * hidden (two Linears per position)",
+                              f"{h} * {w} * 2 * {c} * {a.hidden}", h * w * 2 * c * a.hidden)
 
     def describe(self, a):
         return f"mlp {a.hidden}" + (" postnorm" if a.postnorm else "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from ..codes import explain_code
+from ..graph import BlockCall
 from ..layers.base import fmt_shape
 from ..vocabulary import STATEMENTS, statement_keywords
 from .index import ARCH, Document, Occurrence, definition_of
@@ -94,7 +95,8 @@ def _hover_call(doc: Document, occ: Occurrence) -> str:
     head = f"**{occ.name}**: block call"
     if graph is None:
         return head
-    calls = [g for g in graph.groups.values() if g.kind == "block" and g.span == statement.span]
+    calls = [g for g in graph.groups.values()
+             if isinstance(g, BlockCall) and g.span == statement.span]
     lines = [head]
     for group in calls[:4]:
         members = [nid for nid, node in graph.layers() if group.id in node.groups]
@@ -141,7 +143,7 @@ def _hover_param(doc: Document, occ: Occurrence) -> str | None:
     values = []
     if doc.graph is not None:
         for g in doc.graph.groups.values():
-            if g.kind == "block" and g.block == scope and name in g.args:
+            if isinstance(g, BlockCall) and g.block == scope and name in g.args:
                 values.append(str(g.args[name]))
     seen = ", ".join(list(dict.fromkeys(values))[:6])
     return f"**{name}**: parameter of block `{scope}`" + (f"; at its calls: {seen}" if seen else "")

@@ -7,6 +7,7 @@ import re
 
 from lsprotocol import types as lsp
 
+from ..graph import Branch, Iteration
 from ..layers.base import fmt_shape
 from .features import STATEMENT_WORDS
 from .index import ARCH, Document
@@ -159,7 +160,7 @@ def line_shapes(doc: Document) -> dict[int, str]:
         outer = node.groups[0] if node.groups else None
         lines = {node.span.end_line if node.merge is not None else node.span.line}
         lines.update(graph.groups[g].span.end_line for g in node.groups
-                     if graph.groups[g].kind not in ("branch", "iteration"))
+                     if not isinstance(graph.groups[g], (Branch, Iteration)))
         for line in lines:
             last.setdefault(line, {})[outer] = nid
     shapes = {}

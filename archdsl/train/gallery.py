@@ -83,7 +83,8 @@ def gallery_png(entries: list[dict], samples: list, title: str = "") -> bytes:
 
 
 def written_by_archdsl(path: Path) -> bool:
-    """Whether the file at `path` is a gallery an earlier eval wrote (its PNG marker)."""
+    """Whether the file at `path` is a gallery an earlier eval wrote (its PNG marker): the
+    `ours` of archdsl/output_files.py's rule for --gallery FILE."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096)

@@ -1,7 +1,7 @@
 """What `archdsl predict` reads and writes besides the run: the image files of the paths it is
-given (a folder is searched, its sub-folders too), the CSV of its predictions (no cell of which
-a spreadsheet would run as a formula), and the rule that an output file the user owns is never
-replaced without --force.
+given (a folder is searched, its sub-folders too), and the CSV of its predictions (no cell of
+which a spreadsheet would run as a formula). Whether --csv FILE may be written is
+archdsl/output_files.py's rule, as for every file a command writes.
 
 Nothing here imports torch.
 """
@@ -13,9 +13,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Callable
 
-from ..errors import UsageError
 from .data import DataError, printable
 
 # The names a folder's images end in (any case). The training loader tries every file of a
@@ -102,14 +100,3 @@ def predictions_csv(results: list, top: int) -> str:
         writer.writerow([spreadsheet_cell(path)] + cells + [""] * (2 * shown - len(cells))
                         + [spreadsheet_cell(problem or "")])
     return text.getvalue()
-
-
-def refuse_to_replace(out: Path, force: bool, option: str,
-                      ours: Callable[[Path], bool] | None = None, kind: str = "") -> None:
-    """A UsageError when writing `out` would replace what the user owns: a folder, or an
-    existing file (without --force) that `ours` does not recognise as archdsl's `kind`."""
-    if out.is_dir():
-        raise UsageError(f"{option} {out}: it is a folder; give a file name")
-    if out.exists() and not force and not (ours is not None and ours(out)):
-        what = f"exists and is not {kind}" if kind else "exists"
-        raise UsageError(f"{out} {what}; choose another {option}, or add --force to replace it")
