@@ -234,7 +234,7 @@ def to_python(network) -> str:
     through by name (`nn.Linear(4096, num_classes)`); any other is fixed to the value the
     file was generated for, and the constructor says how to regenerate for another."""
     from .diagnostics import SpecError
-    from .infer import build_refusal, memory_size
+    from .memory import build_refusal, memory_size
 
     graph = network.graph
     refusal = build_refusal(graph, memory_size())  # the file would build what cannot fit

@@ -17,7 +17,8 @@ from typing import Any
 from .diagnostics import shorten
 from .layers.base import fmt_shape
 from .layers.calc import Step
-from .propagate import capped, work_out
+from .graph import capped
+from .propagate import work_out
 
 __all__ = ["LayerExplanation", "Step", "UnknownLayer", "explain",
            "explain_layer", "select", "render_text", "to_json"]

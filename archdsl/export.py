@@ -40,7 +40,7 @@ def _refuse_a_huge_example(network, fmt: str) -> None:
     when the batch, the layer outputs and the parameters cannot fit in memory."""
     from math import prod
 
-    from .infer import memory_size
+    from .memory import memory_size
     from .report import human_bytes
 
     per_sample = 4 * (prod(network.input_shape) + network.memory["activations"])

@@ -25,8 +25,8 @@ A file that does not parse is not formatted (its syntax errors are reported), an
 is only handed back when it parses to the same tree as the original (a safety net, like
 black's AST check). Formatting is idempotent: format(format(x)) == format(x).
 
-The command, which reads and rewrites files, is archdsl/cli/fmt.py; `python -m archdsl.fmt`
-is `archdsl fmt` (the block at the end runs only then, as __main__).
+The command, which reads and rewrites files, is archdsl/cli/fmt.py (`archdsl fmt`, or
+`python -m archdsl fmt`).
 """
 
 from __future__ import annotations
@@ -349,10 +349,3 @@ def _comment_columns(lines: list[_Line]) -> dict[int, int]:
 def _code_end(line: _Line) -> int:
     return line.indent + len(line.code)
 
-
-if __name__ == "__main__":  # `python -m archdsl.fmt …` is `archdsl fmt …`
-    import sys
-
-    from archdsl.cli import main
-
-    sys.exit(main(["fmt", *sys.argv[1:]]))

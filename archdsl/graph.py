@@ -139,14 +139,18 @@ class Facts:
         """The receptive field as shown: the recurrence's size, but never more than `bound`
         (after a global gate or pooling, fields cover the whole padded input; the recurrence,
         which assumes shifted windows of one size, would go on growing)."""
-        if self.rf is None or self.bound is None:
-            return self.rf
-        (size, jump), bound = self.rf, self.bound
-        return (tuple(min(s, b) for s, b in zip(size, bound)), jump)
+        return capped(self.rf, self.bound)
 
     def set_output(self, shape: tuple, rf) -> None:
         self.shape, self.rf = shape, rf
         self.memory = numel(shape) * BYTES_PER_VALUE
+
+
+def capped(rf, bound) -> tuple | None:
+    """A receptive field (size, jump) with its size never over `bound`."""
+    if rf is None or bound is None:
+        return rf
+    return (tuple(min(s, b) for s, b in zip(rf[0], bound)), rf[1])
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .diagnostics import Diagnostic, warning
 from .graph import BlockCall
-from .infer import with_calls
+from .locate import with_calls
 from .layers.base import fmt_shape
 
 PLAIN_DEPTH_LIMIT = 20  # VGG-19's 19 weighted layers train without normalisation; deeper rarely do

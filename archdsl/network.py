@@ -175,7 +175,8 @@ def _too_large(text: str, file: str) -> Diagnostic | None:
 
 def _analyse(text, file, params, input_shape):
     from .expand import expand, insert_shortcuts
-    from .infer import infer, with_calls_at
+    from .infer import infer
+    from .locate import with_calls_at
     from .lints import lint
     from .syntax import parse
 

@@ -12,6 +12,7 @@ size plus the padding read on the paths that reach the node (Facts.field).
 
 from __future__ import annotations
 
+from .graph import capped
 from .layers.calc import Calc, Recorder
 from .layers.merge import combinator
 
@@ -32,13 +33,6 @@ def work_out(graph, nid: str, recording: bool = False) -> Calc:
         node.kind.rules(node.args, calc.x, calc)
         _layer_field(calc, graph)
     return calc
-
-
-def capped(rf, bound) -> tuple | None:
-    """A receptive field (size, jump) with its size never over `bound` (Facts.field)."""
-    if rf is None or bound is None:
-        return rf
-    return (tuple(min(s, b) for s, b in zip(rf[0], bound)), rf[1])
 
 
 # ----------------------------------------------------------------------------- layers

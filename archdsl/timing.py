@@ -16,8 +16,8 @@ on the current stream, read after one synchronisation at the end of each pass.
     >>> timing = time_network(archdsl.load("specs/lenet5.arch"), batch_size=8)
     >>> timing.layers[0].name, timing.ratio()
 
-The command is archdsl/cli/timing.py; `python -m archdsl.timing SPEC` is `archdsl time SPEC`
-(the block at the end runs only then, as __main__; importing this module imports no CLI).
+The command is archdsl/cli/timing.py (`archdsl time SPEC`, or `python -m archdsl time SPEC`);
+this module imports no CLI.
 """
 
 from __future__ import annotations
@@ -438,10 +438,3 @@ def _summary(timing: Timing, total: float) -> list[str]:
     lines += [f"note: {n}" for n in timing.notes]
     return lines
 
-
-if __name__ == "__main__":  # `python -m archdsl.timing …` is `archdsl time …`
-    import sys
-
-    from archdsl.cli import main
-
-    sys.exit(main(["time", *sys.argv[1:]]))

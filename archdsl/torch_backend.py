@@ -101,7 +101,7 @@ def to_torch(network, memory_limit: int | None = None) -> CompiledNetwork:
     more than `memory_limit` bytes (default: this machine's memory).
     """
     from .diagnostics import SpecError
-    from .infer import build_refusal, memory_size
+    from .memory import build_refusal, memory_size
 
     graph = network.graph
     refusal = build_refusal(graph, memory_size() if memory_limit is None else memory_limit)

@@ -172,7 +172,7 @@ def test_export_refuses_an_example_batch_larger_than_memory(tmp_path, monkeypatc
     from archdsl import export as export_module
     from archdsl.export import ExportError, export
 
-    monkeypatch.setattr("archdsl.infer.memory_size", lambda: 64 << 20)
+    monkeypatch.setattr("archdsl.memory.memory_size", lambda: 64 << 20)
     net = archdsl.load(LENET, input_shape=(1, 2000, 2000))
     with pytest.raises(ExportError) as err:
         export(net, "torchscript", tmp_path / "x.ts")

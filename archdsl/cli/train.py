@@ -4,7 +4,7 @@ declared when the command is first parsed, so that other commands do not import 
 
 from __future__ import annotations
 
-from ..command_values import EXIT_OK, UsageError, epilog, parse_sets, read_spec_file
+from ..command_values import EXIT_OK, UsageError, epilog, parse_sets, read_spec_bytes
 
 
 def add_train(sub) -> None:
@@ -63,9 +63,9 @@ def cmd_train(args) -> int:
     if args.resume:  # the run's own options go on; any other given is refused by name
         resume(args.resume, epochs=args.epochs, given=given(TrainConfig, args))
         return EXIT_OK
-    read_spec_file(args.spec)  # an unreadable spec is a usage error, as for the other commands
+    spec_data = read_spec_bytes(args.spec)  # read once, here; unreadable: a usage error
     train(args.spec, args.dataset, config, params=parse_sets(args.set), out=args.out,
-          exist_ok=args.exist_ok)
+          exist_ok=args.exist_ok, spec_data=spec_data)
     return EXIT_OK
 
 
@@ -95,9 +95,10 @@ def _launch_workers(args, config, launch) -> int:
                          f"evenly over the {nproc * nnodes} workers; it is not a multiple "
                          f"of {nproc * nnodes}")
     if run_dir is None:  # the folder rank 0 would pick, fixed here for every worker
-        from ..network import load
+        from ..network import loads
         from ..train.run_folder import default_run_folder
 
-        run_dir = default_run_folder(load(args.spec, **parse_sets(args.set)).name)
+        network = loads(read_spec_bytes(args.spec), args.spec, **parse_sets(args.set))
+        run_dir = default_run_folder(network.name)
         workers += ["--out", run_dir]
     return start(torchrun, workers, run_dir, stderr_log)

@@ -15,21 +15,17 @@ image_files.py               predict's folders of images and its CSV
 transfer.py   --init: weights mapped onto the spec by structure, --freeze
 distributed.py, run_folder.py, interrupt.py, health.py, progress.py, plots.py, errors.py
 
-The package's names are imported on first use, so that `archdsl.train.config` (which the
-command line reads for every command) does not import torch.
+Importing the package imports torch (its run, data and inference modules need it); the
+command line declares `archdsl train`'s options only when that command is parsed, so the
+other commands never import it.
 """
 
-from importlib import import_module
+from .config import LaunchConfig, TrainConfig
+from .data import DataError
+from .errors import Interrupted, TrainError
+from .inference import evaluate_run, predict
+from .run import resume, train
+from .table_data import load_dataset
 
-_HOMES = {"train": ".run", "resume": ".run", "evaluate_run": ".inference",
-          "predict": ".inference", "TrainConfig": ".config", "TrainError": ".errors",
-          "DataError": ".data", "Interrupted": ".errors", "load_dataset": ".table_data"}
-
-__all__ = ["train", "resume", "evaluate_run", "predict", "TrainConfig", "TrainError",
-           "DataError", "Interrupted", "load_dataset"]
-
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_HOMES[name], __name__), name)
+__all__ = ["train", "resume", "evaluate_run", "predict", "TrainConfig", "LaunchConfig",
+           "TrainError", "DataError", "Interrupted", "load_dataset"]

@@ -30,16 +30,18 @@ RESUME_MAY_CHANGE = {"quiet"}
 
 def train(spec_path: str | Path, dataset: str, config: TrainConfig | None = None, *,
           params: dict | None = None, out: str | None = None, exist_ok: bool = False,
-          log=None) -> Path:
-    """Train a spec on a data set; return the run folder. Raises TrainError, DataError or
-    SpecError (with diagnostics) for problems found before training starts, TrainError for a
-    run that cannot go on, and Interrupted (a TrainError) after Ctrl-C."""
+          log=None, spec_data: bytes | None = None) -> Path:
+    """Train a spec on a data set; return the run folder. `spec_data` is the spec's bytes
+    where the caller has read them already (the CLI reads the file once, at the edge): what
+    is compiled is then what the run folder keeps. Raises TrainError, DataError or SpecError
+    (with diagnostics) for problems found before training starts, TrainError for a run that
+    cannot go on, and Interrupted (a TrainError) after Ctrl-C."""
     config = (config or TrainConfig()).resolved()
     with sigterm_as_ctrl_c(), run_locks(), run_scope():
         world = join_world(config)
         log = logger(config, log, world)
         setup = prepared(world, Path(spec_path), dataset, config, dict(params or {}), out,
-                         exist_ok, log)
+                         exist_ok, log, spec_data=spec_data)
         run = run_epochs(setup, Position(), None, log=log)
         world.leave()
     return run

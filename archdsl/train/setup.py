@@ -170,9 +170,12 @@ def prepared(world: World, *args, **kwargs) -> Setup:
 
 
 def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, out, exist_ok,
-            log, saved: dict | None = None, world: World | None = None) -> Setup:
+            log, saved: dict | None = None, world: World | None = None,
+            spec_data: bytes | None = None) -> Setup:
     """Check the options, the spec and the data against each other, then build everything
-    the run needs and write its folder's start (the spec's copy and config.json)."""
+    the run needs and write its folder's start (the spec's copy and config.json). The spec
+    is read once (here, unless the caller gives its bytes): the text compiled is the text
+    the run folder keeps."""
     problems = config.problems()
     if problems:
         raise TrainError(problems[0])
@@ -180,7 +183,8 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     world = world or World()
     from ..network import spec_bytes
 
-    spec_data = spec_bytes(spec_path)  # read once: what is compiled is what the run keeps
+    if spec_data is None:
+        spec_data = spec_bytes(spec_path)
     network, data, channels = _network_and_data(spec_path, spec_data, dataset, config, params,
                                                 saved)
     _warn_about_data(data, config, log)
