@@ -106,6 +106,15 @@ def layer_of(network, key: str, with_tensor: bool = False) -> str:
     return f"tensor {key}"
 
 
+def _classes_hint(network, needs: tuple, has: tuple) -> str:
+    """Where only the class count differs (a run trained on other data): how to say so."""
+    classes = network.arch_params.get("num_classes")
+    if classes is None or needs[1:] != has[1:] or needs[:1] != (classes,):
+        return ""
+    return (f"; it was trained for {has[0]} classes: add `--set num_classes={has[0]}`, or give "
+            "the run folder instead of the spec")
+
+
 def fit_state(network, model, state: dict, source: str) -> None:
     """Load `state` into `model` (compiled from `network`), or refuse naming the first layer
     whose tensors are missing, extra or of another shape."""
@@ -118,7 +127,8 @@ def fit_state(network, model, state: dict, source: str) -> None:
             raise CheckpointMismatch(
                 f"{source} does not fit this spec: {layer_of(network, key)} needs "
                 f"{key.rsplit('.', 1)[1]} of shape {'x'.join(map(str, tensor.shape))}, the "
-                f"checkpoint has {'x'.join(map(str, state[key].shape))}")
+                f"checkpoint has {'x'.join(map(str, state[key].shape))}"
+                + _classes_hint(network, tuple(tensor.shape), tuple(state[key].shape)))
     extra = [k for k in state if k not in expected]
     if extra:
         raise CheckpointMismatch(f"{source} does not fit this spec: it has {len(extra)} tensors "

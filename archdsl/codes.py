@@ -115,6 +115,9 @@ CODES: dict[str, Code] = {code.name: code for code in (
     Code("W-HUGE", WARNING,
          "The network is very large: its parameters, or one layer's output for a single sample, "
          "need more than 4 GiB in float32."),
+    Code("W-CHANNELS-LAST", WARNING,
+         "The input shape looks channels-last (HxWxC, as Keras and images store it: "
+         "`input 32x32x3`), but archdsl reads CxHxW: write the channels first (`input 3x32x32`)."),
     Code("W-HIDDEN-NAME", WARNING,
          "A name the spec declares hides one of the language's own: `def max(…)` hides the "
          "built-in function, a parameter `true` the value."),

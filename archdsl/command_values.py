@@ -4,6 +4,7 @@ a spec file, printing diagnostics, and the values of `--set NAME=VALUE` and `--i
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -144,6 +145,38 @@ def add_spec_options(parser) -> None:
 STDIN = "-"  # FILE `-`: the spec is read from standard input
 STDIN_NAME = "<stdin>"  # … and its diagnostics name it so
 _stdin_text: list[tuple] = []  # (the stream, its text)
+
+
+def spec_source(file: str, sets: list[str] | None) -> tuple[str, str, dict]:
+    """What a command reads for SPEC, as (text, the name diagnostics give it, the `arch`
+    parameters). SPEC may be a run folder written by `archdsl train`: its copy of the spec,
+    with the parameters the run was trained with (num_classes from its data), `--set` values
+    on top; so `archdsl export RUN --weights RUN/best.safetensors` fits the weights."""
+    params = parse_sets(sets or [])
+    if file != STDIN and (Path(file) / "config.json").is_file():
+        spec, trained_with = run_spec(Path(file))
+        return read_spec_file(str(spec)), str(spec), {**trained_with, **params}
+    return read_spec_file(file), spec_name(file), params
+
+
+def run_spec(run: Path) -> tuple[Path, dict]:
+    """A run folder's copy of its spec and the parameters it was trained with (read from its
+    config.json without importing training, which imports torch); UsageError if damaged."""
+    config = run / "config.json"
+    try:
+        saved = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not valid JSON"
+        raise UsageError(f"cannot read {config}: {reason}") from None
+    spec = saved.get("spec") if isinstance(saved, dict) else None
+    params = saved.get("parameters") if isinstance(saved, dict) else None
+    if not (isinstance(spec, str) and spec.endswith(".arch") and Path(spec).name == spec
+            and isinstance(params, dict)):
+        raise UsageError(f"{config} is damaged or not archdsl's: it names no spec copy and "
+                         "parameters")
+    if not (run / spec).is_file():
+        raise UsageError(f"{run} has lost its copy of the spec, {spec}")
+    return run / spec, params
 
 
 def spec_name(file: str) -> str:

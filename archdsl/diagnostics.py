@@ -161,6 +161,16 @@ class DiagnosticError(Exception):
         self.diagnostic = diagnostic
 
 
+def span_text(source: str, span: Span) -> str:
+    """The text of `source` that `span` covers (a hint's exact replacement is built from it)."""
+    lines = source.split("\n")
+    if span.line == span.end_line:
+        return lines[span.line - 1][span.column - 1:span.end_column - 1]
+    inside = [lines[span.line - 1][span.column - 1:], *lines[span.line:span.end_line - 1],
+              lines[span.end_line - 1][:span.end_column - 1]]
+    return "\n".join(inside)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean …?' hint for a misspelt name, or None when nothing is close."""
     choices = sorted(set(choices))
@@ -261,4 +271,4 @@ def sort_key(d: Diagnostic):
 
 
 __all__ = ["Span", "Note", "Diagnostic", "trim_notes", "SpecError", "DiagnosticError", "error", "warning", "render",
-           "render_all", "did_you_mean", "ERROR", "WARNING"]
+           "render_all", "did_you_mean", "span_text", "ERROR", "WARNING"]

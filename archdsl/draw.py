@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 
 from .diagnostics import Diagnostic
-from .errors import ArchdslError
+from .draw_collapse import (PAGE_NODES, PAGE_RANKS, collapsed_groups, drawn_size, group_chain,
+                            times, unknown_blocks, unknown_expand)
+from .draw_render import MARKER, RenderError, drawn_by_archdsl, mark, png_size, render
 from .graph import BlockCall, Branch, CombinatorGroup, Iteration, RepeatGroup, span_text
 from .layers.base import fmt_shape
 from .number_text import params_label
@@ -30,119 +32,46 @@ FAMILIES = {
     "block": ("#ffffff", "collapsed block or repeat"),
 }
 ERROR_FILL, ERROR_LINE = "#f4cccc", "#cc0000"
-# What a page holds: by default the deepest blocks and repeats are collapsed until the drawing
-# has at most PAGE_NODES nodes and PAGE_RANKS nodes along its longest path.
-PAGE_NODES, PAGE_RANKS = 60, 22
-MARKER = "archdsl draw"
 
 
 @dataclass
 class DrawOptions:
     collapse: str | list[str] = "auto"  # "auto", "all", "none" or block names
     direction: str = "TB"
+    expand: list[str] = field(default_factory=list)  # groups or blocks kept open, or "first"
 
 
 @dataclass
 class _Cluster:
     group: object
-    nodes: list[str] = field(default_factory=list)
+    nodes: list[tuple[str, dict]] = field(default_factory=list)
     children: list[int] = field(default_factory=list)
+    # where each node and child cluster starts in the written order (a layer's position)
+    starts: dict = field(default_factory=dict)
+    # whether a combinator here has a branch in a child cluster or a collapsed block
+    branches_in_children: bool = False
+
+    def in_order(self) -> list:
+        """The cluster's nodes ((id, attrs)) and child clusters (ids) as they are emitted:
+        its nodes as placed, then its children; but in the written order where a combinator
+        has branches in child clusters or collapsed blocks, so that graphviz keeps the branches in the order
+        written (a pool branch of plain layers beside branches of block calls stays last)."""
+        if not self.branches_in_children:
+            return self.nodes + self.children
+        items = self.nodes + self.children
+        return sorted(items, key=lambda it: self.starts[it if isinstance(it, int) else it[0]])
+
+    def title_anchor(self) -> str | None:
+        """The node the cluster's title sits beside: its first node (a fork point too, when
+        the cluster starts with a combinator), or None when a child cluster comes first."""
+        if not self.branches_in_children:
+            return next((n for n, attrs in self.nodes if attrs.get("shape") != "point"), None)
+        first = self.in_order()[0]
+        return None if isinstance(first, int) else first[0]
 
 
 def _shape_text(shape) -> str:
     return "?" if shape is None else "×".join(str(d) for d in shape)
-
-
-def _block_calls(graph):
-    return [g for g in graph.groups.values() if isinstance(g, BlockCall)]
-
-
-def _depth(groups, g) -> int:
-    d = 0
-    while g.parent is not None:
-        g = groups[g.parent]
-        d += 1
-    return d
-
-
-def collapsed_groups(graph, collapse) -> set[int]:
-    """The block calls (and, by default, repeats) to draw as single nodes."""
-    groups = graph.groups
-    blocks = _block_calls(graph)
-    if collapse == "none":
-        return set()
-    if collapse == "all":
-        return {g.id for g in blocks if not any(isinstance(groups[a], BlockCall)
-                                                for a in _ancestors(groups, g))}
-    if collapse == "auto":
-        chosen: set[int] = set()
-        for ids in _foldable(graph):
-            if _fits_a_page(graph, chosen):
-                break
-            chosen = _outermost(chosen | ids, groups)
-        return chosen
-    wanted = set(collapse)
-    return _outermost({g.id for g in blocks if g.block in wanted}, groups)
-
-
-def times(group) -> int:
-    """How many times a repeat runs (0 for any other group)."""
-    return group.count if isinstance(group, RepeatGroup) else 0
-
-
-def _foldable(graph) -> list[set[int]]:
-    """What the default drawing may collapse, deepest first: every call of one block, or
-    every repeat (of two or more iterations) at one depth; then, when that is not enough,
-    the combinators (`residual< … >`), deepest first."""
-    groups = graph.groups
-    units: dict[tuple, tuple[int, set[int]]] = {}
-    for g in groups.values():
-        depth = _depth(groups, g)
-        if isinstance(g, BlockCall):
-            key = ("block", g.block)
-        elif times(g) >= 2:
-            key = ("repeat", depth)
-        elif isinstance(g, CombinatorGroup):
-            key = ("combinator", depth)
-        else:
-            continue
-        deepest, ids = units.get(key, (0, set()))
-        units[key] = (max(deepest, depth), ids | {g.id})
-    order = sorted(units, key=lambda k: (k[0] == "combinator", -units[k][0]))
-    return [units[k][1] for k in order]
-
-
-def _ancestors(groups, g):
-    while g.parent is not None:
-        g = groups[g.parent]
-        yield g.id
-
-
-def _outermost(ids: set[int], groups) -> set[int]:
-    return {i for i in ids if not any(a in ids for a in _ancestors(groups, groups[i]))}
-
-
-def drawn_size(graph, collapsed: set[int]) -> tuple[int, int]:
-    """(nodes, ranks) of the picture with `collapsed` (outermost, so disjoint) groups drawn as
-    one node each: every drawn node (the output included), and the nodes along the longest
-    path. One pass over the layers, whatever the number of groups."""
-    stand: dict[str, object] = {}
-    rank: dict[object, int] = {}
-    forks = 0
-    for nid, node in graph.layers():
-        hidden = next((g for g in node.groups if g in collapsed), None)
-        s = nid if hidden is None else hidden
-        stand[nid] = s
-        here = max((rank[stand[u]] + (stand[u] != s) for u in graph.inputs(nid)), default=0)
-        fork = hidden is None and node.merge is not None
-        rank[s] = max(rank.get(s, 0), here + fork)  # the fork point is a rank of its own
-        forks += fork
-    return len(rank) + forks + 1, max(rank.values(), default=0) + 2
-
-
-def _fits_a_page(graph, collapsed: set[int]) -> bool:
-    nodes, ranks = drawn_size(graph, collapsed)
-    return nodes <= PAGE_NODES and ranks <= PAGE_RANKS
 
 
 def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | None = None):
@@ -157,7 +86,8 @@ def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | Non
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10",
              margin="0.12,0.05", height="0.3")
     dot.attr("edge", fontname="Helvetica", fontsize="8", color="#555555", arrowsize="0.6")
-    stand_in, block_members = _stand_ins(graph, collapsed_groups(graph, options.collapse))
+    stand_in, block_members = _stand_ins(graph, collapsed_groups(graph, options.collapse,
+                                                                      options.expand))
     clusters, fork_ids, families_used = _place_nodes(
         graph, stand_in, block_members, _errors_by_node(graph, diagnostics))
     _emit_cluster(dot, clusters, None, graph.groups)
@@ -193,6 +123,13 @@ def _place_nodes(graph, stand_in, block_members, errors):
     families_used: set[str] = set()
     clusters: dict[int | None, _Cluster] = {None: _Cluster(None)}
 
+    at: dict[str, int] = {}
+    group_starts: dict[int, int] = {}
+    for i, (nid, node) in enumerate(graph.layers()):
+        at[nid] = i
+        for g in node.groups:
+            group_starts.setdefault(g, i)
+
     def cluster_of(node_groups) -> _Cluster:
         """The innermost drawn cluster (a block call or repeat) that holds a node."""
         parent = None
@@ -201,31 +138,41 @@ def _place_nodes(graph, stand_in, block_members, errors):
                 if g not in clusters:
                     clusters[g] = _Cluster(groups[g])
                     clusters[parent].children.append(g)
+                    clusters[parent].starts[g] = group_starts.get(g, 0)
                 parent = g
         return clusters[parent]
 
-    statements: list[tuple[_Cluster, str, dict]] = []
+    statements: list[tuple[_Cluster, str, dict, float]] = []
     fork_ids: dict[str, str] = {}
+    forks: list[tuple[_Cluster, int]] = []  # each fork point's cluster and combinator
     for nid, node in graph.layers():
         if stand_in[nid] != _node_id(nid):
             continue
         attrs = _node_attrs(graph, nid, node, errors.get(nid), source_lines)
         families_used.add(node.kind.family if node.kind else "input")
-        statements.append((cluster_of(node.groups), _node_id(nid), attrs))
+        statements.append((cluster_of(node.groups), _node_id(nid), attrs, at[nid]))
         if node.merge is not None:
             fork = f"fork_{_node_id(nid)}"
             fork_ids[nid] = fork
             statements.append((cluster_of(node.groups[:-1]), fork,
                                {"label": "", "shape": "point", "width": "0.08",
-                                "tooltip": f"{node.merge.combinator}< … > splits here"}))
+                                "tooltip": f"{node.merge.combinator}< … > splits here"},
+                               group_starts[node.merge.group] - 0.5))
+            forks.append((statements[-1][0], node.merge.group))
     for gid, members in block_members.items():
         if not members:  # a call that made no layers (`repeat 0`, or errors): nothing to draw
             continue
         attrs = _block_attrs(graph, groups[gid], members, errors, source_lines)
         families_used.add("block")
-        statements.append((cluster_of(group_chain(groups, gid)[:-1]), f"block{gid}", attrs))
-    for cluster, node_id, attrs in statements:
+        statements.append((cluster_of(group_chain(groups, gid)[:-1]), f"block{gid}", attrs,
+                           at[members[0]]))
+    for cluster, node_id, attrs, start in statements:
         cluster.nodes.append((node_id, attrs))
+        cluster.starts[node_id] = start
+    folded = {f"block{gid}": gid for gid in block_members}
+    for cluster, combinator in forks:  # a branch that starts in a child cluster or block node
+        inner = cluster.children + [folded[n] for n, _ in cluster.nodes if n in folded]
+        cluster.branches_in_children |= any(combinator in group_chain(groups, g) for g in inner)
     return clusters, fork_ids, families_used
 
 
@@ -282,17 +229,6 @@ def _role(graph, merge: str, v: str) -> str | None:
     branch = graph.groups[chain[chain.index(site.group) + 1]]
     role = branch.role if isinstance(branch, Branch) else None
     return None if role is None or role.startswith("branch") else role
-
-
-def group_chain(groups, gid):
-    chain = []
-    g = groups[gid]
-    while True:
-        chain.append(g.id)
-        if g.parent is None:
-            break
-        g = groups[g.parent]
-    return list(reversed(chain))
 
 
 def title(graph, group) -> str:
@@ -415,26 +351,25 @@ def _block_attrs(graph, group, members, errors, source_lines) -> dict:
 
 
 def _emit_cluster(dot, clusters, key, groups) -> None:
-    cluster = clusters[key]
-    for node_id, attrs in cluster.nodes:
-        dot.node(node_id, **attrs)
-    for child in cluster.children:
-        group = groups[child]
-        with dot.subgraph(name=f"cluster_{child}") as sub:
+    for item in clusters[key].in_order():
+        if not isinstance(item, int):
+            dot.node(item[0], **item[1])
+            continue
+        group = groups[item]
+        with dot.subgraph(name=f"cluster_{item}") as sub:
             repeat = isinstance(group, RepeatGroup)
             label = f"repeat ×{times(group)}" if repeat else title(None, group)
             sub.attr(style="rounded,dashed" if repeat else "rounded",
                      color="#999999", fontsize="10", fontcolor="#444444", labeljust="l",
                      tooltip=f"{group.span.file}:{group.span.line}: {group.label}")
-            _emit_cluster(sub, clusters, child, groups)
-            _cluster_title(sub, child, label, clusters[child].nodes)
+            _emit_cluster(sub, clusters, item, groups)
+            _cluster_title(sub, item, label, clusters[item].title_anchor())
 
 
-def _cluster_title(sub, gid: int, label: str, nodes) -> None:
+def _cluster_title(sub, gid: int, label: str, first: str | None) -> None:
     """A cluster's title as a text node beside its first node, on the same rank: edges
-    entering the cluster run to that node and never through the title. A cluster with no
-    node of its own (only clusters inside) gets an ordinary cluster label."""
-    first = next((n for n, attrs in nodes if attrs.get("shape") != "point"), None)
+    entering the cluster run to that node and never through the title. A cluster that
+    starts with a cluster inside gets an ordinary cluster label."""
     if first is None:
         sub.attr(label=label)
         return
@@ -502,98 +437,6 @@ def _holds(span, at: tuple[int, int]) -> bool:
     return (span.line, span.column) <= at < end
 
 
-class RenderError(ArchdslError):
-    """Graphviz's `dot` could not render the picture; the message says why and what to do."""
-
-
-def render(dot, fmt: str) -> bytes:
-    """Render with the `dot` binary (svg, png, pdf), or return the dot source. RenderError
-    when `dot` is missing, fails or crashes."""
-    if fmt == "dot":
-        return dot.source.encode()
-    import signal
-
-    import graphviz
-
-    instead = "write the .dot source instead (-o NAME.dot) and render it elsewhere"
-    try:
-        data = dot.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise RenderError(f"Graphviz's `dot` program was not found; install Graphviz (Debian or "
-                          f"Ubuntu: apt-get install graphviz), or {instead}") from None
-    except graphviz.CalledProcessError as exc:
-        if exc.returncode < 0:
-            try:
-                how = f"was killed by {signal.Signals(-exc.returncode).name}"
-            except ValueError:
-                how = f"was killed by signal {-exc.returncode}"
-        else:
-            said = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-            how = f"failed (exit {exc.returncode})" + (f": {said[0][:200]}" if said else "")
-        raise RenderError(f"Graphviz's `dot` {how} while making the {fmt}; {instead}") from None
-    except OSError as exc:
-        raise RenderError(f"Graphviz's `dot` could not be run ({exc.strerror or exc}); "
-                          f"{instead}") from None
-    return mark(data, fmt, dot.comment)
-
-
-def mark(data: bytes, fmt: str, comment: str) -> bytes:
-    """The picture with the `archdsl draw` marker in it, so that the next drawing may replace
-    it: an SVG comment, a PNG tEXt chunk (`Software`, after the header chunk), a PDF comment
-    line before the final `startxref` (no object moves, so every offset stays right)."""
-    import zlib
-
-    text = comment.encode("latin-1", "replace")
-    if fmt == "svg":
-        return data.replace(b"<svg ", b"<!-- " + comment.encode() + b" -->\n<svg ", 1)
-    if fmt == "png" and data[12:16] == b"IHDR":
-        end = 8 + 8 + int.from_bytes(data[8:12], "big") + 4  # signature, IHDR chunk
-        body = b"tEXt" + b"Software\x00" + text
-        chunk = len(body[4:]).to_bytes(4, "big") + body + \
-            zlib.crc32(body).to_bytes(4, "big")
-        return data[:end] + chunk + data[end:]
-    if fmt == "pdf":
-        at = data.rfind(b"startxref")
-        if at > 0:
-            return data[:at] + b"% " + text.replace(b"\n", b" ") + b"\n" + data[at:]
-    return data
-
-
-def drawn_by_archdsl(path) -> bool:
-    """Whether the file at `path` is an earlier `archdsl draw` picture (so that drawing again
-    may replace it without --force): the marker near its start (svg, dot, png) or its end
-    (pdf)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            tail = f.read()
-    except OSError:
-        return False
-    marker = MARKER.encode()
-    if head.startswith(b"\x89PNG"):
-        return b"tEXtSoftware\x00" + marker in head
-    if head.startswith(b"%PDF-"):
-        return b"\n% " + marker in tail
-    return marker in head
-
-
-def unknown_blocks(names: list[str], graph) -> str | None:
-    """Why `--collapse NAME…` names a block that `graph` never calls (with the closest
-    name it does call), or None when every name is called."""
-    from .diagnostics import did_you_mean, shorten
-
-    called = sorted({g.block for g in _block_calls(graph)})
-    for name in names:
-        if name not in called:
-            known = f"it calls {', '.join(called)}" if called else "it calls no blocks"
-            hint = did_you_mean(name, called)
-            shown = shorten(name)  # a 100 KB name is not echoed whole
-            return (f"--collapse {shown}: {graph.file} calls no block named `{shown}`; "
-                    + (hint or known))
-    return None
-
-
 __all__ = ["to_dot", "render", "DrawOptions", "collapsed_groups", "fmt_shape", "mark",
-           "drawn_by_archdsl", "unknown_blocks", "title", "drawn_size"]
+           "drawn_by_archdsl", "unknown_blocks", "unknown_expand", "title", "drawn_size",
+           "RenderError", "PAGE_NODES", "PAGE_RANKS", "times", "group_chain", "png_size"]

@@ -1,5 +1,6 @@
 """Warnings for the mistakes learners make. Each lint is one small function over the checked
-graph; none of them fires on a well-formed network (every spec in specs/)."""
+graph; none of them fires on a well-formed network (the specs in specs/, but for the stride
+drop of SqueezeNet's stem: a real finding on torchvision's layout, docs/language.md)."""
 
 from __future__ import annotations
 
@@ -112,17 +113,30 @@ def _is_bottleneck(graph, prev_id, nid) -> bool:
 
 
 def _is_separable(graph, prev_id, nid) -> bool:
-    """A depthwise convolution read by a 1x1 (a conv or a pointwise layer: asked of its
-    kind's receptive rule, not its name): the depthwise-separable factorisation
-    (Xception, ShuffleNet), which has far fewer weights than the one map it equals."""
-    prev, node = graph.layer(prev_id), graph.layer(nid)
-    groups = getattr(prev.args, "groups", None)  # a kind without groups: None
-    if groups is None:
-        return False
-    (x,) = [graph.shape(p) for p in graph.inputs(prev_id)]
-    (y,) = [graph.shape(p) for p in graph.inputs(nid)]
-    depthwise = len(x) == 3 and groups == x[0] > 1
-    return depthwise and len(y) == 3 and node.kind.receptive(node.args, y)[0] == (1, 1)
+    """A depthwise convolution and a 1x1 (a conv or a pointwise layer: asked of its kind's
+    receptive rule, not its name), in either order: the depthwise-separable factorisation
+    (Xception, ShuffleNet: depthwise, then 1x1) or the same two maps the other way round (a
+    light conv block: 1x1, then depthwise), each far fewer weights than the one map it equals."""
+    return (_depthwise(graph, prev_id) and _one_by_one(graph, nid)) or \
+        (_one_by_one(graph, prev_id) and _depthwise(graph, nid))
+
+
+def _input_shape(graph, nid):
+    (x,) = [graph.shape(p) for p in graph.inputs(nid)]
+    return x
+
+
+def _depthwise(graph, nid) -> bool:
+    """A layer whose groups are its input channels (more than one): one filter a channel."""
+    groups = getattr(graph.layer(nid).args, "groups", None)  # a kind without groups: None
+    x = _input_shape(graph, nid)
+    return groups is not None and len(x) == 3 and groups == x[0] > 1
+
+
+def _one_by_one(graph, nid) -> bool:
+    """A layer on a feature map whose window is 1x1: it mixes channels at each position."""
+    node, x = graph.layer(nid), _input_shape(graph, nid)
+    return len(x) == 3 and node.kind.receptive(node.args, x)[0] == (1, 1)
 
 
 def _read_elsewhere(graph, prev_id, nid) -> bool:

@@ -3,6 +3,7 @@
 
     %load_ext archdsl
     %%arch net          <- the cell is a spec; its Network is bound to `net`
+                           (`%%arch net --set num_classes=3 --input 3x32x32` as `check` takes them)
     arch tiny
     input 1x28x28
     ...
@@ -54,6 +55,45 @@ def name_problem(name: str, namespace: dict) -> str | None:
     return None
 
 
+def magic_line(line: str) -> tuple[str, dict, tuple | None]:
+    """`%%arch [NAME] [--set NAME=VALUE]... [--input CxHxW]` -> (NAME or "", the --set
+    values, the input shape or None), read as `archdsl check` reads those options; a
+    CellError says what is wrong with the line."""
+    import shlex
+
+    from .command_values import UsageError, parse_input, parse_sets
+
+    usage = "%%arch [NAME] [--set NAME=VALUE]... [--input CxHxW]"
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise CellError(f"%%arch: cannot read the line ({exc}); it takes {usage}") from None
+    names, sets, shape = [], [], None
+    while words:
+        word = words.pop(0)
+        option, eq, value = word.partition("=")
+        if option in ("--set", "--input"):
+            if not eq:
+                if not words:
+                    raise CellError(f"%%arch: {option} needs a value: {usage}")
+                value = words.pop(0)
+            if option == "--set":
+                sets.append(value)
+            else:
+                shape = value
+        elif word.startswith("-"):
+            raise CellError(f"%%arch: unknown option {word!r}; the line takes {usage}")
+        else:
+            names.append(word)
+    if len(names) > 1:
+        raise CellError(f"%%arch takes one name to bind the network to, got {' '.join(names)!r}"
+                        f" ({usage})")
+    try:
+        return (names[0] if names else ""), parse_sets(sets), parse_input(shape)
+    except UsageError as exc:
+        raise CellError(f"%%arch: {exc}") from None
+
+
 def load_ipython_extension(ipython) -> None:
     """`%load_ext archdsl`: register the `%%arch [NAME]` cell magic."""
     from IPython.core.magic import register_cell_magic  # noqa: F401 - IPython is there
@@ -63,14 +103,11 @@ def load_ipython_extension(ipython) -> None:
 
         from .network import Network, analyse
 
-        words = line.split()
-        if len(words) > 1:
-            raise CellError(f"%%arch takes one name to bind the network to, got {line.strip()!r}")
-        name = words[0] if words else ""
+        name, params, input_shape = magic_line(line)
         problem = name and name_problem(name, ipython.user_ns)
         if problem:
             raise CellError(f"%%arch {name}: {problem}")
-        network, diagnostics = analyse(cell, "cell")
+        network, diagnostics = analyse(cell, "cell", params, input_shape)
         if network is None:
             stale = name and isinstance(ipython.user_ns.get(name), Network)
             if stale:  # later cells must not go on with the network of an older text

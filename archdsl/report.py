@@ -77,14 +77,24 @@ def _rf_text(rf) -> str:
     return f"{size} /{stride}"
 
 
-def table(network) -> str:
-    """A readable per-layer table grouped by block, then the totals."""
-    graph = network.graph
+def checked_prefix(graph) -> list[str]:
+    """The nodes, in order, up to the first that could not be checked (a spec with errors:
+    the layer that failed, and what follows it, have no shape)."""
+    known = []
+    for nid in graph.order:
+        if graph.facts[nid].shape is None:
+            break
+        known.append(nid)
+    return known
+
+
+def _rows(graph, nodes: list[str]) -> list[tuple[str, ...]]:
+    """The table's rows for `nodes` (in order), each group's heading before its first layer."""
     groups = graph.groups
     rows: list[tuple[str, ...]] = []
     open_groups: list[int] = []
-    for nid, node in graph.layers():
-        f = graph.facts[nid]
+    for nid in nodes:
+        node, f = graph.layer(nid), graph.facts[nid]
         if node.kind is None:
             rows.append(("input", "", fmt_shape(f.shape), "", "", ""))
             continue
@@ -106,17 +116,46 @@ def table(network) -> str:
             name += " (inserted)"
         rows.append((f"{indent}{name}", node.op, fmt_shape(f.shape),
                      grouped(f.params), grouped(f.macs), _rf_text(f.field)))
-    header = ("layer", "op", "output", "params", "MACs", "rf")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    return rows
+
+
+_HEADER = ("layer", "op", "output", "params", "MACs", "rf")
+
+
+def _layout(rows: list[tuple[str, ...]]):
+    """The function that writes one row, and the rule under the header."""
+    widths = [max(len(r[i]) for r in rows + [_HEADER]) for i in range(len(_HEADER))]
     right = {3, 4}
 
     def fmt(r):
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
                          for i, c in enumerate(r)).rstrip()
 
-    rule = "-" * len(fmt(tuple("-" * w for w in widths)))
+    return fmt, "-" * len(fmt(tuple("-" * w for w in widths)))
+
+
+def partial_table(graph) -> str | None:
+    """The table of a spec with errors, up to the first layer that could not be checked (no
+    totals: they would count only part of the network); None when no layer has a shape (the
+    first one failed), or when every layer has one (the errors are elsewhere: an unknown
+    `--set` name)."""
+    known = checked_prefix(graph)
+    if len(known) < 2 or len(known) == len(graph.order):
+        return None
+    rows = _rows(graph, known)
+    fmt, rule = _layout(rows)
+    head = (f"{graph.name}: {fmt_shape(graph.input_shape)} -> ?   ({graph.file}; checked up to "
+            "the first error)")
+    return "\n".join([head, fmt(_HEADER), rule, *(fmt(r) for r in rows), rule])
+
+
+def table(network) -> str:
+    """A readable per-layer table grouped by block, then the totals."""
+    graph = network.graph
+    rows = _rows(graph, graph.order)
+    fmt, rule = _layout(rows)
     lines = [f"{network.name}: {fmt_shape(network.input_shape)} -> {fmt_shape(network.output_shape)}"
-             f"   ({network.file})", fmt(header), rule]
+             f"   ({network.file})", fmt(_HEADER), rule]
     lines += [fmt(r) for r in rows]
     mem = network.memory
     lines += [rule,

@@ -17,6 +17,9 @@ from lark import Transformer_NonRecursive, v_args
 
 from .declarations import keyword_names
 from .diagnostics import Diagnostic, Span, did_you_mean, error, sort_key
+from .syntax_hints import (CHARACTER_HINTS, EXAMPLES, OPENERS, STRAY_CLOSERS,
+                           TOKEN_HINTS, TOKEN_WORDS, UNCLOSED, statement_hint)
+from .syntax_hints import EXAMPLES as _EXAMPLES  # noqa: F401  (tests read the table here)
 from .syntax_tree import (  # noqa: F401  (the tree's names, re-exported)
     Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call, Keyword, Layer, Repeat, Branch,
     Combinator, Param, BlockDef, FuncDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt,
@@ -160,82 +163,6 @@ def literal_value(text: str) -> int | float | None:
     return value if abs(value) <= LARGEST else None  # False for inf and NaN
 
 
-# ----------------------------------------------------------------------------- syntax errors
-# Lark's error reporting by example: a table of bad snippets, and the parser state each one
-# stops in, name the mistake (UnexpectedInput.match_examples). The snippets are grouped by
-# the token the parser stumbles on, because one place in the grammar means different things
-# for different tokens. A mistake the table does not know gets the generic message below it.
-
-_UNCLOSED = {f"`{c}`": f"the file ends before a closing `{c}`" for c in ">})"}
-_OPENERS = {"{": "}", "<": ">", "(": ")"}
-
-# Ways a body can stop short: after each kind of statement, one or several of them.
-_BODY_ENDINGS = ("", "relu", "relu;", "relu\n", "conv 8", "conv 8 k3", "conv 8.5", "conv 8x8",
-                 "conv s=1", "conv (1)", "conv a", "conv a*b", "conv a+b", "add< relu >",
-                 "repeat 2 { relu }", "input 3x8x8", "input 3", "arch a", "arch a()", "init",
-                 "init resnet", "block a { relu }", "block a() { relu }", "relu; relu",
-                 "relu; relu;", "relu; conv 8", "relu; conv a", "relu; conv s=1",
-                 "relu; add< relu >", "relu; repeat 2 { relu }", "repeat 2 as i { relu }")
-# What follows a statement without `;` or a new line: a word.
-_NO_SEPARATOR = ("input 3x8x8 b", "input 3 b", "arch a b", "arch a() b", "add< relu > b",
-                 "add< relu | relu > b", "repeat 2 { relu } b", "repeat 2 as i { relu } b", "block a { relu } b",
-                 "block a() { relu } b", "block a() b", "block a(c) b", "arch a(c d", "arch a(c=1 d",
-                 "arch a(c=b d", "arch a(c, d e", "arch a(c, d=1 e")
-
-_EXAMPLES: dict[str, dict[str, list[str]]] = {
-    "$END": {
-        "unclosed `>`": [opener + body for opener in ("add< ", "add< relu | ", "add< relu | relu | ")
-                         for body in _BODY_ENDINGS],
-        "unclosed `}`": [opener + body for opener in ("repeat 2 { ", "repeat 2 as i { ",
-                                                      "block a { ", "block a(c) { ")
-                         for body in _BODY_ENDINGS],
-        "unclosed `)`": [
-            "arch a(", "arch a(c", "arch a(c=1", "arch a(c=1.5", "arch a(c=1x2",
-            "arch a(c=b", "arch a(c=b*2", "arch a(c=b+2", "arch a(c=(1)", "arch a(c\n",
-            "conv (1", "conv (a", "conv (1.5", "conv (1x2", "conv (a*b", "conv (a+b", "conv ((1)",
-            "conv s=(1", "conv s=(a", "conv s=(a+b", "conv s=(a*b",
-        ],
-    },
-    "NAME": {
-        "missing separator": [opener + stmt + closer for opener, closer in (
-            ("", ""), ("relu; ", ""), ("add< ", " >"), ("add< relu; ", " >"), ("add< relu | ", " >"),
-            ("repeat 2 { ", " }"), ("repeat 2 { relu; ", " }"), ("repeat 2 as i { ", " }"),
-            ("block a(c) { ", " }"))
-            for stmt in _NO_SEPARATOR if not stmt.startswith(("arch a(", "block"))
-            or opener == ""],
-    },
-    **{token: {"index not a name": [f"repeat 2 as {index}" for index in indices]} for token, indices
-       in (("INT", ("3", "(3")), ("FLOAT", ("1.5",)), ("SHAPE", ("3x3",)), ("LBRACE", ("{",)),
-           ("LPAR", ("(",)), ("MINUS", ("-",)))},
-    "_SEP": {
-        "missing `)`": ["conv (1\n", "conv (a\n", "conv (a+b\n", "conv (a*b\n", "conv s=(1\n",
-                        "arch a(c=(1\n"],
-    },
-}
-
-# Tokens that mean the same mistake wherever they stand.
-_TOKEN_HINTS = {
-    "COMMA": "arguments are separated by spaces, not commas",
-    "MINUS": "a negative value can only follow `=` or `(`: write `name=-1` or `(-1)`",
-}
-_STRAY_CLOSERS = {"MORETHAN": "`>` closes nothing here", "RBRACE": "`}` closes nothing here"}
-
-# Characters that are no token at all.
-_CHARACTER_HINTS = {
-    ",": "arguments are separated by spaces, not commas",
-    '"': "the language has no strings: write the bare word, e.g. `padding_mode=reflect`",
-    "'": "the language has no strings: write the bare word, e.g. `padding_mode=reflect`",
-    "[": "branches are written `concat< a | b >`",
-    ":": "keywords are written `name=value`",
-    "\x00": "this does not look like a text file",
-}
-
-_TOKEN_WORDS = {
-    "NAME": "a name", "INT": "a number", "FLOAT": "a number", "SHAPE": "a shape such as 3x224x224",
-    "_SEP": "a new line or `;`", "$END": "the end of the file",
-}
-
-
 @lru_cache(maxsize=None)
 def _example_error(snippet: str):
     """The error one example of the table stops with, worked out once per process."""
@@ -263,7 +190,7 @@ def _by_table_row(exc):
 def _mistake(exc) -> str | None:
     """The label of the table's example that fails as `exc` does, or None."""
     token = getattr(exc, "token", None)
-    examples = _EXAMPLES.get(token.type) if token is not None else None
+    examples = EXAMPLES.get(token.type) if token is not None else None
     if not examples or exc.state is None:
         return None
     return _by_table_row(exc).match_examples(_raise_example_error, examples, use_accepts=False)
@@ -273,8 +200,8 @@ def _describe_expected(expected: set[str]) -> str:
     names = set()
     literal = {t.name: t.pattern.value for t in _parser().terminals if t.pattern.type == "str"}
     for term in expected:
-        if term in _TOKEN_WORDS:
-            names.add(_TOKEN_WORDS[term])
+        if term in TOKEN_WORDS:
+            names.add(TOKEN_WORDS[term])
         elif term in literal:
             names.add(f"`{literal[term]}`")
     if not names:
@@ -297,9 +224,9 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
     value = str(token)
     shown = "new line" if token.type == "_SEP" and "\n" in value[:1] else f"`{value.strip() or value}`"
     span = Span(file, line, column, line, column + max(len(value.split("\n")[0]), 1))
-    if token.type in _STRAY_CLOSERS:
-        return error("E-SYNTAX", _STRAY_CLOSERS[token.type], span)
-    message, hint = f"unexpected {shown}", _TOKEN_HINTS.get(token.type)
+    if token.type in STRAY_CLOSERS:
+        return error("E-SYNTAX", STRAY_CLOSERS[token.type], span)
+    message, hint = f"unexpected {shown}", TOKEN_HINTS.get(token.type)
     mistake = _mistake(exc) if hint is None or token.type == "MINUS" else None
     if mistake == "index not a name":
         message = f"unexpected {shown}: `as` names the repeat's index"
@@ -310,6 +237,9 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
             hint = f"write `; {value}` or start `{value}` on a new line"
         elif mistake == "missing `)`":
             hint = "a `)` is missing"
+    better = statement_hint(text, getattr(exc, "pos_in_stream", None), value)
+    if better is not None:  # another language's habit: the statement written the archdsl way
+        message, hint = f"unexpected {shown}", better
     want = _describe_expected(expected)
     if hint is None and want and len(expected) <= 5:
         hint = f"expected {want} here"
@@ -319,7 +249,7 @@ def _syntax_diagnostic(exc, text: str, file: str) -> Diagnostic:
 def _character_diagnostic(exc, text: str, span: Span) -> Diagnostic:
     ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
     message = f"unexpected character `{ch}`" if ch.isprintable() else f"unexpected character {ch!r}"
-    hint = _CHARACTER_HINTS.get(ch)
+    hint = statement_hint(text, exc.pos_in_stream, ch) or CHARACTER_HINTS.get(ch)
     if hint is None and not ch.isascii():
         hint = "names use ASCII letters, digits and `_`"
     return error("E-SYNTAX", message, span, hint=hint)
@@ -332,7 +262,7 @@ def _end_diagnostic(exc, text: str, file: str) -> Diagnostic:
     mistake = _mistake(exc)
     if mistake is not None:
         closer = mistake.split()[1]
-        found = error("E-SYNTAX", _UNCLOSED[closer], span, hint=f"add the missing {closer}")
+        found = error("E-SYNTAX", UNCLOSED[closer], span, hint=f"add the missing {closer}")
         opener = _unclosed(text, closer.strip("`"))
         if opener is not None:  # and point at what is left open
             found = found.with_note(f"the `{text[opener]}` opened here is never closed", Span(
@@ -349,11 +279,11 @@ def _unclosed(text: str, closer: str) -> int | None:
     code = "\n".join(line.split("#")[0].ljust(len(line)) for line in text.split("\n"))
     open_at: list[int] = []
     for i, ch in enumerate(code):
-        if ch in _OPENERS:
+        if ch in OPENERS:
             open_at.append(i)
-        elif ch in _OPENERS.values() and any(_OPENERS[text[at]] == ch for at in open_at):
-            open_at.remove(max(at for at in open_at if _OPENERS[text[at]] == ch))
-    return max((at for at in open_at if _OPENERS[text[at]] == closer), default=None)
+        elif ch in OPENERS.values() and any(OPENERS[text[at]] == ch for at in open_at):
+            open_at.remove(max(at for at in open_at if OPENERS[text[at]] == ch))
+    return max((at for at in open_at if OPENERS[text[at]] == closer), default=None)
 
 
 # ----------------------------------------------------------------------------- tree -> Spec

@@ -373,6 +373,9 @@ def _ratio(part: float, whole: float) -> str:
     return f"{part / whole:.3f}" if whole > 0 else "-"
 
 
+WIDTH = 80  # the narrow table's width: a terminal's
+
+
 def _rows(timing: Timing) -> list[tuple[str, ...]]:
     total = sum(timing.sums())
     batch = timing.batch_size
@@ -386,12 +389,20 @@ def _rows(timing: Timing) -> list[tuple[str, ...]]:
     return rows
 
 
-def table(timing: Timing) -> str:
-    """The per-layer table, the total row, the whole pass measured alone and the ratio."""
+HEADER = ("layer", "op", "MACs", "forward ms", "backward ms", "total ms", "share",
+          "fwd GFLOP/s", "bwd GFLOP/s", "top")
+# the narrow table: no op (a layer's name says it: conv1, body.bn2) and no GFLOP/s
+NARROW = (0, 2, 3, 4, 5, 6, 9)
+NARROW_HEADER = ("layer", "MACs", "fwd ms", "bwd ms", "total ms", "share", "top")
+NARROW_FOOT = ("sum of layers", "whole, no hooks", "layers / whole")
+
+
+def table(timing: Timing, wide: bool = False) -> str:
+    """The per-layer table, the total row, the whole pass measured alone and the ratio:
+    within 80 columns (long layer names cut in the middle), or with `wide` every column
+    (op, GFLOP/s) and whole names."""
     from .layers.base import fmt_shape
 
-    header = ("layer", "op", "MACs", "forward ms", "backward ms", "total ms", "share",
-              "fwd GFLOP/s", "bwd GFLOP/s", "top")
     rows = _rows(timing)
     fwd, bwd = timing.sums()
     macs = sum(t.macs for t in timing.layers)
@@ -403,38 +414,84 @@ def table(timing: Timing) -> str:
              "", "", "", ""),
             ("layers / whole", "", "", _ratio(fwd, timing.whole[0]),
              _ratio(bwd, timing.whole[1]), _ratio(fwd + bwd, sum(timing.whole)), "", "", "", "")]
-    widths = [max(len(r[i]) for r in rows + foot + [header]) for i in range(len(header))]
-
-    def fmt(r):
-        return "  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i])
-                         for i, c in enumerate(r)).rstrip()
-
-    rule = "-" * len(fmt(tuple("-" * w for w in widths)))
+    header = HEADER
+    if not wide:
+        header = NARROW_HEADER
+        rows = [tuple(r[i] for i in NARROW) for r in rows]
+        foot = [(label, *(r[i] for i in NARROW[1:])) for label, r in zip(NARROW_FOOT, foot)]
+        rows = _fit_names(rows, foot, header)
+    text = _aligned(header, rows, foot, left=1 if not wide else 2)
     where = (f"cpu, {timing.threads} thread{'' if timing.threads == 1 else 's'}"
              if timing.device == "cpu" else timing.device)
     lines = [f"{timing.arch}: {fmt_shape(timing.input)} -> {fmt_shape(timing.output)}   "
              f"({timing.file})",
              f"batch {timing.batch_size} on {where}, train mode; medians of {timing.repeat} "
-             f"passes after {timing.warmup} warm-up", fmt(header), rule]
-    lines += [fmt(r) for r in rows] + [rule] + [fmt(r) for r in foot] + [""]
-    return "\n".join(lines + _summary(timing, fwd + bwd))
+             f"passes after {timing.warmup} warm-up", *text, ""]
+    return "\n".join(lines + _summary(timing, fwd + bwd, None if wide else WIDTH))
 
 
-def _summary(timing: Timing, total: float) -> list[str]:
+def _aligned(header, rows, foot, left: int) -> list[str]:
+    """The table's lines: the first `left` columns to the left, the others to the right."""
+    widths = [max(len(r[i]) for r in rows + foot + [header]) for i in range(len(header))]
+
+    def fmt(r):
+        return "  ".join(c.ljust(widths[i]) if i < left else c.rjust(widths[i])
+                         for i, c in enumerate(r)).rstrip()
+
+    rule = "-" * len(fmt(tuple("-" * w for w in widths)))
+    return [fmt(header), rule, *(fmt(r) for r in rows), rule, *(fmt(r) for r in foot)]
+
+
+def _fit_names(rows, foot, header) -> list[tuple[str, ...]]:
+    """The rows with layer names longer than the room WIDTH leaves cut in the middle
+    (`basic1.resi…body.conv1`); the footer's labels are never cut."""
+    others = sum(max(len(r[i]) for r in rows + foot + [header]) + 2
+                 for i in range(1, len(header)))
+    room = max(WIDTH - others, max(len(r[0]) for r in foot), 12)
+    return [(_cut(r[0], room), *r[1:]) for r in rows]
+
+
+def _cut(name: str, room: int) -> str:
+    if len(name) <= room:
+        return name
+    head = (room - 1) // 2
+    return name[:head] + "…" + name[len(name) - (room - 1 - head):]
+
+
+def _summary(timing: Timing, total: float, width: int | None) -> list[str]:
+    """The lines under the table, wrapped to `width` (None: not wrapped)."""
+    import textwrap
+
     lines = []
     if timing.top():
-        lines.append("costliest: " + ", ".join(f"#{t.rank} {t.name} {t.total / total:.1%}"
+        # an entry is never split over two lines: its spaces are kept apart until wrapped
+        lines.append("costliest: " + ", ".join(f"#{t.rank}\0{t.name}\0{t.total / total:.1%}"
                                                 for t in timing.top()))
-    extra, plain = timing.overhead(), sum(timing.whole)
-    if plain > 0:
-        lines.append(f"hooks: a hooked pass took {_ms(abs(extra))} ms "
-                     f"{'more' if extra >= 0 else 'less'} than a plain one "
-                     f"({extra / plain:+.1%}); a layer's own time leaves most of it out")
+    lines += _hooks(timing)
     ratio = timing.ratio()
     if ratio is not None and abs(ratio - 1) > 0.1:
         lines.append(f"note: the layers add up to {ratio:.3f} of the whole pass, outside 10%: "
                      "other work on the machine, or layers too quick for their hooks; try "
                      "--repeat 20 or a larger --batch-size")
     lines += [f"note: {n}" for n in timing.notes]
-    return lines
+    if width is not None:
+        lines = [part for line in lines
+                 for part in textwrap.wrap(line, width, subsequent_indent="  ",
+                                           break_on_hyphens=False, break_long_words=False)]
+    return [line.replace("\0", " ") for line in lines]
 
+
+def _hooks(timing: Timing) -> list[str]:
+    """What the hooks cost: a hooked pass beside a plain one. A hooked pass that was quicker
+    says the difference is noise, not a cost."""
+    extra, plain = timing.overhead(), sum(timing.whole)
+    if plain <= 0:
+        return []
+    if extra >= 0:
+        return [f"hooks: a hooked pass took {_ms(extra)} ms more than a plain one "
+                f"({extra / plain:+.1%}), the hooks' own cost; a layer's own time leaves most "
+                "of it out"]
+    return [f"hooks: a hooked pass took {_ms(-extra)} ms less than a plain one "
+            f"({extra / plain:+.1%}): the passes' times varied more than the hooks cost "
+            "(other work on the machine?), so the hooks' cost is within the noise; a larger "
+            "--repeat steadies the medians"]

@@ -66,6 +66,24 @@ def test_json_of_a_broken_spec_still_prints_and_exits_1(tmp_path, capsys):
     assert (d["file"], d["line"], d["column"]) == (str(bad), 2, 8) and d["hint"]
 
 
+def test_a_spec_with_errors_shows_its_table_up_to_the_first_one(tmp_path, capsys):
+    """Issue 25: the sizes shrinking up to the layer that failed, then the error; no totals
+    (they would count part of the network)."""
+    spec = tmp_path / "shrinks.arch"
+    spec.write_text("input 3x32x32\nconv 16 k3 p1\nmaxpool 2\nconv 32 k3 p1\nmaxpool 2\n"
+                    "conv 64 k5\nconv 64 k5\n")
+    code, out, err = run_cli(capsys, "check", spec)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == f"shrinks: 3x32x32 -> ?   ({spec}; checked up to the first error)"
+    rows = [line.split()[:3] for line in lines[3:-1]]
+    assert rows == [["input", "3x32x32"], ["conv1", "conv", "16x32x32"],
+                    ["maxpool1", "maxpool", "16x16x16"], ["conv2", "conv", "32x16x16"],
+                    ["maxpool2", "maxpool", "32x8x8"], ["conv3", "conv", "64x4x4"]]
+    assert not any(line.startswith(("params", "MACs", "memory")) for line in lines)
+    assert "error[E-KERNEL]" in err and "input is only 4x4" in err
+
+
 def test_strict_makes_warnings_fail(tmp_path, capsys):
     spec = tmp_path / "warn.arch"
     spec.write_text("input 3x8x8\nconv 8 k3 p1; bn; relu\n")

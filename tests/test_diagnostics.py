@@ -37,7 +37,7 @@ CASES = [
     ("E-UNKNOWN-ARG", "input 3x8x8\nconv 8 k3 strde=2\n", 2, 11),
     ("E-UNKNOWN-NAME", "input 3x8x8\nconv 8 k3 nobais\n", 2, 11),
     ("E-UNKNOWN-NAME", "input 3x8x8\nconv 8 k3 s=stride\n", 2, 13),
-    ("E-ARG-COUNT", "input 3x8x8\nconv 8 9 k3\n", 2, 8),
+    ("E-ARG-COUNT", "input 3x8x8\nconv 8 9 k3\n", 2, 6),  # at `8`, nn.Conv2d's in_channels
     ("E-ARG-COUNT", "input 3x8x8\nblock b(c) { conv c k3 }\nb 1 2\n", 3, 5),
     ("E-ARG-MISSING", "input 3x8x8\nconv 8\n", 2, 1),
     ("E-ARG-DUPLICATE", "input 3x8x8\nconv 8 k3 s1 stride=2\n", 2, 14),
@@ -75,6 +75,7 @@ CASES = [
     ("W-FINAL-ACTIVATION", "input 3x8x8\nflatten\nlinear 10\nrelu\n", 4, 1),
     ("W-SOFTMAX-LOSS", "input 3x8x8\nflatten\nlinear 10\nsoftmax\n", 4, 1),
     ("W-HIDDEN-NAME", "input 3x8x8\ndef max(a, b) = a\nconv max(4, 8) k1\n", 2, 5),
+    ("W-CHANNELS-LAST", "input 32x32x3\nconv 8 k1\nrelu\n", 1, 1),
     ("E-DUPLICATE", "arch a(c=4, c=16)\ninput 3x8x8\nconv c k1\n", 1, 13),
     ("W-BIAS-BEFORE-BN", "input 3x8x8\nconv 8 k3\nbn\nrelu\n", 2, 1),
     ("W-STRIDE-DROP", "input 3x9x9\nconv 8 k2 s2\nrelu\n", 2, 1),
@@ -349,10 +350,10 @@ def test_input_sizes_are_inferred_and_need_not_be_written():
         (2, 4, "E-ARG-COUNT", "bn takes no more positional values",
          "input sizes are inferred from the layer before and need not be written: "
          "leave out `16` (`bn`)"),
-        (4, 13, "E-ARG-COUNT", "linear takes no more positional values",
+        (4, 8, "E-ARG-COUNT", "linear takes no more positional values",  # under `8192`
          "input sizes are inferred from the layer before and need not be written: "
          "leave out `8192` (`linear 10`)")]
-    assert check("input 3x8x8\nmaxpool 2 2\n")[0][4].startswith("maxpool takes:")
+    assert check("input 3x8x8\ndropout 0.5 0.5\n")[0][4].startswith("dropout takes:")
 
 
 # -- 6. a word held by a parameter ---------------------------------------------------------
@@ -384,3 +385,10 @@ def test_an_error_at_a_merge_is_drawn_on_the_node_the_cli_points_at():
     src = to_dot(graph, diagnostics).source
     red = re.findall(r"^\t+(\w+) \[[^\]]*color=\"#cc0000\"", src, re.M)
     assert red == ["n_down1__residual1__shortcut__conv1"]
+
+
+def test_a_parameter_hiding_a_word_is_named_where_its_value_overflows():
+    assert check("arch x(same=3)\ninput 3x8x8\nconv 8 k3 same\n") == [
+        (3, 11, "E-ARG-COUNT", "conv takes no more positional values",
+         "the parameter `same` hides conv's own `same`, and its value is read as a positional "
+         "value: rename the parameter")]

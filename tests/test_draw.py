@@ -4,6 +4,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from archdsl.draw import DrawOptions, to_dot
 from archdsl.network import analyse_graph
 from helpers import run_cli
@@ -181,3 +183,94 @@ def test_a_huge_collapse_name_is_not_echoed_whole(tmp_path, capsys):
     code, _, err = run_cli(capsys, "draw", spec, "--collapse", "x" * 100_000, "-o",
                            tmp_path / "s.svg")
     assert code == 2 and len(err) < 400 and "calls no block named `xxx" in err
+
+
+def expanded(name, *expand, collapse="auto"):
+    _, graph, diagnostics = analyse_graph((SPECS / f"{name}.arch").read_text(), f"{name}.arch")
+    return to_dot(graph, diagnostics, DrawOptions(collapse=collapse, expand=list(expand))).source
+
+
+def test_expand_opens_one_call_a_repeat_or_the_first_call_of_each_block():
+    """Issue 25: GoogLeNet's inception branches and a ResNet's residuals were drawn only by
+    --collapse none, which draws everything."""
+    one = expanded("googlenet", "inception1")
+    assert [n for n in nodes(one) if label(one, n) == "concat"] == ["n_inception1__concat1__concat"]
+    assert cluster_titles(one) == ["inception(c1=64, c3r=96, c3=128, c5r=16, c5=32, pp=32)"]
+    assert len([b for b in nodes(one, r"block\d+") if "inception(" in label(one, b)]) == 8
+    first = expanded("resnet18", "first")
+    assert cluster_titles(first) == ["basic(c=64, s=1)"] and len(nodes(first, r"fork_\w+")) == 1
+    assert len(nodes(first, r"block\d+")) == 7
+    repeat = expanded("resnet152", "stage2.repeat1")
+    labels = [label(repeat, b).split("\n")[0] for b in nodes(repeat, r"block\d+")]
+    assert labels.count("bottleneck(c=128, s=1)") == 7
+    every = expanded("resnet18", "basic", collapse="all")
+    assert nodes(every, r"block\d+") == [] and len(nodes(every, r"fork_\w+")) == 8
+    assert expanded("resnet18") == dot_source("resnet18", collapse="auto")
+
+
+def test_expand_names_what_the_spec_has(tmp_path, capsys):
+    code, _, err = run(capsys, "draw", SPECS / "googlenet.arch", "--expand", "incepton1", "-o",
+                       tmp_path / "g.dot")
+    assert code == 2 and "no block or group named `incepton1`; did you mean `inception1`?" in err
+    code, out, _ = run(capsys, "draw", SPECS / "googlenet.arch", "--expand", "inception2,first",
+                       "-o", tmp_path / "g.dot")
+    assert code == 0 and out == f"wrote {tmp_path / 'g.dot'}\n"
+
+
+def _x_positions(src: str) -> dict[str, float]:
+    import subprocess
+
+    plain = subprocess.run(["dot", "-Tplain"], input=src, capture_output=True, text=True,
+                           check=True).stdout
+    return {p[1]: float(p[2]) for p in (line.split() for line in plain.splitlines())
+            if p[0] == "node"}
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot lays the picture out")
+@pytest.mark.parametrize("expand", [[], ["first"]])
+def test_branches_are_drawn_left_to_right_in_the_order_written(expand):
+    """Issue 25: with --collapse none GoogLeNet's pool branch (plain layers beside branches
+    of block calls) was drawn leftmost."""
+    _, graph, _ = analyse_graph((SPECS / "googlenet.arch").read_text(), "googlenet.arch")
+    src = to_dot(graph, [], DrawOptions(collapse="none" if not expand else "auto",
+                                        expand=expand)).source
+    x = _x_positions(src)
+    forks = re.findall(r"^\t+(fork_\w+) -> (\w+) \[", src, re.M)
+    heads: dict[str, list[str]] = {}
+    for fork, head in forks:
+        heads.setdefault(fork, []).append(head)
+    assert heads and all(len(h) == 4 for h in heads.values())
+    for fork, h in heads.items():
+        assert [x[n] for n in h] == sorted(x[n] for n in h), fork
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot renders")
+def test_dpi_sets_a_pngs_resolution(tmp_path, capsys):
+    plain, sharp = tmp_path / "plain.png", tmp_path / "sharp.png"
+    assert run(capsys, "draw", SPECS / "lenet5.arch", "-o", plain)[0] == 0
+    assert run(capsys, "draw", SPECS / "lenet5.arch", "-o", sharp, "--dpi", "192")[0] == 0
+    (w, h), (w2, h2) = _png_size(plain), _png_size(sharp)
+    assert abs(w2 - 2 * w) <= 4 and abs(h2 - 2 * h) <= 4
+    code, _, err = run(capsys, "draw", SPECS / "lenet5.arch", "-o", tmp_path / "l.svg",
+                       "--dpi", "150")
+    assert code == 2 and "--dpi sets a PNG's resolution; " in err
+    code, _, err = run(capsys, "draw", SPECS / "lenet5.arch", "-o", plain, "--dpi", "5")
+    assert code == 2 and "must be 10 to 1200, got 5" in err
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot renders")
+def test_a_png_too_large_for_graphviz_is_a_clear_error(tmp_path, capsys):
+    """Issue 25: resnet152 --collapse none gave a 520×32766 px PNG, and Graphviz's raw
+    "graph is too large for cairo-renderer bitmaps" leaked through."""
+    out = tmp_path / "r152.png"
+    code, stdout, err = run(capsys, "draw", SPECS / "resnet152.arch", "--collapse", "none",
+                            "-o", out)
+    assert code == 1 and stdout == "" and not out.exists()
+    assert "cairo" not in err and err.startswith("archdsl draw: error: the PNG would be ")
+    assert "over the 32,767 px a side Graphviz draws" in err
+    assert "-o NAME.svg" in err and "--dpi " in err and "--collapse all" in err

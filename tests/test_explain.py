@@ -482,6 +482,24 @@ def test_unreadable_and_broken_specs(tmp_path, capsys):
     broken = tmp_path / "broken.arch"
     broken.write_text("input 3x8x8\nconv 4 k9\n")
     code, out, err = run(capsys, str(broken))
+    assert code == 1 and out == "" and "E-KERNEL" in err
+    assert "explained up to the first error; 1 layer from there on left unexplained" in err
+
+
+def test_a_spec_with_errors_is_explained_up_to_the_first_one(tmp_path, capsys):
+    """Issue 25: the learner sees where the size went before the layer that failed."""
+    spec = tmp_path / "shrinks.arch"
+    spec.write_text("input 3x32x32\nconv 16 k3 p1\nmaxpool 2\nconv 32 k3 p1\nmaxpool 2\n"
+                    "conv 64 k5\nconv 64 k5\n")
+    code, out, err = run(capsys, str(spec))
+    assert code == 1
+    assert [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()] == \
+        ["conv1", "maxpool1", "conv2", "maxpool2", "conv3"]
+    assert "32x8x8 -> 64x4x4" in out and "error[E-KERNEL]" in err and "7 | conv 64 k5" in err
+    code, out, err = run(capsys, str(spec), "conv4", "--format", "json")
+    assert code == 1 and json.loads(out)["layers"] == [] and "left unexplained" in err
+    spec.write_text("input 3x8x8\nzzz 4\n")  # no layer graph at all: nothing to show
+    code, out, err = run(capsys, str(spec))
     assert code == 1 and out == "" and "nothing explained" in err
 
 

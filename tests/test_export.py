@@ -11,6 +11,8 @@ import archdsl
 from archdsl.codegen import to_python
 from helpers import run_cli
 
+ROOT = Path(__file__).resolve().parent.parent
+
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.arch"))
 
@@ -220,3 +222,55 @@ def test_python_export_takes_no_weights(tmp_path, capsys, checkpoint):
     code, _, err = run(capsys, "export", SPECS / "lenet5.arch", "--to", "python", "-o",
                        tmp_path / "x.py", "--weights", weights)
     assert code == 2 and "load_state_dict" in err
+
+
+def _run_folder(tmp_path, classes: int = 3) -> Path:
+    """What `archdsl train` leaves (the parts export reads): the spec's copy, config.json with
+    the parameters it was trained with, and best.safetensors of a 3-class LeNet-5."""
+    import json
+
+    from safetensors.torch import save_file
+
+    run = tmp_path / "runs" / "lenet5-1"
+    run.mkdir(parents=True)
+    (run / "lenet5.arch").write_text((ROOT / "specs" / "lenet5.arch").read_text())
+    (run / "config.json").write_text(json.dumps({"spec": "lenet5.arch",
+                                                 "parameters": {"num_classes": classes}}))
+    model = archdsl.load(ROOT / "specs" / "lenet5.arch", num_classes=classes).to_torch()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(run / "best.safetensors"))
+    return run
+
+
+def test_a_run_folder_exports_with_its_parameters_and_best_weights(tmp_path, capsys,
+                                                                    monkeypatch):
+    """Issue 25: `export RUN --to onnx` uses the run's num_classes and its best weights."""
+    run = _run_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "export", run, "--to", "torchscript")
+    assert code == 0, err
+    assert out == (f"wrote lenet5.ts (torchscript, with weights from "
+                   f"{run / 'best.safetensors'})\n")
+    module = torch.jit.load(str(tmp_path / "lenet5.ts"))
+    assert module(torch.randn(2, 1, 32, 32)).shape == (2, 3)
+    code, out, _ = run_cli(capsys, "check", run)  # check and explain read the run alike
+    assert code == 0 and out.startswith("lenet5: 1x32x32 -> 3   ")
+    code, out, _ = run_cli(capsys, "explain", run, "linear3")
+    assert code == 0 and "84 * 3" in out
+    code, _, err = run_cli(capsys, "draw", run, "-o", tmp_path / "run.dot")
+    assert code == 0, err
+    dot = (tmp_path / "run.dot").read_text()
+    assert 'label=" 3"' in dot and "61,111 params" in dot  # 3 classes: 61,111, not 61,706
+    code, out, err = run_cli(capsys, "time", run, "--batch-size", "2", "--repeat", "1",
+                             "--warmup", "0")
+    assert code == 0 and out.startswith("lenet5: 1x32x32 -> 3"), err
+
+
+def test_weights_of_another_class_count_hint_the_set_value(tmp_path, capsys):
+    """Issue 25: the spec's default 10 classes against a 3-class run's weights."""
+    run = _run_folder(tmp_path)
+    code, _, err = run_cli(capsys, "export", ROOT / "specs" / "lenet5.arch", "--to", "onnx",
+                           "-o", tmp_path / "x.onnx", "--weights", run / "best.safetensors")
+    assert code == 1 and "needs weight of shape 10x84, the checkpoint has 3x84" in err
+    assert "it was trained for 3 classes: add `--set num_classes=3`, or give the run " \
+           "folder instead of the spec" in err

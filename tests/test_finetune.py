@@ -169,10 +169,10 @@ def test_init_and_freeze_errors_are_one_clear_line(tmp_path, capsys):
     base = ["train", str(spec), str(tmp_path / "data"), "--epochs", "1", "--quiet"]
     assert main(base + ["--init", str(tmp_path / "nothing.pt")]) == 1
     assert "--init: cannot read the checkpoint" in capsys.readouterr().err
-    assert main(base + ["--freeze", "conv9"]) == 1
+    assert main(base + ["--freeze", "conv9"]) == 2  # a usage mistake (issue 25)
     err = capsys.readouterr().err
-    assert "--freeze conv9: the spec has no layer or group of that name; its top-level names " \
-           "are conv1, linear1" in err and "Traceback" not in err
+    assert "--freeze conv9: the spec has no layer or group of that name; did you mean `conv1`? " \
+           "Its top-level names are conv1, linear1" in err and "Traceback" not in err
     other = tmp_path / "other.pt"
     torch.save({"w": torch.zeros(3, 3, 7, 7)}, other)
     with pytest.raises(TrainError, match="none of its tensors fits"):

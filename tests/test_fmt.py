@@ -280,6 +280,23 @@ def test_a_file_with_syntax_errors_is_reported_and_left_alone(tmp_path):
     assert spec.read_text() == "conv 64 k3,\n"
 
 
+def test_check_on_a_folder_counts_the_files_left_alone_and_why(tmp_path):
+    """Issue 25: `fmt --check DIR` said "1 file would be reformatted, 17 files already
+    formatted" and left out the files it skipped for syntax errors."""
+    (tmp_path / "a.arch").write_text("input 3x8x8\nrelu\n")
+    (tmp_path / "b.arch").write_text("relu;relu\n")
+    for name in ("bad1.arch", "bad2.arch"):
+        (tmp_path / name).write_text("conv 64 k3,\n")
+    done = _run("--check", str(tmp_path))
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == ("1 file would be reformatted, 1 file already "
+                                            "formatted, 2 files left alone: they have syntax "
+                                            "errors")
+    (tmp_path / "bad2.arch").unlink()
+    done = _run("--check", str(tmp_path))
+    assert done.stdout.splitlines()[-1].endswith(", 1 file left alone: it has syntax errors")
+
+
 def test_stdin_to_stdout():
     done = _run("-", stdin="conv 8 k3 ;relu")
     assert (done.returncode, done.stdout) == (0, "conv 8 k3; relu\n")
@@ -333,7 +350,7 @@ def test_fmt_keeps_a_files_permissions_and_refuses_a_read_only_one(tmp_path):
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert read_only.read_text() == UNFORMATTED and stat.S_IMODE(read_only.stat().st_mode) == 0o444
     assert f"{read_only}: not formatted: it is read-only" in done.stderr
-    assert done.stdout.endswith("1 file reformatted, 1 file not formatted\n")
+    assert done.stdout.endswith("1 file reformatted, 1 file left alone: it is read-only\n")
 
 
 def test_fmt_refuses_a_byte_that_is_not_utf8_instead_of_replacing_it(tmp_path):

@@ -45,6 +45,19 @@ def test_depthwise_separable_factorisation_is_deliberate():
                  "relu\n") == ["W-NO-NONLINEARITY"]
 
 
+def test_a_1x1_read_by_a_depthwise_conv_is_the_same_factorisation():
+    # a light conv block: 1x1, then depthwise 3x3, no activation between (the depthwise-
+    # separable pair in the other order): exempt as the depthwise-then-1x1 order is
+    assert codes("input 16x8x8\nconv 16 k1 nobias; bn; conv 16 k3 p1 g=16 nobias; bn; relu\n") \
+        == []
+    assert codes("input 16x8x8\nconv 32 k1; conv 32 k5 p2 g=32; relu\n") == []
+    # a 3x3 read by a depthwise 3x3, or a 1x1 read by a grouped 3x3, is still one linear map
+    assert codes("input 16x8x8\nconv 16 k3 p1 nobias; bn; conv 16 k3 p1 g=16 nobias; bn; "
+                 "relu\n") == ["W-NO-NONLINEARITY"]
+    assert codes("input 16x8x8\nconv 16 k1 nobias; bn; conv 16 k3 p1 g=4 nobias; bn; relu\n") \
+        == ["W-NO-NONLINEARITY"]
+
+
 def test_an_output_read_by_another_path_is_no_mere_intermediate():
     # MaxViT: the stem's last conv feeds an MBConv's shortcut and its pre-normed body
     assert codes("input 8x8x8\nconv 8 k3 p1\nresidual< bn; conv 32 k1; gelu; conv 8 k1 >\n"
@@ -109,9 +122,11 @@ mb 32; residual< mb 32 >; relu
 
 def test_a_linear_bottleneck_between_blocks_is_deliberate():
     assert codes(MBCONV1) == []
-    # the same layers written without the blocks are two linear maps in a row
-    flat = "input 32x8x8\nconv 32 k1 nobias; bn; conv 32 k3 p1 g=32 nobias; bn; silu\n"
-    assert codes(flat) == ["W-NO-NONLINEARITY"]
+    # written without the blocks, the 1x1 read by the depthwise conv is the separable
+    # factorisation the other way round (silent); with a grouped, not depthwise, 3x3 it warns
+    flat = "input 32x8x8\nconv 32 k1 nobias; bn; conv 32 k3 p1 g={} nobias; bn; silu\n"
+    assert codes(flat.format(32)) == []
+    assert codes(flat.format(4)) == ["W-NO-NONLINEARITY"]
     # a block of weighted layers alone ends in no design: stacking it still warns
     assert codes("block two(c) { conv c k3 p1 }\ninput 3x8x8\ntwo 8; two 8; relu\n") == \
         ["W-NO-NONLINEARITY"]
@@ -160,3 +175,23 @@ def test_a_weighted_layer_that_is_no_linear_map_is_not_one_of_a_pair(text):
 def test_a_linear_layer_in_attentions_place_still_warns():
     assert "W-NO-NONLINEARITY" in codes("input 3x8x8\ntokens\nlinear 12\nlinear 12\n"
                                         "token 0; linear 2\n")
+
+
+def test_squeezenets_stem_drops_a_row_and_its_ceil_pools_do_not():
+    # a real finding on torchvision's layout: the unpadded stride-2 stem reads 223 of 224 rows
+    # (torchvision's gradient on row 223 is zero); the ceil_mode max pools after it lose nothing
+    from pathlib import Path
+
+    from archdsl import load
+
+    root = Path(__file__).resolve().parent.parent
+    for name, line in (("squeezenet1_0", 14), ("squeezenet1_1", 11)):
+        (d,) = load(root / "specs" / f"{name}.arch").warnings
+        assert (d.code, d.span.line, d.span.column) == ("W-STRIDE-DROP", line, 1)
+        assert d.message == "stride 2 skips the last 1 row of the 3x224x224 input"
+    assert codes("input 3x224x224\nconv 8 k3 s2\nrelu\nmaxpool 3 s2 ceil\n") == ["W-STRIDE-DROP"]
+    assert codes("input 3x227x227\nconv 8 k3 s2\nrelu\nmaxpool 3 s2 ceil\n") == []  # the paper's
+    # and the language reference says so instead of claiming no spec warns
+    doc = (root / "docs" / "language.md").read_text(encoding="utf-8")
+    assert "squeezenet1_0.arch and squeezenet1_1.arch" in doc
+    assert "Each lint fires on none of" not in doc

@@ -116,3 +116,31 @@ def test_a_network_name_is_rebound_and_an_error_unbinds_it(capsys):
         shell.magics["arch"]("net", "input 1x8x8\nconvv 8 k3\n")
     assert "`net` no longer holds" in str(err.value) and "net" not in shell.user_ns
     assert err.value._render_traceback_()[0].startswith("cell:2:1: error[E-UNKNOWN-LAYER]")
+
+
+def test_the_magic_line_takes_set_and_input_as_check_does(capsys):
+    """Issue 25: `%%arch net2 --set num_classes=3` bound a variable literally named
+    `net2 --set num_classes=3`; the line takes --set NAME=VALUE (repeatable) and --input."""
+    from archdsl.notebook import load_ipython_extension
+
+    shell = FakeIPython()
+    load_ipython_extension(shell)
+    shell.magics["arch"]("net2 --set num_classes=3", SPEC)
+    assert set(shell.user_ns) == {"net2"} and shell.user_ns["net2"].output_shape == (3,)
+    shell.magics["arch"]("net3 --set=num_classes=5 --input 1x32x32", SPEC)
+    net3 = shell.user_ns["net3"]
+    assert (net3.input_shape, net3.output_shape) == ((1, 32, 32), (5,))
+
+
+@pytest.mark.parametrize("line,fragment", [
+    ("net --set num_classes", "--set takes NAME=VALUE"), ("net --set", "--set needs a value"),
+    ("net --input 3x", "--input takes CxHxW"), ("net --sets x=1", "unknown option '--sets'"),
+])
+def test_a_wrong_magic_line_is_refused_and_binds_nothing(line, fragment, capsys):
+    from archdsl.notebook import CellError, load_ipython_extension
+
+    shell = FakeIPython()
+    load_ipython_extension(shell)
+    with pytest.raises(CellError, match=fragment):
+        shell.magics["arch"](line, SPEC)
+    assert shell.user_ns == {}

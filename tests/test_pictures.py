@@ -137,3 +137,17 @@ def test_a_folded_repeat_shows_the_range_of_what_its_index_changes():
     # the iterations' i are 1, 2 and 3: not `step(i=1) ×3`; a repeat whose iterations are
     # alike is written as they are
     assert [title(graph, g) for g in repeats] == ["step(i=1…3) ×3", "conv 8 · 1×1 ×2"]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet", "resnet152"])
+def test_expand_first_opens_one_instance_of_each_repeated_block_on_a_page(name):
+    """`--expand first` (opt-in: the default drawing is unchanged) opens the first call of
+    each block called more than once; for these the picture still fits a page."""
+    spec = SPECS[[s.stem for s in SPECS].index(name)]
+    graph = graph_of(spec.read_text(), spec.name)
+    opened = collapsed_groups(graph, "auto", ["first"])
+    assert opened != collapsed_groups(graph, "auto")
+    nodes, ranks = drawn_size(graph, opened)
+    assert nodes <= PAGE_NODES and ranks <= 30, (nodes, ranks)
+    src = to_dot(graph, [], DrawOptions(expand=["first"])).source
+    assert "fork_" in src  # a residual or the inception branches, drawn open

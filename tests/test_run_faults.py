@@ -257,7 +257,7 @@ def test_case19_a_resume_refuses_the_options_it_would_ignore(two_epochs, capsys)
     before = (two_epochs / "config.json").read_text()
     code, out, err = run(capsys, "train", "--resume", two_epochs, "--lr", ".5",
                          "--batch-size", "7")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""  # a usage mistake (issue 25)
     assert err.strip() == f"archdsl train: error: {caught.value}".replace(
         "--lr 0.5, --batch-size 7", "--batch-size 7, --lr 0.5")  # the options' declared order
     assert (two_epochs / "config.json").read_text() == before

@@ -231,7 +231,7 @@ def _number(cell):
 def test_the_table_and_the_json_say_the_same():
     network = archdsl.loads(TINY)
     timing = time_network(network, batch_size=2, warmup=0, repeat=1)
-    doc, rows = to_json(timing), _table_rows(table(timing))
+    doc, rows = to_json(timing), _table_rows(table(timing, wide=True))
     for layer in doc["layers"]:
         op, macs, fwd, bwd, total, share, *rest = rows.pop(layer["name"])
         assert (op, _number(macs)) == (layer["op"], layer["macs"])
@@ -258,7 +258,7 @@ def test_the_table_and_the_json_say_the_same():
     assert _number(rows.pop("layers / whole")[-1]) == pytest.approx(doc["ratio"], abs=0.0005)
     assert rows == {}
     assert "costliest: " + ", ".join(f"#{i} {name}" for i, name in enumerate(doc["top"], 1)) \
-        .split(",")[0] in table(timing)
+        .split(",")[0] in table(timing, wide=True)
 
 
 def test_the_table_lists_every_layer_once(tiny, capsys):
@@ -369,7 +369,7 @@ def test_python_dash_m_runs_the_command(tiny):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("tiny: 3x16x16 -> 4")
-    assert "total (sum of layers)" in proc.stdout
+    assert "sum of layers" in proc.stdout
 
 
 @pytest.mark.parametrize("argv, one_line", [
@@ -401,3 +401,48 @@ def test_the_spec_may_come_from_standard_input(monkeypatch, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert (doc["arch"], doc["file"]) == ("tiny", "<stdin>")
+
+
+def _made_up_timing(spec: str, overhead_ms: float) -> "Timing":
+    """A Timing of every layer of `spec` with made-up times (no clock read), whose hooked
+    pass took `overhead_ms` more than the plain one."""
+    from archdsl.timing import LayerTime, Timing, _rank
+
+    net = archdsl.load(ROOT / "specs" / spec)
+    layers = [LayerTime(r["name"], r["op"], r["line"], r["macs"], 0.0123 * (i % 7 + 1),
+                        0.0234 * (i % 5 + 1)) for i, r in enumerate(net.layers())]
+    _rank(layers)
+    whole = (sum(t.forward for t in layers), sum(t.backward for t in layers))
+    hooked = (whole[0] + overhead_ms / 2e3, whole[1] + overhead_ms / 2e3)
+    return Timing(net.name, net.file, net.input_shape, net.output_shape, "cpu", 2, 8, 2, 5,
+                  layers, whole, hooked, notes=["4 in-place activation(s) ran out of place "
+                                                "while timed (backward hooks cannot follow a "
+                                                "tensor overwritten in place), in the plain "
+                                                "passes too"])
+
+
+def test_the_table_fits_80_columns_and_wide_shows_every_column():
+    """Issue 25: `archdsl time specs/resnet18.arch` printed 138 columns."""
+    timing = _made_up_timing("resnet18.arch", 12.0)
+    narrow = table(timing)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert narrow.splitlines()[2].split() == ["layer", "MACs", "fwd", "ms", "bwd", "ms",
+                                              "total", "ms", "share", "top"]
+    rows = _table_rows(narrow)
+    assert "basic1.res…body.conv1" in " ".join(rows) or any("…" in name for name in rows)
+    assert len(rows) == len(timing.layers) + 3
+    wide = table(timing, wide=True)
+    assert "basic1.residual1.body.conv1" in wide and "fwd GFLOP/s" in wide
+    assert max(len(line) for line in wide.splitlines()) > 80
+
+
+def test_a_hooked_pass_quicker_than_a_plain_one_is_called_noise():
+    """Issue 25: "a hooked pass took 671 ms less than a plain one (-14.5%); a layer's own
+    time leaves most of it out" made no sense when negative."""
+    quicker = table(_made_up_timing("lenet5.arch", -671.0))
+    said = " ".join(line.strip() for line in quicker.split("hooks: ")[1].splitlines()[:3])
+    assert said.startswith("a hooked pass took 671.000 ms less than a plain one (")
+    assert "within the noise" in said and "leaves most of it out" not in said
+    slower = " ".join(line.strip() for line in table(_made_up_timing("lenet5.arch", 5.0))
+                      .splitlines())
+    assert "5.000 ms more than a plain one (" in slower and "the hooks' own cost" in slower

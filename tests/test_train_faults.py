@@ -252,7 +252,7 @@ def test_ctrl_c_saves_the_step_and_resume_matches_an_uninterrupted_run(tmp_path,
         code, out, err = run(capsys, "train", spec, data, *options, "--out", tmp_path / "part")
     assert code == 130 and out == ""
     hint = err.strip().splitlines()[-1]
-    assert hint == (f"archdsl train: interrupted in epoch 2 after step 2 of 4; the run is saved. "
+    assert hint == (f"archdsl train: interrupted in epoch 2 after step 2 of 5; the run is saved. "
                     f"Continue it with: archdsl train --resume {tmp_path / 'part'}")
     state = torch.load(str(tmp_path / "part" / "resume.pt"), weights_only=True)
     assert (state["epoch"], state["step"]) == (1, 2)
@@ -461,7 +461,7 @@ def test_a_non_finite_gradient_stops_the_run_naming_the_layer(tmp_path, capsys, 
 
     def record_then_break(self):
         calls.append(1)
-        if len(calls) == 6:  # epoch 2 (3 steps an epoch), step 3
+        if len(calls) == 7:  # epoch 2 (4 steps an epoch), step 3
             self.conv.bias.grad[0] = float("inf")
         record(self)
 

@@ -7,8 +7,8 @@ import json
 import sys
 
 from ..command_values import (EXIT_OK, EXIT_SPEC, EXIT_USAGE, UsageError, add_spec_options,
-                              epilog, parse_input, parse_sets, print_diagnostics, read_spec_file,
-                              spec_name)
+                              epilog, parse_input, parse_sets, print_diagnostics, spec_name,
+                              spec_source)
 
 
 def add_check(sub) -> None:
@@ -22,7 +22,8 @@ def add_check(sub) -> None:
                                           "archdsl check specs/*.arch --format json"],
                                          "docs/cli.md (the language: docs/language.md)"))
     check.add_argument("files", nargs="+", metavar="FILE",
-                       help=".arch spec file(s); - reads one from standard input")
+                       help=".arch spec file(s), or run folders (their spec with the parameters "
+                            "they were trained with); - reads one from standard input")
     add_spec_options(check)
     check.add_argument("--format", choices=("table", "json"), default="table",
                        help="output format")
@@ -33,34 +34,39 @@ def add_check(sub) -> None:
 def cmd_check(args) -> int:
     """Check each file in turn; an unreadable one is reported and the others still checked."""
     from ..diagnostics import Span, error
-    from ..network import analyse
-    from ..report import to_json
+    from ..network import Network, analyse_graph
+    from ..report import partial_table, to_json
 
-    params = parse_sets(args.set)
+    parse_sets(args.set)  # a malformed --set is a usage error before any file is read
     input_shape = parse_input(args.input)
     status = EXIT_OK
     documents = []
     for i, file in enumerate(args.files):
         name = spec_name(file)
-        try:
-            text = read_spec_file(file)
+        try:  # a run folder is its spec copy, checked with the parameters it was trained with
+            text, name, params = spec_source(file, args.set)
         except UsageError as exc:  # report it, and go on with the other files
             print(f"archdsl check: error: {exc}", file=sys.stderr)
             status = EXIT_USAGE
             if args.format == "json":
                 documents.append(to_json(None, [error("E-FILE", str(exc), Span(name, 1, 1, 1, 1))]))
             continue
-        network, diagnostics = analyse(text, name, params, input_shape)
+        _, graph, diagnostics = analyse_graph(text, name, params, input_shape)
         errors = any(d.is_error for d in diagnostics)
+        network = Network(graph, diagnostics) if graph is not None and not errors else None
         if errors or (args.strict and diagnostics):
             status = max(status, EXIT_SPEC)
         if args.format == "json":
             documents.append(to_json(network, diagnostics))
             continue
-        if network is not None:
+        # the table, or, for a spec with errors, the table up to the first one: where the
+        # sizes went before it failed
+        shown = network.summary() if network is not None else \
+            partial_table(graph) if graph is not None else None
+        if shown is not None:
             if i:
                 print()
-            print(network.summary())
+            print(shown)
             sys.stdout.flush()
         if diagnostics:
             print_diagnostics(diagnostics, text)

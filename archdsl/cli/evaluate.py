@@ -17,7 +17,8 @@ def add_eval(sub) -> None:
         "eval", help="evaluate a trained run on a data set",
         description="Loss, top-1, top-5, per-class accuracy and the confusion matrix of a run's "
                     "weights on DATASET: its val/ (or test/) folder, every image of a folder of "
-                    "class folders, or, for `digits`, the run's own validation split; and a "
+                    "class folders, a CSV/TSV table's val rows (every row without a split "
+                    "column), or, for `digits`, the run's own validation split; and a "
                     "picture of the misclassified images with the highest predicted "
                     "probability (DIR/confidently_wrong.png).",
         epilog=epilog(["archdsl eval runs/lenet5-20260101-120000 digits",
@@ -32,7 +33,11 @@ def _arguments(evaluate) -> None:
     from ..train.config import Option, add_option
 
     evaluate.add_argument("run", metavar="DIR", help="run folder written by archdsl train")
-    evaluate.add_argument("dataset", metavar="DATASET", help="`digits` or an image folder")
+    evaluate.add_argument("dataset", metavar="DATASET",
+                          help="`digits` (the run's validation split), an image folder (its "
+                               "val/ or test/ folder, or every image of a folder of class "
+                               "folders), or a CSV/TSV file of path,label[,split] rows (its val "
+                               "rows; every row when it has no split column)")
     evaluate.add_argument("--weights", default="best",
                           help="best, last, or a checkpoint file")
     evaluate.add_argument("--format", choices=("table", "json"), default="table",

@@ -7,10 +7,10 @@ import json
 import sys
 
 from ..command_values import (EXIT_OK, EXIT_SPEC, UsageError, add_spec_options, epilog,
-                              parse_input, parse_sets, print_diagnostics, read_spec_file,
-                              spec_name)
-from ..explain import UnknownLayer, explain, render_text, to_json
-from ..network import analyse
+                              parse_input, print_diagnostics, spec_source)
+from ..explain import UnknownLayer, explain_layer, render_text, select, to_json
+from ..network import analyse_graph
+from ..report import checked_prefix
 
 
 def add_explain(sub) -> None:
@@ -25,7 +25,8 @@ def add_explain(sub) -> None:
                        "archdsl explain specs/resnet18.arch basic3 --format json",
                        "archdsl explain specs/lenet5.arch --input 1x28x28"], "docs/explain.md"))
     parser.add_argument("file", metavar="SPEC",
-                        help=".arch spec file; - reads it from standard input")
+                        help=".arch spec file, or a run folder (its spec and parameters); - reads "
+                             "it from standard input")
     parser.add_argument("layers", nargs="*", metavar="LAYER",
                         help="a layer's name (conv1, basic1.residual1.body.conv1), a block call "
                              "(basic1), a block (basic: every call) or a spec line number; "
@@ -38,21 +39,32 @@ def add_explain(sub) -> None:
 
 def cmd_explain(args) -> int:
     """Run `archdsl explain`: print the explanations; a usage error (an unreadable file, an
-    unknown layer) is raised for the CLI's error boundary."""
-
-    params, input_shape = parse_sets(args.set), parse_input(args.input)
-    text = read_spec_file(args.file)
-    network, diagnostics = analyse(text, spec_name(args.file), params, input_shape)
-    if network is None:
+    unknown layer) is raised for the CLI's error boundary. A spec with errors is explained up
+    to its first error, then the errors are shown (exit 1)."""
+    input_shape = parse_input(args.input)
+    text, name, params = spec_source(args.file, args.set)  # a run folder: its spec copy
+    _, graph, diagnostics = analyse_graph(text, name, params, input_shape)
+    errors = [d for d in diagnostics if d.is_error]
+    if graph is None:
         print_diagnostics(diagnostics, text)
-        print(f"{spec_name(args.file)}: nothing explained: the spec has errors", file=sys.stderr)
+        print(f"{name}: nothing explained: the spec has errors before any shape is known",
+              file=sys.stderr)
         return EXIT_SPEC
+    known = set(checked_prefix(graph)) if errors else None
     try:
-        explanations = explain(network, args.layers)
+        chosen = select(graph, args.layers)
     except UnknownLayer as exc:
         raise UsageError(str(exc)) from None
+    explanations = [explain_layer(graph, nid) for nid in chosen if known is None or nid in known]
     if args.format == "json":
-        print(json.dumps(to_json(network, explanations), indent=2, allow_nan=False))
-    else:
+        print(json.dumps(to_json(graph, explanations), indent=2, allow_nan=False))
+    elif explanations:
         print(render_text(explanations))
-    return EXIT_OK
+    if not errors:
+        return EXIT_OK
+    print_diagnostics(diagnostics, text)
+    left = len(chosen) - len(explanations)
+    print(f"{name}: explained up to the first error" + (
+        f"; {left} layer{'s' if left != 1 else ''} from there on left unexplained" if left
+        else ""), file=sys.stderr)
+    return EXIT_SPEC

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from ..command_values import (EXIT_OK, EXIT_SPEC, STDIN, UsageError, add_spec_options, color,
-                              epilog, parse_input, parse_sets, print_diagnostics, read_spec_file,
-                              spec_name)
+                              epilog, parse_input, print_diagnostics, spec_source)
 from ..output_files import writable_output
 
 
@@ -20,10 +19,12 @@ def add_export(sub) -> None:
                     "(python), ONNX (onnx), a traced TorchScript module (torchscript) or a "
                     "torch.export program (exported).",
         epilog=epilog(["archdsl export specs/resnet18.arch --to python -o resnet18.py",
-                       "archdsl export specs/lenet5.arch --to onnx --weights runs/x/best.safetensors"],
+                       "archdsl export specs/lenet5.arch --to onnx --weights runs/x/best.safetensors",
+                       "archdsl export runs/x --to onnx"],
                       "docs/export.md"))
     export.add_argument("file", metavar="FILE",
-                        help=".arch spec file; - reads it from standard input (then give -o)")
+                        help=".arch spec file, or a run folder (its spec, parameters and best "
+                             "weights); - reads it from standard input (then give -o)")
     export.add_argument("--to", required=True, choices=("python", "onnx", "torchscript",
                                                         "exported"), help="output format")
     export.add_argument("-o", "--output", metavar="OUT",
@@ -43,20 +44,21 @@ def cmd_export(args) -> int:
     from ..export import FORMATS, default_output, export
     from ..network import analyse
 
-    path, name = Path(args.file), spec_name(args.file)
     if args.file == STDIN and not args.output:
         raise UsageError("the spec comes from standard input: name the output with -o OUT")
+    # a run folder is its spec copy with the parameters and the best weights it trained
+    text, name, params = spec_source(args.file, args.set)
+    path = Path(name)
+    weights = Path(args.weights) if args.weights else _run_weights(args)
     out = Path(args.output) if args.output else default_output(path, args.to)
-    text = read_spec_file(args.file)
     if args.file != STDIN and out.resolve() == path.resolve():
         raise UsageError(f"refusing to write the export over the spec itself ({out})")
     writable_output(out, "-o", args.force, such_as="net" + FORMATS[args.to])
-    network, diagnostics = analyse(text, name, parse_sets(args.set), parse_input(args.input))
+    network, diagnostics = analyse(text, name, params, parse_input(args.input))
     print_diagnostics(diagnostics, text)
     if network is None:
         print(f"{name}: not exported: the spec has errors", file=sys.stderr)
         return EXIT_SPEC
-    weights = Path(args.weights) if args.weights else None
     try:
         export(network, args.to, out, weights)
     except SpecError as exc:  # too big to build: refused before allocating
@@ -65,3 +67,11 @@ def cmd_export(args) -> int:
         return EXIT_SPEC
     print(f"wrote {out} ({args.to}{', with weights from ' + str(weights) if weights else ''})")
     return EXIT_OK
+
+
+def _run_weights(args) -> Path | None:
+    """The best weights of a run folder given as SPEC (a Python export takes none)."""
+    best = Path(args.file) / "best.safetensors"
+    if args.to != "python" and (Path(args.file) / "config.json").is_file() and best.is_file():
+        return best
+    return None

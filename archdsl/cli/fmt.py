@@ -67,7 +67,13 @@ def _what(path: Path) -> str:
 
 
 class _NotFormatted(Exception):
-    """A file fmt leaves as it is, and why; the other files are still formatted."""
+    """A file fmt leaves as it is, and why; the other files are still formatted. `reason` is
+    the summary's words for it: (one file, several files)."""
+
+    def __init__(self, message: str, reason: tuple[str, str] = ("cannot be formatted",
+                                                                 "cannot be formatted")):
+        super().__init__(message)
+        self.reason = reason
 
 
 def cmd_fmt(args) -> int:
@@ -78,16 +84,16 @@ def cmd_fmt(args) -> int:
     files = _spec_files(args.paths)
     to_stdout = STDIN in files and not (args.check or args.diff)
     report = sys.stderr if to_stdout else sys.stdout
-    changed, failed = 0, 0
+    changed, failed = 0, []
     for file in files:
         try:
             changed += _format_one(args, file, report)
         except _NotFormatted as why:
             print(f"{'<stdin>' if file == STDIN else file}: not formatted: {why}",
                   file=sys.stderr)
-            failed += 1
+            failed.append(why.reason)
     if files != [STDIN] or not to_stdout:
-        _summary(args, changed, len(files) - changed - failed, failed, report)
+        _summary(args, changed, len(files) - changed - len(failed), failed, report)
     if failed or (changed and (args.check or args.diff)):
         return EXIT_SPEC
     return EXIT_OK
@@ -103,7 +109,8 @@ def _format_one(args, file: str, report) -> int:
         formatted = format_text(text, name)
     except FormatError as exc:
         print_diagnostics(exc.diagnostics, text)
-        raise _NotFormatted("it has syntax errors" if exc.diagnostics else str(exc)) from None
+        raise _NotFormatted("it has syntax errors" if exc.diagnostics else str(exc),
+                            ("has syntax errors", "have syntax errors")) from None
     if file == STDIN and not (args.check or args.diff):
         sys.stdout.write(formatted)
         return int(formatted != text)
@@ -127,7 +134,7 @@ def _read(file: str) -> str:
     try:
         data = read_spec_bytes(file)
     except UsageError as exc:
-        raise _NotFormatted(str(exc).split(": ", 1)[-1]) from None
+        raise _NotFormatted(str(exc).split(": ", 1)[-1], ("cannot be read",) * 2) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -135,7 +142,7 @@ def _read(file: str) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise _NotFormatted(f"byte 0x{data[exc.start]:02x} at line {line}, column {column} is "
                             "not UTF-8, and formatting would replace it; save the file as "
-                            "UTF-8 first") from None
+                            "UTF-8 first", ("is not UTF-8", "are not UTF-8")) from None
 
 
 def _write(file: str, formatted: str) -> None:
@@ -147,21 +154,40 @@ def _write(file: str, formatted: str) -> None:
     before = target.stat()
     if not before.st_mode & 0o222 or not os.access(target, os.W_OK):
         raise _NotFormatted("it is read-only, and fmt replaces only files you may write "
-                            f"(make it writable, e.g. `chmod u+w {file}`, to format it)")
+                            f"(make it writable, e.g. `chmod u+w {file}`, to format it)",
+                            ("is read-only", "are read-only"))
     try:
         atomic_write(target, lambda tmp: Path(tmp).write_text(formatted, encoding="utf-8"),
                      keep=before)
     except WriteError as exc:
-        raise _NotFormatted(str(exc)) from None
+        raise _NotFormatted(str(exc), ("could not be written",) * 2) from None
 
 
-def _summary(args, changed: int, unchanged: int, failed: int, report) -> None:
+def _summary(args, changed: int, unchanged: int, failed: list[tuple[str, str]],
+             report) -> None:
+    """`1 file would be reformatted, 17 files already formatted, 1 file left alone: it has
+    syntax errors` (the files left alone counted by why)."""
     def files(n):
         return f"{n} file{'s' if n != 1 else ''}"
 
     verb = "would be reformatted" if args.check or args.diff else "reformatted"
     parts = ([f"{files(changed)} {verb}"] if changed else []) + \
         ([f"{files(unchanged)} already formatted"] if unchanged else []) + \
-        ([f"{files(failed)} not formatted"] if failed else [])
+        ([_left_alone(failed)] if failed else [])
     if parts:
         print(", ".join(parts), file=sys.stderr if args.diff else report)
+
+
+def _left_alone(reasons: list[tuple[str, str]]) -> str:
+    """`1 file left alone: it has syntax errors`, `3 files left alone: 2 have syntax errors,
+    1 is read-only`."""
+    counts: dict[tuple[str, str], int] = {}
+    for reason in reasons:
+        counts[reason] = counts.get(reason, 0) + 1
+    n = len(reasons)
+    head = f"{n} file{'s' if n != 1 else ''} left alone: "
+    if len(counts) == 1:
+        (one, several), = counts
+        return head + (f"it {one}" if n == 1 else f"they {several}")
+    return head + ", ".join(f"{k} {one if k == 1 else several}"
+                            for (one, several), k in counts.items())

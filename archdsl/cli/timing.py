@@ -7,9 +7,8 @@ import argparse
 import json
 import sys
 
-from ..command_values import (EXIT_OK, EXIT_SPEC, UsageError, add_spec_options, color, epilog,
-                              parse_input, parse_sets, print_diagnostics, read_spec_file,
-                              spec_name)
+from ..command_values import (EXIT_OK, EXIT_SPEC, add_spec_options, color, epilog, parse_input,
+                              UsageError, print_diagnostics, spec_source)
 
 
 def _at_least(least: int):
@@ -27,7 +26,7 @@ def _at_least(least: int):
 
 def add_time(sub) -> None:
     """Declare `archdsl time SPEC [--device cpu|cuda] [--batch-size N] [--repeat N] [--warmup
-    N] [--set NAME=VALUE]... [--input CxHxW] [--format table|json]` on `sub` (the result of
+    N] [--set NAME=VALUE]... [--input CxHxW] [--format table|json] [--wide]` on `sub` (the result of
     `parser.add_subparsers()`)."""
     parser = sub.add_parser(
         "time", help="time each layer's forward and backward pass of the compiled network",
@@ -39,7 +38,8 @@ def add_time(sub) -> None:
                        "archdsl time specs/resnet50.arch --device cuda --batch-size 64",
                        "archdsl time specs/lenet5.arch --format json"], "docs/time.md"))
     parser.add_argument("file", metavar="SPEC",
-                        help=".arch spec file; - reads it from standard input")
+                        help=".arch spec file, or a run folder (its spec and parameters); - "
+                             "reads it from standard input")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="where the network runs")
     parser.add_argument("--batch-size", type=_at_least(1), default=8, metavar="N",
@@ -52,6 +52,9 @@ def add_time(sub) -> None:
     add_spec_options(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table",
                         help="output format")
+    parser.add_argument("--wide", action="store_true",
+                        help="the table with every column (op, GFLOP/s) and whole layer names, "
+                             "however wide; by default it fits 80 columns")
     parser.set_defaults(func=cmd_time)
 
 
@@ -61,21 +64,21 @@ def cmd_time(args) -> int:
     from ..network import analyse
     from ..timing import table, time_network, to_json
 
-    params, input_shape = parse_sets(args.set), parse_input(args.input)
-    text = read_spec_file(args.file)
+    input_shape = parse_input(args.input)
+    text, name, params = spec_source(args.file, args.set)  # a run folder: its spec copy
     if args.device == "cuda":
         _need_cuda()
-    network, diagnostics = analyse(text, spec_name(args.file), params, input_shape)
+    network, diagnostics = analyse(text, name, params, input_shape)
     if network is None:
         print_diagnostics(diagnostics, text)
-        print(f"{spec_name(args.file)}: not timed: the spec has errors", file=sys.stderr)
+        print(f"{name}: not timed: the spec has errors", file=sys.stderr)
         return EXIT_SPEC
     try:
         timing = time_network(network, device=args.device, batch_size=args.batch_size,
                               warmup=args.warmup, repeat=args.repeat)
     except SpecError as exc:  # too big to build: refused before allocating
         print(exc.render(color=color(sys.stderr)), file=sys.stderr)
-        print(f"{spec_name(args.file)}: not timed", file=sys.stderr)
+        print(f"{name}: not timed", file=sys.stderr)
         return EXIT_SPEC
     except (MemoryError, RuntimeError, ValueError) as exc:
         print(f"archdsl time: error: {_failure(exc, args.batch_size)}", file=sys.stderr)
@@ -83,7 +86,7 @@ def cmd_time(args) -> int:
     if args.format == "json":
         print(json.dumps(to_json(timing), indent=2))
     else:
-        print(table(timing))
+        print(table(timing, wide=args.wide))
     return EXIT_OK
 
 

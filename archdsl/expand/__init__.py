@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import layers
 from ..declarations import declaration_problems
-from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error
+from ..diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean, error, warning
 from ..graph import LayerGraph, LayerNode
 from ..layers.base import Args
 from ..syntax import Combinator, Keyword, Layer, Name, Repeat, Spec
@@ -184,7 +184,20 @@ def _input_dims(spec: Spec, override, diagnostics):
     if min(dims) < 1:
         diagnostics.append(error("E-INPUT", "every input dimension must be at least 1", span))
         return None
+    if _channels_last(dims):
+        shown, meant = "x".join(map(str, dims)), "x".join(map(str, (dims[2], *dims[:2])))
+        diagnostics.append(warning(
+            "W-CHANNELS-LAST", f"input {shown} reads as {dims[0]} channels of {dims[1]}x{dims[2]}: "
+            "archdsl is channels-first (CxHxW)", span,
+            hint=f"for {dims[2]} channel{'s' if dims[2] > 1 else ''} of {dims[0]}x{dims[1]}, "
+                 f"write `input {meant}`"))
     return dims
+
+
+def _channels_last(dims) -> bool:
+    """An image shape written HxWxC (Keras's and the image files' order): 1, 3 or 4 channels
+    last (grey, RGB, RGBA) after two sizes too large to be a channel count and a height."""
+    return len(dims) == 3 and dims[2] in (1, 3, 4) and min(dims[:2]) >= 8
 
 
 __all__ = ["expand", "insert_shortcuts", "MAX_NODES", "MAX_DEPTH", "Word"]

@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostic, DiagnosticError, Span, called_here, did_yo
 from ..graph import (BlockCall, Branch, CombinatorGroup, Iteration, LayerGraph, LayerNode,
                      MergeSite, RepeatGroup, Written)
 from ..layers.base import Args
+from ..layers.habits import kind_hint
 from ..layers.merge import MergeKind, combinator, combinator_names
 from ..layers.types import show
 from ..layers.types import FLOAT, INT
@@ -120,10 +121,11 @@ class Walk:
                     "E-COMBINATOR", f"`{st.op}` joins branches and is written with angle brackets",
                     st.op_span, hint=f"write `{st.op}< branch | branch >`"))
             known = [k for k, v in layers.REGISTRY.items() if not isinstance(v, MergeKind)]
-            hint = did_you_mean(st.op, known + list(self.spec.blocks))
+            hint = kind_hint(st.op) or did_you_mean(st.op, known + list(self.spec.blocks))
             raise DiagnosticError(error("E-UNKNOWN-LAYER", f"unknown layer `{st.op}`", st.op_span,
                                         hint=hint or "see `docs/language.md` for the layer kinds"))
-        args, spans, ok = resolve(kind, st, scope.values, self.diagnostics, self.spec.blocks)
+        args, spans, ok = resolve(kind, st, scope.values, self.diagnostics, self.spec.blocks,
+                                  self.spec.source)
         node = LayerNode(scope.child_name(st.op), kind, args, st.span, scope.groups, spans,
                          invalid=not ok)
         if not scope.groups:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from .base import UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, Arg, LayerKind, fmt_shape, layer
 
 
-def _simple(name: str, torch_name: str, summary: str):
-    """Register an activation that takes no arguments."""
+def _simple(name: str, torch_name: str, summary: str, aliases: dict[str, str] | None = None):
+    """Register an activation that takes no arguments; `aliases` as LayerKind's."""
 
     @layer(name, family="activation", nonlinear=True, activation=True, summary=summary)
     class Simple(LayerKind):
@@ -14,14 +14,15 @@ def _simple(name: str, torch_name: str, summary: str):
             return call(torch_name)
 
     Simple.__name__ = Simple.__qualname__ = torch_name
+    Simple.aliases = dict(aliases or {})
     return Simple
 
 
 ReLU = _simple("relu", "ReLU", "max(0, x)")
 ReLU6 = _simple("relu6", "ReLU6", "min(max(0, x), 6)")
-SiLU = _simple("silu", "SiLU", "x·sigmoid(x), also called swish")
-Hardswish = _simple("hardswish", "Hardswish", "x·relu6(x+3)/6 (MobileNetV3)")
-Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "relu6(x+3)/6")
+SiLU = _simple("silu", "SiLU", "x·sigmoid(x), also called swish", {"swish": ""})
+Hardswish = _simple("hardswish", "Hardswish", "x·relu6(x+3)/6 (MobileNetV3)", {"hswish": ""})
+Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "relu6(x+3)/6", {"hsigmoid": ""})
 Sigmoid = _simple("sigmoid", "Sigmoid", "1/(1+e^-x)")
 Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
 
@@ -29,7 +30,7 @@ Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
 @layer("leakyrelu", family="activation", positional=("slope",), nonlinear=True, activation=True,
        summary="x for x > 0, slope·x otherwise")
 class LeakyReLU(LayerKind):
-    args = (Arg("slope", FLOAT, 0.01, doc="negative slope"),)
+    args = (Arg("slope", FLOAT, 0.01, doc="negative slope", aliases=("negative_slope", "alpha")),)
 
     def describe(self, a):
         return f"leakyrelu {a.slope:g}"

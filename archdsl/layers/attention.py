@@ -14,7 +14,9 @@ from .tokens import need_tokens
        summary="multi-head self-attention over a sequence (torch.nn.MultiheadAttention's weights)")
 class Attention(LayerKind):
     weights = ("in_proj_weight", "out_proj.weight")
-    args = (Arg("heads", INT, min=1, doc="attention heads; they split the channels evenly"),
+    aliases = {"multiheadattention": ""}
+    args = (Arg("heads", INT, min=1, doc="attention heads; they split the channels evenly",
+                aliases=("num_heads",)),
             Arg("dropout", FLOAT, 0.0, min=0, max=1,
                 doc="drop probability of the attention weights while training"),
             Arg("bias", BOOL, True, doc="biases on the projections (`nobias` turns them off)"))

@@ -35,6 +35,8 @@ class Arg:
     max: float | None = None
     choices: tuple[str, ...] = ()
     doc: str = ""
+    aliases: tuple[str, ...] = ()  # its keyword in PyTorch, Keras or Caffe (`kernel_size`,
+    #   `strides`, `pad`): written so, it is told archdsl's way (`k3`) (habits.py)
 
     @property
     def required(self) -> bool:
@@ -112,9 +114,15 @@ class LayerKind:
     normalises: ClassVar[bool] = False  # a normalisation: a deep stack is no longer plain (lints)
     merges: ClassVar[bool] = False  # where a combinator's branches meet (merge.py's MergeKind):
     #   a shortcut for gradients (lints), no module of its own (its combinator's: health)
-    input_size_in_torch: ClassVar[str | None] = None  # where PyTorch's constructor takes the
-    #   input size this kind infers: "first" (Conv2d(in, out, k), Linear(in, out)) or "last"
-    #   (BatchNorm2d(C)), so that `linear 8192 10` is told to leave out 8192
+    # Habits from other frameworks, told archdsl's way with the exact replacement (habits.py):
+    aliases: ClassVar[dict[str, str]] = {}  # what PyTorch, Keras or Caffe call this kind (case
+    #   and `_` aside, a trailing `2d` too), each with the arguments the name implies ("" for
+    #   none): {"batchnorm": ""} tells `BatchNorm2d` "archdsl calls it `bn`",
+    #   {"globalavgpool": "1"} tells `globalavgpool` "archdsl writes it `adaptiveavgpool 1`"
+    orders: ClassVar[dict[str, tuple[str, ...]]] = {}  # other frameworks' positional orders,
+    #   by argument name, "in" the input size archdsl infers: {"PyTorch's Linear": ("in",
+    #   "out")} tells `linear 8192 10` to leave out 8192, and {"Keras's Conv2D": ("out",
+    #   "kernel", "stride")} `conv 64 3 p1` that the kernel is a flag (`conv 64 k3 p1`)
     weights: ClassVar[tuple[str, ...]] = ()  # its torch module's learnt weight matrices and
     #                                          kernels, by dotted parameter name ("weight",
     #                                          "qkv.weight"): a kind with some is a weighted
@@ -333,6 +341,11 @@ def layer(name: str, *, family: str, positional: tuple[str, ...] = (),
             raise TypeError(f"layer kind {name!r} defines {', '.join(f'`{m}`' for m in old)}: "
                             "a kind works out its shape, parameters, buffers, MACs and window "
                             "in one method, `rules(self, a, x, calc)` (archdsl/layers/calc.py)")
+        known = {a.name for a in cls.args} | {"in"}
+        for framework, order in cls.orders.items():
+            if not known.issuperset(order):
+                raise TypeError(f"layer kind {name!r}: the order of {framework} names "
+                                f"{sorted(set(order) - known)}, which are no arguments of it")
         if cls.sliding_window and cls.window is LayerKind.window:
             raise TypeError(f"layer kind {name!r} is a sliding window but declares no `window`")
         if name in REGISTRY:
@@ -362,8 +375,18 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
+def sequence_text(x: Shape) -> str:
+    """`a sequence of 64 tokens of 8 channels (64x8)`: a 2-D input in the user's words."""
+    return f"a sequence of {x[0]} tokens of {x[1]} channels ({fmt_shape(x)})"
+
+
 def need_map(kind: str, x: Shape) -> tuple[int, int, int]:
     """The (C, H, W) of a feature-map input, or the error a learner needs to see."""
+    if len(x) == 2:
+        raise LayerError("E-RANK", f"{kind} needs a CxHxW feature map, but its input is "
+                         f"{sequence_text(x)}",
+                         hint=f"`{kind}` works on feature maps, before `tokens` turns one into a "
+                         "sequence")
     if len(x) != 3:
         raise LayerError("E-RANK", f"{kind} needs a CxHxW feature map, but its input is a vector of "
                          f"{fmt_shape(x)} features",
@@ -372,6 +395,11 @@ def need_map(kind: str, x: Shape) -> tuple[int, int, int]:
 
 
 def need_vector(kind: str, x: Shape) -> int:
+    """The length of a vector input, or the error a learner needs to see."""
+    if len(x) == 2:
+        raise LayerError("E-RANK", f"{kind} needs a flat vector, but its input is "
+                         f"{sequence_text(x)}",
+                         hint=f"pick one token first (`token 0`, the class token) before `{kind}`")
     if len(x) != 1:
         raise LayerError("E-RANK", f"{kind} needs a flat vector, but its input is a {fmt_shape(x)} "
                          "feature map", hint=f"add `flatten` (or `adaptiveavgpool 1; flatten`) before "

@@ -60,6 +60,7 @@ class Split(LayerKind):
        summary="channel shuffle: the channels read as groups x C/groups, transposed "
                "(torchvision's channel_shuffle)")
 class Shuffle(LayerKind):
+    aliases = {"channelshuffle": ""}
     args = (Arg("groups", INT, 2, min=1, doc="number of channel groups"),)
 
     reference = {

@@ -24,17 +24,25 @@ def conv_padding(a: Args, axis: int) -> tuple[int, int]:
               **{m: ("padding_mode", m) for m in PADDING_MODES}},
        summary="2-D convolution (torch.nn.Conv2d)", fresh_output=True, sliding_window=True)
 class Conv(LayerKind):
-    input_size_in_torch = "first"
+    aliases = {"conv2d": "", "convolution": "", "convolution2d": ""}
+    orders = {"PyTorch's Conv2d": ("in", "out", "kernel", "stride", "padding", "dilation",
+                                   "groups"),
+              "Keras's Conv2D": ("out", "kernel", "stride")}
     weights = ("weight",)
     args = (
-        Arg("out", INT, min=1, doc="output channels"),
-        Arg("kernel", PAIR, flag="k", min=1, doc="kernel size, `k3` or `k1x7`"),
-        Arg("stride", PAIR, 1, flag="s", min=1, doc="stride"),
+        Arg("out", INT, min=1, doc="output channels",
+            aliases=("out_channels", "filters", "num_output")),
+        Arg("kernel", PAIR, flag="k", min=1, doc="kernel size, `k3` or `k1x7`",
+            aliases=("kernel_size",)),
+        Arg("stride", PAIR, 1, flag="s", min=1, doc="stride", aliases=("strides",)),
         Arg("padding", PADDING, 0, flag="p", min=0,
-            doc="zero padding on each side, or `same` / `valid`"),
-        Arg("dilation", PAIR, 1, flag="d", min=1, doc="spacing between kernel taps"),
-        Arg("groups", INT, 1, flag="g", min=1, doc="channel groups; `g=c` is depthwise"),
-        Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"),
+            doc="zero padding on each side, or `same` / `valid`", aliases=("pad",)),
+        Arg("dilation", PAIR, 1, flag="d", min=1, doc="spacing between kernel taps",
+            aliases=("dilation_rate",)),
+        Arg("groups", INT, 1, flag="g", min=1, doc="channel groups; `g=c` is depthwise",
+            aliases=("group",)),
+        Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)",
+            aliases=("use_bias", "bias_term")),
         Arg("padding_mode", CHOICE, "zeros", choices=PADDING_MODES,
             doc="how the border is padded"),
     )

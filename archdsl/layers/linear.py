@@ -9,10 +9,13 @@ from .base import call, BOOL, INT, Arg, LayerKind, layer, need_vector
        summary="fully connected layer (torch.nn.Linear) on a flat vector, or on each token of a "
                "sequence", fresh_output=True, classifier=True)
 class Linear(LayerKind):
-    input_size_in_torch = "first"
+    aliases = {"dense": "", "fc": "", "innerproduct": "", "fullyconnected": ""}
+    orders = {"PyTorch's Linear": ("in", "out")}
     weights = ("weight",)
-    args = (Arg("out", INT, min=1, doc="output features"),
-            Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)"))
+    args = (Arg("out", INT, min=1, doc="output features",
+                aliases=("out_features", "units", "num_output")),
+            Arg("bias", BOOL, True, doc="learn an additive bias (`nobias` turns it off)",
+                aliases=("use_bias", "bias_term")))
 
     reference = {
         "input": "a vector of N features, or a sequence of T tokens of N channels (T×N)",

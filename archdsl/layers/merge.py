@@ -101,6 +101,7 @@ class Add(_Elementwise):
        summary="element-wise product of the branches (a 1x1 gate broadcasts)")
 class Mul(_Elementwise):
     symbol, module_name, infix, reduce = "⊗", "Mul", "*", staticmethod(operator.mul)
+    aliases = {"multiply": ""}
     mismatch = "mul needs shapes that match or broadcast (a Cx1x1 gate), but the branches give "
 
     reference = {
@@ -113,6 +114,7 @@ class Mul(_Elementwise):
 @layer("concat", family="merge", summary="the branches joined along channels (features for vectors)")
 class Concat(MergeKind):
     symbol, round, module_name = "concat", False, "Concat"
+    aliases = {"concatenate": "", "cat": ""}
 
     reference = {
         "shape": "channels (or features) summed; every branch must have the same rank and the "

@@ -6,15 +6,18 @@ from .base import (call, BOOL, FLOAT, INT, UNCHANGED_SHAPE, Arg, LayerError, Lay
                    layer, need_map, numel)
 from .calc import affine_steps
 
-_EPS = Arg("eps", FLOAT, 1e-5, min=0, doc="added to the variance for stability")
-_AFFINE = Arg("affine", BOOL, True, doc="learn a per-channel scale and shift (`noaffine` turns it off)")
+_EPS = Arg("eps", FLOAT, 1e-5, min=0, doc="added to the variance for stability",
+           aliases=("epsilon",))
+_AFFINE = Arg("affine", BOOL, True, aliases=("elementwise_affine",),
+              doc="learn a per-channel scale and shift (`noaffine` turns it off)")
 
 
 @layer("bn", family="norm", words={"noaffine": ("affine", False)},
        summary="batch normalisation (BatchNorm2d on feature maps, BatchNorm1d on vectors)",
        fresh_output=True, cancels_bias=True, normalises=True)
 class BatchNorm(LayerKind):
-    input_size_in_torch = "last"
+    aliases = {"batchnorm": "", "batchnormalization": "", "batchnorm1d": ""}
+    orders = {"PyTorch's BatchNorm2d": ("in",)}
     args = (_EPS, Arg("momentum", FLOAT, 0.1, min=0, max=1, doc="running-statistics momentum"),
             _AFFINE)
 
@@ -45,8 +48,10 @@ class BatchNorm(LayerKind):
        nonlinear=True, fresh_output=True, normalises=True,
        summary="group normalisation (torch.nn.GroupNorm)")
 class GroupNorm(LayerKind):
-    input_size_in_torch = "last"
-    args = (Arg("groups", INT, min=1, doc="number of channel groups"), _EPS, _AFFINE)
+    aliases = {"groupnormalization": ""}
+    orders = {"PyTorch's GroupNorm": ("groups", "in")}
+    args = (Arg("groups", INT, min=1, doc="number of channel groups", aliases=("num_groups",)),
+            _EPS, _AFFINE)
 
     reference = {
         "input": "a feature map or a vector; C is its first dimension",
@@ -76,7 +81,8 @@ class GroupNorm(LayerKind):
        fresh_output=True, normalises=True,
        summary="layer normalisation over the whole sample (torch.nn.LayerNorm(CxHxW))")
 class LayerNorm(LayerKind):
-    input_size_in_torch = "last"
+    aliases = {"layernormalization": ""}
+    orders = {"PyTorch's LayerNorm": ("in",)}
     args = (_EPS, _AFFINE)
 
     reference = {
@@ -104,6 +110,8 @@ class LayerNorm(LayerKind):
 @layer("lrn", family="norm", positional=("size",), nonlinear=True, normalises=True,
        summary="local response normalisation across channels (torch.nn.LocalResponseNorm)")
 class LocalResponseNorm(LayerKind):
+    aliases = {"localresponsenorm": "", "localresponsenormalization": ""}
+    orders = {"PyTorch's LocalResponseNorm": ("size", "alpha", "beta", "k")}
     args = (Arg("size", INT, min=1, doc="number of neighbouring channels"),
             Arg("alpha", FLOAT, 1e-4, doc="scale"), Arg("beta", FLOAT, 0.75, doc="exponent"),
             Arg("k", FLOAT, 1.0, doc="additive constant"))

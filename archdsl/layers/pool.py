@@ -69,9 +69,11 @@ class _WindowPool(LayerKind):
 
 
 _WINDOW_ARGS = (
-    Arg("kernel", PAIR, flag="k", min=1, doc="window size"),
-    Arg("stride", PAIR, None, flag="s", min=1, doc="stride (defaults to the window size)"),
-    Arg("padding", PAIR, 0, flag="p", min=0, doc="implicit padding on each side"),
+    Arg("kernel", PAIR, flag="k", min=1, doc="window size", aliases=("kernel_size", "pool_size")),
+    Arg("stride", PAIR, None, flag="s", min=1, doc="stride (defaults to the window size)",
+        aliases=("strides",)),
+    Arg("padding", PAIR, 0, flag="p", min=0, doc="implicit padding on each side",
+        aliases=("pad",)),
 )
 
 # The output shape of max and average pooling, in the words of LayerKind.reference
@@ -85,10 +87,12 @@ WINDOW_SHAPE = (
        nonlinear=True, summary="max pooling (torch.nn.MaxPool2d)", fresh_output=True,
        sliding_window=True)
 class MaxPool(_WindowPool):
+    aliases = {"maxpooling": "", "pool": "", "pooling": ""}
+    orders = {"PyTorch's MaxPool2d": ("kernel", "stride", "padding", "dilation")}
     dilated = True
     args = _WINDOW_ARGS + (
         Arg("dilation", PAIR, 1, flag="d", min=1, doc="spacing between window taps"),
-        Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
+        Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)", aliases=("ceil_mode",)),
     )
 
     reference = {
@@ -111,8 +115,10 @@ class MaxPool(_WindowPool):
        words={"ceil": ("ceil", True), "exclude_pad": ("count_include_pad", False)},
        summary="average pooling (torch.nn.AvgPool2d)", fresh_output=True, sliding_window=True)
 class AvgPool(_WindowPool):
+    aliases = {"averagepooling": "", "avgpooling": "", "pool": "", "pooling": ""}
+    orders = {"PyTorch's AvgPool2d": ("kernel", "stride", "padding")}
     args = _WINDOW_ARGS + (
-        Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)"),
+        Arg("ceil", BOOL, False, doc="round the output size up (`ceil`)", aliases=("ceil_mode",)),
         Arg("count_include_pad", BOOL, True, doc="count padded zeros in the average"),
     )
 
@@ -132,7 +138,7 @@ class AvgPool(_WindowPool):
 
 
 class _AdaptivePool(LayerKind):
-    args = (Arg("size", PAIR, min=1, doc="output size, `7` or `7x7`"),)
+    args = (Arg("size", PAIR, min=1, doc="output size, `7` or `7x7`", aliases=("output_size",)),)
     torch_name = ""
 
     def rules(self, a, x, calc):
@@ -176,6 +182,8 @@ def _widest_window(size: int, out: int) -> tuple:
        fresh_output=True)
 class AdaptiveAvgPool(_AdaptivePool):
     torch_name = "AdaptiveAvgPool2d"
+    aliases = {"globalavgpool": "1", "globalaveragepool": "1", "gap": "1",
+               "globalaveragepooling": "1; flatten", "globalavgpooling": "1; flatten"}
 
     reference = {
         "input": "a C×H×W feature map",
@@ -191,6 +199,7 @@ class AdaptiveAvgPool(_AdaptivePool):
        summary="max pooling to a fixed output size (torch.nn.AdaptiveMaxPool2d)")
 class AdaptiveMaxPool(_AdaptivePool):
     torch_name = "AdaptiveMaxPool2d"
+    aliases = {"globalmaxpool": "1", "globalmaxpooling": "1; flatten"}
 
     reference = {
         "input": "a C×H×W feature map",

@@ -10,6 +10,7 @@ from .base import CHOICE, FLOAT, UNCHANGED_SHAPE, Arg, LayerKind, call, layer
        summary="zero each sample's input with probability p while training, the rest scaled "
                "by 1/(1-p) (torchvision's StochasticDepth); the identity in eval mode")
 class StochasticDepth(LayerKind):
+    aliases = {"droppath": ""}
     args = (Arg("p", FLOAT, min=0, max=1, doc="drop probability"),
             Arg("mode", CHOICE, "row", choices=("row", "batch"),
                 doc="`row`: per sample; `batch`: the whole batch at once"))

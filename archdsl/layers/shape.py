@@ -30,7 +30,7 @@ class Flatten(LayerKind):
 @layer("dropout", family="shape", positional=("p",), passes_input=True, reshapes=True,
        summary="zero each value with probability p while training")
 class Dropout(LayerKind):
-    args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
+    args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability", aliases=("rate",)),)
 
     def describe(self, a):
         return f"dropout {a.p:g}"
@@ -42,7 +42,8 @@ class Dropout(LayerKind):
 @layer("dropout2d", family="shape", positional=("p",), passes_input=True, reshapes=True,
        summary="zero whole channels with probability p while training")
 class Dropout2d(LayerKind):
-    args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability"),)
+    aliases = {"spatialdropout": ""}
+    args = (Arg("p", FLOAT, 0.5, min=0, max=1, doc="drop probability", aliases=("rate",)),)
 
     reference = {"input": "a C×H×W feature map", "shape": UNCHANGED_SHAPE, "errors": "E-RANK"}
 

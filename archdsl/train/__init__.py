@@ -4,6 +4,7 @@ config.py     TrainConfig and LaunchConfig: every option, declared once (the CLI
 data.py       the built-in digits, synthetic images, image folders
 table_data.py CSV and TSV data sets of `path,label` rows
 images.py     the CPU pipeline: datasets, transforms, normalisation, the training order
+batches.py    an epoch's batches: steps, the last partial batch kept or left out, the line
 pipeline.py   the decoded-image cache and the augmentation on the GPU
 setup.py      a run prepared: spec and data checked, loaders, model, optimizer, run folder
 loop.py       the epoch loop: steps, validation, Ctrl-C, non-finite losses

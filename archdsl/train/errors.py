@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from ..errors import EXIT_INTERRUPTED, ArchdslError
+from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, ArchdslError
 
 
 class TrainError(ArchdslError):
     """A run that cannot start or go on, with a message for the user."""
+
+
+class TrainUsageError(TrainError):
+    """An option the run cannot take as given (a layer --freeze does not find, an option a
+    resume would ignore, an image path predict cannot find): a mistake on the command line,
+    which it reports with exit code 2, as the CLI's own UsageError."""
+
+    exit_code = EXIT_USAGE
 
 
 class Interrupted(TrainError):
@@ -22,4 +30,4 @@ def on_every_worker(exc: BaseException) -> BaseException:
     return exc
 
 
-__all__ = ["TrainError", "Interrupted", "on_every_worker", "EXIT_INTERRUPTED"]
+__all__ = ["TrainError", "TrainUsageError", "Interrupted", "on_every_worker", "EXIT_INTERRUPTED"]

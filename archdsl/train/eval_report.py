@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .units import top_k_shown
+
 
 def eval_document(r: dict, gallery: Path | None) -> dict:
     """The JSON document (before non-finite numbers are made null): the summary, per-class
     scores, confusion matrix, the most confidently wrong images and the gallery's path."""
     wrong = [{k: e[k] for k in ("path", "true", "predicted", "confidence")}
              for e in r["confidently_wrong"]]
-    return {"images": r["count"], "loss": r["loss"], "top1": r["acc"], "top5": r["top5"],
+    top5 = r["top5"] if top_k_shown(len(r["classes"])) else None  # 100% with 5 classes or fewer
+    return {"images": r["count"], "loss": r["loss"], "top1": r["acc"], "top5": top5,
             "per_class": r["per_class"], "classes": r["classes"],
             "confusion": r["confusion"].tolist(), "misclassified": r["wrong"],
             "confidently_wrong": wrong, "gallery": str(gallery) if gallery else None}
@@ -20,8 +23,8 @@ def eval_document(r: dict, gallery: Path | None) -> dict:
 def eval_table(r: dict, gallery: Path | None) -> str:
     """The summary line, each class's accuracy, precision, recall and F1, the confusion
     matrix (rows: true class), then the most confidently wrong images."""
-    lines = [f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}  "
-             f"top-5 {r['top5']:.1%}"]
+    top5 = f"  top-5 {r['top5']:.1%}" if top_k_shown(len(r["classes"])) else ""
+    lines = [f"{r['count']} images  loss {r['loss']:.4f}  top-1 {r['acc']:.1%}{top5}"]
     width = max(len(c) for c in r["classes"])
     column = max(width, len("class"))
     lines.append(f"\n{'class':{column}}  images  accuracy  precision  recall      F1")

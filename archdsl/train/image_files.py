@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from .data import DataError, printable
+from .errors import TrainUsageError
 
 # The names a folder's images end in (any case). The training loader tries every file of a
 # class folder; a folder to predict on is often a download or a camera's folder, with notes,
@@ -26,7 +27,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".webp", ".ti
 def find_images(paths: list[str]) -> list[str]:
     """The files to classify: a file as given, a folder's image files (IMAGE_SUFFIXES) in it
     and its sub-folders, hidden files and folders (`.ipynb_checkpoints`, `.DS_Store`) and
-    links to folders left out, in sorted order. A folder without images is a DataError."""
+    links to folders left out, in sorted order. A folder without images is a DataError; a
+    path that does not exist (a typo, a file moved) is a usage error (exit 2), before any
+    image is read: an existing file that is no image is still classified as unreadable."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise TrainUsageError(_not_found(missing))
     found = []
     for path in paths:
         if not os.path.isdir(path):
@@ -61,6 +67,13 @@ def _walk(folder: str) -> tuple[list[str], list[str]]:
             is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
             (images if is_image else others).append(entry.path)
     return images, others
+
+
+def _not_found(missing: list[str]) -> str:
+    shown = ", ".join(printable(p) for p in missing[:3]) + (" …" if len(missing) > 3 else "")
+    what = "does not exist" if len(missing) == 1 else f"do not exist ({len(missing)} paths)"
+    return (f"{shown} {what}: no such file or folder; give image files, or folders that hold "
+            "some")
 
 
 def _no_images(folder: str, others: list[str]) -> str:

@@ -58,24 +58,27 @@ class Seeded(torch.utils.data.Dataset):
 
 class ShardedOrder(torch.utils.data.DistributedSampler):
     """The training order of one worker: a seeded shuffle of the whole training set each epoch
-    (the same on every worker), cut into global batches of `batch_size` (the last partial one
-    dropped, unless the set is smaller than one batch); worker `rank` of `world` takes its
-    `batch_size / world` consecutive images of every global batch. So each image is used once
-    per epoch across the workers, and every global step trains on exactly the images one
-    process would. For an epoch resumed after Ctrl-C, `skip` images of the shuffle are left
+    (the same on every worker), cut into global batches of `batch_size`: the last partial one
+    is dropped, unless the set is smaller than one batch, or `last` (batches.plan_epoch: a
+    multiple of `world`) says how many of its images are trained on; worker `rank` of `world`
+    takes its `batch_size / world` consecutive images of every global batch (its `last /
+    world` of the last). So each image is used once per epoch across the workers, and every
+    global step trains on exactly the images one process would. For an epoch resumed after Ctrl-C, `skip` images of the shuffle are left
     out, once. With `weights` (one per image, --sampler balanced) an epoch is as many draws
     with replacement, each image drawn in proportion to its weight, instead of a shuffle.
     It yields (index, seed) picks, which Seeded reads."""
 
     def __init__(self, size: int, generator: torch.Generator, batch_size: int, rank: int = 0,
-                 world: int = 1, weights: torch.Tensor | None = None):
+                 world: int = 1, weights: torch.Tensor | None = None, last: int = 0):
         super().__init__(range(size), num_replicas=world, rank=rank, shuffle=True, drop_last=True)
         self.size, self.generator, self.batch_size, self.skip = size, generator, batch_size, 0
         self.weights = weights
+        self.last = last if size > batch_size else 0
 
     def __len__(self):
         if self.size > self.batch_size:
-            return self.size // self.batch_size * (self.batch_size // self.num_replicas)
+            return (self.size // self.batch_size * (self.batch_size // self.num_replicas)
+                    + self.last // self.num_replicas)
         return len(range(self.rank, self.size, self.num_replicas))
 
     def __iter__(self):
@@ -94,6 +97,10 @@ class ShardedOrder(torch.utils.data.DistributedSampler):
         share = self.batch_size // self.num_replicas
         for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
             first = start + self.rank * share
+            yield from order[first:first + share]
+        if self.last and len(order) % self.batch_size:  # the last batch (skip: whole batches)
+            share = self.last // self.num_replicas
+            first = len(order) // self.batch_size * self.batch_size + self.rank * share
             yield from order[first:first + share]
 
 

@@ -23,6 +23,7 @@ from .progress import Progress
 from .run_folder import resume_command, write_error
 from .setup import Setup, unwrap
 from .state import Position, checkpoint, kept, non_finite, save_part
+from .units import top_k_shown
 
 
 # torch.compile's first step logs from here on a machine without CUDA ("No CUDA runtime is
@@ -53,6 +54,8 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
             f"classes, {device}{', ' + str(s.amp).replace('torch.', '') if s.amp else ''}; "
             f"run folder {run}")
         log(class_counts_line(s.data))
+        if s.plan is not None:
+            log(s.plan.line())
         if config.sampler == "balanced":
             log(f"--sampler balanced: {len(s.order) * world.size:,} draws an epoch, with "
                 "replacement, each class as often as the others")
@@ -102,10 +105,11 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
     finally:
         if writer is not None:
             writer.close()
+    advice = s.plan.advice() if s.plan is not None else ""  # a smaller batch for small data
     if not s.data.val:
-        log(f"no validation images; the last weights are in {run / 'best.safetensors'}")
+        log(f"no validation images; the last weights are in {run / 'best.safetensors'}{advice}")
     else:
-        log(f"best val accuracy {at.best:.1%}; weights in {run / 'best.safetensors'}")
+        log(f"best val accuracy {at.best:.1%}; weights in {run / 'best.safetensors'}{advice}")
     return run
 
 
@@ -144,9 +148,10 @@ def _report(s: Setup, epoch: int, at: Position, row: dict, writer, log) -> None:
         for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr"):
             writer.add_scalar(key, row[key], epoch)
         writer.flush()
+    top5 = f" top5 {row['val_top5']:.1%}" if top_k_shown(len(s.data.classes)) else ""
     log(f"epoch {epoch}/{s.config.epochs}  train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.1%}  val loss {row['val_loss']:.4f} "
-        f"acc {row['val_acc']:.1%} top5 {row['val_top5']:.1%}  lr {row['lr']:.3g}  "
+        f"acc {row['val_acc']:.1%}{top5}  lr {row['lr']:.3g}  "
         f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s")
 
 

@@ -71,14 +71,15 @@ def drawn(draw, *args, warn=None, **kwargs) -> bytes | None:
         return None
 
 
-def curves_png(rows: list[dict], title: str = "") -> bytes:
+def curves_png(rows: list[dict], title: str = "", top5: bool = True) -> bytes:
     """curves_figure as PNG bytes."""
-    return png_bytes(curves_figure(rows, title))
+    return png_bytes(curves_figure(rows, title, top5))
 
 
-def curves_figure(rows: list[dict], title: str = ""):
+def curves_figure(rows: list[dict], title: str = "", top5: bool = True):
     """Loss, accuracy (in %, as the console prints it) and learning rate per epoch, on
-    whole-number epoch ticks; `title` names the run."""
+    whole-number epoch ticks; `title` names the run. `top5`: draw the validation top-5
+    accuracy too (not for 5 classes or fewer, where it is 100%)."""
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
@@ -89,8 +90,9 @@ def curves_figure(rows: list[dict], title: str = ""):
     loss_ax.set(title="loss", xlabel="epoch")
     acc_ax.plot(epochs, [100 * r["train_acc"] for r in rows], marker="o", label="train")
     acc_ax.plot(epochs, [100 * r["val_acc"] for r in rows], marker="o", label="validation")
-    acc_ax.plot(epochs, [100 * r["val_top5"] for r in rows], marker=".", linestyle="--",
-                label="validation top-5")
+    if top5:
+        acc_ax.plot(epochs, [100 * r["val_top5"] for r in rows], marker=".", linestyle="--",
+                    label="validation top-5")
     acc_ax.set(title="accuracy (%)", xlabel="epoch", ylim=(0, 102))
     lr_ax.plot(epochs, [r["lr"] for r in rows], marker="o", color="tab:green")
     lr_ax.set(title="learning rate (end of each epoch)", xlabel="epoch")

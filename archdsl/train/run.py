@@ -16,7 +16,7 @@ from pathlib import Path
 from ..files import remove_temporaries
 from .config import TrainConfig, options
 from .distributed import launched_by_torchrun
-from .errors import TrainError, on_every_worker
+from .errors import TrainError, TrainUsageError, on_every_worker
 from .interrupt import sigterm_as_ctrl_c
 from .loop import run_epochs
 from .run_folder import (RUN_FILES, lock_run, read_config, read_resume_state, resume_command,
@@ -83,11 +83,12 @@ def _refuse_changes(run: Path, given: dict, config: TrainConfig) -> None:
                else flags.get(name, name)
                for name, value in given.items()
                if name not in RESUME_MAY_CHANGE | {"epochs"} and value is not None]
-    if changed:
-        raise TrainError(f"--resume continues {run} with the options it was started with (its "
-                         f"config.json); {', '.join(changed)} cannot change on a resume: leave "
-                         f"{'it' if len(changed) == 1 else 'them'} out (--epochs may raise the "
-                         "number of epochs), or start a new run with them")
+    if changed:  # a command-line mistake: exit 2
+        them = "it" if len(changed) == 1 else "them"
+        raise TrainUsageError(f"--resume continues {run} with the options it was started with "
+                              f"(its config.json); {', '.join(changed)} cannot change on a "
+                              f"resume: leave {them} out (--epochs may raise the number of "
+                              f"epochs), or start a new run with {them}")
     for name in RESUME_MAY_CHANGE & set(given):
         if given[name] is not None:
             setattr(config, name, given[name])

@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from ..files import WriteError, atomic_write
+from .batches import EpochPlan, plan_epoch
 from .config import TrainConfig
 from .data import DataError, DataSet, changes_since, fingerprint
 from .table_data import load_dataset
 from .distributed import World, join
-from .errors import TrainError, on_every_worker
+from .errors import TrainError, TrainUsageError, on_every_worker
 from .images import Seeded, ShardedOrder, datasets, loader_workers, normalisation, torch_threads
 from .run_folder import (checkpoint_bytes, json_writer, make_run_folder, spec_copy_name,
                          write_error)
@@ -56,6 +57,7 @@ class Setup:
     mix: object = None  # --mixup/--cutmix: (images, labels) -> (images, soft labels)
     ema: object = None  # --ema: torch.optim.swa_utils.AveragedModel of the network
     epoch_order: object = None  # the loader's random state at the start of the current epoch
+    plan: EpochPlan | None = None  # the batches of an epoch
 
 
 @contextmanager
@@ -200,8 +202,12 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     train_set, val_set, augment = datasets(data, channels, size, mean, std, flip, config,
                                            device, world)
     generator = torch.Generator().manual_seed(config.seed)
+    # a run from before the last partial batch could be kept goes on without it (exact resume)
+    plan = plan_epoch(len(train_set), config.batch_size, world.size,
+                      keep_last=saved is None or "last_batch" in saved)
     order = ShardedOrder(len(train_set), generator, config.batch_size, world.rank, world.size,
-                         weights=_balanced(data) if config.sampler == "balanced" else None)
+                         weights=_balanced(data) if config.sampler == "balanced" else None,
+                         last=plan.last)
     train_loader, val_loader = _loaders(train_set, val_set, order, config, device, world, log)
     # the thread count changes the sums' rounding: a resumed run keeps the one it started with
     threads = (saved or {}).get("threads") or torch_threads(
@@ -212,6 +218,7 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     init = config.init if saved is None or not (Path(out) / "resume.pt").is_file() else None
     model, frozen, init_info = _model(network, config, device, world, spec_path, params, init,
                                       log)
+    _check_batch_norm(plan, model, data)
     needed = checkpoint_bytes(4 * network.params, config.optimizer)
     run = make_run_folder(spec_path, network.name, out, exist_ok, needed) if world.main else None
     run = world.from_main(run)  # rank 0 chose and made the folder; the others never write
@@ -229,14 +236,33 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     config_json = saved or _config_json(spec_path, dataset, network, data, config, device, amp,
                                         world, mean, std)
     config_json["options"] = asdict(config)
-    config_json["threads"] = threads
+    config_json["threads"], config_json["last_batch"] = threads, plan.last
     if init_info is not None:
         config_json["init"] = init_info
     _write_start(spec_path, spec_data, run, config_json, world, fresh=saved is None)
     return Setup(network, data, run, model, optimizer, schedule, scaler,
                  _loss(config, data, device, log), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
-                 frozen=frozen, mix=_mixing(config, len(data.classes)), ema=ema)
+                 frozen=frozen, mix=_mixing(config, len(data.classes)), ema=ema, plan=plan)
+
+
+def _check_batch_norm(plan: EpochPlan, model: nn.Module, data: DataSet) -> None:
+    """Refuse batches of one image (on a worker) for a network with batch norm, which has no
+    batch statistics then (torch's "Expected more than 1 value per channel"): a training set
+    of one image, or --batch-size 1. A last partial batch is never that small
+    (batches.plan_epoch)."""
+    if plan.smallest >= 2 or not any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                     for m in model.modules()):
+        return
+    each = " on each worker" if plan.world > 1 else ""
+    if plan.whole:
+        why, fix = f"{data.source} has {plan.images} training image(s), so", "add images"
+    else:
+        why, fix = f"--batch-size {plan.batch}:", "give --batch-size 2 or more"
+    error = TrainError if plan.whole else TrainUsageError  # the data, or the command line
+    raise error(f"{why} a training batch holds one image{each}; the network's batch norm needs "
+                f"two or more to compute its statistics: {fix}"
+                + (", or use fewer workers" if plan.world > 1 else ""))
 
 
 def _balanced(data: DataSet) -> torch.Tensor:
@@ -409,8 +435,8 @@ def _model(network, config: TrainConfig, device, world: World, spec_path: Path, 
                              "starts; train the frozen part with one worker, or leave it out")
         set_frozen(model, frozen, config.unfreeze_at is None or config.unfreeze_at > 1)
         trains = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        if not trains:
-            raise TrainError(f"--freeze {' '.join(config.freeze)} holds every one of the "
+        if not trains:  # a command-line mistake: exit 2
+            raise TrainUsageError(f"--freeze {' '.join(config.freeze)} holds every one of the "
                              f"{network.params:,} parameters still, so there is nothing to "
                              "train" + (" until --unfreeze-at" if config.unfreeze_at else "") +
                              "; leave the layers to train (the head, at least) out of --freeze")

@@ -125,6 +125,7 @@ def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
     metrics and resume state are written regardless. Non-finite weights are never written
     (TrainError)."""
     from .plots import confusion_normalized_png, confusion_png, curves_png, drawn, write_png
+    from .units import top_k_shown
 
     run = s.run
     state = _state(s, epoch, rows, best)
@@ -133,7 +134,8 @@ def checkpoint(s: Setup, epoch: int, rows: list, best: float, improved: bool,
     _refuse_non_finite(s, state)
     weights = unwrap(s.model).state_dict()
     measured = s.ema.module.state_dict() if s.ema is not None else weights  # what validation saw
-    curves = drawn(curves_png, rows, title=f"{s.network.name}: {run.name}", warn=log)
+    curves = drawn(curves_png, rows, title=f"{s.network.name}: {run.name}", warn=log,
+                   top5=top_k_shown(len(s.data.classes)))
     matrices = {name: drawn(draw, confusion, s.data.classes, title=f"validation, epoch {epoch}",
                             warn=log) if improved else None
                 for name, draw in (("confusion.png", confusion_png),

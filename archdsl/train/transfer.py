@@ -14,13 +14,14 @@ complex values where the spec holds floating-point ones.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import TrainError
+from .errors import TrainError, TrainUsageError
 
 
 # ----------------------------------------------------------------------------- sources
@@ -194,13 +195,14 @@ def frozen_modules(model: nn.Module, names: list[str], graph) -> list[str]:
     for name in names:
         tops = {name} | {g.name for g in graph.groups.values() if g.block == name}
         hits = [p for p in paths if any(p == t or p.startswith(t + ".") for t in tops)]
-        if not hits:
-            raise TrainError(_no_weights(name, tops, layers, paths))
+        if not hits:  # a command-line mistake: exit 2
+            raise TrainUsageError(_no_weights(name, tops, layers, paths, graph))
         chosen += [p for p in hits if p not in chosen]
     return chosen
 
 
-def _no_weights(name: str, tops: set[str], layers: list[str], paths: list[str]) -> str:
+def _no_weights(name: str, tops: set[str], layers: list[str], paths: list[str],
+                graph) -> str:
     named = [n for n in layers if any(n == t or n.startswith(t + ".") for t in tops)]
     if named:
         who = "it holds" if named == [name] else \
@@ -209,7 +211,13 @@ def _no_weights(name: str, tops: set[str], layers: list[str], paths: list[str]) 
                 "there is nothing to freeze; name layers with weights (conv, linear, bn, …) or "
                 "the block or group around them")
     known = sorted({p.split(".")[0] for p in paths})
-    return (f"--freeze {name}: the spec has no layer or group of that name; its top-level "
+    # the names --freeze takes: the spec's blocks, groups and layers
+    names = {getattr(g, "block", None) for g in graph.groups.values()} | \
+        {g.name for g in graph.groups.values()} | set(layers) | set(known)
+    names.discard(None)
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    its = f"did you mean `{close[0]}`? Its" if close else "its"
+    return (f"--freeze {name}: the spec has no layer or group of that name; {its} top-level "
             f"names are {', '.join(known[:12])}{' …' if len(known) > 12 else ''}")
 
 

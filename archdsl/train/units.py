@@ -1,4 +1,5 @@
-"""Numbers in training messages: bytes of disk and memory."""
+"""Numbers in training messages: bytes of disk and memory, and whether a top-k accuracy says
+anything."""
 
 from __future__ import annotations
 
@@ -10,3 +11,12 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+TOP_K = 5  # the k of the top-k accuracy that validation and eval measure beside top-1
+
+
+def top_k_shown(classes: int, k: int = TOP_K) -> bool:
+    """Whether the top-k accuracy is worth printing: with k classes or fewer every image's
+    class is among the k most likely, so it is 100% and says nothing."""
+    return k < classes
