@@ -140,7 +140,8 @@ def test_a_failed_launch_of_workers_is_one_message(tmp_path, images, monkeypatch
 @pytest.mark.parametrize("command", ["check", "eval", "predict"])
 def test_a_bug_in_a_reading_command_is_one_message(command, trained, images, monkeypatch,
                                                    capsys):
-    target = {"check": "archdsl.network.analyse", "eval": "archdsl.train.inference.load_run",
+    target = {"check": "archdsl.network.analyse_graph",
+              "eval": "archdsl.train.inference.load_run",
               "predict": "archdsl.train.inference.load_run"}[command]
     monkeypatch.setattr(target, _bug)
     argv = {"check": ["check", str(LENET)],
@@ -151,7 +152,7 @@ def test_a_bug_in_a_reading_command_is_one_message(command, trained, images, mon
 
 
 def test_the_traceback_is_there_when_asked_for(monkeypatch):
-    monkeypatch.setattr("archdsl.network.analyse", _bug)
+    monkeypatch.setattr("archdsl.network.analyse_graph", _bug)
     monkeypatch.setenv("ARCHDSL_TRACEBACK", "1")
     with pytest.raises(ZeroDivisionError):
         main(["check", str(LENET)])
