@@ -38,7 +38,8 @@ ERROR_FILL, ERROR_LINE = "#f4cccc", "#cc0000"
 class DrawOptions:
     collapse: str | list[str] = "auto"  # "auto", "all", "none" or block names
     direction: str = "TB"
-    expand: list[str] = field(default_factory=list)  # groups or blocks kept open, or "first"
+    # groups or blocks kept open, "first" or "none"; None: "first" where the page still fits
+    expand: list[str] | None = None
 
 
 @dataclass

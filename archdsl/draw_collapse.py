@@ -12,10 +12,13 @@ from __future__ import annotations
 from .graph import BlockCall, CombinatorGroup, RepeatGroup
 
 # What a page holds: by default the deepest blocks and repeats are collapsed until the drawing
-# has at most PAGE_NODES nodes and PAGE_RANKS nodes along its longest path.
-PAGE_NODES, PAGE_RANKS = 60, 22
-# `--expand first`: the first call of each block called more than once
-FIRST = "first"
+# has at most PAGE_NODES nodes and PAGE_RANKS nodes along its longest path. One instance of
+# each repeated block is then drawn open where the drawing still has at most PAGE_NODES nodes
+# and OPEN_RANKS ranks (the most a page holds; PAGE_RANKS leaves room for that instance).
+PAGE_NODES, PAGE_RANKS, OPEN_RANKS = 60, 22, 30
+# `--expand first`: the first call of each block called more than once; `--expand none`:
+# nothing opened (the default opens `first` where the drawing still fits a page)
+FIRST, NOTHING = "first", "none"
 
 
 def times(group) -> int:
@@ -57,12 +60,21 @@ def group_chain(groups, gid):
     return list(reversed(chain))
 
 
-def collapsed_groups(graph, collapse, expand=()) -> set[int]:
+def collapsed_groups(graph, collapse, expand=None) -> set[int]:
     """The block calls (and, by default, repeats and combinators) to draw as single nodes:
-    `collapse` is "auto", "all", "none" or block names; `expand` names what stays open."""
+    `collapse` is "auto", "all", "none" or block names; `expand` names what stays open. By
+    default (`expand` None, `collapse` auto) one instance of each repeated block is drawn
+    open (`first`) where the picture still fits a page, and none where it would not."""
     groups = graph.groups
     if collapse == "none":
         return set()
+    if expand is None:
+        if collapse == "auto":
+            opened = collapsed_groups(graph, collapse, [FIRST])
+            nodes, ranks = drawn_size(graph, opened)
+            if nodes <= PAGE_NODES and ranks <= OPEN_RANKS:
+                return opened
+        expand = []
     kept = opened_groups(graph, expand)
     if collapse == "all":
         return _outermost({g.id for g in block_calls(graph)} - kept, groups)
@@ -90,6 +102,8 @@ def opened_groups(graph, expand) -> set[int]:
     calls = block_calls(graph)
     kept: set[int] = set()
     for name in expand or ():
+        if name == NOTHING:
+            continue
         if name == FIRST:
             for block in dict.fromkeys(g.block for g in calls):
                 mine = [g for g in calls if g.block == block]
@@ -189,7 +203,7 @@ def unknown_expand(names: list[str], graph) -> str | None:
     blocks = {g.block for g in block_calls(graph)}
     known = blocks | {g.name for g in graph.groups.values()}
     for name in names:
-        if name != FIRST and name not in known:
+        if name not in (FIRST, NOTHING) and name not in known:
             shown = shorten(name)
             hint = did_you_mean(name, known) or (
                 f"it calls {', '.join(sorted(blocks))}, and its groups are named as "

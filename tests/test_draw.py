@@ -13,10 +13,10 @@ from helpers import run_cli
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-def dot_source(name, collapse="none", text=None):
+def dot_source(name, collapse="none", text=None, expand=None):
     text = text if text is not None else (SPECS / f"{name}.arch").read_text()
     _, graph, diagnostics = analyse_graph(text, f"{name}.arch")
-    return to_dot(graph, diagnostics, DrawOptions(collapse=collapse)).source
+    return to_dot(graph, diagnostics, DrawOptions(collapse=collapse, expand=expand)).source
 
 
 def nodes(src, prefix=r"n_\w+|fork_\w+|block\d+|output"):
@@ -86,7 +86,7 @@ def test_googlenet_concat_nodes_and_automatic_collapsing():
     concats = [n for n in nodes(src) if label(src, n) == "concat"]
     assert len(concats) == 9  # nine inception modules
     assert len(nodes(src, r"fork_\w+")) == 9
-    auto = dot_source("googlenet", collapse="auto")
+    auto = dot_source("googlenet", collapse="auto", expand=["none"])
     assert len(nodes(auto)) <= 60 < len(nodes(src))
     titles = [label(auto, b).split("\n")[0] for b in nodes(auto, r"block\d+")]
     assert titles[:3] == ["basic(c=64, k=7, s=2, p=3)", "basic(c=64, k=1, s=1, p=0)",
@@ -205,7 +205,21 @@ def test_expand_opens_one_call_a_repeat_or_the_first_call_of_each_block():
     assert labels.count("bottleneck(c=128, s=1)") == 7
     every = expanded("resnet18", "basic", collapse="all")
     assert nodes(every, r"block\d+") == [] and len(nodes(every, r"fork_\w+")) == 8
-    assert expanded("resnet18") == dot_source("resnet18", collapse="auto")
+    assert expanded("resnet18", "none") != dot_source("resnet18", collapse="auto")
+
+
+def test_the_default_drawing_opens_one_instance_of_each_repeated_block_where_it_fits():
+    """Issue 25: by default a ResNet shows one residual open and GoogLeNet one inception
+    module's branches; where that would not fit a page (Inception-v3's 62 nodes), nothing is
+    opened, as `--expand none` draws it."""
+    resnet = dot_source("resnet18", collapse="auto")
+    assert resnet == expanded("resnet18", "first")
+    assert cluster_titles(resnet) == ["basic(c=64, s=1)"] and len(nodes(resnet, r"fork_\w+")) == 1
+    googlenet = dot_source("googlenet", collapse="auto")
+    assert len([n for n in nodes(googlenet) if label(googlenet, n) == "concat"]) == 1
+    assert len(nodes(googlenet)) <= 60
+    inception = dot_source("inception_v3", collapse="auto")
+    assert inception == expanded("inception_v3", "none") != expanded("inception_v3", "first")
 
 
 def test_expand_names_what_the_spec_has(tmp_path, capsys):

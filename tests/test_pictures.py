@@ -13,6 +13,7 @@ from archdsl.cli import main
 from archdsl.graph import RepeatGroup
 from archdsl.draw import (FAMILIES, PAGE_NODES, DrawOptions, collapsed_groups, drawn_size,
                           title, to_dot)
+from archdsl.draw_collapse import OPEN_RANKS
 from archdsl.network import analyse_graph
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def test_the_default_drawing_of_every_spec_fits_a_page(spec):
     graph = graph_of(spec.read_text(), spec.name)
     assert graph is not None, f"{spec.name} does not check, so it has no picture"
     nodes, ranks = drawn_size(graph, collapsed_groups(graph, "auto"))
-    assert nodes <= PAGE_NODES and ranks <= 30, (nodes, ranks)
+    assert nodes <= PAGE_NODES and ranks <= OPEN_RANKS, (nodes, ranks)
     src = to_dot(graph, [], DrawOptions()).source
     assert len(drawn_nodes(src)) <= PAGE_NODES
     assert "repeat ×1" not in src
@@ -141,13 +142,13 @@ def test_a_folded_repeat_shows_the_range_of_what_its_index_changes():
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet", "resnet152"])
 def test_expand_first_opens_one_instance_of_each_repeated_block_on_a_page(name):
-    """`--expand first` (opt-in: the default drawing is unchanged) opens the first call of
-    each block called more than once; for these the picture still fits a page."""
+    """`--expand first`, the default where the picture still fits a page, opens the first call
+    of each block called more than once; `--expand none` opens nothing."""
     spec = SPECS[[s.stem for s in SPECS].index(name)]
     graph = graph_of(spec.read_text(), spec.name)
     opened = collapsed_groups(graph, "auto", ["first"])
-    assert opened != collapsed_groups(graph, "auto")
+    assert opened == collapsed_groups(graph, "auto") != collapsed_groups(graph, "auto", ["none"])
     nodes, ranks = drawn_size(graph, opened)
-    assert nodes <= PAGE_NODES and ranks <= 30, (nodes, ranks)
-    src = to_dot(graph, [], DrawOptions(expand=["first"])).source
+    assert nodes <= PAGE_NODES and ranks <= OPEN_RANKS, (nodes, ranks)
+    src = to_dot(graph, [], DrawOptions()).source
     assert "fork_" in src  # a residual or the inception branches, drawn open

@@ -53,8 +53,9 @@ def add_draw(sub) -> None:
     draw.add_argument("--expand", action="append", metavar="NAME[,NAME…]",
                       help="draw these open whatever --collapse says: a block call or repeat "
                            "by the name check gives its layers (stage2, stage2.repeat1), every "
-                           "call of a block by the block's name, or first (the first call of "
-                           "each block called more than once); comma-separated or repeated")
+                           "call of a block by the block's name, first (the first call of each "
+                           "block called more than once), or none; comma-separated or repeated; "
+                           "default: first, where the picture still fits a page")
     draw.add_argument("--direction", choices=("TB", "LR"), default="TB",
                       help="TB: top to bottom, LR: left to right")
     draw.add_argument("--dpi", type=_dpi, metavar="N",
@@ -91,7 +92,7 @@ def cmd_draw(args) -> int:
         raise UsageError(f"--dpi sets a PNG's resolution; {out} is {fmt.upper()}, which "
                          + ("is text" if fmt == "dot" else "scales without it"))
     collapse = _collapse_option(args.collapse)
-    expand = _names(args.expand)
+    expand = _names(args.expand) if args.expand is not None else None
     if args.file != STDIN and out.exists() and out.resolve() == spec_path.resolve():
         raise UsageError(f"refusing to draw over the spec itself ({out})")
     writable_output(out, "-o", args.force, ours=drawn_by_archdsl, kind="an archdsl drawing",
@@ -99,7 +100,7 @@ def cmd_draw(args) -> int:
     _, graph, diagnostics = analyse_graph(text, name, params, parse_input(args.input))
     if graph is not None and isinstance(collapse, list) and unknown_blocks(collapse, graph):
         raise UsageError(unknown_blocks(collapse, graph))
-    if graph is not None and unknown_expand(expand, graph):
+    if graph is not None and expand and unknown_expand(expand, graph):
         raise UsageError(unknown_expand(expand, graph))
     print_diagnostics(diagnostics, text)
     if graph is None:
