@@ -147,16 +147,20 @@ STDIN_NAME = "<stdin>"  # … and its diagnostics name it so
 _stdin_text: list[tuple] = []  # (the stream, its text)
 
 
-def spec_source(file: str, sets: list[str] | None) -> tuple[str, str, dict]:
+def spec_source(file: str, params: dict) -> tuple[str, str, dict]:
     """What a command reads for SPEC, as (text, the name diagnostics give it, the `arch`
     parameters). SPEC may be a run folder written by `archdsl train`: its copy of the spec,
-    with the parameters the run was trained with (num_classes from its data), `--set` values
-    on top; so `archdsl export RUN --weights RUN/best.safetensors` fits the weights."""
-    params = parse_sets(sets or [])
-    if file != STDIN and (Path(file) / "config.json").is_file():
+    with the parameters the run was trained with (num_classes from its data), `params` (the
+    `--set` values) on top; so `archdsl export RUN` fits the run's weights."""
+    if is_run_folder(file):
         spec, trained_with = run_spec(Path(file))
         return read_spec_file(str(spec)), str(spec), {**trained_with, **params}
     return read_spec_file(file), spec_name(file), params
+
+
+def is_run_folder(file: str) -> bool:
+    """Whether SPEC names a run folder (one with the config.json `archdsl train` writes)."""
+    return file != STDIN and (Path(file) / "config.json").is_file()
 
 
 def run_spec(run: Path) -> tuple[Path, dict]:

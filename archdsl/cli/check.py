@@ -37,14 +37,14 @@ def cmd_check(args) -> int:
     from ..network import Network, analyse_graph
     from ..report import partial_table, to_json
 
-    parse_sets(args.set)  # a malformed --set is a usage error before any file is read
+    sets = parse_sets(args.set)  # a malformed --set is a usage error before any file is read
     input_shape = parse_input(args.input)
     status = EXIT_OK
     documents = []
     for i, file in enumerate(args.files):
         name = spec_name(file)
         try:  # a run folder is its spec copy, checked with the parameters it was trained with
-            text, name, params = spec_source(file, args.set)
+            text, name, params = spec_source(file, sets)
         except UsageError as exc:  # report it, and go on with the other files
             print(f"archdsl check: error: {exc}", file=sys.stderr)
             status = EXIT_USAGE

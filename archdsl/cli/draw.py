@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..command_values import (EXIT_OK, EXIT_SPEC, STDIN, add_spec_options, epilog, parse_input,
-                              UsageError, print_diagnostics, spec_source)
+                              parse_sets, print_diagnostics, spec_source, UsageError)
 from ..output_files import writable_output
 
 DRAW_FORMATS = ("svg", "png", "pdf", "dot")
@@ -76,7 +76,7 @@ def cmd_draw(args) -> int:
     from ..files import atomic_write_bytes
     from ..network import analyse_graph
 
-    text, name, params = spec_source(args.file, args.set)  # a run folder: its spec copy
+    text, name, params = spec_source(args.file, parse_sets(args.set))  # a run folder: its spec copy
     spec_path = Path(name)
     if args.file == STDIN and not args.output:
         raise UsageError("the spec comes from standard input: name the picture with -o OUT")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..command_values import (EXIT_OK, EXIT_SPEC, UsageError, add_spec_options, epilog,
-                              parse_input, print_diagnostics, spec_source)
+from ..command_values import (EXIT_OK, EXIT_SPEC, add_spec_options, epilog, parse_input,
+                              parse_sets, print_diagnostics, spec_source, UsageError)
 from ..explain import UnknownLayer, explain_layer, render_text, select, to_json
 from ..network import analyse_graph
 from ..report import checked_prefix
@@ -42,7 +42,7 @@ def cmd_explain(args) -> int:
     unknown layer) is raised for the CLI's error boundary. A spec with errors is explained up
     to its first error, then the errors are shown (exit 1)."""
     input_shape = parse_input(args.input)
-    text, name, params = spec_source(args.file, args.set)  # a run folder: its spec copy
+    text, name, params = spec_source(args.file, parse_sets(args.set))  # a run folder: its spec copy
     _, graph, diagnostics = analyse_graph(text, name, params, input_shape)
     errors = [d for d in diagnostics if d.is_error]
     if graph is None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..command_values import (EXIT_OK, EXIT_SPEC, STDIN, UsageError, add_spec_options, color,
-                              epilog, parse_input, print_diagnostics, spec_source)
+from ..command_values import (EXIT_OK, EXIT_SPEC, STDIN, add_spec_options, color, epilog,
+                              is_run_folder, parse_input, parse_sets, print_diagnostics,
+                              spec_source, UsageError)
 from ..output_files import writable_output
 
 
@@ -47,7 +48,7 @@ def cmd_export(args) -> int:
     if args.file == STDIN and not args.output:
         raise UsageError("the spec comes from standard input: name the output with -o OUT")
     # a run folder is its spec copy with the parameters and the best weights it trained
-    text, name, params = spec_source(args.file, args.set)
+    text, name, params = spec_source(args.file, parse_sets(args.set))
     path = Path(name)
     weights = Path(args.weights) if args.weights else _run_weights(args)
     out = Path(args.output) if args.output else default_output(path, args.to)
@@ -72,6 +73,6 @@ def cmd_export(args) -> int:
 def _run_weights(args) -> Path | None:
     """The best weights of a run folder given as SPEC (a Python export takes none)."""
     best = Path(args.file) / "best.safetensors"
-    if args.to != "python" and (Path(args.file) / "config.json").is_file() and best.is_file():
+    if args.to != "python" and is_run_folder(args.file) and best.is_file():
         return best
     return None

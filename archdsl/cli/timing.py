@@ -8,7 +8,7 @@ import json
 import sys
 
 from ..command_values import (EXIT_OK, EXIT_SPEC, add_spec_options, color, epilog, parse_input,
-                              UsageError, print_diagnostics, spec_source)
+                              parse_sets, print_diagnostics, spec_source, UsageError)
 
 
 def _at_least(least: int):
@@ -65,7 +65,7 @@ def cmd_time(args) -> int:
     from ..timing import table, time_network, to_json
 
     input_shape = parse_input(args.input)
-    text, name, params = spec_source(args.file, args.set)  # a run folder: its spec copy
+    text, name, params = spec_source(args.file, parse_sets(args.set))  # a run folder: its spec copy
     if args.device == "cuda":
         _need_cuda()
     network, diagnostics = analyse(text, name, params, input_shape)
