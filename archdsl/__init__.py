@@ -16,9 +16,9 @@ __all__ = ["load", "loads", "analyse", "build", "transfer_weights", "Network", "
 def __getattr__(name):
     # The torch side is imported on first use only: checking a spec never loads torch.
     if name == "transfer_weights":
-        from . import torch_backend
+        from .transfer import transfer_weights
 
-        return getattr(torch_backend, name)
+        return transfer_weights
     raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
 
 

@@ -149,7 +149,7 @@ class Pairing:
     ambiguous: list = field(default_factory=list)  # (source keys, target keys, shape, role)
 
 
-def pair_by_structure(source: list, target: list) -> Pairing:
+def pair_by_structure(source: list, target: list, modules: list | None = None) -> Pairing:
     """Map `source`'s tensors onto `target`'s; each a list of (key, shape, role) in module
     order, role "parameter" or "buffer".
 
@@ -162,15 +162,18 @@ def pair_by_structure(source: list, target: list) -> Pairing:
     layer of its own). There the order between modules is trusted, the order within one is
     not: where one module holds two of them they pair by name, and those that no name tells
     apart are ambiguous. What is held a different number of times is fresh and unused.
+
+    `modules`, (source module, target module) paths of the same structure, replaces the k-th
+    with the k-th for whole modules (archdsl.transfer_weights pairs them by where the forward
+    pass reaches them); the order of `source` and `target` then orders the tensors left.
     """
     src_modules, dst_modules = _modules(source), _modules(target)
     plan = Pairing()
-    src_kinds = _by_structure(src_modules)
-    for structure, prefixes in _by_structure(dst_modules).items():
-        if len(src_kinds.get(structure, [])) == len(prefixes):
-            for s, d in zip(src_kinds[structure], prefixes):
-                names = {_name(key): key for key, _, _ in src_modules[s]}
-                plan.pairs += [(names[_name(key)], key) for key, _, _ in dst_modules[d]]
+    if modules is None:
+        modules = _kth_modules(src_modules, dst_modules)
+    for s, d in modules:
+        names = {_name(key): key for key, _, _ in src_modules[s]}
+        plan.pairs += [(names[_name(key)], key) for key, _, _ in dst_modules[d]]
     src_done, dst_done = {s for s, _ in plan.pairs}, {d for _, d in plan.pairs}
     src_rest = _by_shape(e for es in src_modules.values() for e in es if e[0] not in src_done)
     dst_rest = _by_shape(e for es in dst_modules.values() for e in es if e[0] not in dst_done)
@@ -192,6 +195,16 @@ def pair_by_structure(source: list, target: list) -> Pairing:
     plan.fresh.sort(key=order.get)
     plan.unused = [key for key, _, _ in source if key not in used]
     return plan
+
+
+def _kth_modules(src_modules: dict, dst_modules: dict) -> list:
+    """(source, target) module paths: the k-th of a structure with the k-th, where both sides
+    hold it equally often."""
+    src_kinds, pairs = _by_structure(src_modules), []
+    for structure, prefixes in _by_structure(dst_modules).items():
+        if len(src_kinds.get(structure, [])) == len(prefixes):
+            pairs += zip(src_kinds[structure], prefixes)
+    return pairs
 
 
 def _name(key: str) -> str:

@@ -179,9 +179,13 @@ class _Writer:
         return tuple(out)
 
     def class_source(self, name: str, doc: str, children: list[_Item], init_args: str = "",
-                     checks=()) -> str:
+                     checks=(), main: bool = False) -> str:
         """A class whose constructor makes `children` and whose forward runs them; `checks`
-        are (parameter, value) pairs the constructor accepts no other value for."""
+        are (parameter, value) pairs the constructor accepts no other value for. In a
+        dataflow network (named values: `graph.dataflow`) the `main` class's forward runs
+        every layer and the other classes only hold modules."""
+        if self.graph.dataflow and not main:
+            doc += " (its modules run in the network's forward)"
         body = [f"class {name}(nn.Module):", f'    """{doc}"""', "",
                 f"    def __init__(self{init_args}):", "        super().__init__()"]
         for param, value in checks:
@@ -191,14 +195,21 @@ class _Writer:
         for child in children:
             expr = self.construct(child, "        ")
             body.append(f"        self.{child.name} = {expr}")
-        body += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        if self.graph.dataflow and not main:  # the network's forward runs every module
+            return "\n".join(body)
         lines: list[tuple[str, str | None]] = []
-        self.forward(children, "x", "x", "self", lines, [0])
+        if self.graph.dataflow:
+            returns = flow_forward(self.graph, lines)
+            result = "torch.Tensor" if len(self.graph.outputs) == 1 else "tuple"
+        else:
+            self.forward(children, "x", "x", "self", lines, [0])
+            returns, result = "x", "torch.Tensor"
+        body += ["", f"    def forward(self, x: torch.Tensor) -> {result}:"]
         width = max((len(code) for code, _ in lines), default=0)
         for code, shape in lines:
             comment = f"  # {shape}" if shape else ""
             body.append(f"        {code.ljust(width) if comment else code}{comment}")
-        body.append("        return x")
+        body.append(f"        return {returns}")
         return "\n".join(body)
 
 
@@ -251,14 +262,81 @@ def to_python(network) -> str:
     init_args = "".join(f", {p}={v!r}" for p, v in params.items())
     main = writer.class_source(cls, f"{network.name}: {fmt_shape(network.input_shape)} -> "
                                     f"{fmt_shape(network.output_shape)}", root.children,
-                               init_args=init_args,
+                               init_args=init_args, main=True,
                                checks=[(n, v) for n, v in params.items() if n not in passthrough])
     header = HEADER.format(name=network.name, version=__version__, file=network.file, cls=cls,
                            input=fmt_shape(network.input_shape))
     if writer.own:
         header = header.replace("import torch\n", OWN_IMPORTS, 1)
     own = [inspect.getsource(c).rstrip() for _, c in sorted(writer.own.items())]
+    own += _output_classes(graph)
     return "\n\n\n".join([header.rstrip()] + own + writer.classes + [main]) + "\n"
+
+
+def _output_classes(graph) -> list[str]:
+    """For several outputs: the tuple classes forward returns, each item also read by its
+    name as a named tuple's (written out, so that the file imports nothing but torch)."""
+    if len(graph.outputs) < 2:
+        return []
+    kinds = [("Outputs", "Every output (in training)", [o.name for o in graph.outputs])]
+    mains = [o.name for o in graph.outputs if o.aux is None]
+    if len(mains) > 1 and len(mains) < len(graph.outputs):
+        kinds.append(("EvalOutputs", "The outputs eval returns", mains))
+    out = []
+    for cls, doc, names in kinds:
+        lines = [f"class {cls}(tuple):", f'    """{doc}: a tuple whose items are also read by '
+                 'name."""', "", f"    _fields = {tuple(names)!r}", "",
+                 f"    def __new__(cls, {', '.join(names)}):",
+                 f"        return super().__new__(cls, ({', '.join(names)},))", ""]
+        lines += [f"    {n} = property(lambda self: self[{i}])" for i, n in enumerate(names)]
+        out.append("\n".join(lines))
+    return out
+
+
+def flow_forward(graph, lines: list) -> str:
+    """The forward pass of a dataflow graph as straight-line code, a variable per node (a
+    named value's name where one node alone goes by it), the layers serving only outputs
+    marked `aux` under `if self.training:`; returns what `forward` returns."""
+    import networkx as nx
+
+    counts: dict[str, int] = {}
+    for value in graph.names:
+        counts[value.name] = counts.get(value.name, 0) + 1
+    names = {v.node: v.name for v in graph.names if counts[v.name] == 1}
+    var = {"input": "x"}
+    taken = {"x", "self", "torch", "nn", "F"}
+    main = [o.node for o in graph.outputs if o.aux is None]
+    in_eval = set(main).union(*(nx.ancestors(graph.dag, n) for n in main))
+    guarded = False
+    for nid in graph.order[1:]:
+        node = graph.layer(nid)
+        name = names.get(nid) or re.sub(r"\W", "_", nid)
+        while name in taken or keyword.iskeyword(name):
+            name += "_"
+        taken.add(name)
+        var[nid] = name
+        reads = [var[p] for p in graph.inputs(nid)]
+        code = (node.kind.python(reads) if node.kind.merges
+                else f"{module_path(nid)}({reads[0]})")
+        if (nid not in in_eval) != guarded:
+            guarded = not guarded
+            if guarded:
+                lines.append(("if self.training:  # what only the auxiliary outputs read", None))
+        lines.append((("    " if guarded else "") + f"{name} = {code}",
+                      fmt_shape(graph.shape(nid))))
+    if len(graph.outputs) == 1:
+        return var[graph.outputs[0].node]
+    every = ", ".join(f"{o.name}={var[o.node]}" for o in graph.outputs)
+    mains = [var[o.node] for o in graph.outputs if o.aux is None]
+    kept = ", ".join(f"{o.name}={var[o.node]}" for o in graph.outputs if o.aux is None)
+    lines.append(("if self.training:", None))
+    lines.append((f"    return Outputs({every})", None))
+    return mains[0] if len(mains) == 1 else f"EvalOutputs({kept})"
+
+
+def module_path(nid: str) -> str:
+    """`self.repeat1[0].pair1.conv1` for the node `repeat1.0.pair1.conv1`."""
+    return "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in nid.split("."))
 
 
 def _unwritable(params: dict):

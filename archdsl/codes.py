@@ -35,7 +35,8 @@ CODES: dict[str, Code] = {code.name: code for code in (
          "block, repeat or combinator."),
     Code("E-DUPLICATE", ERROR,
          "Something that may appear once appears twice: a block defined twice, two `arch` "
-         "headers, two `input` or `init` lines, or a block named like a kind."),
+         "headers, two `input`, `init` or `output` lines, a value named twice (`-> a`), or a "
+         "value named like a kind, block or parameter."),
     Code("E-INIT", ERROR,
          "`init` takes a scheme (`pytorch`, `resnet`) and that scheme's options only."),
     Code("E-FILE", ERROR, "The file cannot be read, or is too large to be a spec."),
@@ -49,7 +50,13 @@ CODES: dict[str, Code] = {code.name: code for code in (
     Code("E-UNKNOWN-LAYER", ERROR,
          "The statement names neither a layer kind nor a block defined in the file."),
     Code("E-UNKNOWN-NAME", ERROR,
-         "A name that is no parameter in scope, no flag and no word the kind declares."),
+         "A name that is no parameter in scope, no flag and no word the kind declares; or a "
+         "value's name (`-> a`) used before the statement that makes it, or outside the body "
+         "that makes it."),
+    Code("E-ARITY", ERROR,
+         "Values and what reads them do not agree in number: a layer given several values "
+         "(`a, b; conv …`), a block that takes two given one, or `-> a, b` on a statement that "
+         "leaves one value."),
     Code("E-UNKNOWN-ARG", ERROR, "A keyword the layer kind (or block) does not take."),
     Code("E-ARG-MISSING", ERROR,
          "A required argument is not given (e.g. `conv` needs its output channels and a "
@@ -118,6 +125,13 @@ CODES: dict[str, Code] = {code.name: code for code in (
     Code("W-CHANNELS-LAST", WARNING,
          "The input shape looks channels-last (HxWxC, as Keras and images store it: "
          "`input 32x32x3`), but archdsl reads CxHxW: write the channels first (`input 3x32x32`)."),
+    Code("W-UNUSED", WARNING,
+         "A value nothing reads: a name given with `-> a` and never used, or a layer whose "
+         "output goes nowhere (the running value was replaced by a named one before it was "
+         "read)."),
+    Code("W-SHADOW", WARNING,
+         "A block of the spec has the name of a built-in layer kind: in this file the name "
+         "means the block (a spec written before the kind existed keeps its meaning)."),
     Code("W-HIDDEN-NAME", WARNING,
          "A name the spec declares hides one of the language's own: `def max(…)` hides the "
          "built-in function, a parameter `true` the value."),

@@ -92,13 +92,32 @@ def to_dot(graph, diagnostics: list[Diagnostic] = (), options: DrawOptions | Non
     clusters, fork_ids, families_used = _place_nodes(
         graph, stand_in, block_members, _errors_by_node(graph, diagnostics))
     _emit_cluster(dot, clusters, None, graph.groups)
-    out_shape = graph.shape(graph.output)
-    dot.node("output", f"output\n{_shape_text(out_shape)}", shape="box", style="rounded,bold",
-             fillcolor="white", tooltip="the network's output")
+    ends = _draw_outputs(dot, graph)
     _draw_edges(dot, graph, stand_in, fork_ids)
-    dot.edge(stand_in[graph.output], "output", label=f" {_shape_text(out_shape)}")
+    for nid, node_id, shape in ends:
+        dot.edge(stand_in[nid], node_id, label=f" {shape}")
     dot.attr(label=_heading(graph, families_used))
     return dot
+
+
+def _draw_outputs(dot, graph) -> list[tuple[str, str, str]]:
+    """An output node per output: `output` for the one of a plain network; each by its name
+    where the spec names several (`output logits, aux aux=0.3`), an auxiliary one dashed.
+    Returns (graph node, output node, shape) for the edges into them."""
+    ends = []
+    several = len(graph.outputs) > 1
+    for i, out in enumerate(graph.outputs or [None]):
+        nid = graph.output if out is None else out.node
+        shape = _shape_text(graph.shape(nid))
+        node_id = "output" if i == 0 else f"output{i + 1}"
+        name = out.name if several else "output"
+        aux = out is not None and out.aux is not None
+        dot.node(node_id, f"{name}\n{shape}" + (f"\n(training, loss ×{out.aux:g})" if aux else ""),
+                 shape="box", style="rounded,dashed" if aux else "rounded,bold",
+                 fillcolor="white", tooltip="an output used only in training" if aux
+                 else "the network's output")
+        ends.append((nid, node_id, shape))
+    return ends
 
 
 def _stand_ins(graph, collapsed: set[int]):
@@ -193,6 +212,10 @@ def _draw_edges(dot, graph, stand_in, fork_ids) -> None:
         candidates = [m for m in merges_by_fork.get(u, ()) if inside(v, m)]
         return max(candidates, key=lambda m: len(graph.layer(m).groups), default=None)
 
+    counts: dict[str, int] = {}
+    for value in graph.names:
+        counts[value.name] = counts.get(value.name, 0) + 1
+    named = {v.node: v.name for v in graph.names if v.uses and counts[v.name] == 1}
     drawn_edges = set()
     for u, v, _ in graph.edges():
         merge = fork_point(u, v)
@@ -202,6 +225,7 @@ def _draw_edges(dot, graph, stand_in, fork_ids) -> None:
             continue
         drawn_edges.add((a, b))
         role = _role(graph, merge, v) if merge is not None else None
+        role = role or named.get(u)  # a named value's uses: edges labelled with the name
         attrs = {"label": (f" {role}\n" if role else " ") + _shape_text(graph.shape(u))}
         if role:
             attrs["fontcolor"] = "#1155cc"

@@ -17,6 +17,7 @@ from typing import Any
 from .diagnostics import shorten
 from .layers.base import fmt_shape
 from .layers.calc import Step
+from .number_text import plain
 from .graph import capped
 from .propagate import work_out
 
@@ -45,7 +46,8 @@ class LayerExplanation:
         return {"name": self.name, "op": self.op, "line": self.line, "written": self.written,
                 "input": [list(x) for x in self.input], "output": list(self.output),
                 "params": self.params, "buffers": self.buffers, "macs": self.macs,
-                "rf": {"size": list(self.rf[0]), "stride": list(self.rf[1])} if self.rf else None,
+                "rf": {"size": list(self.rf[0]), "stride": [plain(j) for j in self.rf[1]]}
+                if self.rf else None,
                 "steps": [s.to_dict() for s in self.steps]}
 
 
@@ -59,7 +61,8 @@ class UnknownLayer(ValueError):
 def explain(network, layers=None) -> list[LayerExplanation]:
     """Explain every layer of a checked Network (or LayerGraph), in topological order, or
     only `layers`: node names (`conv1`, `basic1.residual1.body.conv1`), block calls or
-    combinators (`basic1`: every layer in it), blocks (`basic`: every call of it) and spec
+    combinators (`basic1`: every layer in it), blocks (`basic`: every call of it), named
+    values (`e2`: the layer that makes it, in each call or time round it is named) and spec
     line numbers (`5` or 5: the layers written there, or made by a call written there).
     Raises UnknownLayer for one that matches nothing."""
     graph = getattr(network, "graph", network)
@@ -113,6 +116,9 @@ def _matching(graph, names: list[str], item: str) -> set[str]:
         return found
     if item in names:
         return {item}
+    made = {v.node for v in graph.names if v.name == item}  # a named value: its layers
+    if made:
+        return made
     groups = {g.name for g in graph.groups.values()}
     if item in groups:
         return {n for n in names if n.startswith(item + ".")}

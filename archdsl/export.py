@@ -78,10 +78,13 @@ def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
         fit_state(network, model, state, f"the checkpoint {weights}")  # a mismatch fails (1)
     example = torch.randn(EXAMPLE_BATCH, *network.input_shape)
     batch = ({0: torch.export.Dim("batch")},)  # any batch size, one dynamic dimension
+    # the outputs eval returns, by name: ONNX's output names, torch.export's dict keys
+    names = [o.name for o in network.graph.outputs if o.aux is None]
     if fmt == "onnx":
         def write(tmp):
             torch.onnx.export(model, (example,), tmp, dynamo=True, external_data=False,
-                              input_names=["input"], output_names=["output"],
+                              input_names=["input"],
+                              output_names=names if len(names) > 1 else ["output"],
                               dynamic_shapes=batch, verbose=False)
     elif fmt == "torchscript":
         def write(tmp):
@@ -91,6 +94,9 @@ def export(network, fmt: str, out: Path, weights: Path | None = None) -> Path:
                 warnings.simplefilter("ignore", FutureWarning)
                 torch.jit.save(torch.jit.trace(model, example), tmp)
     elif fmt == "exported":
+        if len(names) > 1:
+            model.flow.as_dict = True
+
         def write(tmp):
             torch.export.save(torch.export.export(model, (example,), dynamic_shapes=batch), tmp)
     else:

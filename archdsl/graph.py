@@ -121,6 +121,29 @@ class LayerNode:
 
 
 @dataclass(eq=False)
+class NamedValue:
+    """A value named with `-> name`: the node that makes it, where it is named, where used.
+    A block or a repeat names once per call or time round, each its own NamedValue."""
+
+    name: str
+    node: str
+    span: Span
+    uses: list[Span] = field(default_factory=list)
+    given: bool = False  # a block's input, named in its header
+
+
+@dataclass(eq=False)
+class GraphOutput:
+    """One output of the network: its name, the node, and, for an output used only in
+    training (`output logits, aux aux=0.3`), the weight of its loss."""
+
+    name: str
+    node: str
+    aux: float | None = None
+    span: Span | None = None
+
+
+@dataclass(eq=False)
 class Facts:
     """What the checker found for one node; shape None where it could not be checked."""
 
@@ -177,7 +200,12 @@ class LayerGraph:
         # `arch` parameters read anywhere but as a whole argument of a top-level layer
         self.shaping_params: set[str] = set()
         self.input_shape: tuple | None = None
-        self.output: str | None = None
+        self.output: str | None = None  # the main output's node (outputs[0])
+        self.outputs: list[GraphOutput] = []
+        self.names: list[NamedValue] = []
+        # whether values go elsewhere than the nesting of blocks and combinators says (a name
+        # used, several values, several outputs): the backend then runs the graph itself
+        self.dataflow = False
         self.init: tuple[str, tuple] = ("pytorch", ())
         self.totals = Totals()
 
@@ -263,7 +291,7 @@ class LayerGraph:
         members: dict[int | None, list] = {}
         started: set[int] = set()
         for i, (nid, node) in enumerate(self.layers()):
-            if node.kind is None or node.merge is not None:
+            if node.kind is None or node.kind.merges:  # merges are their group's (or none's)
                 continue
             members.setdefault(node.groups[-1] if node.groups else None, []).append((i, nid))
             for outer, gid in zip((None,) + node.groups, node.groups):

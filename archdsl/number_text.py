@@ -51,3 +51,17 @@ def params_label(n: int) -> str:
     if n >= 10_000:
         return f"{n / 1e3:.1f}k params"
     return f"{n:,} params"
+
+
+def plain(value):
+    """A number for JSON: a Fraction (a jump after upsampling) as a float, others as they are."""
+    from fractions import Fraction
+
+    return float(value) if isinstance(value, Fraction) else value
+
+
+def jump_text(jump) -> str:
+    """A receptive field's jump as the rf column writes it: `8`, or `0.5` after upsampling."""
+    from fractions import Fraction
+
+    return f"{float(jump):g}" if isinstance(jump, Fraction) else str(jump)

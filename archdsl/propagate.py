@@ -12,6 +12,9 @@ size plus the padding read on the paths that reach the node (Facts.field).
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from .graph import capped
 from .layers.calc import Calc, Recorder
 from .layers.merge import combinator
@@ -28,9 +31,11 @@ def work_out(graph, nid: str, recording: bool = False) -> Calc:
     calc.bounds = [f.bound for f in facts]
     if node.merge is not None:
         combinator(node.merge.combinator).rules(node.merge, calc)
-        _merge_field(calc)
     else:
         node.kind.rules(node.args, calc.x, calc)
+    if node.kind.merges:  # a combinator's merge, or one of named values (`a, b; add`)
+        _merge_field(calc)
+    else:
         _layer_field(calc, graph)
     return calc
 
@@ -55,8 +60,10 @@ def _layer_field(calc: Calc, graph) -> None:
     if len(x) != 3 or bound_in is None or rf_in is None:
         return
     out = calc.output[1:] if len(calc.output) == 3 else (1, 1)
-    calc.bound = tuple(bound_in[i] + max(0, (out[i] - 1) * calc.stride[i] + calc.kernel[i]
-                                          - x[1 + i]) * rf_in[1][i] for i in (0, 1))
+    if calc.pads:
+        calc.bound = tuple(bound_in[i] + whole(max(0, (out[i] - 1) * calc.stride[i] +
+                                                   calc.kernel[i] - x[1 + i]) * rf_in[1][i])
+                           for i in (0, 1))
     if calc.windowed and capped(calc.rf, calc.bound) != calc.rf:
         _limit_steps(calc, out)  # a layer that slides no window passes the cap on unchanged
 
@@ -67,11 +74,24 @@ def _grow_field(calc: Calc) -> None:
     why = "; ".join(n for n in (calc.why, _carried_note(calc.rfs, calc.bounds)) if n)
     size = calc.per_axis("receptive field", lambda i: (
         "r_out = r_in + (K_eff - 1) * j_in", f"{r[i]} + ({kernel[i]} - 1) * {j[i]}",
-        r[i] + (kernel[i] - 1) * j[i], why))
+        whole(r[i] + (kernel[i] - 1) * j[i]), "; ".join(n for n in (why, (
+            "rounded up to whole input pixels" if whole(r[i] + (kernel[i] - 1) * j[i]) !=
+            r[i] + (kernel[i] - 1) * j[i] else "")) if n)))
     jump = calc.per_axis("jump", lambda i: (
-        "j_out = j_in * S", f"{j[i]} * {stride[i]}", j[i] * stride[i],
+        "j_out = j_in * S", f"{j[i]} * {stride[i]}", exact(j[i] * stride[i]),
         "input pixels between neighbouring outputs"))
     calc.rf = (size, jump)
+
+
+def whole(value) -> int:
+    """A size in input pixels, rounded up where a fractional jump (after upsampling) made it
+    a fraction: an output that reads part of a pixel sees that pixel."""
+    return value if isinstance(value, int) else math.ceil(value)
+
+
+def exact(value):
+    """A jump: an int where it is whole, else the Fraction (after upsampling)."""
+    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
 
 
 def _limit_steps(calc: Calc, out: tuple) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from .graph import Branch, Iteration
 from .layers.base import fmt_shape
 from .layers.types import out_of_range
+from .number_text import jump_text, plain
 from .number_text import (  # noqa: F401 - count_text, params_label: importable here as before
     count_text, grouped, human_bytes, human_count, params_label)
 
@@ -32,7 +33,8 @@ def layer_records(graph) -> list[dict[str, Any]]:
             "params": f.params,
             "buffers": f.buffers,
             "macs": f.macs,
-            "rf": {"size": list(f.field[0]), "stride": list(f.field[1])} if f.rf else None,
+            "rf": {"size": list(f.field[0]), "stride": [plain(j) for j in f.field[1]]}
+            if f.rf else None,
             "memory": f.memory,
             "block": graph.block_of(node),
             "inserted": node.inserted,
@@ -64,8 +66,56 @@ def to_json(network, diagnostics) -> dict[str, Any]:
         "macs": network.macs,
         "memory": network.memory,
         "layers": network.layers(),
+        **_dataflow_json(network.graph),
         **base,
     }
+
+
+def named_values(graph) -> list[dict[str, Any]]:
+    """Each name given with `-> a` (or in a block's header), once per place in the file:
+    the layer that makes it (the first, where a block or repeat makes it several times),
+    its shape, where it is named and where used."""
+    out: dict = {}
+    for value in graph.names:
+        entry = out.setdefault(value.span, {
+            "name": value.name, "layer": value.node, "shape": _json_shape(graph.shape(
+                value.node)), "made": {"line": value.span.line, "column": value.span.column},
+            "used": []})
+        entry["used"] += [{"line": u.line, "column": u.column} for u in value.uses
+                          if {"line": u.line, "column": u.column} not in entry["used"]]
+    return sorted(out.values(), key=lambda e: (e["made"]["line"], e["made"]["column"]))
+
+
+def _json_shape(shape):
+    return None if shape is None else list(shape)
+
+
+def _dataflow_json(graph) -> dict[str, Any]:
+    """`names` and `outputs` where a spec names values or has several outputs (a spec of
+    nested combinators alone keeps the document it always had)."""
+    if not graph.names and len(graph.outputs) < 2:
+        return {}
+    return {"names": named_values(graph),
+            "outputs": [{"name": o.name, "layer": o.node, "shape": _json_shape(
+                graph.shape(o.node)), "aux": o.aux} for o in graph.outputs]}
+
+
+def dataflow_lines(graph) -> list[str]:
+    """The table's lines on named values and outputs, for a spec that has them: where each
+    name is made and used, and each output."""
+    lines = []
+    if len(graph.outputs) > 1:
+        lines.append("outputs      " + ", ".join(
+            f"{o.name} {fmt_shape(graph.shape(o.node))}" +
+            (f" (training only, loss x{o.aux:g})" if o.aux is not None else "")
+            for o in graph.outputs))
+    for entry in named_values(graph):
+        used = sorted({u["line"] for u in entry["used"]})
+        uses = ("used on line" + ("s " if len(used) > 1 else " ") + ", ".join(map(str, used))
+                if used else "not used by name")
+        lines.append(f"name {entry['name']:<15} {fmt_shape(entry['shape'])} from "
+                     f"{entry['layer']}, named on line {entry['made']['line']}, {uses}")
+    return lines
 
 
 def _rf_text(rf) -> str:
@@ -73,7 +123,7 @@ def _rf_text(rf) -> str:
         return ""
     (h, w), (sh, sw) = rf
     size = str(h) if h == w else f"{h}x{w}"
-    stride = str(sh) if sh == sw else f"{sh}x{sw}"
+    stride = jump_text(sh) if sh == sw else f"{jump_text(sh)}x{jump_text(sw)}"
     return f"{size} /{stride}"
 
 
@@ -166,4 +216,5 @@ def table(network) -> str:
               f"memory       {human_bytes(mem['params']):>15}   parameters and buffers (float32)",
               f"             {human_bytes(mem['activations']):>15}   layer outputs per sample "
               "(float32, forward)"]
-    return "\n".join(lines)
+    extra = dataflow_lines(graph)
+    return "\n".join(lines + ([rule] + extra if extra else []))

@@ -23,7 +23,7 @@ from .syntax_hints import EXAMPLES as _EXAMPLES  # noqa: F401  (tests read the t
 from .syntax_tree import (  # noqa: F401  (the tree's names, re-exported)
     Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call, Keyword, Layer, Repeat, Branch,
     Combinator, Param, BlockDef, FuncDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt,
-    INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span)
+    Values, OutputItem, OutputDecl, NamesTail, attach_names, INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span)
 
 # ----------------------------------------------------------------------------- the parser
 
@@ -310,9 +310,18 @@ class _InitLine:
     span: Span
 
 
-_Declaration = (BlockDef, FuncDef, ArchHeader, InputDecl, _InitLine)
+@dataclass(frozen=True)
+class _Ports:
+    """A block's `a, b -> p, q` on its way up."""
+
+    inputs: tuple
+    outputs: tuple
+
+
+_Declaration = (BlockDef, FuncDef, ArchHeader, InputDecl, _InitLine, OutputDecl)
 _ONCE = {ArchHeader: ("arch", "the file has two `arch` headers"),  # the Spec's field, and
          InputDecl: ("input", "the file declares `input` twice"),  # the error for a second
+         OutputDecl: ("outputs", "the file has two `output` lines"),
          _InitLine: ("init", "the file has two `init` lines")}
 
 
@@ -400,7 +409,28 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                           _span(self.file, meta))
 
     def body(self, meta, children):
-        return _Body(tuple(children), meta)
+        return _Body(attach_names(children), meta)
+
+    def names(self, meta, children):
+        return NamesTail(tuple(Name(str(t), _tok_span(self.file, t)) for t in children))
+
+    def values(self, meta, children):
+        return Values(tuple(Name(str(t), _tok_span(self.file, t)) for t in children),
+                      _span(self.file, meta))
+
+    def output_item(self, meta, children):
+        name, *options = children
+        return OutputItem(Name(str(name), _tok_span(self.file, name)), tuple(options),
+                          _span(self.file, meta))
+
+    def output(self, meta, children):
+        return OutputDecl(tuple(children), _span(self.file, meta))
+
+    def ports(self, meta, children):
+        *inputs, tail = children
+        if not isinstance(tail, NamesTail):
+            inputs, tail = children, NamesTail(())
+        return _Ports(tuple(Name(str(t), _tok_span(self.file, t)) for t in inputs), tail.names)
 
     # -- declarations
     def param(self, meta, children):
@@ -425,9 +455,11 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return _InitLine(tuple(children), span)
 
     def block_def(self, meta, children):
-        name, *params, body = children
-        return BlockDef(str(name), _tok_span(self.file, name), params[0] if params else (),
-                        self._nested(body), _span(self.file, meta))
+        name, *middle, body = children
+        params = next((m for m in middle if not isinstance(m, _Ports)), ())
+        ports = next((m for m in middle if isinstance(m, _Ports)), _Ports((), ()))
+        return BlockDef(str(name), _tok_span(self.file, name), params, self._nested(body),
+                        _span(self.file, meta), ports.inputs, ports.outputs)
 
     def func_def(self, meta, children):
         name, params, body = children
@@ -450,6 +482,10 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                 self._error("E-PLACEMENT", "`arch` belongs at the top of the file", stmt.span)
             elif isinstance(stmt, InputDecl):
                 self._error("E-PLACEMENT", "`input` belongs at the top level", stmt.span)
+            elif isinstance(stmt, OutputDecl):
+                self._error("E-PLACEMENT", "`output` belongs at the top level", stmt.span,
+                            hint="a block gives its values by name in its header: "
+                                 "`block name(c) x -> a, b { … }`")
             elif isinstance(stmt, _InitLine):
                 self._error("E-PLACEMENT", "`init` belongs at the top level", stmt.span,
                             hint="it chooses the initialisation of the whole network")

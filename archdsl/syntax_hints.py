@@ -28,7 +28,7 @@ BODY_ENDINGS = ("", "relu", "relu;", "relu\n", "conv 8", "conv 8 k3", "conv 8.5"
 # What follows a statement without `;` or a new line: a word.
 NO_SEPARATOR = ("input 3x8x8 b", "input 3 b", "arch a b", "arch a() b", "add< relu > b",
                  "add< relu | relu > b", "repeat 2 { relu } b", "repeat 2 as i { relu } b", "block a { relu } b",
-                 "block a() { relu } b", "block a() b", "block a(c) b", "arch a(c d", "arch a(c=1 d",
+                 "block a() { relu } b", "arch a(c d", "arch a(c=1 d",
                  "arch a(c=b d", "arch a(c, d e", "arch a(c, d=1 e")
 
 EXAMPLES: dict[str, dict[str, list[str]]] = {

@@ -3,7 +3,7 @@ construct, each with its Span."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union
 
@@ -91,6 +91,7 @@ class Layer:
     op_span: Span
     args: tuple[Arg, ...]
     span: Span
+    names: tuple["Name", ...] = ()  # `-> a, b`: what the statement leaves, named
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Repeat:
     body: tuple["Stmt", ...]
     span: Span
     index: Name | None = None
+    names: tuple[Name, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,35 @@ class Combinator:
     kind: str
     kind_span: Span
     branches: tuple[Branch, ...]
+    span: Span
+    names: tuple[Name, ...] = ()
+
+
+@dataclass(frozen=True)
+class Values:
+    """`a, b`: named values made the running values (several flow on together, into a block
+    that takes several, a merge, or `-> p, q`). One name alone is a Layer statement that the
+    expansion finds to be a value."""
+
+    values: tuple[Name, ...]
+    span: Span
+    names: tuple[Name, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputItem:
+    """One output of `output logits, aux1 aux=0.3`: a named value, and its options."""
+
+    name: Name
+    options: tuple["Keyword", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class OutputDecl:
+    """`output a, b aux=0.3`: the network's outputs, the first the main one."""
+
+    items: tuple[OutputItem, ...]
     span: Span
 
 
@@ -133,6 +164,8 @@ class BlockDef:
     params: tuple[Param, ...]
     body: tuple["Stmt", ...]
     span: Span
+    inputs: tuple[Name, ...] = ()  # `block f(c) a, b -> p { … }`: the values it takes
+    outputs: tuple[Name, ...] = ()  # … and gives; () for the running value at the end
 
 
 @dataclass(frozen=True)
@@ -175,7 +208,7 @@ class InputDecl:
     span: Span
 
 
-Stmt = Union[Layer, Repeat, Combinator, BlockDef, FuncDef, ArchHeader, InputDecl]
+Stmt = Union[Layer, Repeat, Combinator, Values, BlockDef, FuncDef, ArchHeader, InputDecl]
 
 
 @dataclass
@@ -187,6 +220,7 @@ class Spec:
     arch: ArchHeader | None = None
     input: InputDecl | None = None
     init: InitDecl | None = None
+    outputs: OutputDecl | None = None
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     functions: dict[str, FuncDef] = field(default_factory=dict)
     body: tuple[Stmt, ...] = ()
@@ -199,6 +233,28 @@ class Spec:
 
 
 # ----------------------------------------------------------------------------- building
+
+@dataclass(frozen=True)
+class NamesTail:
+    """`-> a, b` on its way up, to be attached to the statement before it."""
+
+    names: tuple[Name, ...]
+
+
+def attach_names(children) -> tuple:
+    """A body's statements, each `-> names` given to the statement it follows."""
+    out: list = []
+    for child in children:
+        if not isinstance(child, NamesTail):
+            out.append(child)
+        elif out and hasattr(out[-1], "names") and not out[-1].names:
+            out[-1] = replace(out[-1], names=child.names)
+        else:  # `-> a, b` on its own: the running values named where they stand
+            start, end = child.names[0].span, child.names[-1].span
+            out.append(Values((), Span(start.file, start.line, max(1, start.column - 3),
+                                       end.end_line, end.end_column), child.names))
+    return tuple(out)
+
 
 def span_of(file: str, meta) -> Span:
     return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)

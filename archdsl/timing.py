@@ -216,19 +216,23 @@ class Timing:
 
 def _layer_paths(network) -> list[tuple[dict, str]]:
     """Each layer record of `check` and the module path that runs it: its own module, or for
-    a merge its combinator's."""
+    a merge its combinator's (None for a merge of named values, which has none)."""
     graph = network.graph
     out = []
     for record in network.layers():
         node = graph.layer(record["name"])
-        path = graph.groups[node.merge.group].name if node.merge is not None else record["name"]
+        path = graph.groups[node.merge.group].name if node.merge is not None else \
+            None if node.kind.merges else record["name"]  # `a, b; add`: no module of its own
         out.append((record, path))
     return out
 
 
 def _pass(module, x, grad, clock, recorder=None, direction=None) -> tuple[float, float, dict]:
     """One forward and backward, with one direction's hooks or none: (forward seconds,
-    backward seconds, each module's own seconds in the hooked direction)."""
+    backward seconds, each module's own seconds in the hooked direction); backward from the
+    main output (an auxiliary one is left out)."""
+    from .flow import main_output
+
     module.zero_grad(set_to_none=True)
     if recorder is not None:
         recorder.start()
@@ -237,7 +241,7 @@ def _pass(module, x, grad, clock, recorder=None, direction=None) -> tuple[float,
         with warnings.catch_warnings():  # torch says so when the first layer's hook fires
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             t0 = clock.mark()
-            out = module(x)
+            out = main_output(module(x))
             t1 = clock.mark()
             if out.requires_grad:
                 out.backward(grad)
@@ -282,7 +286,7 @@ def time_network(network, *, device: str = "cpu", batch_size: int = 8, warmup: i
     module.to(dev).train()
     clock = clock or (CudaClock(dev) if dev.type == "cuda" else CpuClock())
     records = _layer_paths(network)
-    recorder = _Recorder(module, list(dict.fromkeys(p for _, p in records)), clock)
+    recorder = _Recorder(module, list(dict.fromkeys(p for _, p in records if p)), clock)
     x = torch.randn(batch_size, *network.input_shape, device=dev)
     grad = torch.randn(batch_size, *network.output_shape, device=dev)
     changed = _out_of_place(module)

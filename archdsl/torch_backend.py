@@ -82,12 +82,21 @@ _MERGE_MODULES = {"Residual": Residual, "Branches": Branches}
 
 
 class CompiledNetwork(Block):
-    """The compiled network: the top-level layers and blocks, in order."""
+    """The compiled network: the top-level layers and blocks, in order. Where values go
+    elsewhere than the nesting says (named values, several outputs: `graph.dataflow`), the
+    modules stay where the spec's structure puts them (so do the state_dict's keys), and the
+    forward pass runs the graph's steps instead (archdsl/flow.py's Flow)."""
 
     def __init__(self, name: str, layers: "OrderedDict[str, nn.Module]", input_shape, output_shape):
         super().__init__(name, layers)
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(output_shape)
+        self.flow = None  # a Flow, for a dataflow graph
+
+    def forward(self, x: torch.Tensor):
+        if self.flow is None:
+            return super().forward(x)
+        return self.flow.run(self, x)
 
     def extra_repr(self) -> str:
         shape = "x".join(map(str, self.input_shape))
@@ -109,6 +118,10 @@ def to_torch(network, memory_limit: int | None = None) -> CompiledNetwork:
         raise SpecError([refusal], source=network.source)
     layers = _Assembly(graph).children(None)
     module = CompiledNetwork(network.name, layers, network.input_shape, network.output_shape)
+    if graph.dataflow:
+        from .flow import Flow
+
+        module.flow = Flow(graph, module)
     scheme, options = graph.init
     initialise(module, scheme, options)
     return module
@@ -191,66 +204,3 @@ class _Assembly:
         if body not in graph.layer(last).groups:
             return False
         return graph.may_work_in_place(last)
-
-
-def transfer_weights(src: nn.Module, dst: nn.Module) -> None:
-    """Copy every parameter and buffer of `src` into `dst`, matched by structure.
-
-    Parameters pair with parameters and buffers with buffers. A module of `dst` takes the
-    tensors of the module of `src` that holds the same names and shapes (the k-th batch norm of
-    64 channels the k-th), name by name; the tensors left go by order within each shape, the
-    k-th to the k-th: two modules that differ only in where tensors of different shapes sit
-    still match (torchvision's ConvNeXt registers each block's `layer_scale` before the
-    block's layers; a spec's `layerscale` comes after them). Raises ValueError, naming the
-    tensors, when the two do not hold the same shapes the same number of times, when one
-    module holds two tensors of a shape that no name tells apart, or when a tensor of
-    floating-point values would take integer, boolean or complex ones (or the reverse).
-    """
-    from .checkpoints import pair_by_structure, value_kind
-
-    src_state, dst_state = src.state_dict(), dst.state_dict()
-    plan = pair_by_structure(_entries(src, src_state), _entries(dst, dst_state))
-    if plan.fresh or plan.unused:
-        _raise_misfit(list(src_state.items()), list(dst_state.items()), plan)
-    if plan.ambiguous:
-        s_keys, d_keys, shape, role = plan.ambiguous[0]
-        raise ValueError(f"source {' and '.join(s_keys)} ({role}s of shape {shape}) could each "
-                         f"go to destination {' or '.join(d_keys)}: one module holds several "
-                         "of them and no name says which is which")
-    for s, d in plan.pairs:
-        if value_kind(src_state[s]) != value_kind(dst_state[d]):
-            raise ValueError(f"source {s} holds {src_state[s].dtype} values, destination {d} "
-                             f"{dst_state[d].dtype}: {value_kind(src_state[s])} values cannot "
-                             f"stand for {value_kind(dst_state[d])} ones")
-    with torch.no_grad():
-        for s, d in plan.pairs:
-            dst_state[d].copy_(src_state[s])
-
-
-def _entries(module: nn.Module, state: dict) -> list:
-    """(key, shape, role) of each tensor of `state`, `module`'s state_dict."""
-    buffers = {k for k, _ in module.named_buffers(remove_duplicate=False)}
-    return [(k, tuple(v.shape), "buffer" if k in buffers else "parameter")
-            for k, v in state.items()]
-
-
-def _raise_misfit(src_items, dst_items, plan) -> None:
-    """The ValueError for two state dicts that cannot be matched: the first pair by order
-    whose shapes differ, or the first tensor without a partner."""
-    for i, ((s_name, s_val), (d_name, d_val)) in enumerate(zip(src_items, dst_items)):
-        if s_val.shape != d_val.shape:
-            raise ValueError(f"tensor #{i} does not fit: source {s_name} has shape "
-                             f"{tuple(s_val.shape)}, destination {d_name} has {tuple(d_val.shape)}")
-    if len(src_items) == len(dst_items):  # the same shapes, as parameters on one side only
-        side, key = ("destination", plan.fresh[0]) if plan.fresh else ("source", plan.unused[0])
-        shape = tuple(dict(dst_items if plan.fresh else src_items)[key].shape)
-        raise ValueError(f"the first without a partner is {side} {key} {shape}: the other "
-                         "side's tensors of that shape are parameters where these are buffers, "
-                         "or the reverse")
-    shorter, longer = ("source", "destination") if len(src_items) < len(dst_items) else \
-        ("destination", "source")
-    first_extra = (dst_items if shorter == "source" else src_items)[min(len(src_items),
-                                                                        len(dst_items))]
-    raise ValueError(f"the {shorter} has {min(len(src_items), len(dst_items))} tensors and the "
-                     f"{longer} {max(len(src_items), len(dst_items))}: the first without a "
-                     f"partner is {longer} {first_extra[0]} {tuple(first_extra[1].shape)}")

@@ -24,7 +24,10 @@ STATEMENTS = {
     "arch": "`arch name(param=default, …)`: the network's name and parameters",
     "input": "`input CxHxW`: one sample's shape, channels first",
     "init": "`init resnet zero_residual`: how the weights start out",
-    "block": "`block name(params) { … }`: a named, parameterised group of layers",
+    "output": "`output logits, aux aux=0.3`: the network's outputs by name, the first the main "
+              "one; `aux=w` marks one used only in training, its loss weighted w",
+    "block": "`block name(params) a, b -> p, q { … }`: a named, parameterised group of layers; "
+             "the values it takes and gives may be named after its parameters",
     "def": "`def name(params) = value`: a named expression, called as `name(…)`",
     "repeat": "`repeat n { … }`: the body n times",
     "as": "`repeat n as i { … }`: `i` holds the iteration's index, 0 … n-1, inside the body",

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import archdsl  # noqa: E402
-from archdsl.torch_backend import transfer_weights  # noqa: E402
+from archdsl.transfer import transfer_weights  # noqa: E402
 from docsection import cpu_name, write_section  # noqa: E402
 
 

@@ -195,7 +195,7 @@ def _scrambled(text: str, rng: random.Random) -> str:
     lines = []
     for line in text.split("\n"):
         code = re.sub(r"#.*", "", line).strip()
-        parts = re.findall(r"[0-9.]+[eE][-+]?[0-9]+|//|[<>=!]=|[A-Za-z_][A-Za-z_0-9]*\(|"
+        parts = re.findall(r"[0-9.]+[eE][-+]?[0-9]+|//|->|[<>=!]=|[A-Za-z_][A-Za-z_0-9]*\(|"
                            r"[A-Za-z_0-9.]+|\S", code)
         out = ""
         for part in parts:

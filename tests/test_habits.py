@@ -57,7 +57,7 @@ def test_another_frameworks_name_for_a_kind_is_told_archdsls(written, hint):
 
 def test_a_name_of_no_kind_keeps_the_did_you_mean():
     assert only("convv 8 k3").hint == "did you mean `conv`?"
-    assert only("upsample 2").hint == "see `docs/language.md` for the layer kinds"
+    assert only("warp 2").hint == "see `docs/language.md` for the layer kinds"
 
 
 def test_the_names_are_data_beside_the_kinds():

@@ -423,6 +423,26 @@ def adaptive(draw, channels: int | None = None, kind: str | None = None) -> Case
 
 
 @st.composite
+def resize(draw, channels: int | None = None, kind: str | None = None) -> Case:
+    """`upsample` by a scale, in each mode, `align_corners` drawn too (with `nearest`, torch
+    refuses it in forward, archdsl at the argument)."""
+    scale = draw(st.integers(1, 3))
+    mode = draw(st.sampled_from(["nearest", "bilinear", "bicubic", None]))
+    corners = draw(st.sampled_from([None, True, False]))
+    words = ["upsample", draw(st.sampled_from([str(scale), f"scale={scale}"])),
+             None if mode is None else f"mode={mode}",
+             None if corners is None else f"align_corners={str(corners).lower()}"]
+    mode = mode or "nearest"
+    if mode == "nearest" and corners is False:
+        corners = None  # archdsl's default, written out: torch wants it left out
+
+    def make(shape):
+        return nn.Upsample(scale_factor=float(scale), mode=mode, align_corners=corners)
+
+    return Case(line(draw, words), on_maps(make), frozenset({"upsample"}), 3, channels)
+
+
+@st.composite
 def norm(draw, channels: int | None = None, kind: str | None = None) -> Case:
     kind = kind or draw(st.sampled_from(NORMS))
     affine = draw(st.booleans())
@@ -663,6 +683,7 @@ def combinator(draw, channels: int | None = None, kind: str | None = None) -> Ca
 # The torch twin of every layer kind: the strategy that draws it (called with kind=...).
 TWINS = {kind: strategy for strategy, kinds in [
     (conv, ["conv"]), (window_pool, WINDOW_POOLS), (adaptive, ADAPTIVE_POOLS), (norm, NORMS),
+    (resize, ["upsample"]),
     (activation, ACTIVATIONS), (passthrough, PASSTHROUGH), (linear, ["linear"]),
     (combinator, list(COMBINATORS)), (channelwise, CHANNEL_KINDS)] for kind in kinds}
 

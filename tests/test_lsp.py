@@ -118,6 +118,30 @@ async def test_go_to_a_blocks_definition_and_find_its_calls(client: LanguageClie
                                                          _at(GOOD, "basic 32").line]
 
 
+NAMED = """\
+input 3x16x16
+conv 8 k3 p1; relu -> skip
+maxpool 2; conv 8 k3 p1
+upsample 2
+-> up
+skip, up; add
+"""
+
+
+@pytest.mark.asyncio
+async def test_rename_a_named_value_everywhere_it_is_meant(client: LanguageClient):
+    text = NAMED
+    _open(client, text)
+    await _diagnostics(client)
+    edit = await client.text_document_rename_async(lsp.RenameParams(
+        text_document=lsp.TextDocumentIdentifier(uri=URI), position=_at(text, "skip,"),
+        new_name="encoder"))
+    changes = edit.changes[URI]
+    assert sorted((c.range.start.line, c.range.start.character) for c in changes) == [
+        (1, 22), (5, 0)]
+    assert {c.new_text for c in changes} == {"encoder"}
+
+
 @pytest.mark.asyncio
 async def test_format_the_document(client: LanguageClient):
     text = "input 3x8x8\nconv 8 k3 ;relu\n"

@@ -158,6 +158,17 @@ TWINS = {
     "swin": (lambda: torchvision_model("swin_t"), "Swin_T_Weights"),
     "swin_v2": (lambda: torchvision_model("swin_v2_t"), "Swin_V2_T_Weights"),
     "maxvit": (lambda: torchvision_model("maxvit_t"), "MaxVit_T_Weights"),
+    # with their auxiliary classifiers (outputs used only in training; eval returns the
+    # logits alone): torchvision publishes googlenet's figures without them, inception_v3's
+    # MACs without them
+    "googlenet_aux": (lambda: torchvision_model("googlenet", aux_logits=True,
+                                                init_weights=False), None),
+    "inception_v3_aux": (lambda: torchvision_model("inception_v3", aux_logits=True,
+                                                   init_weights=False), None),
+    # beyond torchvision: timm's (tests/test_timm_families.py compares outputs)
+    "dla34": (lambda: __import__("timm").create_model("dla34", pretrained=False), None),
+    "hrnet_w18_small": (lambda: __import__("timm").create_model("hrnet_w18_small",
+                                                                pretrained=False), None),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),
@@ -232,13 +243,20 @@ def test_num_classes_changes_the_final_layer(path):
     n = 10 if default.arch_params["num_classes"] != 10 else 100
     net = archdsl.load(path, num_classes=n)
     records = net.layers()
-    i = max(i for i, r in enumerate(records) if r["op"] in ("linear", "conv"))
-    before, last = records[i - 1], records[i]
-    features = before["output"][0]
-    assert last["output"][0] == n and net.output_shape == (n,)
-    per_class = features + 1 if last["params"] == (features + 1) * n else features  # nobias
-    assert last["params"] == per_class * n
-    assert default.params - net.params == per_class * (default.arch_params["num_classes"] - n)
+    index = {r["name"]: i for i, r in enumerate(records)}
+    per_classes = []
+    for out in net.graph.outputs:  # each output's classifier (an auxiliary one's too)
+        i = max(i for i, r in enumerate(records[:index[out.node] + 1])
+                if r["op"] in ("linear", "conv"))
+        before, last = records[i - 1], records[i]
+        features = before["output"][0]
+        assert last["output"][0] == n
+        per_class = features + 1 if last["params"] == (features + 1) * n else features  # nobias
+        assert last["params"] == per_class * n
+        per_classes.append(per_class)
+    assert net.output_shape == (n,)
+    assert default.params - net.params == sum(per_classes) * (
+        default.arch_params["num_classes"] - n)
 
 
 # ----------------------------------------------------------------------------- small networks

@@ -42,7 +42,8 @@ def test_every_keyword_of_the_grammar_has_a_description():
 
 
 def test_keywords_come_from_the_grammar():
-    assert vocabulary.statement_keywords() == ("arch", "input", "init", "block", "def", "repeat")
+    assert vocabulary.statement_keywords() == ("arch", "input", "init", "output", "block", "def",
+                                                  "repeat")
     assert vocabulary.expression_keywords() == ("else", "if")
     assert "as" in vocabulary.keywords()
 

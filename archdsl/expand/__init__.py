@@ -20,6 +20,7 @@ from ..syntax import Combinator, Keyword, Layer, Name, Repeat, Spec
 from .budget import WorkLimit, bounded
 from .expressions import FUNCTIONS, Word, defined, evaluate, repeat_indices
 from .shortcuts import insert_shortcuts
+from .named import outputs, port_problems, unused
 from .walk import MAX_DEPTH, MAX_NODES, Scope, Walk
 
 
@@ -30,10 +31,13 @@ def expand(spec: Spec, overrides: dict[str, Any] | None = None,
     if any(d.is_error for d in diagnostics):  # which of two same-named parameters is meant?
         return None, diagnostics
     for block in spec.blocks.values():
-        if layers.get(block.name) is not None or block.name == "init":
-            diagnostics.append(error(
-                "E-DUPLICATE", f"`{block.name}` is already a layer kind, so a block cannot take "
-                "that name", block.name_span, hint=f"rename the block, e.g. `my_{block.name}`"))
+        if layers.get(block.name) is not None:  # a kind added since the spec was written
+            diagnostics.append(warning(
+                "W-SHADOW", f"block `{block.name}` has the name of a built-in layer kind: in "
+                f"this file `{block.name}` means the block", block.name_span,
+                hint=f"to use the built-in `{block.name}` here, rename the block, e.g. "
+                     f"`my_{block.name}`"))
+        diagnostics += port_problems(spec, block)
     graph = LayerGraph(spec.name, spec.file, spec.source)
     graph.params = {}
     with defined(spec.functions, graph.params), repeat_indices(_indices(spec)), bounded():
@@ -70,10 +74,16 @@ def _expand(spec: Spec, graph: LayerGraph, overrides, input_shape, diagnostics):
     graph.add(LayerNode("input", None, Args({}), span))
     scope = Scope(values=dict(graph.params), prefix="", groups=(), taken=frozenset(spec.blocks))
     try:
-        graph.output = Walk(spec, graph, diagnostics).emit(spec.body, "input", scope)
+        walk = Walk(spec, graph, diagnostics)
+        end = walk.emit(spec.body, "input", scope)
     except DiagnosticError as exc:  # too big or too deep: nothing sensible to check
         diagnostics.append(exc.diagnostic)
         return None, diagnostics
+    graph.outputs = outputs(spec.outputs, scope.names, end, graph, walk.known, diagnostics,
+                            spec.body[-1].span if spec.body else None)
+    graph.output = graph.outputs[0].node
+    if not any(d.is_error for d in diagnostics):
+        diagnostics += unused(graph, graph.outputs)
     if any(d.is_error for d in diagnostics) and len(graph) <= 1:
         return None, diagnostics
     return graph, diagnostics

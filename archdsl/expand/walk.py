@@ -22,11 +22,12 @@ from ..layers.merge import MergeKind, combinator, combinator_names
 from ..layers.types import show
 from ..layers.types import FLOAT, INT
 from ..number_text import count_text
-from ..syntax import BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec
+from ..syntax import BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec, Values
 from .arguments import resolve
-from .binder import bind
+from .binder import bind as bind_call
 from .budget import afford, spend
 from .expressions import evaluate
+from .named import Flow, Names, all_names, bind, count_of, flow_text, unknown, use
 
 # Beyond the deepest published networks (ResNet-152 has 516 layers, DenseNet-264 about 1,000,
 # the CIFAR ResNet-1202 about 3,600); stops runaway repeats, and keeps checking and drawing
@@ -48,6 +49,7 @@ class Scope:
     depth: int = 0
     indices: dict[str, Span] = field(default_factory=dict)  # repeat index -> where it is named
     taken: frozenset[str] = frozenset()  # names a numbered one may not be: the spec's blocks
+    names: Names = field(default_factory=Names)  # the values named (`-> a`) that it sees
 
     def child_name(self, base: str) -> str:
         """`conv1`, `relu6_1`; `b_1` for the first call of block `b` where a block is named
@@ -65,6 +67,7 @@ class Walk:
     def __init__(self, spec: Spec, graph: LayerGraph, diagnostics: list[Diagnostic]):
         self.spec, self.graph, self.diagnostics = spec, graph, diagnostics
         self.call_stack: list[str] = []
+        self.known = all_names(spec)  # every value name in the file, where first named
 
     # ------------------------------------------------------------------------- helpers
     def add(self, node: LayerNode) -> str:
@@ -80,9 +83,11 @@ class Walk:
         parent = scope.groups[-1] if scope.groups else None
         return self.graph.new_group(cls, name, label, span, parent, **fields).id
 
-    def child(self, scope: Scope, name: str, gid: int, values=None, indices=None) -> Scope:
+    def child(self, scope: Scope, name: str, gid: int, values=None, indices=None,
+              names: Names | None = None) -> Scope:
         """The scope inside a group: a block call's `values` (and no repeat index), a repeat
-        iteration's `values` and `indices`, or else the enclosing scope's."""
+        iteration's `values` and `indices`, or else the enclosing scope's; `names`, a body's
+        own named values (else the enclosing scope's)."""
         if scope.depth >= MAX_DEPTH:
             raise DiagnosticError(error("E-NESTING", f"blocks, repeats and combinators nest more "
                                         f"than {MAX_DEPTH} levels deep",
@@ -91,12 +96,14 @@ class Walk:
                                              "that repeats"))
         return Scope(values=scope.values if values is None else values, prefix=f"{name}.",
                      groups=scope.groups + (gid,), depth=scope.depth + 1, taken=scope.taken,
-                     indices=(scope.indices if values is None else indices or {}))
+                     indices=(scope.indices if values is None else indices or {}),
+                     names=scope.names if names is None else names)
 
     # ------------------------------------------------------------------------- statements
-    def emit(self, stmts, src: str, scope: Scope) -> str:
-        """Emit `stmts` reading `src`; return the node whose output they leave."""
+    def emit(self, stmts, src: Flow, scope: Scope) -> Flow:
+        """Emit `stmts` reading `src`; return the node (or nodes) whose output they leave."""
         for st in stmts:
+            before = src
             try:
                 if isinstance(st, Layer):
                     src = self.layer(st, src, scope)
@@ -104,26 +111,51 @@ class Walk:
                     src = self.repeat(st, src, scope)
                 elif isinstance(st, Combinator):
                     src = self.combinator(st, src, scope)
+                elif isinstance(st, Values):
+                    src = tuple(use(scope.names, n, self.graph, self.known) for n in st.values)
+                if st.names:
+                    bind(scope.names, st.names, src, self.graph, lambda n: self.taken(n, scope))
             except DiagnosticError as exc:
                 if exc.diagnostic.code in _FATAL:
                     raise
                 self.diagnostics.append(exc.diagnostic)
+                if st.names and count_of(before) == len(st.names) and not any(
+                        scope.names.find(n.name) for n in st.names):  # no follow-on errors
+                    bind(scope.names, st.names, before, self.graph, lambda n: None)
         return src
 
-    def layer(self, st: Layer, src: str, scope: Scope) -> str:
+    def taken(self, name: str, scope: Scope) -> str | None:
+        """What a value named `name` would hide, or None."""
+        if name in scope.indices:
+            return "a repeat's index"
+        if name in scope.values:
+            return "a parameter"
+        if name in self.spec.blocks:
+            return "a block"
+        if name in self.spec.functions:
+            return "a function"
+        return "a layer kind" if layers.get(name) is not None else None
+
+    def layer(self, st: Layer, src: Flow, scope: Scope) -> Flow:
+        if scope.names.find(st.op) is not None:  # a named value: it becomes the running value
+            if st.args:
+                raise DiagnosticError(error(
+                    "E-ARG-COUNT", f"`{st.op}` is a named value: it takes no arguments",
+                    st.args[0].span, hint=f"write `{st.op}` alone to go on from it"))
+            return use(scope.names, Name(st.op, st.op_span), self.graph, self.known)
         st = self.named_kind(st, scope.values)
         if st.op in self.spec.blocks:
             return self.call(st, self.spec.blocks[st.op], src, scope)
         kind = layers.get(st.op)
+        if isinstance(kind, MergeKind) and isinstance(src, tuple):
+            return self.merge(st, kind, src, scope)
         if kind is None or isinstance(kind, MergeKind):
-            if combinator(st.op) is not None:
-                raise DiagnosticError(error(
-                    "E-COMBINATOR", f"`{st.op}` joins branches and is written with angle brackets",
-                    st.op_span, hint=f"write `{st.op}< branch | branch >`"))
-            known = [k for k, v in layers.REGISTRY.items() if not isinstance(v, MergeKind)]
-            hint = kind_hint(st.op) or did_you_mean(st.op, known + list(self.spec.blocks))
-            raise DiagnosticError(error("E-UNKNOWN-LAYER", f"unknown layer `{st.op}`", st.op_span,
-                                        hint=hint or "see `docs/language.md` for the layer kinds"))
+            raise DiagnosticError(self.unknown_layer(st, scope))
+        if isinstance(src, tuple):
+            raise DiagnosticError(error(
+                "E-ARITY", f"`{st.op}` reads one value, but {flow_text(src, self.graph)}",
+                st.op_span, hint="go on from one of them (`a; …`), or merge them first "
+                                 "(`a, b; add` or `a, b; concat`)"))
         args, spans, ok = resolve(kind, st, scope.values, self.diagnostics, self.spec.blocks,
                                   self.spec.source)
         node = LayerNode(scope.child_name(st.op), kind, args, st.span, scope.groups, spans,
@@ -133,6 +165,44 @@ class Walk:
         name = self.add(node)
         self.graph.connect(src, name)
         return name
+
+    def unknown_layer(self, st: Layer, scope: Scope):
+        if combinator(st.op) is not None:
+            return error("E-COMBINATOR", f"`{st.op}` joins branches and is written with angle "
+                         "brackets", st.op_span,
+                         hint=f"write `{st.op}< branch | branch >`, or merge named values: "
+                              f"`a, b; {st.op}`")
+        if st.op in self.known and not st.args:
+            return unknown(st.op, st.op_span, scope.names, self.known)
+        known = [k for k, v in layers.REGISTRY.items() if not isinstance(v, MergeKind)]
+        hint = kind_hint(st.op) or did_you_mean(st.op, known + list(self.spec.blocks) +
+                                                scope.names.visible())
+        return error("E-UNKNOWN-LAYER", f"unknown layer `{st.op}`", st.op_span,
+                     hint=hint or "see `docs/language.md` for the layer kinds")
+
+    def merge(self, st: Layer, kind: MergeKind, src: tuple, scope: Scope) -> str:
+        """`a, b; add`: a merge kind written as a layer merges the values flowing."""
+        args, spans, ok = resolve(kind, st, scope.values, self.diagnostics, self.spec.blocks,
+                                  self.spec.source)
+        name = self.add(LayerNode(scope.child_name(st.op), kind, args, st.span, scope.groups,
+                                  spans, invalid=not ok))
+        self.merge_inputs(list(src), name, st.span, scope)
+        self.graph.dataflow = True
+        return name
+
+    def merge_inputs(self, ends: list[str], merge: str, span, scope: Scope) -> None:
+        """Connect `ends` to `merge`, port by port; a value read twice (`a, a; mul`) passes
+        through an identity node the second time (the graph holds one edge per pair)."""
+        seen = set()
+        for port, end in enumerate(ends):
+            if end in seen:
+                again = self.graph.add(LayerNode(f"{merge}.input{port + 1}", layers.get(
+                    "identity"), Args({}), span, scope.groups, inserted=True),
+                    self.graph.order.index(merge))
+                self.graph.connect(end, again)
+                end = again
+            seen.add(end)
+            self.graph.connect(end, merge, port)
 
     def named_kind(self, st: Layer, values: dict[str, Any]) -> Layer:
         """`act` where a parameter `act` holds a layer kind or block (`block cna(c, act=relu)`):
@@ -198,9 +268,10 @@ class Walk:
             iname = f"{name}.{i}"
             igid = self.group(Iteration, iname, f"{i + 1} of {count}", st.span, outer)
             errors = len(self.diagnostics)
-            inner = self.child(outer, iname, igid) if st.index is None else self.child(
+            inner = self.child(outer, iname, igid, names=Names(outer.names)) \
+                if st.index is None else self.child(
                 outer, iname, igid, {**outer.values, st.index.name: i},
-                {**outer.indices, st.index.name: st.index.span})
+                {**outer.indices, st.index.name: st.index.span}, names=Names(outer.names))
             src = self.emit(st.body, src, inner)
             if len(self.diagnostics) > errors:
                 break  # every further iteration would only repeat the same errors
@@ -228,8 +299,13 @@ class Walk:
                 "E-DUPLICATE", f"the repeat's index `{name}` would hide `{name}`, {what}",
                 index.span, hint=f"give the index a name of its own, e.g. `{_fresh(name, scope)}`"))
 
-    def combinator(self, st: Combinator, src: str, scope: Scope) -> str:
+    def combinator(self, st: Combinator, src: Flow, scope: Scope) -> str:
         how = combinator(st.kind)
+        if isinstance(src, tuple):
+            raise DiagnosticError(error(
+                "E-ARITY", f"`{st.kind}<` reads one value, but {flow_text(src, self.graph)}",
+                st.kind_span, hint=f"go on from one of them first (`a; {st.kind}< … >`), or "
+                                   f"merge them: `a, b; {st.kind}`"))
         if how is None:
             raise DiagnosticError(error("E-COMBINATOR", f"unknown combinator `{st.kind}<`",
                                         st.kind_span,
@@ -246,7 +322,7 @@ class Walk:
         for role, branch in zip(how.roles(n), st.branches):
             bname = f"{name}.{role}"
             bgid = self.group(Branch, bname, role, branch.span, inner, role=role)
-            bscope = self.child(inner, bname, bgid)
+            bscope = self.child(inner, bname, bgid, names=Names(inner.names))
             end = self.emit(branch.body, src, bscope)
             if end == src:  # the branch made no layer (e.g. `repeat 0`): pass the input through
                 end = self.add(LayerNode(f"{bname}.identity", layers.get("identity"), Args({}),
@@ -262,18 +338,27 @@ class Walk:
                                    invalid=len(self.diagnostics) > errors))
         if site.auto_shortcut:
             ends.append(src)
-        for port, end in enumerate(ends):
-            self.graph.connect(end, merge, port)
+        self.merge_inputs(ends, merge, st.span, inner)
         return merge
 
-    def call(self, st: Layer, block: BlockDef, src: str, scope: Scope) -> str:
+    def call(self, st: Layer, block: BlockDef, src: Flow, scope: Scope) -> Flow:
         if block.name in self.call_stack:
             chain = " → ".join(self.call_stack[self.call_stack.index(block.name):] + [block.name])
             raise DiagnosticError(error("E-RECURSION", f"block `{block.name}` calls itself "
                                         f"({chain})", st.op_span,
                                         hint="a block cannot contain itself; use `repeat` for "
                                              "repetition"))
-        binding = bind(block, st, scope.values, self.graph.params)
+        takes = max(1, len(block.inputs))
+        if count_of(src) != takes:
+            flowing = flow_text(src, self.graph) if isinstance(src, tuple) else "one flows here"
+            raise DiagnosticError(error(
+                "E-ARITY", f"block `{block.name}` takes {takes} value{'s' if takes > 1 else ''}, "
+                f"but {flowing}", st.op_span,
+                hint=f"make them the running values first: `{', '.join(n.name for n in block.inputs)}"
+                     f"; {block.name} …`" if takes > 1 else
+                     "go on from one of them first (`a; …`)").with_note(
+                f"`{block.name}` is defined here", block.name_span))
+        binding = bind_call(block, st, scope.values, self.graph.params)
         name = scope.child_name(block.name)
         gid = self.group(BlockCall, name, binding.label(block), st.span, scope,
                          block=block.name,
@@ -282,7 +367,14 @@ class Walk:
         first = len(self.diagnostics)
         note = (called_here(block.name), st.span)
         try:
-            return self.emit(block.body, src, self.child(scope, name, gid, binding.values))
+            inner = self.child(scope, name, gid, binding.values, names=Names())
+            if block.inputs:
+                bind(inner.names, block.inputs, src, self.graph, lambda n: None, given=True)
+            end = self.emit(block.body, src, inner)
+            if block.outputs:
+                ends = tuple(use(inner.names, o, self.graph, self.known) for o in block.outputs)
+                end = ends if len(ends) > 1 else ends[0]
+            return end
         except DiagnosticError as exc:  # too big or too deep: say through which calls
             raise DiagnosticError(exc.diagnostic.with_note(*note)) from None
         finally:
@@ -305,7 +397,7 @@ class Walk:
                 total += 1 + sum(self.size(b.body, env, depth + 1) for b in st.branches)
             elif isinstance(st, Layer) and str(env.get(st.op, st.op)) in self.spec.blocks:
                 block = self.spec.blocks[str(env.get(st.op, st.op))]
-                inner = bind(block, st, env, self.graph.params, strict=False).values
+                inner = bind_call(block, st, env, self.graph.params, strict=False).values
                 total += self.size(block.body, inner, depth + 1)
             else:
                 total += 1

@@ -13,6 +13,7 @@ Substituted expressions are written so that Python evaluates them (`floor(217 / 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Callable
 
 
@@ -29,8 +30,11 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """The step's JSON record."""
+        value = [float(v) if isinstance(v, Fraction) else v for v in self.value] \
+            if isinstance(self.value, (list, tuple)) else \
+            float(self.value) if isinstance(self.value, Fraction) else self.value
         return {"what": self.what, "formula": self.formula, "substituted": self.substituted,
-                "value": self.value, "note": self.note}
+                "value": value, "note": self.note}
 
 
 class Calc:
@@ -49,6 +53,7 @@ class Calc:
         # (H, W), and why they are those (a remark for explain)
         self.kernel, self.stride, self.why = (1, 1), (1, 1), ""
         self.windowed = False  # whether the rules declared a window (explain shows its field)
+        self.pads = True  # whether its windows may read padding (upsampling clamps instead)
 
     def step(self, what: str, formula: str, substituted: str, value, note: str = ""):
         """One step of arithmetic; returns `value`, for the next step."""
@@ -63,7 +68,8 @@ class Calc:
         """A further remark on the last step."""
 
     def window(self, kernel, stride, why: str = "") -> None:
-        """Declare the effective kernel and stride that grow the receptive field."""
+        """Declare the effective kernel and stride that grow the receptive field (a stride
+        below 1, a Fraction, for upsampling: outputs closer together than input pixels)."""
         self.kernel, self.stride, self.why = tuple(kernel), tuple(stride), why
         self.windowed = True
 

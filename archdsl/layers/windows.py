@@ -12,8 +12,8 @@ computation is repeated op for op. Three kinds:
 - `mlp hidden`: the block's two-layer perceptron, only needed for v2's `postnorm`.
 
 `postnorm` puts a layer norm after the layer, registered before it: torchvision's v2 block
-registers norm1 before attn and norm2 before mlp but applies them after, and weights move
-between models by registration order (`transfer_weights`).
+registers norm1 before attn and norm2 before mlp but applies them after; holding them in the
+same order keeps the state_dict in torchvision's (`--init` pairs by it).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import re
 from ..codes import explain_code
 from ..graph import BlockCall
 from ..layers.base import fmt_shape
+from ..number_text import jump_text
 from ..vocabulary import STATEMENTS, statement_keywords
 from .index import ARCH, Document, Occurrence, definition_of
 
@@ -53,7 +54,8 @@ def _facts_line(f) -> str:
     rf = ""
     if f.rf:
         (h, w), (sh, sw) = f.rf
-        rf = f" · rf {h if h == w else f'{h}x{w}'} /{sh if sh == sw else f'{sh}x{sw}'}"
+        jump = jump_text(sh) if sh == sw else f"{jump_text(sh)}x{jump_text(sw)}"
+        rf = f" · rf {h if h == w else f'{h}x{w}'} /{jump}"
     return (f"output **{fmt_shape(f.shape)}** · params {f.params:,} · MACs {f.macs:,}{rf}")
 
 
@@ -177,6 +179,22 @@ def _hover_argument(doc: Document, occ: Occurrence) -> str | None:
     return f"`{arg.name}`: {arg.doc}" if arg else None
 
 
+def _hover_value(doc: Document, occ: Occurrence) -> str | None:
+    """A named value: the layer that makes it and its shape (each call's, in a block)."""
+    target = definition_of(doc, occ)
+    graph = doc.graph
+    if target is None or graph is None:
+        return f"value `{occ.name}`"
+    made = [v for v in graph.names if v.span == target[2]]
+    shapes = sorted({fmt_shape(graph.shape(v.node)) for v in made})
+    head = f"value `{occ.name}`, named on line {target[2].line}"
+    if not made:
+        return head
+    return head + f": {' or '.join(shapes)}, made by `{made[0].node}`" + (
+        f" ({len(made)} times: one per call or time round)" if len(made) > 1 else "")
+
+
 _HOVERS = {"kind": _hover_kind, "combinator": _hover_combinator, "block-call": _hover_call,
            "block-def": _hover_block, "param-def": _hover_param, "param-use": _hover_param,
-           "keyword": _hover_param, "word": _hover_word, "argument": _hover_argument}
+           "keyword": _hover_param, "word": _hover_word, "argument": _hover_argument,
+           "value-def": _hover_value, "value-use": _hover_value}

@@ -11,6 +11,7 @@ end, as the LSP says; a range (inlay hints) is clipped to the text.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
 
 from lsprotocol import types as lsp
@@ -111,6 +112,20 @@ def _navigation(server: ArchServer) -> None:
         spans = references(doc, occ, params.context.include_declaration)
         to_range = ls.columns(doc.lines).range
         return [lsp.Location(uri, to_range(s)) for s in spans]
+
+    @server.feature(lsp.TEXT_DOCUMENT_RENAME)
+    @guarded(None)
+    async def rename(ls: ArchServer, params: lsp.RenameParams):
+        """A named value, parameter, block or repeat index renamed everywhere it is meant."""
+        uri = params.text_document.uri
+        doc = await ls.document(uri)
+        where = ls.where(doc.lines, params.position) if doc else None
+        occ = doc.at(*where) if where else None
+        if occ is None or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", params.new_name):
+            return None
+        to_range = ls.columns(doc.lines).range
+        edits = [lsp.TextEdit(to_range(s), params.new_name) for s in references(doc, occ)]
+        return lsp.WorkspaceEdit(changes={uri: edits}) if edits else None
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     @guarded([])

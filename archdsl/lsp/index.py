@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..diagnostics import Diagnostic, Span
 from ..syntax_tree import (BinOp, BlockDef, Call, Combinator, Compare, IfElse, Keyword, Layer,
-                           Name, Neg, Param, Repeat, Spec)
+                           Name, Neg, Param, Repeat, Spec, Values)
 
 ARCH = ""  # the scope of the `arch` header's parameters
 
@@ -21,7 +21,9 @@ class Occurrence:
     """A name in the text: what it is (`kind`, `block-def`, `block-call`, `combinator`,
     `param-def`, `param-use`, `index-def`, `index-use` (a `repeat … as i` index: the statement
     is that repeat), `keyword` (a block call's), `argument` (a kind's keyword), `word` (a flag
-    such as `k3` or a bare word)), its name, its scope (the block it
+    such as `k3` or a bare word), `value-def` (`-> a`, a block's input) and `value-use` (`a`
+    as a statement, in `a, b`, in `output` or a block's outputs)), its name, its scope (the
+    block it
     belongs to, ARCH for the header's parameters), and the statement it belongs to."""
 
     role: str
@@ -112,21 +114,34 @@ def _index(spec: Spec) -> list[Occurrence]:
         _expressions(p.default, ARCH, header, found, None)
     for block in spec.blocks.values():
         found.append(Occurrence("block-def", block.name, block.name_span, block.name, block))
+        found += [Occurrence("value-def", n.name, n.span, block.name, block)
+                  for n in block.inputs]
+        found += [Occurrence("value-use", n.name, n.span, block.name, block)
+                  for n in block.outputs]
         names = {p.name for p in block.params}
         for p in block.params:
             found.append(Occurrence("param-def", p.name, name_span(p), block.name))
             _expressions(p.default, block.name, header | names, found, None)
-        _statements(block.body, block.name, spec, header | names, found, REGISTRY)
-    _statements(spec.body, ARCH, spec, header, found, REGISTRY)
+        _statements(block.body, block.name, spec, header | names, found, REGISTRY,
+                    _value_names(block.body, block.inputs))
+    _statements(spec.body, ARCH, spec, header, found, REGISTRY, _value_names(spec.body))
+    for item in spec.outputs.items if spec.outputs else ():
+        found.append(Occurrence("value-use", item.name.name, item.name.span, ARCH, spec.outputs))
     found.sort(key=lambda o: (o.span.line, o.span.column))
     return found
 
 
-def _statements(body, scope, spec, names, found, registry) -> None:
+def _statements(body, scope, spec, names, found, registry, values=frozenset()) -> None:
     stack = [(st, {}) for st in reversed(body)]  # each with the repeat indices in scope
     while stack:
         st, indices = stack.pop()
-        if isinstance(st, Layer):
+        found += [Occurrence("value-def", n.name, n.span, scope, st)
+                  for n in getattr(st, "names", ())]
+        if isinstance(st, Values):
+            found += [Occurrence("value-use", n.name, n.span, scope, st) for n in st.values]
+        elif isinstance(st, Layer) and not st.args and st.op in values:
+            found.append(Occurrence("value-use", st.op, st.op_span, scope, st))
+        elif isinstance(st, Layer):
             role = "block-call" if st.op in spec.blocks else "kind"
             found.append(Occurrence(role, st.op, st.op_span, scope, st))
             callee = st.op if role == "block-call" else None
@@ -150,6 +165,13 @@ def _statements(body, scope, spec, names, found, registry) -> None:
             found.append(Occurrence("combinator", st.kind, st.kind_span, scope, st))
             for branch in reversed(st.branches):
                 stack.extend((b, indices) for b in reversed(branch.body))
+
+
+def _value_names(body, inputs=()) -> set[str]:
+    """The value names a body (and the bodies inside it) gives, and a block's inputs."""
+    from ..expand.named import all_names
+
+    return set(all_names(Spec("", "", body=tuple(body)))) | {n.name for n in inputs}
 
 
 def _expressions(expr, scope, names, found, statement, indices=None) -> None:
@@ -183,6 +205,10 @@ def definition_of(doc: Document, occ: Occurrence) -> tuple[str, str, Span] | Non
         return None
     if occ.role in ("block-def", "block-call") and occ.name in spec.blocks:
         return "block", occ.name, spec.blocks[occ.name].name_span
+    if occ.role in ("value-def", "value-use"):
+        span = _value_definition(doc, occ)
+        return None if span is None else ("value", f"{occ.scope}.{occ.name}@{span.line}:"
+                                                   f"{span.column}", span)
     if occ.role in ("index-def", "index-use"):  # the repeat that names it, by its place
         span = occ.statement.index.span
         return "index", f"{occ.name}@{span.line}:{span.column}", span
@@ -199,6 +225,17 @@ def definition_of(doc: Document, occ: Occurrence) -> tuple[str, str, Span] | Non
     return None
 
 
+def _value_definition(doc: Document, occ: Occurrence) -> Span | None:
+    """Where the value `occ` names is named: the last `-> name` (or block input) of its
+    scope before it, else the first after it (a block header's outputs come first)."""
+    if occ.role == "value-def":
+        return occ.span
+    defs = [o.span for o in doc.occurrences if o.role == "value-def" and o.name == occ.name
+            and o.scope == occ.scope]
+    before = [s for s in defs if (s.line, s.column) < (occ.span.line, occ.span.column)]
+    return before[-1] if before else (defs[0] if defs else None)
+
+
 def references(doc: Document, occ: Occurrence, declaration: bool = True) -> list[Span]:
     """Every place that refers to what `occ` refers to (its definition first if wanted)."""
     target = definition_of(doc, occ)
@@ -206,7 +243,7 @@ def references(doc: Document, occ: Occurrence, declaration: bool = True) -> list
         return []
     spans = [target[2]] if declaration else []
     for other in doc.occurrences:
-        if other.role in ("block-def", "param-def", "index-def"):
+        if other.role in ("block-def", "param-def", "index-def", "value-def"):
             continue
         found = definition_of(doc, other)
         if found is not None and found[:2] == target[:2]:

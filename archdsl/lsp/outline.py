@@ -193,6 +193,7 @@ TOKEN_TYPES = ["keyword", "function", "class", "parameter", "property", "enumMem
 _ROLE_TYPES = {"kind": "function", "block-call": "class", "block-def": "class",
                "combinator": "type", "param-def": "parameter", "param-use": "parameter",
                "index-def": "variable", "index-use": "variable",
+               "value-def": "variable", "value-use": "variable",
                "keyword": "property", "argument": "property", "word": "enumMember"}
 _LEXICAL = {"comment": "comment", "int": "number", "float": "number", "shape": "number",
             "op": "operator"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..flow import main_output
 from .data import DataError, Sample, decode, printable, quiet_decoding, unreadable
 from .table_data import load_dataset
 from .distributed import World
@@ -37,7 +38,7 @@ def evaluate(model, loader, device, loss_fn, num_classes: int, amp=None,
             if prepare is not None:  # uint8 images, resized and normalised on the device
                 x = prepare(x)
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                out = model(x)
+                out = main_output(model(x))
             out = out.float()
             loss_sum += float(loss_fn(out, y)) * len(y)
             k = min(5, out.shape[1])
@@ -198,7 +199,7 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best",
     results, names = [], iter(paths)
     with torch.no_grad():
         for x, problems in loader:
-            probs = torch.softmax(model(x).float(), dim=1)
+            probs = torch.softmax(main_output(model(x)).float(), dim=1)
             values, indices = probs.topk(min(top, probs.shape[1]), dim=1)
             for problem, v, i in zip(problems, values.tolist(), indices.tolist()):
                 best = None if problem else [(saved["classes"][c], p) for p, c in zip(v, i)]

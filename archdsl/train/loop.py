@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..files import WriteError
+from ..flow import weighted_loss
 from .data import DataError, class_counts_line
 from .errors import Interrupted, TrainError, on_every_worker
 from .health import GradientHealth, first_non_finite_gradient, first_non_finite_layer
@@ -214,8 +215,8 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
         x, target = s.mix(x, y)
         y = target.argmax(1)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-        out = model(x)
-        loss = s.loss_fn(out.float(), target)
+        out, loss = weighted_loss(model(x), target, s.loss_fn,  # aux outputs, weighted
+                                  [o.aux for o in s.network.graph.outputs])
     s.optimizer.zero_grad(set_to_none=True)
     if s.scaler is not None:
         s.scaler.scale(loss).backward()

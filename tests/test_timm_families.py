@@ -1,0 +1,106 @@
+"""Networks from timm as specs: each spec checks cleanly, has timm's parameter and buffer
+counts, and computes timm's outputs after `transfer_weights` (archdsl/transfer.py).
+
+DLA-34 (specs/dla34.arch) is the first: a tree whose aggregation nodes read several values
+(named values, concat as a layer). timm registers a tree's `project` before the block it
+feeds, where the spec writes it as that block's shortcut, after the body: the transfer has
+to pair tensors by where the forward pass reaches them, not by registration order (the
+older `archdsl.transfer_weights` of torch_backend.py pairs them by order, and copies wrongly).
+
+Cheap by design (the machine is shared): timm's model is built once, given random weights
+and batch-norm statistics by tests/test_zoo.py's `randomise`, and compared on a batch of two
+at 3x64x64 (DLA halves the size five times: 64 leaves its last stage 2x2).
+
+HRNet-W18-small (specs/hrnet_w18_small.arch) is the second: four streams at their own
+resolutions, named values that the fuse layers sum (upsampled or strided), in blocks of
+several inputs and outputs. timm registers its head's incre modules (all four) before the
+downsampling convolutions that run between them, so again only the place in the forward pass
+pairs the tensors. Its smallest input is 29x29 (a stride-2 3x3 convolution rounds up, and
+nearest upsampling needs the 1/4 stream to be 8x8), which leaves the 1/32 stream 1x1: batch
+norm's statistics of a batch of two would then come from two values per channel, and the
+logits exceed 1e7. At 3x64x64 that stream is 2x2 and the logits stay near 1.
+"""
+
+from pathlib import Path
+
+import pytest
+
+import archdsl
+from archdsl.transfer import transfer_weights
+from test_zoo import randomise
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+SMALL_INPUT = (3, 64, 64)
+
+
+def count(model):
+    return (sum(p.numel() for p in model.parameters()), sum(b.numel() for b in model.buffers()))
+
+
+def test_dla34_spec_checks_cleanly():
+    net = archdsl.load(SPECS / "dla34.arch")
+    assert not net.diagnostics, "\n".join(map(str, net.diagnostics))  # no error, no warning
+    assert net.input_shape == (3, 224, 224)
+    assert net.output_shape == (1000,)
+
+
+def test_dla34_matches_timm():
+    import timm  # a dev dependency (pyproject.toml): never skipped
+    import torch
+
+    with torch.device("meta"):                 # storage comes from `randomise`
+        reference = timm.create_model("dla34", pretrained=False)
+    full = archdsl.load(SPECS / "dla34.arch")
+    assert (full.params, full.buffers) == count(reference) == (15_742_104, 15_525)
+
+    net = archdsl.load(SPECS / "dla34.arch", input_shape=SMALL_INPUT)
+    x = torch.randn(2, *SMALL_INPUT, generator=torch.Generator().manual_seed(1))
+    reference = randomise(reference, x)
+    with torch.device("meta"):
+        ours = net.to_torch()
+    ours.to_empty(device="cpu")
+    transfer_weights(reference, ours)          # every parameter and buffer, by its place
+    ours.eval()
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert expected.shape == got.shape == (2, 1000)
+    assert expected.abs().max() > 1e-2         # a comparison that atol cannot make vacuous
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_hrnet_w18_small_spec_checks_cleanly():
+    net = archdsl.load(SPECS / "hrnet_w18_small.arch")
+    assert not net.diagnostics, "\n".join(map(str, net.diagnostics))  # no error, no warning
+    assert net.input_shape == (3, 224, 224)
+    assert net.output_shape == (1000,)
+    # timm's smallest input, 29x29 (28x28 fails in the stage-2 fuse: 7x7 upsampled against 8x8)
+    assert archdsl.load(SPECS / "hrnet_w18_small.arch", input_shape=(3, 29, 29)).output_shape \
+        == (1000,)
+    with pytest.raises(archdsl.SpecError) as raised:
+        archdsl.load(SPECS / "hrnet_w18_small.arch", input_shape=(3, 28, 28))
+    assert [d.code for d in raised.value.errors] == ["E-SHAPE"]
+
+
+@pytest.mark.usefixtures("one_thread")  # many small convolutions: two threads only wait
+def test_hrnet_w18_small_matches_timm():
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        reference = timm.create_model("hrnet_w18_small", pretrained=False)
+    full = archdsl.load(SPECS / "hrnet_w18_small.arch")
+    assert (full.params, full.buffers) == count(reference) == (13_187_464, 24_123)
+
+    net = archdsl.load(SPECS / "hrnet_w18_small.arch", input_shape=SMALL_INPUT)
+    x = torch.randn(2, *SMALL_INPUT, generator=torch.Generator().manual_seed(1))
+    reference = randomise(reference, x)
+    with torch.device("meta"):
+        ours = net.to_torch()
+    ours.to_empty(device="cpu")
+    transfer_weights(reference, ours)          # the head's incre and downsamp, by their place
+    ours.eval()
+    with torch.no_grad():
+        expected, got = reference(x), ours(x)
+    assert expected.shape == got.shape == (2, 1000)
+    assert expected.abs().max() > 1e-2
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
