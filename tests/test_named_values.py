@@ -348,3 +348,14 @@ def test_several_main_outputs_export_by_name(tmp_path):
     got = program(torch.ones(1, 3, 8, 8))
     assert set(got) == {"a", "b"}
     torch.testing.assert_close(got["b"], expected.b.detach())
+
+
+def test_a_name_on_its_own_line_names_the_running_value():
+    """`-> x` first in a block names what the block takes; after a statement already named,
+    `-> b` gives the same value a second name."""
+    net = archdsl.loads("input 3x8x8\nblock f {\n  -> x\n  conv 4 k1; relu -> y\n  x, y; concat\n}\n"
+                        "f\nconv 4 k1 -> a\n-> b\na, b; add\n", "own.arch")
+    assert not net.diagnostics
+    assert net.graph.shape("f1.concat1") == (7, 8, 8)
+    assert {v.name: v.node for v in net.graph.names if v.name in "ab"} == {"a": "conv1",
+                                                                           "b": "conv1"}

@@ -111,7 +111,7 @@ class Walk:
                     src = self.repeat(st, src, scope)
                 elif isinstance(st, Combinator):
                     src = self.combinator(st, src, scope)
-                elif isinstance(st, Values):
+                elif isinstance(st, Values) and st.values:  # (`-> a` alone names what flows)
                     src = tuple(use(scope.names, n, self.graph, self.known) for n in st.values)
                 if st.names:
                     bind(scope.names, st.names, src, self.graph, lambda n: self.taken(n, scope))
