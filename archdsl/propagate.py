@@ -72,11 +72,17 @@ def _grow_field(calc: Calc) -> None:
     """r_out = r_in + (K_eff - 1) * j_in, j_out = j_in * S."""
     (r, j), kernel, stride = calc.rfs[0], calc.kernel, calc.stride
     why = "; ".join(n for n in (calc.why, _carried_note(calc.rfs, calc.bounds)) if n)
-    size = calc.per_axis("receptive field", lambda i: (
-        "r_out = r_in + (K_eff - 1) * j_in", f"{r[i]} + ({kernel[i]} - 1) * {j[i]}",
-        whole(r[i] + (kernel[i] - 1) * j[i]), "; ".join(n for n in (why, (
-            "rounded up to whole input pixels" if whole(r[i] + (kernel[i] - 1) * j[i]) !=
-            r[i] + (kernel[i] - 1) * j[i] else "")) if n)))
+
+    def size_step(i):
+        reach = r[i] + (kernel[i] - 1) * j[i]
+        if type(reach) is int:
+            return "r_out = r_in + (K_eff - 1) * j_in", f"{r[i]} + ({kernel[i]} - 1) * {j[i]}", \
+                reach, why
+        return ("r_out = r_in + (K_eff - 1) * j_in", f"{r[i]} + ({kernel[i]} - 1) * {j[i]}",
+                whole(reach), "; ".join(n for n in (why, "rounded up to whole input pixels")
+                                        if n))
+
+    size = calc.per_axis("receptive field", size_step)
     jump = calc.per_axis("jump", lambda i: (
         "j_out = j_in * S", f"{j[i]} * {stride[i]}", exact(j[i] * stride[i]),
         "input pixels between neighbouring outputs"))
@@ -86,11 +92,13 @@ def _grow_field(calc: Calc) -> None:
 def whole(value) -> int:
     """A size in input pixels, rounded up where a fractional jump (after upsampling) made it
     a fraction: an output that reads part of a pixel sees that pixel."""
-    return value if isinstance(value, int) else math.ceil(value)
+    return value if type(value) is int else math.ceil(value)
 
 
 def exact(value):
     """A jump: an int where it is whole, else the Fraction (after upsampling)."""
+    if type(value) is int:
+        return value
     return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
 
 

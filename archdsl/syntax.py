@@ -381,15 +381,19 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return Keyword(str(name), value, _span(self.file, meta))
 
     def layer(self, meta, children):
+        children, names = _named(children)
         op, *args = children
-        return Layer(str(op), _tok_span(self.file, op), tuple(args), _span(self.file, meta))
+        return Layer(str(op), _tok_span(self.file, op), tuple(args), _span(self.file, meta),
+                     names)
 
     def repeat(self, meta, children):
+        children, names = _named(children)
         count, *index, body = children
         name = Name(str(index[0]), _tok_span(self.file, index[0])) if index else None
-        return Repeat(count, self._nested(body), _span(self.file, meta), name)
+        return Repeat(count, self._nested(body), _span(self.file, meta), name, names)
 
     def combinator(self, meta, children):
+        children, names = _named(children)
         kind, *bodies = children
         branches = []
         after = kind.end_pos  # just past the combinator's name
@@ -406,7 +410,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                 after = body.meta.end_pos
             branches.append(Branch(self._nested(body), span))
         return Combinator(str(kind), _tok_span(self.file, kind), tuple(branches),
-                          _span(self.file, meta))
+                          _span(self.file, meta), names)
 
     def body(self, meta, children):
         return _Body(attach_names(children), meta)
@@ -415,8 +419,9 @@ class _ToSyntaxTree(Transformer_NonRecursive):
         return NamesTail(tuple(Name(str(t), _tok_span(self.file, t)) for t in children))
 
     def values(self, meta, children):
+        children, names = _named(children)
         return Values(tuple(Name(str(t), _tok_span(self.file, t)) for t in children),
-                      _span(self.file, meta))
+                      _span(self.file, meta), names)
 
     def output_item(self, meta, children):
         name, *options = children
@@ -559,6 +564,13 @@ for _name, _rule in vars(ExpressionRules).items():  # the mixin's rules, wrapped
     if not _name.startswith("__") and _name not in vars(_ToSyntaxTree):  # unless it has its own
         setattr(_ToSyntaxTree, _name, v_args(meta=True)(_rule) if _name[0] != "_" else _rule)
 _RULES = [name for name in vars(_ToSyntaxTree) if not name.startswith("_")]
+
+
+def _named(children: list) -> tuple[list, tuple]:
+    """A statement's children without its trailing `-> names`, and those names."""
+    if children and isinstance(children[-1], NamesTail):
+        return children[:-1], children[-1].names
+    return children, ()
 
 
 def _inside(span: Span | None, outer: Span) -> bool:

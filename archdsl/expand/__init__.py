@@ -82,8 +82,8 @@ def _expand(spec: Spec, graph: LayerGraph, overrides, input_shape, diagnostics):
     graph.outputs = outputs(spec.outputs, scope.names, end, graph, walk.known, diagnostics,
                             spec.body[-1].span if spec.body else None)
     graph.output = graph.outputs[0].node
-    if not any(d.is_error for d in diagnostics):
-        diagnostics += unused(graph, graph.outputs)
+    if (graph.names or graph.dataflow) and not any(d.is_error for d in diagnostics):
+        diagnostics += unused(graph, graph.outputs)  # (without names every value is read)
     if any(d.is_error for d in diagnostics) and len(graph) <= 1:
         return None, diagnostics
     return graph, diagnostics
