@@ -55,13 +55,15 @@ def params_label(n: int) -> str:
 
 def plain(value):
     """A number for JSON: a Fraction (a jump after upsampling) as a float, others as they are."""
-    from fractions import Fraction
+    return float(value) if is_fraction(value) else value
 
-    return float(value) if isinstance(value, Fraction) else value
+
+def is_fraction(value) -> bool:
+    """Whether `value` is a Fraction (without importing `fractions` on the check path: only
+    upsampling makes one)."""
+    return type(value).__name__ == "Fraction"
 
 
 def jump_text(jump) -> str:
     """A receptive field's jump as the rf column writes it: `8`, or `0.5` after upsampling."""
-    from fractions import Fraction
-
-    return f"{float(jump):g}" if isinstance(jump, Fraction) else str(jump)
+    return f"{float(jump):g}" if is_fraction(jump) else str(jump)

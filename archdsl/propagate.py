@@ -13,7 +13,6 @@ size plus the padding read on the paths that reach the node (Facts.field).
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 from .graph import capped
 from .layers.calc import Calc, Recorder
@@ -99,7 +98,7 @@ def exact(value):
     """A jump: an int where it is whole, else the Fraction (after upsampling)."""
     if type(value) is int:
         return value
-    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
+    return int(value) if value.denominator == 1 else value  # a Fraction
 
 
 def _limit_steps(calc: Calc, out: tuple) -> None:

@@ -301,7 +301,7 @@ def test_the_language_server_knows_names():
     assert "16x8x8" in hover(doc, 8, 7) and "relu2" in hover(doc, 8, 7)
 
 
-@pytest.mark.parametrize("model,spec,size", [("googlenet", "googlenet_aux.arch", 224),
+@pytest.mark.parametrize("model,spec,size", [("googlenet", "googlenet_aux.arch", 64),
                                              ("inception_v3", "inception_v3_aux.arch", 299)])
 def test_auxiliary_classifiers_equal_torchvision_in_train_and_eval(model, spec, size):
     import torchvision

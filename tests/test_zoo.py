@@ -171,7 +171,9 @@ def test_matches_torchvision(name):
     tv_params, tv_buffers = count(tv)
     full = archdsl.load(path, input_shape=input_shape, **params)
     assert (full.params, full.buffers) == (tv_params, tv_buffers)
-    if name in REFERENCE or ZOO[name].get("check_only"):
+    # the auxiliary classifiers' entries: outputs compared in both modes in
+    # tests/test_named_values.py
+    if name in REFERENCE or ZOO[name].get("check_only") or "model" in ZOO[name]:
         return
 
     small = small_input(name)

@@ -13,7 +13,6 @@ Substituted expressions are written so that Python evaluates them (`floor(217 / 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Callable
 
 
@@ -30,9 +29,8 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         """The step's JSON record."""
-        value = [float(v) if isinstance(v, Fraction) else v for v in self.value] \
-            if isinstance(self.value, (list, tuple)) else \
-            float(self.value) if isinstance(self.value, Fraction) else self.value
+        value = [plain(v) for v in self.value] if isinstance(self.value, (list, tuple)) else \
+            plain(self.value)
         return {"what": self.what, "formula": self.formula, "substituted": self.substituted,
                 "value": value, "note": self.note}
 
@@ -105,6 +103,11 @@ class Recorder(Calc):
         if self.steps and text:
             last = self.steps[-1]
             last.note = "; ".join(n for n in (last.note, text) if n)
+
+
+def plain(value):
+    """A step's value for JSON: a Fraction (a jump after upsampling) as a float."""
+    return float(value) if type(value).__name__ == "Fraction" else value
 
 
 def _shape(shape) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from .base import BOOL, CHOICE, INT, Arg, LayerError, LayerKind, call, layer, need_map
 
 # how many input pixels (per axis) one output pixel of each mode reads
@@ -42,6 +40,8 @@ class Upsample(LayerKind):
         calc.output = tuple(calc.step("output", "C x (H * scale) x (W * scale)",
                                       f"{c} x {size[0]} x {size[1]}", [c, *size]))
         calc.step("parameters", "none: values are filled in, nothing learnt", "0", 0)
+        from fractions import Fraction  # the check path imports it only where upsampling is
+
         reads = READS[a.mode]
         calc.window((reads, reads), (Fraction(1, a.scale),) * 2,
                     f"{a.mode}: each output reads {reads} input pixel{'s' if reads > 1 else ''} "
