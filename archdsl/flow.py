@@ -59,12 +59,25 @@ class Flow:
                 nid not in needed_in_eval))
         self.slots = len(order)
         self.outputs = [(o.name, slot[o.node], o.aux is not None) for o in graph.outputs]
-        self.names = [o.name for o in graph.outputs]
-        cls = "".join(p.capitalize() for p in graph.name.split("_")) + "Outputs"
-        self.every = namedtuple(cls, self.names) if len(self.names) > 1 else None
-        eval_names = [n for n, _, aux in self.outputs if not aux]
-        self.in_eval = namedtuple(cls, eval_names) if len(eval_names) > 1 else None
+        self.cls = "".join(p.capitalize() for p in graph.name.split("_")) + "Outputs"
+        self._tuples()
         self.as_dict = False  # several outputs in eval as a dict by name (export's)
+
+    def _tuples(self) -> None:
+        """The named tuples of every output (training) and of the main ones (eval)."""
+        names = [n for n, _, _ in self.outputs]
+        self.every = namedtuple(self.cls, names) if len(names) > 1 else None
+        eval_names = [n for n, _, aux in self.outputs if not aux]
+        self.in_eval = namedtuple(self.cls, eval_names) if len(eval_names) > 1 else None
+
+    def __getstate__(self):  # a pickled network (torch.save(model)) leaves the classes out
+        state = dict(self.__dict__)
+        state.pop("every"), state.pop("in_eval")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tuples()
 
     def run(self, network: nn.Module, x: torch.Tensor):
         values: list = [None] * self.slots

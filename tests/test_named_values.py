@@ -359,3 +359,30 @@ def test_a_name_on_its_own_line_names_the_running_value():
     assert net.graph.shape("f1.concat1") == (7, 8, 8)
     assert {v.name: v.node for v in net.graph.names if v.name in "ab"} == {"a": "conv1",
                                                                            "b": "conv1"}
+
+
+def test_a_network_with_names_copies_and_pickles_whole(tmp_path):
+    """EMA's deepcopy and torch.save of the whole module keep the graph's steps pointing at
+    the copy's own modules, and the outputs' named tuples."""
+    import copy
+
+    model = skips().to_torch().train()
+    x = torch.randn(2, 3, 16, 16)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.linear2.weight.add_(1.0)  # the copy's own modules run, not the original's
+    assert not torch.equal(twin(x).aux, model(x).aux)
+    torch.save(model, tmp_path / "whole.pt")
+    loaded = torch.load(tmp_path / "whole.pt", weights_only=False).train()
+    torch.testing.assert_close(loaded(x).logits, model(x).logits)
+    assert loaded(x)._fields == ("logits", "aux")
+
+
+def test_dynamo_captures_a_network_with_names_in_one_graph_in_training_too():
+    model = skips().to_torch().train()
+    x = torch.randn(2, 3, 16, 16)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # raises on a break
+    got, expected = compiled(x), model(x)
+    assert got._fields == ("logits", "aux")
+    torch.testing.assert_close(got.aux, expected.aux)

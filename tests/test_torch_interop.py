@@ -14,7 +14,7 @@ import torch
 import archdsl
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-REPRESENTATIVE = ["alexnet", "resnet18", "googlenet", "mobilenet_v2", "branches"]
+REPRESENTATIVE = ["alexnet", "resnet18", "googlenet", "mobilenet_v2", "branches", "googlenet_aux"]
 
 
 def model_and_input(name, size=64):
