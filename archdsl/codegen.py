@@ -328,6 +328,8 @@ def flow_forward(graph, lines: list) -> str:
         return var[graph.outputs[0].node]
     every = ", ".join(f"{o.name}={var[o.node]}" for o in graph.outputs)
     mains = [var[o.node] for o in graph.outputs if o.aux is None]
+    if len(mains) == len(graph.outputs):  # no auxiliary output: the same in both modes
+        return f"Outputs({every})"
     kept = ", ".join(f"{o.name}={var[o.node]}" for o in graph.outputs if o.aux is None)
     lines.append(("if self.training:", None))
     lines.append((f"    return Outputs({every})", None))

@@ -348,6 +348,16 @@ def test_several_main_outputs_export_by_name(tmp_path):
     got = program(torch.ones(1, 3, 8, 8))
     assert set(got) == {"a", "b"}
     torch.testing.assert_close(got["b"], expected.b.detach())
+    from archdsl.codegen import to_python
+
+    namespace = {}
+    exec(compile(to_python(net), "two.py", "exec"), namespace)
+    generated = namespace["Two"]()
+    torch.manual_seed(0)
+    generated.load_state_dict(net.to_torch().state_dict())
+    out = generated.eval()(torch.ones(1, 3, 8, 8))
+    assert out._fields == ("a", "b")
+    torch.testing.assert_close(out.b, expected.b.detach())
 
 
 def test_a_name_on_its_own_line_names_the_running_value():
