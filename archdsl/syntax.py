@@ -383,14 +383,24 @@ class _ToSyntaxTree(Transformer_NonRecursive):
     def layer(self, meta, children):
         children, names = _named(children)
         op, *args = children
-        return Layer(str(op), _tok_span(self.file, op), tuple(args), _span(self.file, meta),
+        return Layer(str(op), _tok_span(self.file, op), tuple(args), self._before(meta, names),
                      names)
 
     def repeat(self, meta, children):
         children, names = _named(children)
         count, *index, body = children
         name = Name(str(index[0]), _tok_span(self.file, index[0])) if index else None
-        return Repeat(count, self._nested(body), _span(self.file, meta), name, names)
+        return Repeat(count, self._nested(body), self._before(meta, names), name, names)
+
+    def _before(self, meta, names) -> Span:
+        """A statement's span, up to its `-> names` (where a caret points at the statement)."""
+        span = _span(self.file, meta)
+        if not names:
+            return span
+        arrow = self.source.rindex("->", 0, self._offset(names[0].span))
+        end = len(self.source[:arrow].rstrip())
+        line, column = _line_col(self.source, end)
+        return Span(span.file, span.line, span.column, line, column)
 
     def combinator(self, meta, children):
         children, names = _named(children)
@@ -410,7 +420,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
                 after = body.meta.end_pos
             branches.append(Branch(self._nested(body), span))
         return Combinator(str(kind), _tok_span(self.file, kind), tuple(branches),
-                          _span(self.file, meta), names)
+                          self._before(meta, names), names)
 
     def body(self, meta, children):
         return _Body(attach_names(children), meta)
@@ -421,7 +431,7 @@ class _ToSyntaxTree(Transformer_NonRecursive):
     def values(self, meta, children):
         children, names = _named(children)
         return Values(tuple(Name(str(t), _tok_span(self.file, t)) for t in children),
-                      _span(self.file, meta), names)
+                      self._before(meta, names), names)
 
     def output_item(self, meta, children):
         name, *options = children
