@@ -87,14 +87,19 @@ def make_server() -> ArchServer:
     return server
 
 
+async def _name_at(ls: ArchServer, uri: str, position: lsp.Position):
+    """The document's last check and the name at `position` (None where there is none)."""
+    doc = await ls.document(uri)
+    where = ls.where(doc.lines, position) if doc else None
+    return doc, (doc.at(*where) if where else None)
+
+
 def _navigation(server: ArchServer) -> None:
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     @guarded(None)
     async def definition(ls: ArchServer, params: lsp.DefinitionParams):
         uri = params.text_document.uri
-        doc = await ls.document(uri)
-        where = ls.where(doc.lines, params.position) if doc else None
-        occ = doc.at(*where) if where else None
+        doc, occ = await _name_at(ls, uri, params.position)
         target = definition_of(doc, occ) if occ is not None else None
         if target is None:
             return None
@@ -104,9 +109,7 @@ def _navigation(server: ArchServer) -> None:
     @guarded(None)
     async def find_references(ls: ArchServer, params: lsp.ReferenceParams):
         uri = params.text_document.uri
-        doc = await ls.document(uri)
-        where = ls.where(doc.lines, params.position) if doc else None
-        occ = doc.at(*where) if where else None
+        doc, occ = await _name_at(ls, uri, params.position)
         if occ is None:
             return None
         spans = references(doc, occ, params.context.include_declaration)
@@ -118,9 +121,7 @@ def _navigation(server: ArchServer) -> None:
     async def rename(ls: ArchServer, params: lsp.RenameParams):
         """A named value, parameter, block or repeat index renamed everywhere it is meant."""
         uri = params.text_document.uri
-        doc = await ls.document(uri)
-        where = ls.where(doc.lines, params.position) if doc else None
-        occ = doc.at(*where) if where else None
+        doc, occ = await _name_at(ls, uri, params.position)
         if occ is None or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", params.new_name):
             return None
         to_range = ls.columns(doc.lines).range
