@@ -28,6 +28,7 @@ FAMILIES = {
     "activation": ("#fff2a8", "activation"),
     "linear": ("#d5a6bd", "linear"),
     "merge": ("#d9d9d9", "merge"),
+    "arith": ("#b4a7d6", "arithmetic"),
     "shape": ("#f3f3f3", "reshape / dropout"),
     "block": ("#ffffff", "collapsed block or repeat"),
 }

@@ -195,7 +195,14 @@ class _Where:
 
     parens: int = 0  # open `(`: inside them `<` and `>` compare
     statement: str | None = None  # the statement's first word; None before it
-    expression: bool = False  # in a def's body or a repeat's count
+    expression: bool = False  # in a def's body, a repeat's count or tensor arithmetic
+    words: int = 0  # tokens of the statement so far (outside parentheses)
+
+    def operator_next(self, tok: str) -> bool:
+        """Whether `tok` is an operator that makes the statement tensor arithmetic: first in
+        it (`* 1.7015`, `(a + b) * 0.5`) or right after its first word (`y - x`)."""
+        return tok in _BINARY and not self.parens and (
+            self.statement is None or self.words == 1 and self.statement not in ("repeat", "def"))
 
     @property
     def spaced(self) -> bool:
@@ -207,20 +214,31 @@ class _Where:
             self.parens += 1
         elif tok == ")" and self.parens:
             self.parens -= 1
+            if not self.parens and self.statement is not None:
+                self.words += 1  # `conv (c*2)//g`: a parenthesised argument is a word
         elif self.parens:
             return
         elif tok in (";", "{", "}", "<", ">", "|"):
-            self.statement, self.expression = None, False
+            self.statement, self.expression, self.words = None, False, 0
         elif self.statement is None:
-            self.statement, self.expression = tok, tok == "repeat"
-        elif tok == "as" and self.statement == "repeat":
+            self.statement, self.words = tok, 1
+            self.expression = tok == "repeat" or tok in _BINARY or tok[0].isdigit() or \
+                tok[0] == "."  # `repeat n`, `* 1.7015`, `2 * x`
+        elif tok in _BINARY and self.words == 1 and self.statement not in ("repeat", "def"):
+            self.expression, self.words = True, 2  # `y - x`
+        else:
+            self.words += 1
+            self._keywords(tok)
+
+    def _keywords(self, tok: str) -> None:
+        if tok == "as" and self.statement == "repeat":
             self.expression = False
         elif tok == "=" and self.statement == "def":
             self.expression = True
 
     def end_line(self) -> None:
         if not self.parens:  # a new line ends the statement
-            self.statement, self.expression = None, False
+            self.statement, self.expression, self.words = None, False, 0
 
 
 def _join(tokens: list[str], where: _Where | None = None) -> tuple[str, list[int], list[bool]]:
@@ -258,7 +276,8 @@ def _unary(tok: str, prev: str | None, in_parens: bool = False) -> bool:
     """Whether `tok` is a minus that starts a value (after `=` or `(`; inside parentheses also
     after `,`, a comparison, `if` or `else`)."""
     return tok == "-" and (prev in ("=", "(") or in_parens and (
-        prev == "," or prev in _COMPARISONS or prev in expression_keywords()))
+        prev == "," or prev in _COMPARISONS or prev in _BINARY or
+        prev in expression_keywords()))
 
 
 def _spaced(prev: str, tok: str, before: str | None, where: _Where) -> bool:
@@ -279,8 +298,10 @@ def _spaced(prev: str, tok: str, before: str | None, where: _Where) -> bool:
         return True
     if tok == "<":
         return False
-    if _unary(prev, before, in_parens):
+    if _unary(prev, before, where.spaced):
         return False
+    if where.operator_next(tok):
+        return True
     if tok in _BINARY or prev in _BINARY:
         return where.spaced
     if tok == "(":

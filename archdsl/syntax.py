@@ -23,7 +23,7 @@ from .syntax_hints import EXAMPLES as _EXAMPLES  # noqa: F401  (tests read the t
 from .syntax_tree import (  # noqa: F401  (the tree's names, re-exported)
     Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call, Keyword, Layer, Repeat, Branch,
     Combinator, Param, BlockDef, FuncDef, ArchHeader, InitDecl, InputDecl, Spec, Expr, Arg, Stmt,
-    Values, OutputItem, OutputDecl, NamesTail, attach_names, INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span)
+    Values, Arith, Logic, Running, OutputItem, OutputDecl, NamesTail, attach_names, INIT_SCHEMES, ExpressionRules, span_of as _span, token_span as _tok_span)
 
 # ----------------------------------------------------------------------------- the parser
 
@@ -94,7 +94,8 @@ def parse(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnost
 
 
 _EXPRESSION_RULES = {"add", "sub", "mul", "div", "floordiv", "mod", "neg", "lt", "le", "gt", "ge",
-                     "eq", "ne", "ifelse", "call"}
+                     "eq", "ne", "ifelse", "call", "and_", "or_", "not_", "tadd", "tsub",
+                     "tmul", "tdiv", "tneg", "lead"}
 
 
 def _too_deep(tree, file: str) -> Diagnostic | None:

@@ -110,7 +110,13 @@ def statement_hint(text: str, pos: int | None, found: str) -> str | None:
             if any(ch.isspace() for ch in m.group()):
                 fixed = statement[:m.start()] + "".join(m.group().split()) + statement[m.end():]
                 return f"shapes are written without spaces: `{fixed}`"
+    if _GLUED_MINUS.match(statement):  # `conv -1 k3`: tensor arithmetic `conv - 1`, then k3
+        return TOKEN_HINTS["MINUS"]
     return call_hint(statement)
+
+
+# a layer's first argument written as a negative value: `conv -1 k3`, `leakyrelu -0.5 x`
+_GLUED_MINUS = re.compile(r"\s*[A-Za-z_]\w*\s+-[\w.(]")
 
 
 def call_hint(statement: str) -> str | None:

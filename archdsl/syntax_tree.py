@@ -70,7 +70,23 @@ class Call:
     span: Span
 
 
-Expr = Union[Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call]
+@dataclass(frozen=True)
+class Logic:
+    """`a and b`, `a or b`, `not a`: conditions joined (one operand for `not`)."""
+
+    op: str  # and, or, not
+    operands: tuple["Expr", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Running:
+    """The running value, left of a statement that starts with an operator (`* 1.7015`)."""
+
+    span: Span
+
+
+Expr = Union[Num, ShapeLit, Name, BinOp, Neg, Compare, IfElse, Call, Logic, Running]
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,17 @@ class Values:
     expansion finds to be a value."""
 
     values: tuple[Name, ...]
+    span: Span
+    names: tuple[Name, ...] = ()
+
+
+@dataclass(frozen=True)
+class Arith:
+    """`y - x`, `(a + b) * 0.5`, `* 1.7015`: arithmetic on tensors (named values, the running
+    value) and numbers; its names are values where a value of that name is in scope, numbers
+    (parameters, indices) otherwise."""
+
+    expr: Expr
     span: Span
     names: tuple[Name, ...] = ()
 
@@ -208,7 +235,7 @@ class InputDecl:
     span: Span
 
 
-Stmt = Union[Layer, Repeat, Combinator, Values, BlockDef, FuncDef, ArchHeader, InputDecl]
+Stmt = Union[Layer, Repeat, Combinator, Values, Arith, BlockDef, FuncDef, ArchHeader, InputDecl]
 
 
 @dataclass
@@ -320,6 +347,35 @@ class ExpressionRules:
     def ifelse(self, meta, children):
         then, condition, other = children
         return IfElse(condition, then, other, span_of(self.file, meta))
+
+    def _logic(self, op: str, meta, children):
+        return Logic(op, tuple(children), span_of(self.file, meta))
+
+    def and_(self, meta, children):
+        return self._logic("and", meta, children)
+
+    def or_(self, meta, children):
+        return self._logic("or", meta, children)
+
+    def not_(self, meta, children):
+        return self._logic("not", meta, children)
+
+    # tensor arithmetic (`arith` statements): the same nodes, minus without a spacing check
+    tadd, tmul, tdiv, tneg = add, mul, div, neg
+
+    def tsub(self, meta, children):
+        """`y - x`; `conv -1` (a negative value meant) is an error, as in arguments."""
+        return self.sub(meta, children)
+
+    def lead(self, meta, children):
+        """`* 1.7015`: the running value, the operator, the rest."""
+        op, rest = children
+        start = token_span(self.file, op)
+        return BinOp(str(op), Running(start), rest, span_of(self.file, meta))
+
+    def arith(self, meta, children):
+        names = children[-1].names if isinstance(children[-1], NamesTail) else ()
+        return Arith(children[0], self._before(meta, names), names)
 
     def call(self, meta, children):
         name, *args = children

@@ -33,6 +33,9 @@ STATEMENTS = {
     "as": "`repeat n as i { … }`: `i` holds the iteration's index, 0 … n-1, inside the body",
     "if": "`(a if cond else b)`: a where cond holds, else b; inside parentheses only",
     "else": "`(a if cond else b)`: b where cond does not hold",
+    "and": "`(a if c > 8 and d else b)`: both conditions hold",
+    "or": "`(a if c > 8 or d else b)`: at least one condition holds",
+    "not": "`(a if not d else b)`: the condition does not hold",
 }
 
 

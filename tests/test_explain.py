@@ -366,7 +366,8 @@ def statement(kind) -> str:
     for arg in kind.args:
         if not arg.required:
             continue
-        value = REQUIRED.get(arg.name, {INT: "2", PAIR: "1", FLOAT: "0.5"}.get(arg.type, "1"))
+        value = REQUIRED.get(arg.name, arg.choices[0] if arg.choices else
+                             {INT: "2", PAIR: "1", FLOAT: "0.5"}.get(arg.type, "1"))
         words.append(value if arg.name in kind.positional else
                      f"{arg.flag}{value}" if arg.flag else f"{arg.name}={value}")
     return " ".join(words)

@@ -26,6 +26,7 @@ then refuse with the expected code. Those cases are also pinned down as explicit
 
 from __future__ import annotations
 
+import operator
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -41,8 +42,9 @@ from archdsl import SpecError
 from archdsl.layers import REGISTRY
 from test_transformers import TWINNED_HERE as SEQUENCE_TWINS  # sequences: test_transformers.py
 from test_windows import TWINNED_HERE as WINDOW_TWINS  # Swin, MaxViT: test_windows.py
+from test_arith import TWINNED_HERE as ARITH_TWINS  # arithmetic: test_arith.py
 
-TWINNED_HERE = SEQUENCE_TWINS + WINDOW_TWINS  # kinds whose torch twins live in those files
+TWINNED_HERE = SEQUENCE_TWINS + WINDOW_TWINS + ARITH_TWINS  # kinds whose torch twins live in those files
 
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -120,8 +122,20 @@ def build_seq(cases: list[Case], shape: tuple) -> tuple[nn.Module, tuple]:
     return nn.Sequential(*modules), shape
 
 
+MERGE_OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+             "div": operator.truediv}
+
+
+class PlusOne(nn.Module):
+    """`+ 1`: keeps a divisor (after a sigmoid) within [1, 2]."""
+
+    def forward(self, x):
+        return x + 1
+
+
 class Merge(nn.Module):
-    """add< … >, mul< … >, concat< … >: branches that read the same input."""
+    """add< … >, sub< … >, mul< … >, div< … >, concat< … >: branches that read the same
+    input."""
 
     def __init__(self, how: str, branches: list[nn.Module]):
         super().__init__()
@@ -133,7 +147,7 @@ class Merge(nn.Module):
             return torch.cat(ys, dim=1)
         out = ys[0]
         for y in ys[1:]:
-            out = out + y if self.how == "add" else out * y
+            out = MERGE_OPS[self.how](out, y)
         if len({y.dim() for y in ys}) > 1:  # torch broadcast a vector against a feature map
             raise Stricter("E-SHAPE")
         return out
@@ -331,8 +345,9 @@ WINDOW_POOLS = ["maxpool", "avgpool"]
 ADAPTIVE_POOLS = ["adaptiveavgpool", "adaptivemaxpool"]
 NORMS = ["bn", "groupnorm", "layernorm", "lrn"]
 PASSTHROUGH = ["dropout", "dropout2d", "identity", "flatten"]
-COMBINATORS = {"add": ["add", "residual", "residual_auto"], "mul": ["mul"], "concat": ["concat"]}
-COMBINATOR_FORMS = ["add", "mul", "concat", "residual", "residual_auto"]
+COMBINATORS = {"add": ["add", "residual", "residual_auto"], "sub": ["sub"], "mul": ["mul"],
+               "div": ["div"], "concat": ["concat"]}
+COMBINATOR_FORMS = ["add", "sub", "mul", "div", "concat", "residual", "residual_auto"]
 
 
 @st.composite
@@ -656,6 +671,10 @@ def combinator(draw, channels: int | None = None, kind: str | None = None) -> Ca
         branches = [[Case("identity", lambda s: nn.Identity(), frozenset({"identity"}))], gate]
     else:
         branches = [draw(branch(channels)) for _ in range(1 if how == "residual_auto" else 2)]
+    if how == "div":  # a divisor within [1, 2]: the quotient stays finite and well-conditioned
+        branches[1] = branches[1] + [
+            Case("sigmoid", lambda s: nn.Sigmoid(), frozenset({"sigmoid"})),
+            Case("+ 1", lambda s: PlusOne(), frozenset({"scalar"}))]
     bodies = [" ".join(("; ".join(c.text for c in b)).split()) for b in branches]
     kinds = frozenset().union(*(c.kinds for b in branches for c in b))
     merge = {"residual": "add", "residual_auto": "add"}.get(how, how)

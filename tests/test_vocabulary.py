@@ -44,7 +44,7 @@ def test_every_keyword_of_the_grammar_has_a_description():
 def test_keywords_come_from_the_grammar():
     assert vocabulary.statement_keywords() == ("arch", "input", "init", "output", "block", "def",
                                                   "repeat")
-    assert vocabulary.expression_keywords() == ("else", "if")
+    assert vocabulary.expression_keywords() == ("and", "else", "if", "not", "or")
     assert "as" in vocabulary.keywords()
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..diagnostics import DiagnosticError, Span, did_you_mean, error
 from ..layers.types import out_of_range, show
-from ..syntax import NUMBER_RANGE, BinOp, Call, Compare, IfElse, Name, Neg, Num, ShapeLit
+from ..syntax import (NUMBER_RANGE, BinOp, Call, Compare, IfElse, Logic, Name, Neg, Num, Running,
+                      ShapeLit)
 from .budget import spend
 
 TOO_LARGE = 10**15
@@ -91,6 +92,17 @@ def evaluate(e, env: dict[str, Any], words_ok: bool = False):
         return evaluate(e.then if _condition(e.condition, env) else e.other, env, words_ok)
     if isinstance(e, Call):
         return _call(e, [evaluate(a, env) for a in e.args])
+    if isinstance(e, Logic):
+        if e.op == "not":
+            return not _condition(e.operands[0], env)
+        first = _condition(e.operands[0], env)  # `and`/`or` stop early, as Python's do
+        if first == (e.op == "or"):
+            return first
+        return _condition(e.operands[1], env)
+    if isinstance(e, Running):
+        raise DiagnosticError(error("E-EXPR", "an operator at the start applies to the running "
+                                    "tensor, and a number is wanted here", e.span,
+                                    hint="write the whole calculation in numbers"))
     raise AssertionError(f"unknown expression {e!r}")
 
 

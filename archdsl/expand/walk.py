@@ -22,7 +22,8 @@ from ..layers.merge import MergeKind, combinator, combinator_names
 from ..layers.types import show
 from ..layers.types import FLOAT, INT
 from ..number_text import count_text
-from ..syntax import BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec, Values
+from ..syntax import Arith, BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec, Values
+from .arith import Lowering
 from .arguments import resolve
 from .binder import bind as bind_call
 from .budget import afford, spend
@@ -111,6 +112,8 @@ class Walk:
                     src = self.repeat(st, src, scope)
                 elif isinstance(st, Combinator):
                     src = self.combinator(st, src, scope)
+                elif isinstance(st, Arith):
+                    src = Lowering(self, st, src, scope).emit()
                 elif isinstance(st, Values) and st.values:  # (`-> a` alone names what flows)
                     src = tuple(use(scope.names, n, self.graph, self.known) for n in st.values)
                 if st.names:
@@ -196,7 +199,7 @@ class Walk:
         seen = set()
         for port, end in enumerate(ends):
             if end in seen:
-                again = self.graph.add(LayerNode(f"{merge}.input{port + 1}", layers.get(
+                again = self.graph.add(LayerNode(f"{merge}_input{port + 1}", layers.get(
                     "identity"), Args({}), span, scope.groups, inserted=True),
                     self.graph.order.index(merge))
                 self.graph.connect(end, again)

@@ -208,7 +208,7 @@ def _registered(name: str) -> LayerKind:
 
 # Constructor arguments where a single number does not mean "the same in every dimension":
 # nn.LayerNorm(4) normalises over the last dimension only, nn.LayerNorm((4, 4, 4)) over all.
-_WHOLE_TUPLES = frozenset({"normalized_shape"})
+_WHOLE_TUPLES = frozenset({"normalized_shape", "shape", "dims"})
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,34 @@ class Mul(_Elementwise):
     }
 
 
+@layer("sub", family="merge",
+       summary="element-wise difference: the first branch minus the others (broadcasting)")
+class Sub(_Elementwise):
+    symbol, module_name, infix, reduce = "⊖", "Sub", "-", staticmethod(operator.sub)
+    aliases = {"subtract": ""}
+    mismatch = "sub needs shapes that match or broadcast, but the branches give "
+
+    reference = {
+        "shape": "as add: broadcasting over branches of equal rank",
+        "rf": "as add",
+        "errors": "E-SHAPE",
+    }
+
+
+@layer("div", family="merge", nonlinear=True,
+       summary="element-wise quotient: the first branch divided by the others (broadcasting)")
+class Div(_Elementwise):
+    symbol, module_name, infix, reduce = "⊘", "Div", "/", staticmethod(operator.truediv)
+    aliases = {"divide": ""}
+    mismatch = "div needs shapes that match or broadcast, but the branches give "
+
+    reference = {
+        "shape": "as add: broadcasting over branches of equal rank",
+        "rf": "as add",
+        "errors": "E-SHAPE",
+    }
+
+
 @layer("concat", family="merge", summary="the branches joined along channels (features for vectors)")
 class Concat(MergeKind):
     symbol, round, module_name = "concat", False, "Concat"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import Diagnostic, Span
-from ..syntax_tree import (BinOp, BlockDef, Call, Combinator, Compare, IfElse, Keyword, Layer,
-                           Name, Neg, Param, Repeat, Spec, Values)
+from ..syntax_tree import (Arith, BinOp, BlockDef, Call, Combinator, Compare, IfElse, Keyword,
+                           Layer, Logic, Name, Neg, Param, Repeat, Spec, Values)
 
 ARCH = ""  # the scope of the `arch` header's parameters
 
@@ -139,6 +139,8 @@ def _statements(body, scope, spec, names, found, registry, values=frozenset()) -
                   for n in getattr(st, "names", ())]
         if isinstance(st, Values):
             found += [Occurrence("value-use", n.name, n.span, scope, st) for n in st.values]
+        elif isinstance(st, Arith):  # `y - x`: value names read, numbers as any argument
+            _expressions(st.expr, scope, names, found, st, indices, values)
         elif isinstance(st, Layer) and not st.args and st.op in values:
             found.append(Occurrence("value-use", st.op, st.op_span, scope, st))
         elif isinstance(st, Layer):
@@ -174,13 +176,15 @@ def _value_names(body, inputs=()) -> set[str]:
     return set(all_names(Spec("", "", body=tuple(body)))) | {n.name for n in inputs}
 
 
-def _expressions(expr, scope, names, found, statement, indices=None) -> None:
+def _expressions(expr, scope, names, found, statement, indices=None, values=()) -> None:
     indices = indices or {}
     stack = [expr] if expr is not None else []
     while stack:
         e = stack.pop()
         if isinstance(e, Name):
-            if e.name in indices:  # a repeat's index: its Occurrence holds that repeat
+            if e.name in values and e.name not in names and e.name not in indices:
+                found.append(Occurrence("value-use", e.name, e.span, scope, statement))
+            elif e.name in indices:  # a repeat's index: its Occurrence holds that repeat
                 found.append(Occurrence("index-use", e.name, e.span, scope, indices[e.name]))
             elif e.name in names:
                 found.append(Occurrence("param-use", e.name, e.span, scope, statement))
@@ -196,6 +200,8 @@ def _expressions(expr, scope, names, found, statement, indices=None) -> None:
             stack += [e.other, e.then, e.condition]
         elif isinstance(e, Call):
             stack += list(reversed(e.args))
+        elif isinstance(e, Logic):
+            stack += list(reversed(e.operands))
 
 
 def definition_of(doc: Document, occ: Occurrence) -> tuple[str, str, Span] | None:
