@@ -291,6 +291,13 @@ def token_span(file: str, tok) -> Span:
     return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+def _joined(first: Span, last: Span) -> Span:
+    return Span(first.file, first.line, first.column, last.end_line, last.end_column)
+
+
 class ExpressionRules:
     """The parser's expression rules -> Expr nodes (mixed into syntax.py's Transformer, which
     has `file`; `sub` and the literals stay there, as they check the spacing of a minus and
@@ -367,11 +374,27 @@ class ExpressionRules:
         """`y - x`; `conv -1` (a negative value meant) is an error, as in arguments."""
         return self.sub(meta, children)
 
+    def tgroup(self, meta, children):
+        """`(a + b)` in tensor arithmetic: kept whole by a leading operator (`* (a + b)`)."""
+        grouped = self.__dict__.setdefault("_grouped", set())
+        grouped.add(id(children[0]))
+        return children[0]
+
     def lead(self, meta, children):
-        """`* 1.7015`: the running value, the operator, the rest."""
+        """`* 0.2 + x`: the running value, then the operator and the rest, as if the running
+        value were written first: (running * 0.2) + x, precedence and order kept."""
         op, rest = children
-        start = token_span(self.file, op)
-        return BinOp(str(op), Running(start), rest, span_of(self.file, meta))
+        grouped = self.__dict__.get("_grouped", set())
+        op, running = str(op), Running(token_span(self.file, op))
+
+        def before(e):  # `running op` put in front of the leftmost operand it binds to
+            if isinstance(e, BinOp) and id(e) not in grouped and _PRECEDENCE[e.op] <= \
+                    _PRECEDENCE[op]:
+                left = before(e.left)
+                return BinOp(e.op, left, e.right, _joined(left.span, e.span))
+            return BinOp(op, running, e, _joined(running.span, e.span))
+
+        return before(rest)
 
     def arith(self, meta, children):
         names = children[-1].names if isinstance(children[-1], NamesTail) else ()

@@ -71,11 +71,13 @@ def test_arithmetic_statements_equal_plain_torch():
 
 
 def test_operators_follow_precedence_and_a_leading_operator_takes_the_running_value():
-    net = archdsl.loads("input 2x4x4\nrelu -> a\nsigmoid -> b\na - b * 2 + b / 4\n* 3\n")
+    net = archdsl.loads("input 2x4x4\nrelu -> a\nsigmoid -> b\na - b * 2 + b / 4\n"
+                        "* 3 + a -> c\n- a - b\n* (c - 1) -> d\n")
     model = net.to_torch()
     x = torch.randn(1, 2, 4, 4)
     a, b = torch.relu(x), torch.sigmoid(torch.relu(x))
-    torch.testing.assert_close(model(x), (a - b * 2 + b / 4) * 3)
+    c = (a - b * 2 + b / 4) * 3 + a  # as if the running value were written first
+    torch.testing.assert_close(model(x), (c - a - b) * (c - 1))
 
 
 @pytest.mark.parametrize("text,code,line,column,words", [

@@ -169,6 +169,8 @@ TWINS = {
     "dla34": (lambda: __import__("timm").create_model("dla34", pretrained=False), None),
     "hrnet_w18_small": (lambda: __import__("timm").create_model("hrnet_w18_small",
                                                                 pretrained=False), None),
+    "poolformer_s12": (lambda: __import__("timm").create_model("poolformer_s12",
+                                                               pretrained=False), None),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),

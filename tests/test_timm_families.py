@@ -104,3 +104,60 @@ def test_hrnet_w18_small_matches_timm():
     assert expected.shape == got.shape == (2, 1000)
     assert expected.abs().max() > 1e-2
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def copy_in_order(src, dst) -> None:
+    """Every tensor of `src` into `dst`, the k-th into the k-th in registration order, where
+    the two differ only in axes of size 1: timm's Scale holds a C-vector, archdsl's
+    layerscale the C×1×1 tensor torchvision's ConvNeXt holds."""
+    import torch
+
+    theirs, ours = list(src.state_dict().values()), list(dst.state_dict().items())
+    assert len(theirs) == len(ours)
+    with torch.no_grad():
+        for value, (key, target) in zip(theirs, ours):
+            assert value.squeeze().shape == target.squeeze().shape, key
+            target.copy_(value.reshape(target.shape))
+
+
+def compare_with_timm(name: str, spec: str, counts: tuple, size: tuple, *, in_order=False,
+                      scales=()):
+    """The spec has timm's parameter and buffer counts and, at `size`, timm's outputs on random
+    weights (`scales`: parameters whose names hold one of these words start near 1, as a
+    layer scale that `randomise` would leave at 0.02 silences its branch)."""
+    import timm  # a dev dependency (pyproject.toml): never skipped
+    import torch
+
+    with torch.device("meta"):                 # storage comes from `randomise`
+        reference = timm.create_model(name, pretrained=False)
+    full = archdsl.load(SPECS / spec)
+    assert not [d for d in full.diagnostics if d.is_error]
+    assert (full.params, full.buffers) == count(reference) == counts
+
+    net = archdsl.load(SPECS / spec, input_shape=size)
+    x = torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
+    reference = randomise(reference, x)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for key, p in reference.named_parameters():
+            if any(word in key for word in scales):
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
+    with torch.device("meta"):
+        ours = net.to_torch()
+    ours.to_empty(device="cpu")
+    (copy_in_order if in_order else transfer_weights)(reference, ours)
+    ours.eval()
+    with torch.no_grad():
+        expected, got = reference.eval()(x), ours(x)
+    assert expected.shape == got.shape == (2, 1000)
+    assert expected.abs().max() > 1e-2         # a comparison that atol cannot make vacuous
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    return net
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_poolformer_s12_matches_timm():
+    """PoolFormer's token mixer is arithmetic on the running value (`- x` after the pool)."""
+    net = compare_with_timm("poolformer_s12", "poolformer_s12.arch", (11_915_176, 0),
+                            (3, 64, 64), in_order=True, scales=("layer_scale",))
+    assert {"sub", "layerscale", "groupnorm"} <= {r["op"] for r in net.layers()}
