@@ -97,3 +97,17 @@ def assert_located_error(text: str, code: str, fragment: str, hint: str | None) 
     assert d.code == code and fragment in d.message and d.span.line == text.count("\n")
     if hint:
         assert hint in d.hint
+
+
+def copy_in_order(src, dst) -> None:
+    """Every tensor of `src` into `dst`, the k-th into the k-th in registration order, where
+    the two differ only in axes of size 1: timm's Scale holds a C-vector, archdsl's
+    layerscale the C×1×1 tensor torchvision's ConvNeXt holds."""
+    import torch
+
+    theirs, ours = list(src.state_dict().values()), list(dst.state_dict().items())
+    assert len(theirs) == len(ours)
+    with torch.no_grad():
+        for value, (key, target) in zip(theirs, ours):
+            assert value.squeeze().shape == target.squeeze().shape, key
+            target.copy_(value.reshape(target.shape))

@@ -24,6 +24,8 @@ FUNCTIONS = {
                            "round and torch.round)"),
     "floor": (1, 1, math.floor, "floor(x): the whole number at or below x"),
     "ceil": (1, 1, math.ceil, "ceil(x): the whole number at or above x"),
+    "sqrt": (1, 1, lambda x: math.sqrt(x) if x >= 0 else math.nan,
+             "sqrt(x): the square root of x (NF-ResNet's 1 / sqrt(1 + i * alpha * alpha))"),
 }
 _COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
             ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}

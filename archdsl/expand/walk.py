@@ -24,6 +24,8 @@ from ..layers.types import FLOAT, INT
 from ..number_text import count_text
 from ..syntax import Arith, BlockDef, Combinator, Keyword, Layer, Name, Repeat, Spec, Values
 from .arith import Lowering
+from .. import prelude
+from .prelude_calls import at_call_site
 from .arguments import resolve
 from .binder import bind as bind_call
 from .budget import afford, spend
@@ -152,6 +154,8 @@ class Walk:
         kind = layers.get(st.op)
         if isinstance(kind, MergeKind) and isinstance(src, tuple):
             return self.merge(st, kind, src, scope)
+        if kind is None and prelude.block(st.op) is not None:
+            return at_call_site(self, st, lambda: self.call(st, prelude.block(st.op), src, scope))
         if kind is None or isinstance(kind, MergeKind):
             raise DiagnosticError(self.unknown_layer(st, scope))
         if isinstance(src, tuple):
@@ -179,7 +183,7 @@ class Walk:
             return unknown(st.op, st.op_span, scope.names, self.known)
         known = [k for k, v in layers.REGISTRY.items() if not isinstance(v, MergeKind)]
         hint = kind_hint(st.op) or did_you_mean(st.op, known + list(self.spec.blocks) +
-                                                scope.names.visible())
+                                                scope.names.visible() + prelude.names())
         return error("E-UNKNOWN-LAYER", f"unknown layer `{st.op}`", st.op_span,
                      hint=hint or "see `docs/language.md` for the layer kinds")
 

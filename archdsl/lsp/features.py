@@ -82,7 +82,12 @@ def _with_instances(head: str, facts: list) -> str:
 def _hover_kind(doc: Document, occ: Occurrence) -> str:
     from ..layers import REGISTRY
 
+    from .. import prelude
+
     kind = REGISTRY.get(occ.name)
+    if kind is None and prelude.block(occ.name) is not None:
+        return _hover_call(doc, occ).replace("block call", "prelude block (archdsl/prelude.arch)",
+                                             1)
     head = f"**{occ.name}**: {kind.summary}" if kind else f"**{occ.name}**: unknown layer kind"
     return _with_instances(head, _instances(doc, occ.statement, merge=False))
 
