@@ -203,12 +203,12 @@ def test_a_layer_called_like_a_function_is_told_to_lose_the_parentheses():
 
 # -- a sequence of tokens is not a vector --------------------------------------------------
 
-def test_layerscale_on_tokens_says_it_takes_a_feature_map():
-    d = only("conv 8 k4 s4\ntokens\nlayerscale")
+def test_a_map_layer_on_tokens_says_it_takes_a_feature_map():
+    d = only("conv 8 k4 s4\ntokens\nlayernorm2d")
     assert (d.code, d.span.line) == ("E-RANK", 4)
-    assert d.message == ("layerscale needs a CxHxW feature map, but its input is a sequence of "
+    assert d.message == ("layernorm2d needs a CxHxW feature map, but its input is a sequence of "
                          "64 tokens of 8 channels (64x8)")
-    assert d.hint == "`layerscale` works on feature maps, before `tokens` turns one into a sequence"
+    assert d.hint == "`layernorm2d` works on feature maps, before `tokens` turns one into a sequence"
 
 
 def test_a_vector_layer_on_tokens_is_told_to_pick_a_token():

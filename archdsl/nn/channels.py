@@ -1,7 +1,7 @@
-"""Modules for channel-wise layers torch.nn lacks: a chunk of the channels, the channel
-shuffle, layer norm over the channels at each position, a linear map over the channels at
-each position, and a learnt per-channel scale. Each is self-contained (torch, nn, F only):
-`export --to python` copies its source."""
+"""Modules for channel-wise layers torch.nn lacks: a chunk of the channels, any run of them,
+zero channels appended, the channel shuffle, layer norm over the channels at each position,
+a linear map over the channels at each position, and a learnt per-channel scale. Each is
+self-contained (torch, nn, F only): `export --to python` copies its source."""
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,36 @@ class ChannelChunk(nn.Module):
 
     def extra_repr(self) -> str:
         return f"chunks={self.chunks}, index={self.index}"
+
+
+class ChannelSlice(nn.Module):
+    """`x[:, start:end]`: a run of channels (of tokens on a sequence), a piece of a split of
+    given sizes (Inception-NeXt's torch.split)."""
+
+    def __init__(self, start: int, end: int):
+        super().__init__()
+        self.start, self.end = start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.start:self.end]
+
+    def extra_repr(self) -> str:
+        return f"{self.start}:{self.end}"
+
+
+class PadChannels(nn.Module):
+    """`zeros` channels of zeros appended to a map (features to a vector): ReXNet's partial
+    residual adds the shortcut to the first channels only."""
+
+    def __init__(self, zeros: int):
+        super().__init__()
+        self.zeros = zeros
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, [0, 0] * (x.dim() - 2) + [0, self.zeros])
+
+    def extra_repr(self) -> str:
+        return f"{self.zeros}"
 
 
 class ChannelShuffle(nn.Module):
@@ -60,11 +90,13 @@ class PointwiseLinear(nn.Linear):
 
 class LayerScale(nn.Module):
     """A learnt scale per channel, `layer_scale * x` (ConvNeXt's, a Cx1x1 parameter that
-    starts at `init`)."""
+    starts at `init`); not `spatial`, C values over the last axis (timm's LayerScale on a
+    sequence, `x * gamma`)."""
 
-    def __init__(self, channels: int, init: float = 1e-6):
+    def __init__(self, channels: int, init: float = 1e-6, spatial: bool = True):
         super().__init__()
-        self.layer_scale = nn.Parameter(torch.ones(channels, 1, 1) * init)
+        shape = (channels, 1, 1) if spatial else (channels,)
+        self.layer_scale = nn.Parameter(torch.ones(shape) * init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer_scale * x
