@@ -316,7 +316,7 @@ def flow_forward(graph, lines: list) -> str:
         taken.add(name)
         var[nid] = name
         reads = [var[p] for p in graph.inputs(nid)]
-        code = (node.kind.python(reads) if node.kind.merges
+        code = (node.kind.bound(node.args).python(reads) if node.kind.merges
                 else f"{module_path(nid)}({reads[0]})")
         if (nid not in in_eval) != guarded:
             guarded = not guarded

@@ -54,7 +54,7 @@ class Flow:
             node = graph.layer(nid)
             merges = node.kind.merges
             self.steps.append(Step(
-                node.kind if merges else network.get_submodule(nid), merges,
+                node.kind.bound(node.args) if merges else network.get_submodule(nid), merges,
                 tuple(slot[p] for p in graph.inputs(nid)), i, tuple(frees.get(i, ())),
                 nid not in needed_in_eval))
         self.slots = len(order)

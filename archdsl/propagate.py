@@ -32,7 +32,10 @@ def work_out(graph, nid: str, recording: bool = False) -> Calc:
         combinator(node.merge.combinator).rules(node.merge, calc)
     else:
         node.kind.rules(node.args, calc.x, calc)
-    if node.kind.merges:  # a combinator's merge, or one of named values (`a, b; add`)
+    # a merge (a combinator's, or one of named values: `a, b; add`) sees what its widest
+    # branch sees; one that declares a window (resize, cropto) reads its first value through
+    # that window, as a layer does, and the others' values not at all
+    if node.kind.merges and not calc.windowed:
         _merge_field(calc)
     else:
         _layer_field(calc, graph)

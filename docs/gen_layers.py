@@ -38,12 +38,15 @@ FAMILIES = [
     ("activation", "Activations"),
     ("shape", "Flatten, dropout, identity"),
     ("merge", "Merges (written as combinators)"),
+    ("arith", "Arithmetic"),
 ]
 
 REFERENCE_KEYS = {"input", "shape", "params", "buffers", "macs", "rf", "errors"}
 
 
 def type_text(arg) -> str:
+    if hasattr(arg.type, "doc"):  # a type declared beside its kinds (archdsl/layers/reshape.py)
+        return arg.type.doc
     return {
         INT: "whole number", FLOAT: "number", BOOL: "`true` / `false`", PAIR: "`N` or `HxW`",
         PADDING: "`N`, `HxW`, `same` or `valid`",
@@ -63,7 +66,7 @@ def default_text(arg) -> str:
     if arg.required:
         return "required"
     if arg.default is None:
-        return "the kernel"
+        return getattr(arg.type, "default_doc", "the kernel")
     return value_text(arg.default)
 
 
@@ -212,7 +215,30 @@ def render() -> str:
         for kind in registry.values():
             if kind.family == family:
                 out += render_kind(kind)
+    out += render_prelude()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def render_prelude() -> list[str]:
+    """The prelude's blocks (archdsl/prelude.arch): each one's comment, header and body."""
+    from archdsl import prelude
+
+    out = ["### Prelude blocks", "",
+           "Blocks written in the language itself (archdsl/prelude.arch), callable from any spec "
+           "by name where the spec has no block or layer kind of that name. A layer or an error "
+           "inside one is reported at the call.", ""]
+    lines = prelude.PATH.read_text().splitlines()
+    for name, block in sorted(prelude.blocks().items()):
+        start, end = block.span.line - 1, block.span.end_line
+        comment = []
+        for line in reversed(lines[:start]):
+            if not line.startswith("#"):
+                break
+            comment.insert(0, line[1:].strip())
+        params = ", ".join(f"`{p.name}`" for p in block.params) or "none"
+        out += [f"#### `{name}`", "", " ".join(comment), "", f"Parameters: {params}.", "",
+                "```", *lines[start:end], "```", ""]
+    return out
 
 
 def splice(doc: str, section: str) -> str:

@@ -46,7 +46,7 @@ CASES = [
     ("E-ARG-RANGE", "input 3x8x8\ndropout 1.5\n", 2, 9),
     ("E-ARG-RANGE", "input 3x8x8\nconv 0 k3\n", 2, 6),
     ("E-ARG-RANGE", "input 3x8x8\nmaxpool 2 p2\n", 2, 11),
-    ("E-ARG-RANGE", "input 3x8x8\nconv 8 k3 s2 p=same\n", 2, 14),
+    ("E-ARG-RANGE", "input 3x8x8\nmaxpool 3 s2 same ceil\n", 2, 19),
     ("E-CHANNELS", "arch n(c=64)\ninput 3x8x8\nconv c/3 k3\n", 3, 6),
     ("E-EXPR", "arch n(c=64)\ninput 3x8x8\nconv c/0 k3\n", 3, 8),
     ("E-KERNEL", "input 3x8x8\nconv 8 k3 s2\nconv 8 k3 s2\nconv 8 k3\n", 4, 8),

@@ -43,8 +43,13 @@ from archdsl.layers import REGISTRY
 from test_transformers import TWINNED_HERE as SEQUENCE_TWINS  # sequences: test_transformers.py
 from test_windows import TWINNED_HERE as WINDOW_TWINS  # Swin, MaxViT: test_windows.py
 from test_arith import TWINNED_HERE as ARITH_TWINS  # arithmetic: test_arith.py
+from test_geometry import TWINNED_HERE as GEOMETRY_TWINS  # upsampling, pad, crop: test_geometry.py
+from test_reshapes import TWINNED_HERE as RESHAPE_TWINS  # reshapes, slices: test_reshapes.py
+from test_conv_variants import TWINNED_HERE as CONV_TWINS  # wsconv, softmax: test_conv_variants.py
+from test_conv_variants import tf_same_conv  # the twin of a strided `same` conv (timm's rule)
 
-TWINNED_HERE = SEQUENCE_TWINS + WINDOW_TWINS + ARITH_TWINS  # kinds whose torch twins live in those files
+TWINNED_HERE = (SEQUENCE_TWINS + WINDOW_TWINS + ARITH_TWINS + RESHAPE_TWINS
+                + GEOMETRY_TWINS + CONV_TWINS)  # kinds whose torch twins live in those files
 
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -346,7 +351,7 @@ ADAPTIVE_POOLS = ["adaptiveavgpool", "adaptivemaxpool"]
 NORMS = ["bn", "groupnorm", "layernorm", "lrn"]
 PASSTHROUGH = ["dropout", "dropout2d", "identity", "flatten"]
 COMBINATORS = {"add": ["add", "residual", "residual_auto"], "sub": ["sub"], "mul": ["mul"],
-               "div": ["div"], "concat": ["concat"]}
+               "div": ["div"], "concat": ["concat"], "resize": ["resize"], "cropto": ["cropto"]}
 COMBINATOR_FORMS = ["add", "sub", "mul", "div", "concat", "residual", "residual_auto"]
 
 
@@ -384,6 +389,9 @@ def conv(draw, channels: int | None = None, kind: str = "conv") -> Case:
         if len(shape) != 3:
             # torch reads (2, F) as one unbatched 2xF map, with F as channels... and raises
             return MapOnly(nn.Conv2d(shape[0], max(out, 1), kernel))
+        if padding == "same" and stride not in (None, (1, 1)):  # TensorFlow's rule, as timm's
+            return tf_same_conv(shape[0], out, kernel, stride, dilation or 1, groups, bias,
+                                mode or "zeros")
         return nn.Conv2d(shape[0], out, kernel, stride=stride or 1,
                          padding=0 if padding is None else padding, dilation=dilation or 1,
                          groups=groups, bias=bias, padding_mode=mode or "zeros")
@@ -580,11 +588,13 @@ class Chunk(nn.Module):
 
 
 class Scale(nn.Module):
-    """ConvNeXt's layer scale as its CNBlock applies it."""
+    """ConvNeXt's layer scale as its CNBlock applies it (C×1×1 on a map); on a vector, one
+    scale per feature (timm's LayerScale, x * gamma)."""
 
-    def __init__(self, channels: int, init: float):
+    def __init__(self, shape: tuple, init: float):
         super().__init__()
-        self.layer_scale = nn.Parameter(torch.ones(channels, 1, 1) * init)
+        size = (shape[0], 1, 1) if len(shape) == 3 else (shape[-1],)
+        self.layer_scale = nn.Parameter(torch.ones(size) * init)
 
     def forward(self, x):
         return self.layer_scale * x
@@ -633,8 +643,8 @@ def channelwise(draw, channels: int | None = None, kind: str | None = None) -> C
         init = draw(st.sampled_from([None, 0.5, 1e-6]))
         text = "layerscale" if init is None else draw(st.sampled_from(
             [f"layerscale {number(init)}", f"layerscale init={number(init)}"]))
-        return Case(text, on_maps(lambda shape: Scale(shape[0], 1e-6 if init is None else init)),
-                    frozenset({kind}), 3, channels)
+        return Case(text, lambda shape: Scale(shape, 1e-6 if init is None else init),
+                    frozenset({kind}), None, channels)
     p = draw(weighted((10, st.sampled_from([0.0, 0.1, 0.5, 1.0])), (1, st.just(1.5))))
     mode = draw(st.sampled_from([None, "row", "batch"]))
     text = line(draw, [f"stochasticdepth {number(p)}", None if mode is None else
@@ -910,8 +920,6 @@ def test_residual_projection_matches_torchvision():
 
 
 @pytest.mark.parametrize("text,shape,make", [
-    # torch refuses strided `same`
-    ("conv 4 k3 p=same s2", (3, 8, 8), lambda: nn.Conv2d(3, 4, 3, 2, "same")),
     # reflect padding must be smaller than the input
     ("conv 4 k3 p2 reflect", (3, 2, 2), lambda: nn.Conv2d(3, 4, 3, padding=2,
                                                           padding_mode="reflect")),

@@ -171,6 +171,12 @@ TWINS = {
                                                                 pretrained=False), None),
     "poolformer_s12": (lambda: __import__("timm").create_model("poolformer_s12",
                                                                pretrained=False), None),
+    "mixer_b16": (lambda: __import__("timm").create_model("mixer_b16_224", pretrained=False),
+                  None),
+    "nf_resnet50": (lambda: __import__("timm").create_model("nf_resnet50", pretrained=False),
+                    None),
+    # the 2015 paper's network, written in PyTorch (tests/test_geometry.py compares outputs)
+    "unet": (lambda: __import__("unet_reference").UNet(), None),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),
@@ -256,7 +262,7 @@ def test_num_classes_changes_the_final_layer(path):
         per_class = features + 1 if last["params"] == (features + 1) * n else features  # nobias
         assert last["params"] == per_class * n
         per_classes.append(per_class)
-    assert net.output_shape == (n,)
+    assert net.output_shape == (n, *default.output_shape[1:])  # a U-Net's: n x H x W
     assert default.params - net.params == sum(per_classes) * (
         default.arch_params["num_classes"] - n)
 

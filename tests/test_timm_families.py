@@ -27,6 +27,7 @@ import pytest
 
 import archdsl
 from archdsl.transfer import transfer_weights
+from helpers import copy_in_order
 from test_zoo import randomise
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -106,22 +107,8 @@ def test_hrnet_w18_small_matches_timm():
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def copy_in_order(src, dst) -> None:
-    """Every tensor of `src` into `dst`, the k-th into the k-th in registration order, where
-    the two differ only in axes of size 1: timm's Scale holds a C-vector, archdsl's
-    layerscale the C×1×1 tensor torchvision's ConvNeXt holds."""
-    import torch
-
-    theirs, ours = list(src.state_dict().values()), list(dst.state_dict().items())
-    assert len(theirs) == len(ours)
-    with torch.no_grad():
-        for value, (key, target) in zip(theirs, ours):
-            assert value.squeeze().shape == target.squeeze().shape, key
-            target.copy_(value.reshape(target.shape))
-
-
 def compare_with_timm(name: str, spec: str, counts: tuple, size: tuple, *, in_order=False,
-                      scales=()):
+                      scales=(), timm_args=None, spec_args=None):
     """The spec has timm's parameter and buffer counts and, at `size`, timm's outputs on random
     weights (`scales`: parameters whose names hold one of these words start near 1, as a
     layer scale that `randomise` would leave at 0.02 silences its branch)."""
@@ -129,12 +116,13 @@ def compare_with_timm(name: str, spec: str, counts: tuple, size: tuple, *, in_or
     import torch
 
     with torch.device("meta"):                 # storage comes from `randomise`
-        reference = timm.create_model(name, pretrained=False)
+        full_size = timm.create_model(name, pretrained=False)
+        reference = timm.create_model(name, pretrained=False, **(timm_args or {}))
     full = archdsl.load(SPECS / spec)
-    assert not [d for d in full.diagnostics if d.is_error]
-    assert (full.params, full.buffers) == count(reference) == counts
+    assert not full.diagnostics, "\n".join(map(str, full.diagnostics))
+    assert (full.params, full.buffers) == count(full_size) == counts
 
-    net = archdsl.load(SPECS / spec, input_shape=size)
+    net = archdsl.load(SPECS / spec, input_shape=size, **(spec_args or {}))
     x = torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
     reference = randomise(reference, x)
     g = torch.Generator().manual_seed(2)
@@ -161,3 +149,21 @@ def test_poolformer_s12_matches_timm():
     net = compare_with_timm("poolformer_s12", "poolformer_s12.arch", (11_915_176, 0),
                             (3, 64, 64), in_order=True, scales=("layer_scale",))
     assert {"sub", "layerscale", "groupnorm"} <= {r["op"] for r in net.layers()}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_nf_resnet50_matches_timm():
+    """No batch norm: weight-standardised convolutions (`wsconv`) with relu's gain, and each
+    block's beta and alpha as arithmetic on the running value (`* b`, `* alpha + x`)."""
+    net = compare_with_timm("nf_resnet50", "nf_resnet50.arch", (25_557_032, 0), SMALL_INPUT,
+                            scales=("gain",))
+    assert {"wsconv", "scalar", "add"} <= {r["op"] for r in net.layers()}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_mixer_b16_matches_timm():
+    """Token mixing: `transpose`, a linear layer across the tokens, `transpose` back; the
+    head's average over the tokens is `mean tokens`."""
+    net = compare_with_timm("mixer_b16_224", "mixer_b16.arch", (59_880_472, 0), SMALL_INPUT,
+                            timm_args={"img_size": 64}, spec_args={"patches": 16})
+    assert {"transpose", "mean"} <= {r["op"] for r in net.layers()}

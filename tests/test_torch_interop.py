@@ -34,6 +34,22 @@ def test_dynamo_captures_the_whole_network_in_one_graph(name):
         torch.testing.assert_close(compiled(x), model(x))
 
 
+# issue 23's families: arithmetic, transposes, weight standardisation, transposed convolution
+NEW_FAMILIES = {"poolformer_s12": ((3, 64, 64), {}), "mixer_b16": ((3, 64, 64), {"patches": 16}),
+                "nf_resnet50": ((3, 64, 64), {}), "unet": ((1, 64, 64), {})}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_FAMILIES))
+def test_dynamo_captures_each_new_family_in_one_graph(name):
+    shape, settings = NEW_FAMILIES[name]
+    torch.manual_seed(0)
+    model = archdsl.build(SPECS / f"{name}.arch", input_shape=shape, **settings).train()
+    x = torch.randn(2, *shape)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # raises on a graph break
+    torch.testing.assert_close(compiled(x), model(x))
+
+
 def test_inductor_compiles_and_agrees():
     model, x = model_and_input("lenet5")
     torch._dynamo.reset()

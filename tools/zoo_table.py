@@ -3,8 +3,11 @@ multiply-accumulates per sample at the model's own input size, the number of lin
 (lines that are neither blank nor only a comment), and the time `archdsl.load` takes to check
 it (parse, expand, infer, lints: the median of five, on the machine that runs this).
 
-    .venv/bin/python tools/zoo_table.py            print the table
-    .venv/bin/python tools/zoo_table.py --write    replace the table in docs/zoo.md
+    .venv/bin/python tools/zoo_table.py            print the tables
+    .venv/bin/python tools/zoo_table.py --write    replace the tables in docs/zoo.md
+
+The second table lists the families beyond torchvision (BEYOND) with the receptive field of
+each one's last map.
 
 tests/test_zoo.py checks every column of docs/zoo.md's table but the time against the specs.
 """
@@ -65,10 +68,50 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(text: str) -> None:
-    """Replace the table in docs/zoo.md (from its header row to its last row)."""
+# Families beyond torchvision: spec, the reference the tests compare it with, its input
+BEYOND = {
+    "dla34": ("dla34.arch", "timm `dla34`"),
+    "hrnet_w18_small": ("hrnet_w18_small.arch", "timm `hrnet_w18_small`"),
+    "poolformer_s12": ("poolformer_s12.arch", "timm `poolformer_s12`"),
+    "mixer_b16": ("mixer_b16.arch", "timm `mixer_b16_224`"),
+    "nf_resnet50": ("nf_resnet50.arch", "timm `nf_resnet50`"),
+    "unet": ("unet.arch", "the 2015 paper, padding 1 (tests/unet_reference.py)"),
+}
+BEYOND_HEADER = ("| model | spec file | compared with | input | params | MACs per sample | "
+                 "receptive field of the last map /jump | spec lines |\n"
+                 "|---|---|---|---|--:|--:|--:|--:|")
+
+
+def field(net) -> str:
+    """`size /jump` of the last layer whose output is still a map of several positions (or a
+    sequence of several tokens): how much of the image one of its positions sees, and how far
+    apart its positions are (before a global pooling, whose window is the whole map)."""
+    last = [r for r in net.layers() if len(r["output"]) == 3 and r["output"][1] * r["output"][2]
+            > 1 or len(r["output"]) == 2 and r["output"][0] > 1][-1]
+    size, jump = last["rf"]["size"][0], last["rf"]["stride"][0]
+    return f"{size} /{jump:g}"
+
+
+def beyond_rows():
+    for name, (spec, reference) in BEYOND.items():
+        net = archdsl.load(SPECS / spec)
+        yield (name, spec, reference, "x".join(map(str, net.input_shape)), net.params, net.macs,
+               field(net), spec_lines(SPECS / spec))
+
+
+def beyond_table() -> str:
+    lines = [BEYOND_HEADER]
+    for name, spec, reference, input_, params, macs, rf, count in beyond_rows():
+        lines.append(f"| {name} | specs/{spec} | {reference} | {input_} | {params:,} | {macs:,} "
+                     f"| {rf} | {count} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(text: str, header: str = HEADER) -> None:
+    """Replace the table in docs/zoo.md that starts with `header` (to its last row)."""
     doc = DOC.read_text().splitlines(keepends=True)
-    start = next(i for i, line in enumerate(doc) if line.startswith("| model | spec file |"))
+    first = header.splitlines()[0]
+    start = next(i for i, line in enumerate(doc) if line.startswith(first))
     end = start
     while end < len(doc) and doc[end].startswith("|"):
         end += 1
@@ -76,12 +119,14 @@ def write(text: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    text = table()
+    text, beyond = table(), beyond_table()
     if "--write" in argv:
         write(text)
+        write(beyond, BEYOND_HEADER)
         print(f"wrote {DOC.relative_to(ROOT)}")
     else:
         print(text, end="")
+        print(beyond, end="")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Activations: element-wise nonlinearities, and softmax over channels."""
+"""Activations: element-wise nonlinearities, and softmax over an axis or across channel groups."""
 
 from __future__ import annotations
 
-from .base import UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, Arg, LayerKind, fmt_shape, layer
+from .base import (UNCHANGED_SHAPE, call, BOOL, CHOICE, FLOAT, INT, Arg, LayerError, LayerKind,
+                   fmt_shape, layer)
 
 
 def _simple(name: str, torch_name: str, summary: str, aliases: dict[str, str] | None = None):
@@ -78,21 +79,106 @@ class GELU(LayerKind):
         return call("GELU", approximate=a.approximate)
 
 
-@layer("softmax", family="activation", nonlinear=True, activation=True,
-       scores_to_probabilities=True, gives_probabilities=True,
-       summary="softmax over the channel (or feature) dimension")
-class Softmax(LayerKind):
-    reference = {"shape": UNCHANGED_SHAPE + "; over dimension 1 (channels, or features)"}
+# The axes softmax may run over, per input rank (3: C×H×W, 2: N×C tokens, 1: a vector), as
+# the tensor's dimensions (the batch is 0); `hw` is both spatial axes at once (own module).
+# The same words as the reductions' (`mean hw`).
+SOFTMAX_AXES = {
+    3: {"channels": 1, "h": 2, "w": 3, "hw": (2, 3)},
+    2: {"tokens": 1, "channels": 2},
+    1: {"channels": 1},
+}
+_AXIS_WORDS = ("channels", "tokens", "h", "w", "hw")
+_READS = {3: "a C×H×W map", 2: "a sequence of tokens", 1: "a vector"}
+_OWN = "archdsl.nn.conv:"
+
+
+class _Softmax(LayerKind):
+    """softmax and log-softmax: over one axis, or across groups of the channels."""
+
+    log = False
+    args = (Arg("dim", CHOICE, "channels", choices=_AXIS_WORDS,
+                doc="the axis whose values sum to 1: channels (a vector's features, a "
+                    "sequence's channels), tokens, h, w, or hw (all positions of each channel)",
+                aliases=("axis",)),
+            Arg("groups", INT, 1, flag="g", min=1,
+                doc="softmax across this many chunks of the channels at each place (split "
+                    "attention's radix; timm's RadixSoftmax)", aliases=("radix",)),
+            Arg("cardinality", INT, 1, min=1,
+                doc="with `groups`: the channels are cardinality × groups × rest, each of the "
+                    "cardinality blocks split into its own groups"))
+
+    reference = {
+        "input": "a feature map, a sequence of tokens or a vector",
+        "shape": UNCHANGED_SHAPE + "; over `dim`: channels (dimension 1 of a map or vector, the "
+                 "last of a token sequence), tokens, h, w or hw (each channel's H×W map); with "
+                 "`groups r`, C read as cardinality × r × k and softmax across the r groups at "
+                 "each place, laid out r first (timm's RadixSoftmax: `x.view(B, card, r, -1)"
+                 ".transpose(1, 2)`, softmax over dimension 1, reshaped to the input's shape)",
+        "errors": "E-RANK (an axis the input does not have: `tokens` on a map, `h` on a "
+                  "vector), E-GROUPS (groups × cardinality must divide the channels), "
+                  "E-ARG-RANGE (`groups` or `cardinality` with an axis other than channels)",
+    }
+
+    def rules(self, a, x, calc):
+        axes = SOFTMAX_AXES.get(len(x), {})
+        if a.dim not in axes:
+            raise LayerError("E-RANK", f"{self.name} over `{a.dim}` needs another input: it reads "
+                             f"{_READS.get(len(x), 'a tensor')} ({fmt_shape(x)})", arg="dim",
+                             hint="on this input write " + " or ".join(
+                                 f"`dim={w}`" for w in axes))
+        what = {"channels": "the channels" if len(x) != 1 else "the features",
+                "tokens": "the tokens", "h": "H", "w": "W",
+                "hw": "all H×W positions of each channel"}[a.dim]
+        if a.groups == 1 and a.cardinality == 1:
+            calc.same(f"{self.name} over {what}; no parameters; receptive field unchanged")
+            return
+        if a.dim != "channels":
+            arg = "groups" if a.groups != 1 else "cardinality"
+            raise LayerError("E-ARG-RANGE", f"`{arg}` splits the channels, but this {self.name} "
+                             f"runs over {what}", arg=arg,
+                             hint=f"drop `dim={a.dim}`, or `{arg}=…`")
+        if a.groups == 1:
+            raise LayerError("E-ARG-RANGE", f"`cardinality` without `groups`: a {self.name} across "
+                             "one group is constant", arg="cardinality",
+                             hint="write the groups too (`groups=2`), or `sigmoid` (what timm's "
+                                  "RadixSoftmax does for a radix of 1)")
+        c = x[-1] if len(x) == 2 else x[0]
+        blocks = a.groups * a.cardinality
+        if c % blocks:
+            raise LayerError("E-GROUPS", f"{a.cardinality} × {a.groups} groups do not divide the "
+                             f"{c} channels", arg="groups",
+                             hint="the channels must be cardinality × groups × a whole number")
+        calc.step("channels per group", "k = C / (cardinality * groups)",
+                  f"{c} / ({a.cardinality} * {a.groups})", c // blocks,
+                  f"C read as {a.cardinality} x {a.groups} x {c // blocks}; {self.name} across the "
+                  f"{a.groups} groups at each place, the output laid out groups first (timm's "
+                  "RadixSoftmax)")
+        calc.same("no parameters; receptive field unchanged")
+
+    def describe(self, a):
+        parts = [self.name] + ([] if a.dim == "channels" else [a.dim])
+        if a.groups != 1 or a.cardinality != 1:
+            parts.append(f"g{a.groups}" + (f"×{a.cardinality}" if a.cardinality != 1 else ""))
+        return " ".join(parts)
 
     def torch(self, a, x):
-        return call("Softmax", dim=1)
+        dim = SOFTMAX_AXES[len(x)][a.dim]
+        if a.groups != 1 or a.cardinality != 1:
+            return call(_OWN + "GroupSoftmax", a.groups, a.cardinality, dim=dim, log=self.log)
+        if a.dim == "hw":
+            return call(_OWN + "SpatialSoftmax", log=self.log)
+        return call("LogSoftmax" if self.log else "Softmax", dim=dim)
+
+
+@layer("softmax", family="activation", nonlinear=True, activation=True,
+       scores_to_probabilities=True, gives_probabilities=True,
+       summary="softmax over the channels (or features), or another axis, or across groups")
+class Softmax(_Softmax):
+    pass
 
 
 @layer("logsoftmax", family="activation", nonlinear=True, activation=True,
        scores_to_probabilities=True,
-       summary="log-softmax over the channel (or feature) dimension")
-class LogSoftmax(LayerKind):
-    reference = {"shape": UNCHANGED_SHAPE + "; over dimension 1 (channels, or features)"}
-
-    def torch(self, a, x):
-        return call("LogSoftmax", dim=1)
+       summary="log-softmax over the channels (or features), or another axis, or across groups")
+class LogSoftmax(_Softmax):
+    log = True

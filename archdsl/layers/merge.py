@@ -53,6 +53,13 @@ class MergeKind(LayerKind):
                                       f"{branches(calc)} -> {fmt_shape(y)}", list(y)))
         learns_nothing(calc)
 
+    def bound(self, a) -> "MergeKind":
+        """The merge as one node runs it, with that node's arguments `a` (a merge written as
+        a layer takes arguments: `x, ref; resize mode=bilinear`): an object with this kind's
+        `merge` and `python`, which flow.py runs and codegen writes. Without arguments, the
+        kind itself."""
+        return self
+
     def merge(self, outputs: list):
         """The torch operation on the branches' output tensors."""
         raise NotImplementedError
