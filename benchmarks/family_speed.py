@@ -46,7 +46,7 @@ def timm_model(name: str, **kwargs):
 def unet_model(size: int):
     from unet_reference import UNet
 
-    return UNet(in_channels=1, classes=2)
+    return UNet(in_channels=1, num_classes=2)
 
 
 # family -> (spec, its settings at `size`, the reference at `size`, input channels, dense)
