@@ -111,3 +111,34 @@ def copy_in_order(src, dst) -> None:
         for value, (key, target) in zip(theirs, ours):
             assert value.squeeze().shape == target.squeeze().shape, key
             target.copy_(value.reshape(target.shape))
+
+
+def assert_onnx_matches(net, x, path: Path) -> None:
+    """`net` exported to ONNX at `path` gives in onnxruntime what its compiled module gives on
+    `x` (both built from one seed, so with the same weights)."""
+    import onnxruntime
+    import torch
+
+    from archdsl.export import export
+
+    torch.manual_seed(0)
+    onnx = export(net, "onnx", path)
+    torch.manual_seed(0)
+    model = net.to_torch().eval()
+    session = onnxruntime.InferenceSession(str(onnx))
+    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+
+
+def generated_module(source: str, folder: Path, name: str):
+    """The Python module `source` (an `export --to python` file) imported as `name` from
+    `folder`."""
+    import importlib.util
+
+    path = Path(folder) / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -6,16 +6,14 @@ every path (explain, draw, Python and ONNX export, a training step, fmt, the lan
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archdsl
-from archdsl.diagnostics import SpecError
 from archdsl.network import analyse
+from helpers import assert_onnx_matches, generated_module
 
 # The kinds whose torch twins are here (test_layers_vs_torch.py imports this); the merges
 # `sub` and `div` are twinned there, through their combinators.
@@ -242,32 +240,18 @@ def test_draw_shows_each_operation():
 
 
 def test_generated_python_and_onnx_equal_the_network(tmp_path):
-    import onnxruntime
-
     from archdsl.codegen import to_python
-    from archdsl.export import export
 
     net = archdsl.loads(MIXER, "m.arch")
     source = to_python(net)
     assert "import archdsl" not in source
-    (tmp_path / "poolmix.py").write_text(source)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        generated = __import__("poolmix").Poolmix()
-    finally:
-        sys.path.remove(str(tmp_path))
-    torch.manual_seed(0)
+    generated = generated_module(source, tmp_path, "poolmix").Poolmix()
     model = net.to_torch().eval()
     generated.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
-        expected = model(x)
-        torch.testing.assert_close(generated.eval()(x), expected)
-    torch.manual_seed(0)
-    onnx = export(net, "onnx", tmp_path / "m.onnx")
-    session = onnxruntime.InferenceSession(str(onnx))
-    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    torch.testing.assert_close(torch.from_numpy(out), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(generated.eval()(x), model(x))
+    assert_onnx_matches(net, x, tmp_path / "m.onnx")
 
 
 def test_a_training_step_learns_the_param():

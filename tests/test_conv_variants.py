@@ -29,7 +29,7 @@ from torch import nn
 import archdsl
 from archdsl import SpecError
 from archdsl.layers import REGISTRY
-from helpers import assert_located_error
+from helpers import assert_located_error, assert_onnx_matches
 
 # The kinds whose torch twins are here rather than in tests/test_layers_vs_torch.py
 TWINNED_HERE = ("wsconv", "softmax", "logsoftmax")
@@ -557,19 +557,7 @@ def test_the_network_exports_to_python_that_imports_only_torch():
 
 
 def test_the_network_exports_to_onnx(tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    from archdsl.export import export
-
-    net = archdsl.loads(NETWORK)
-    torch.manual_seed(0)
-    onnx = export(net, "onnx", tmp_path / "v.onnx")
-    torch.manual_seed(0)
-    model = net.to_torch().eval()
-    x = torch.randn(3, 3, 17, 17)
-    session = onnxruntime.InferenceSession(str(onnx))
-    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+    assert_onnx_matches(archdsl.loads(NETWORK), torch.randn(3, 3, 17, 17), tmp_path / "v.onnx")
 
 
 def test_the_network_draws():

@@ -127,8 +127,8 @@ SMALL_FAMILIES = {
              (3, 64, 64)),
     "swin_v2": ({"embed": 8, "h1": 1, "h2": 1, "h3": 2, "h4": 2, "d3": 2, "window": 2},
                 (3, 64, 64)),
-    "maxvit": ({"stem": 8, "c1": 8, "c2": 16, "c3": 16, "c4": 32, "head_dim": 8},
-               (3, 224, 224)),
+    "maxvit": ({"stem": 8, "c1": 8, "c2": 16, "c3": 16, "c4": 32, "head_dim": 8,
+                "partition": 2}, (3, 64, 64)),  # every stage's map a multiple of 2x2
     "convnext": ({"d3": 1, "c1": 8, "c2": 16, "c3": 16, "c4": 32, "layer_scale": 0.5},
                  (3, 64, 64)),
     "shufflenet_v2": ({"c2": 16, "c3": 32, "c4": 64, "c5": 64, "stem": 8}, (3, 64, 64)),

@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms.functional import center_crop
 
 import archdsl
+from helpers import assert_onnx_matches
 from archdsl.transfer import transfer_weights
 from unet_reference import UNet
 
@@ -513,19 +514,7 @@ def test_the_sample_exports_to_python_that_imports_only_torch(tmp_path):
 
 
 def test_the_sample_exports_to_onnx(tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    from archdsl.export import export
-
-    net = sample()
-    torch.manual_seed(0)
-    onnx = export(net, "onnx", tmp_path / "sample.onnx")
-    torch.manual_seed(0)
-    model = net.to_torch().eval()
-    x = torch.randn(1, 3, 16, 16)
-    session = onnxruntime.InferenceSession(str(onnx))
-    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+    assert_onnx_matches(sample(), torch.randn(1, 3, 16, 16), tmp_path / "sample.onnx")
 
 
 def test_the_sample_draws_each_kind():

@@ -14,7 +14,7 @@ import torch
 import archdsl
 from archdsl import prelude
 from archdsl.network import analyse
-from helpers import copy_in_order
+from helpers import copy_in_order, generated_module
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -94,13 +94,7 @@ def test_a_prelude_block_exports_draws_and_trains(tmp_path):
 
     net = archdsl.loads("arch p(num_classes=3)\ninput 3x8x8\nconv 8 k3 p1\ngrn\nstarrelu\n"
                         "poolmixer\nmean hw\nlinear num_classes\n", "p.arch")
-    source = to_python(net)
-    (tmp_path / "p_net.py").write_text(source)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        generated = __import__("p_net").P()
-    finally:
-        sys.path.remove(str(tmp_path))
+    generated = generated_module(to_python(net), tmp_path, "p_net").P()
     model = net.to_torch()
     generated.load_state_dict(model.state_dict())
     x = torch.randn(2, 3, 8, 8)

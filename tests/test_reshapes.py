@@ -27,7 +27,7 @@ from archdsl import SpecError
 from archdsl.codegen import to_python
 from archdsl.draw import to_dot
 from archdsl.explain import explain, render_text
-from helpers import assert_located_error
+from helpers import assert_located_error, assert_onnx_matches
 
 # The kinds whose torch twins are here rather than in tests/test_layers_vs_torch.py (their
 # inputs include sequences, which that suite does not draw).
@@ -490,19 +490,8 @@ def test_every_kind_exports_to_python_that_imports_only_torch():
 
 
 def test_every_kind_exports_to_onnx(tmp_path):
-    onnxruntime = pytest.importorskip("onnxruntime")
-    from archdsl.export import export
-
-    net = archdsl.loads(EVERY_KIND)
-    torch.manual_seed(0)
-    onnx = export(net, "onnx", tmp_path / "every.onnx")
-    torch.manual_seed(0)
-    model = net.to_torch().eval()
-    x = torch.randn(1, 16, 8, 8)
-    session = onnxruntime.InferenceSession(str(onnx))
-    (out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad():
-        torch.testing.assert_close(torch.from_numpy(out), model(x), rtol=1e-4, atol=1e-5)
+    assert_onnx_matches(archdsl.loads(EVERY_KIND), torch.randn(1, 16, 8, 8),
+                        tmp_path / "every.onnx")
 
 
 def test_every_kind_draws_and_formats():

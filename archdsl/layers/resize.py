@@ -15,6 +15,7 @@ from .conv import Conv, _check_groups
 from .merge import MergeKind, learns_nothing
 from .types import Pair
 
+
 class OptionalPair(Pair):
     """A pair whose default, None, means something the kind works out (`doc` and
     `default_doc` are what the layer reference prints)."""
