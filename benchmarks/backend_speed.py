@@ -74,10 +74,12 @@ def compare(spec: str, batch: int, size: int, rounds: int, warmup: int, device: 
 
 
 def interleaved(models: dict, x, rounds: int, warmup: int, device: torch.device,
-                autocast_dtype=None) -> dict:
-    """Medians of `rounds` training steps of the two models on batch `x`, ABBA order."""
+                autocast_dtype=None, y=None, reference: str = "torchvision") -> dict:
+    """Medians of `rounds` training steps of the two models ("archdsl" and `reference`) on
+    batch `x`, ABBA order; `y` the targets (by default random labels of 1000 classes)."""
     batch = x.shape[0]
-    y = torch.randint(0, 1000, (batch,), device=device)
+    if y is None:
+        y = torch.randint(0, 1000, (batch,), device=device)
     times = {name: [] for name in models}
     for i in range(warmup + rounds):
         order = list(models) if i % 2 == 0 else list(reversed(models))
@@ -87,10 +89,10 @@ def interleaved(models: dict, x, rounds: int, warmup: int, device: torch.device,
             if i >= warmup:
                 times[name].append(t)
     med = {name: statistics.median(ts) for name, ts in times.items()}
-    paired = [a / b for a, b in zip(times["archdsl"], times["torchvision"])]
-    return {"archdsl_s": med["archdsl"], "torchvision_s": med["torchvision"],
+    paired = [a / b for a, b in zip(times["archdsl"], times[reference])]
+    return {"archdsl_s": med["archdsl"], f"{reference}_s": med[reference],
             "ratio": statistics.median(paired),
-            "ratio_of_medians": med["archdsl"] / med["torchvision"],
+            "ratio_of_medians": med["archdsl"] / med[reference],
             "ratio_range": (min(paired), max(paired)),
             "images_per_s": batch / med["archdsl"]}
 

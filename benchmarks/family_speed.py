@@ -17,9 +17,7 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import archdsl  # noqa: E402
 from archdsl.transfer import transfer_weights  # noqa: E402
-from backend_speed import machine  # noqa: E402
+from backend_speed import interleaved, machine  # noqa: E402
 from docsection import write_section  # noqa: E402
 from helpers import copy_in_order  # noqa: E402  (tests/helpers.py)
 
@@ -71,34 +69,13 @@ def pair(name: str, size: int):
     return ours, reference, channels, dense
 
 
-def step(model, x, y, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def measure(name: str, batch: int, size: int, rounds: int, warmup: int, device) -> dict:
     ours, reference, channels, dense = pair(name, size)
     models = {"archdsl": ours.to(device).train(), "reference": reference.to(device).train()}
     x = torch.randn(batch, channels, size, size, device=device)
-    classes = 2 if dense else 1000
-    y = torch.randint(0, classes, (batch, size, size) if dense else (batch,), device=device)
-    times = {n: [] for n in models}
-    for i in range(warmup + rounds):
-        for n in (list(models) if i % 2 == 0 else list(reversed(models))):
-            models[n].zero_grad(set_to_none=True)
-            t = step(models[n], x, y, device)
-            if i >= warmup:
-                times[n].append(t)
-    paired = [a / b for a, b in zip(times["archdsl"], times["reference"])]
-    return {"family": name, "archdsl_s": statistics.median(times["archdsl"]),
-            "reference_s": statistics.median(times["reference"]),
-            "ratio": statistics.median(paired), "range": (min(paired), max(paired))}
+    y = torch.randint(0, 2, (batch, size, size), device=device) if dense else None
+    r = interleaved(models, x, rounds, warmup, device, y=y, reference="reference")
+    return {"family": name, **r, "range": r["ratio_range"]}
 
 
 def section(rows, batch, size, rounds, warmup, device, command) -> str:

@@ -142,3 +142,54 @@ def generated_module(source: str, folder: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def reference_macs(module, x) -> tuple:
+    """Run `module` on `x`; its output and the multiply-accumulates of one sample, counted
+    on the torch side: convolutions (output elements x (in channels / groups) x kernel area)
+    and linear layers (in x out, at each position where one runs over a map's channels), the
+    two archdsl counts."""
+    import torch
+    from torch import nn
+
+    total = []
+
+    def conv_hook(m, inputs, out):
+        kh, kw = m.kernel_size
+        total.append(out.numel() // out.shape[0] * (m.in_channels // m.groups) * kh * kw)
+
+    def linear_hook(m, inputs, out):  # once per position when applied over a map's channels
+        total.append(out.numel() // out.shape[0] // m.out_features * m.in_features *
+                     m.out_features)
+
+    hooks = [m.register_forward_hook(conv_hook) for m in module.modules()
+             if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(linear_hook) for m in module.modules()
+              if isinstance(m, nn.Linear)]
+    try:
+        with torch.no_grad():
+            y = module(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return y, sum(total)
+
+
+def measured_field(text: str) -> int:
+    """The widest receptive field (rows) of any output position of channel 0, by backprop
+    through all-ones weights (an output that reads no input, between a dilated transposed
+    kernel's taps, is passed over)."""
+    import torch
+
+    net = archdsl.loads(text, "field.arch")
+    model = net.to_torch().eval()
+    for p in model.parameters():
+        torch.nn.init.constant_(p, 1.0)
+    widest = 0
+    for c in range(net.output_shape[1]):
+        x = torch.ones(1, *net.input_shape, requires_grad=True)
+        model(x)[0, 0, c, min(c, net.output_shape[2] - 1)].backward()
+        rows = (x.grad[0].abs().sum((0, 2)) > 0).nonzero()
+        if len(rows):
+            widest = max(widest, int(rows.max() - rows.min() + 1))
+    return widest

@@ -29,7 +29,7 @@ from torch import nn
 import archdsl
 from archdsl import SpecError
 from archdsl.layers import REGISTRY
-from helpers import assert_located_error, assert_onnx_matches
+from helpers import assert_located_error, assert_onnx_matches, reference_macs
 
 # The kinds whose torch twins are here rather than in tests/test_layers_vs_torch.py
 TWINNED_HERE = ("wsconv", "softmax", "logsoftmax")
@@ -78,25 +78,6 @@ def tf_same_conv(c: int, out: int, kernel, stride, dilation=(1, 1), groups: int 
                          nn.Conv2d(c, out, kernel, stride, 0, dilation, groups, bias))
 
 
-def conv_macs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """The output and the multiply-accumulates of one sample (Conv2d and subclasses)."""
-    total = []
-
-    def hook(m, inputs, out):
-        kh, kw = m.kernel_size
-        total.append(out.numel() // out.shape[0] * (m.in_channels // m.groups) * kh * kw)
-
-    hooks = [m.register_forward_hook(hook) for m in module.modules()
-             if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            y = module(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, sum(total)
-
-
 def the_layer(net) -> nn.Module:
     """The built module of a one-layer spec."""
     (module,) = [m for name, m in net.to_torch().named_children()]
@@ -127,7 +108,7 @@ def assert_twin(text: str, shape: tuple, make, *, load: bool = True, atol: float
     x = torch.randn(2, *shape)
     try:
         twin = randomise(make())
-        expected, macs = conv_macs(twin, x)
+        expected, macs = reference_macs(twin, x)
     except (RuntimeError, ValueError, ZeroDivisionError) as exc:
         assert_refused(text, exc)
         return None

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms.functional import center_crop
 
 import archdsl
-from helpers import assert_onnx_matches
+from helpers import assert_onnx_matches, measured_field
 from archdsl.transfer import transfer_weights
 from unet_reference import UNet
 
@@ -85,24 +85,6 @@ def assert_twin(spec: str, shape: tuple, reference, *, module=None, code=None):
     with torch.no_grad():
         torch.testing.assert_close(ours(x), expected, rtol=1e-4, atol=1e-5)
     return net
-
-
-def measured_field(text: str) -> int:
-    """The widest receptive field (rows) of any output position of channel 0, by backprop
-    through all-ones weights (tests/test_upsample.py's measure; an output that reads no
-    input, between a dilated transposed kernel's taps, is passed over)."""
-    net = archdsl.loads(text, "g.arch")
-    model = net.to_torch().eval()
-    for p in model.parameters():
-        torch.nn.init.constant_(p, 1.0)
-    widest = 0
-    for c in range(net.output_shape[1]):
-        x = torch.ones(1, *net.input_shape, requires_grad=True)
-        model(x)[0, 0, c, min(c, net.output_shape[2] - 1)].backward()
-        rows = (x.grad[0].abs().sum((0, 2)) > 0).nonzero()
-        if len(rows):
-            widest = max(widest, int(rows.max() - rows.min() + 1))
-    return widest
 
 
 def side(lo=1, hi=8):

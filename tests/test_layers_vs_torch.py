@@ -40,6 +40,7 @@ from torch import nn
 import archdsl
 from archdsl import SpecError
 from archdsl.layers import REGISTRY
+from helpers import reference_macs
 from test_transformers import TWINNED_HERE as SEQUENCE_TWINS  # sequences: test_transformers.py
 from test_windows import TWINNED_HERE as WINDOW_TWINS  # Swin, MaxViT: test_windows.py
 from test_arith import TWINNED_HERE as ARITH_TWINS  # arithmetic: test_arith.py
@@ -59,36 +60,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
 TORCH_ERRORS = (RuntimeError, ValueError, IndexError, ZeroDivisionError)
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                        HealthCheck.data_too_large])
-
-
-
-
-def reference_macs(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Run `module` on `x`; its output and the multiply-accumulates of one sample, counted
-    on the torch side: convolutions (output elements x (in channels / groups) x kernel area)
-    and linear layers (in x out, at each position where one runs over a map's channels), the
-    two archdsl counts."""
-    total = []
-
-    def conv_hook(m, inputs, out):
-        kh, kw = m.kernel_size
-        total.append(out.numel() // out.shape[0] * (m.in_channels // m.groups) * kh * kw)
-
-    def linear_hook(m, inputs, out):  # once per position when applied over a map's channels
-        total.append(out.numel() // out.shape[0] // m.out_features * m.in_features *
-                     m.out_features)
-
-    hooks = [m.register_forward_hook(conv_hook) for m in module.modules()
-             if isinstance(m, nn.Conv2d)]
-    hooks += [m.register_forward_hook(linear_hook) for m in module.modules()
-              if isinstance(m, nn.Linear)]
-    try:
-        with torch.no_grad():
-            y = module(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return y, sum(total)
 
 
 class Stricter(Exception):

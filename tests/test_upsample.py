@@ -7,22 +7,7 @@ import torch
 
 import archdsl
 from archdsl.network import analyse
-
-
-def measured_field(text: str) -> int:
-    """The widest receptive field (rows) of any output position of channel 0, by backprop
-    through all-ones weights: the input rows whose gradient is not zero."""
-    net = archdsl.loads(text, "u.arch")
-    model = net.to_torch().eval()
-    for p in model.parameters():
-        torch.nn.init.constant_(p, 1.0)
-    widest = 0
-    for c in range(net.output_shape[1]):
-        x = torch.ones(1, *net.input_shape, requires_grad=True)
-        model(x)[0, 0, c, c].backward()
-        rows = (x.grad[0].abs().sum((0, 2)) > 0).nonzero()
-        widest = max(widest, int(rows.max() - rows.min() + 1))
-    return widest
+from helpers import measured_field
 
 
 @pytest.mark.parametrize("text,exact", [

@@ -8,13 +8,14 @@ from __future__ import annotations
 from .. import layers
 from ..diagnostics import DiagnosticError, error
 from ..graph import LayerNode
+from ..layers.arith import WORDS
 from ..layers.base import Args
 from ..syntax import Arith, BinOp, Name, Neg, Running
 from .expressions import evaluate
 from .named import Flow, flow_text, use
 
-# each operator's element-wise merge (two tensors) and `scalar` operation (with a number)
-MERGES = WORDS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+# each operator's word (layers/arith.py's WORDS) names both its element-wise merge (two
+# tensors) and its `scalar` operation (a tensor and a number)
 
 
 class Lowering:
@@ -83,7 +84,7 @@ class Lowering:
         return name
 
     def merge(self, e: BinOp, ends: list[str]) -> str:
-        kind = layers.get(MERGES[e.op])
+        kind = layers.get(WORDS[e.op])
         name = self.walk.add(LayerNode(self.scope.child_name(kind.name), kind, Args({}), e.span,
                                        self.scope.groups))
         self.walk.merge_inputs(ends, name, e.span, self.scope)

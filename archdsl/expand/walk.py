@@ -154,8 +154,9 @@ class Walk:
         kind = layers.get(st.op)
         if isinstance(kind, MergeKind) and isinstance(src, tuple):
             return self.merge(st, kind, src, scope)
-        if kind is None and prelude.block(st.op) is not None:
-            return at_call_site(self, st, lambda: self.call(st, prelude.block(st.op), src, scope))
+        block = prelude.block(st.op) if kind is None else None
+        if block is not None:
+            return at_call_site(self, st, lambda: self.call(st, block, src, scope))
         if kind is None or isinstance(kind, MergeKind):
             raise DiagnosticError(self.unknown_layer(st, scope))
         if isinstance(src, tuple):

@@ -7,7 +7,7 @@ operation (archdsl/expand/arith.py)."""
 from __future__ import annotations
 
 from .base import (BOOL, CHOICE, FLOAT, UNCHANGED_SHAPE, Arg, LayerError, LayerKind, call,
-                   fmt_shape, layer)
+                   fmt_shape, layer, numel)
 from .types import show
 
 _OWN = "archdsl.nn.arith:"
@@ -76,9 +76,7 @@ class Param(LayerKind):
         calc.output = tuple(calc.step(
             "output", f"one number per {a.per}, broadcast over the rest", fmt_shape(shape),
             list(shape), "it reads no values, only the input's shape and batch size"))
-        n = 1
-        for d in shape:
-            n *= d
+        n = numel(shape)
         calc.params = calc.step("parameters", "the product of the shape",
                                 " * ".join(map(str, shape)), n,
                                 f"learnt, starting at {show(float(a.init))}")
