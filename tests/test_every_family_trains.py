@@ -23,9 +23,13 @@ from helpers import image_folder
 from test_zoo import ZOO, entry, small_input
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-# the U-Net labels pixels: `archdsl train` on class folders refuses it (its training step is
-# in tests/test_geometry.py, with a per-pixel loss)
-FAMILIES = sorted(p.name for p in SPECS.glob("*.arch") if p.name != "unet.arch")
+# the U-Net and torchvision's segmentation models (the zoo's `task = "segment"`) label pixels:
+# `archdsl train` on class folders refuses them. Their training steps, with a per-pixel loss,
+# are in tests/test_geometry.py (the U-Net), tests/test_segmentation_zoo.py and, for the small
+# U-Net trained on `shapes`, docs/training.md's example (run by tests/test_doc_examples.py).
+DENSE = {"unet.arch", "unet_small.arch"} | {e["spec"] for e in ZOO.values()
+                                            if e.get("task") == "segment"}
+FAMILIES = sorted(p.name for p in SPECS.glob("*.arch") if p.name not in DENSE)
 # specs outside the zoo trained at a smaller input than their own (with what that needs)
 SMALL = {"mixer_b16.arch": ((3, 64, 64), {"patches": 16}), "nf_resnet50.arch": ((3, 64, 64), {}),
          "poolformer_s12.arch": ((3, 64, 64), {})}

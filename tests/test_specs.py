@@ -27,16 +27,20 @@ def each_spec(test):
 
 
 def torchvision_model(name, **kwargs):
-    """A torchvision model with weights=None. Only its shapes matter here, so it is built on the
-    meta device and given zero-filled storage: VGG's random initialisation alone takes seconds."""
+    """A torchvision model with weights=None (a segmentation model's backbone too). Only its
+    shapes matter here, so it is built on the meta device and given zero-filled storage: VGG's
+    random initialisation alone takes seconds."""
     import torch
     import torchvision
 
+    builder = torchvision.models.get_model_builder(name)
+    if name in torchvision.models.list_models(torchvision.models.segmentation):
+        kwargs["weights_backbone"] = None
     try:
         with torch.device("meta"):
-            model = getattr(torchvision.models, name)(weights=None, **kwargs)
+            model = builder(weights=None, **kwargs)
     except NotImplementedError:  # RegNet's builder computes its widths on tensors
-        model = getattr(torchvision.models, name)(weights=None, **kwargs)
+        model = builder(weights=None, **kwargs)
     model.to_empty(device="cpu")
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         tensor.detach().zero_()
@@ -175,14 +179,30 @@ TWINS = {
                   None),
     "nf_resnet50": (lambda: __import__("timm").create_model("nf_resnet50", pretrained=False),
                     None),
+    # torchvision's segmentation models (their published figures, those with the auxiliary
+    # head, are compared in tests/test_zoo.py, with their outputs)
+    "fcn": (lambda: torchvision_model("fcn_resnet50"), None),
+    "fcn_aux": (lambda: torchvision_model("fcn_resnet50", aux_loss=True), None),
+    "deeplabv3": (lambda: torchvision_model("deeplabv3_resnet50"), None),
+    "deeplabv3_aux": (lambda: torchvision_model("deeplabv3_resnet50", aux_loss=True), None),
+    "deeplabv3_mobilenet_v3_large": (lambda: torchvision_model("deeplabv3_mobilenet_v3_large"),
+                                     None),
+    "deeplabv3_mobilenet_v3_large_aux": (
+        lambda: torchvision_model("deeplabv3_mobilenet_v3_large", aux_loss=True), None),
+    "lraspp_mobilenet_v3_large": (lambda: torchvision_model("lraspp_mobilenet_v3_large"), None),
     # the 2015 paper's network, written in PyTorch (tests/test_geometry.py compares outputs)
     "unet": (lambda: __import__("unet_reference").UNet(), None),
+    "unet_small": (lambda: __import__("unet_reference").SmallUNet(), None),
     "lenet5": (lenet5, None),
     "resnet20": (resnet20, None),
     "branches": (branches, None),
 }
 
 WITH_PUBLISHED_OPS = [name for name, (_, weights) in TWINS.items() if weights]
+# the segmentation models are compared at a small input (at their 520x520, seconds each);
+# torchvision's return a dict of outputs, `out` the main one
+SEGMENTATION = {"fcn", "fcn_aux", "deeplabv3", "deeplabv3_aux", "deeplabv3_mobilenet_v3_large",
+                "deeplabv3_mobilenet_v3_large_aux", "lraspp_mobilenet_v3_large"}
 
 
 # ----------------------------------------------------------------------------- every spec
@@ -223,11 +243,15 @@ def test_spec_matches_its_pytorch_twin(path):
 
     assert path.stem in TWINS, f"add {path.name}'s PyTorch twin to TWINS in {__file__}"
     net = archdsl.load(path)
+    if path.stem in SEGMENTATION:
+        net = archdsl.load(path, input_shape=(3, 64, 64))
     model = TWINS[path.stem][0]().eval()
     assert net.params == sum(p.numel() for p in model.parameters())
     assert net.buffers == sum(b.numel() for b in model.buffers())
     with torch.no_grad():
         y = model(torch.randn(1, *net.input_shape))
+    if path.stem in SEGMENTATION:
+        y = y["out"]
     assert tuple(y.shape) == (1, *net.output_shape)
 
 
@@ -245,26 +269,27 @@ def test_macs_match_torchvision_published_figures(name):
 
 @each_spec
 def test_num_classes_changes_the_final_layer(path):
-    """The classifier (a linear layer, or SqueezeNet's 1x1 conv; MaxViT's without bias) gets
-    num_classes outputs."""
+    """The classifiers (a linear layer, or a 1x1 conv: SqueezeNet's, a segmentation head's;
+    MaxViT's without bias) get num_classes outputs, and they alone change: each output's (an
+    auxiliary one's too, both of Lite R-ASPP's two summed score maps)."""
     default = archdsl.load(path)
-    n = 10 if default.arch_params["num_classes"] != 10 else 100
+    classes = default.arch_params["num_classes"]
+    n = 10 if classes != 10 else 100
     net = archdsl.load(path, num_classes=n)
-    records = net.layers()
-    index = {r["name"]: i for i, r in enumerate(records)}
-    per_classes = []
-    for out in net.graph.outputs:  # each output's classifier (an auxiliary one's too)
-        i = max(i for i, r in enumerate(records[:index[out.node] + 1])
-                if r["op"] in ("linear", "conv"))
-        before, last = records[i - 1], records[i]
-        features = before["output"][0]
-        assert last["output"][0] == n
-        per_class = features + 1 if last["params"] == (features + 1) * n else features  # nobias
-        assert last["params"] == per_class * n
-        per_classes.append(per_class)
+    before, after = default.layers(), net.layers()
+    assert [r["name"] for r in before] == [r["name"] for r in after]
+    changed = [(a, b) for a, b in zip(before, after) if a["params"] != b["params"]]
+    assert changed
+    for a, b in changed:
+        assert b["op"] in ("linear", "conv"), b["name"]
+        assert (a["output"][0], b["output"][0]) == (classes, n), b["name"]
+        per_class, rest = divmod(a["params"] - b["params"], classes - n)
+        assert rest == 0 and b["params"] == per_class * n, b["name"]
+    index = {r["name"]: i for i, r in enumerate(after)}
+    for out in net.graph.outputs:  # each output's classifier is one of them
+        assert after[index[out.node]]["output"][0] == n
+        assert any(index[b["name"]] <= index[out.node] for _, b in changed)
     assert net.output_shape == (n, *default.output_shape[1:])  # a U-Net's: n x H x W
-    assert default.params - net.params == sum(per_classes) * (
-        default.arch_params["num_classes"] - n)
 
 
 # ----------------------------------------------------------------------------- small networks

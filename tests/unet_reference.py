@@ -45,3 +45,39 @@ class UNet(nn.Module):
             x = up(x)
             x = decoder(torch.cat([center_crop(skip, list(x.shape[-2:])), x], 1))
         return self.head(x)
+
+
+class SmallUNet(nn.Module):
+    """The twin of specs/unet_small.arch: the U-Net above with batch norm after each
+    convolution (and after each up-convolution, with a ReLU), three stages of `width`, 2x and
+    4x channels and a bottleneck of 8x, padded 3x3 convolutions."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 4, width: int = 16):
+        super().__init__()
+
+        def double(c_in, c):
+            return nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                                 nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                 nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+
+        widths = (width, 2 * width, 4 * width)
+        self.down = nn.ModuleList(double(c_in, c) for c_in, c in
+                                  zip((in_channels,) + widths[:-1], widths))
+        self.bottleneck = double(4 * width, 8 * width)
+        self.ups = nn.ModuleList(
+            nn.Sequential(nn.ConvTranspose2d(2 * c, c, 2, stride=2, bias=False),
+                          nn.BatchNorm2d(c), nn.ReLU(inplace=True)) for c in reversed(widths))
+        self.decoders = nn.ModuleList(double(2 * c, c) for c in reversed(widths))
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = up(x)
+            x = decoder(torch.cat([skip, x], 1))
+        return self.head(x)

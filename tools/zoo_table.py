@@ -1,7 +1,9 @@
-"""docs/zoo.md's table: every model of specs/torchvision.toml with its spec file, parameters,
+"""docs/zoo.md's tables: every model of specs/torchvision.toml with its spec file, parameters,
 multiply-accumulates per sample at the model's own input size, the number of lines of its spec
 (lines that are neither blank nor only a comment), and the time `archdsl.load` takes to check
-it (parse, expand, infer, lints: the median of five, on the machine that runs this).
+it (parse, expand, infer, lints: the median of five, on the machine that runs this). The
+classifiers are one table, the segmentation models (`task = "segment"`) another, which also
+names each one's outputs.
 
     .venv/bin/python tools/zoo_table.py            print the tables
     .venv/bin/python tools/zoo_table.py --write    replace the tables in docs/zoo.md
@@ -9,7 +11,7 @@ it (parse, expand, infer, lints: the median of five, on the machine that runs th
 The second table lists the families beyond torchvision (BEYOND) with the receptive field of
 each one's last map.
 
-tests/test_zoo.py checks every column of docs/zoo.md's table but the time against the specs.
+tests/test_zoo.py checks every column of docs/zoo.md's tables but the time against the specs.
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ HEADER = ("| model | spec file | input | params | MACs per sample | spec lines |
 DOC = ROOT / "docs" / "zoo.md"
 
 
-def rows(timed: bool = True):
-    """(model, spec, input, params, MACs, spec lines, check ms or None) for every entry."""
+def rows(timed: bool = True, segment: bool = False):
+    """(model, spec, input, params, MACs, spec lines, check ms or None) for every classifier
+    entry, or with `segment` every segmentation entry."""
     zoo = tomllib.loads((SPECS / "torchvision.toml").read_text())
     for name, entry in zoo.items():
+        if (entry.get("task") == "segment") != segment:
+            continue
         path = SPECS / entry["spec"]
         input_shape = tuple(int(d) for d in entry["input"].split("x"))
         params = entry.get("set", {})
@@ -65,6 +70,34 @@ def table() -> str:
     for name, spec, input_, params, macs, count, ms in rows():
         lines.append(f"| {name} | specs/{spec} | {input_} | {params:,} | {macs:,} | {count} | "
                      f"{ms:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+SEGMENT_HEADER = ("| segmentation model | spec file | input | outputs | params | MACs per sample | "
+                  "spec lines | check ms |\n"
+                  "|---|---|---|---|--:|--:|--:|--:|")
+
+
+def outputs(entry: dict) -> str:
+    """A segmentation entry's outputs as the spec names them: `out`, or `out, aux ×0.5`."""
+    net = archdsl.load(SPECS / entry["spec"], **entry.get("set", {}))
+    return ", ".join(o.name if o.aux is None else f"{o.name} ×{o.aux:g}"
+                     for o in net.graph.outputs)
+
+
+def segment_rows(timed: bool = True):
+    """(model, spec, input, outputs, params, MACs, spec lines, check ms or None) for every
+    segmentation entry."""
+    zoo = tomllib.loads((SPECS / "torchvision.toml").read_text())
+    for name, spec, input_, params, macs, count, ms in rows(timed, segment=True):
+        yield name, spec, input_, outputs(zoo[name]), params, macs, count, ms
+
+
+def segment_table() -> str:
+    lines = [SEGMENT_HEADER]
+    for name, spec, input_, outs, params, macs, count, ms in segment_rows():
+        lines.append(f"| {name} | specs/{spec} | {input_} | {outs} | {params:,} | {macs:,} | "
+                     f"{count} | {ms:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -119,13 +152,15 @@ def write(text: str, header: str = HEADER) -> None:
 
 
 def main(argv: list[str]) -> None:
-    text, beyond = table(), beyond_table()
+    text, segment, beyond = table(), segment_table(), beyond_table()
     if "--write" in argv:
         write(text)
+        write(segment, SEGMENT_HEADER)
         write(beyond, BEYOND_HEADER)
         print(f"wrote {DOC.relative_to(ROOT)}")
     else:
         print(text, end="")
+        print(segment, end="")
         print(beyond, end="")
 
 

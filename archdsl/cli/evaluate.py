@@ -67,10 +67,15 @@ def cmd_eval(args) -> int:
         if Path(args.gallery).suffix.lower() != ".png":
             raise UsageError(f"--gallery {args.gallery}: the gallery is a PNG picture; give a "
                              "name ending in .png")
-        writable_output(gallery, "--gallery", args.force, ours=written_by_archdsl,
+        from ..train.seg_pictures import written_by_archdsl as segmentation_gallery
+
+        writable_output(gallery, "--gallery", args.force,  # either kind of gallery is ours
+                        ours=lambda p: written_by_archdsl(p) or segmentation_gallery(p),
                         kind="an archdsl gallery", such_as=DEFAULT_NAME)
     r = evaluate_run(args.run, args.dataset, weights=args.weights,
                      gallery_size=args.gallery_size or SIZE)
+    if r.get("task") == "segment":
+        return _segmentation(r, args)
     for line in r.get("warnings", ()):  # a table's repeated rows, paths outside its folder
         print(f"warning: {line}", file=sys.stderr)
     if r["skipped"]:
@@ -94,3 +99,27 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def _segmentation(r: dict, args) -> int:
+    """A segmentation run's report: pixel accuracy, mean IoU, per-class IoU and the confusion,
+    and the gallery of its worst images (DIR/worst_segmentations.png, or --gallery FILE)."""
+    from ..train.seg_pictures import DEFAULT_NAME, palette, write_worst_gallery, \
+        written_by_archdsl
+    from ..train.seg_report import seg_eval_document, seg_eval_table
+
+    gallery = None if args.no_gallery else Path(args.gallery or Path(args.run) / DEFAULT_NAME)
+    if gallery is not None and not args.gallery:  # the run's own: replaced only if archdsl's
+        writable_output(gallery, "--gallery", args.force, ours=written_by_archdsl,
+                        kind="an archdsl gallery", such_as=DEFAULT_NAME)
+    for line in r.get("warnings", ()):
+        print(f"warning: {line}", file=sys.stderr)
+    colours = palette(len(r["classes"]), r.get("palette"))
+    r["gallery"] = write_worst_gallery(r["worst"], gallery, must=bool(args.gallery),
+                                       title=Path(args.run).name, classes=r["classes"],
+                                       colours=colours)
+    if args.format == "json":
+        print(json.dumps(_finite(seg_eval_document(r)), indent=2, allow_nan=False))
+    else:
+        print(seg_eval_table(r))
+    return EXIT_OK

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..command_values import EXIT_OK, EXIT_SPEC, STDIN, epilog
+from ..command_values import EXIT_OK, EXIT_SPEC, STDIN, UsageError, epilog
 from ..output_files import writable_output
 
 
@@ -38,7 +38,12 @@ def _arguments(pred) -> None:
     pred.add_argument("--csv", metavar="FILE",
                       help="write the predictions to FILE as CSV (path, label_1, prob_1, …, "
                            "error) instead of printing them; - prints the CSV")
-    pred.add_argument("--force", action="store_true", help="replace the --csv FILE if it exists")
+    pred.add_argument("--out", metavar="DIR",
+                      help="segmentation runs: the folder for each image's <name>_mask.png and "
+                           "<name>_overlay.png (default DIR/predictions)")
+    pred.add_argument("--force", action="store_true",
+                      help="replace the --csv FILE, or mask files in --out that archdsl did "
+                           "not write, if they exist")
     pred.add_argument("--weights", default="best", help="best, last, or a checkpoint file")
 
 
@@ -53,7 +58,9 @@ def cmd_predict(args) -> int:
         writable_output(to_csv, "--csv", args.force, such_as="predictions.csv")
     top = args.top or 3
     results = predict(args.run, args.images, top=top, weights=args.weights,
-                      batch_size=args.batch_size or 64)
+                      batch_size=args.batch_size or 64, out=args.out, force=args.force)
+    if results and len(results[0]) == 4:  # a segmentation run: masks written
+        return _masks_written(results, args)
     status = EXIT_OK
     for path, best, problem in results:
         if problem:
@@ -69,4 +76,22 @@ def cmd_predict(args) -> int:
         failed = sum(1 for _, best, _ in results if best is None)
         print(f"wrote {to_csv} ({len(results)} images"
               + (f", {failed} could not be read)" if failed else ")"))
+    return status
+
+
+def _masks_written(results, args) -> int:
+    """A segmentation run's predictions: per image, the files written and the classes'
+    shares of its pixels; 1 if an image could not be read (the others still are)."""
+    if args.csv is not None:
+        raise UsageError("--csv lists classification's top classes; a segmentation run "
+                         "writes a mask PNG and an overlay per image (--out DIR) instead")
+    status = EXIT_OK
+    for path, shares, problem, files in results:
+        if problem:
+            print(f"{path}: {problem}", file=sys.stderr)
+            status = EXIT_SPEC
+            continue
+        biggest = sorted(shares.items(), key=lambda kv: -kv[1])[:4]
+        print(f"{path}: {files[0]} and {files[1]}; "
+              + ", ".join(f"{name} {share:.0%}" for name, share in biggest))
     return status

@@ -15,6 +15,10 @@ eval_report.py, gallery.py   eval's table and JSON, and its most confidently wro
 image_files.py               predict's folders of images and its CSV
 transfer.py   --init: weights mapped onto the spec by structure, --freeze
 distributed.py, run_folder.py, interrupt.py, health.py, progress.py, plots.py, errors.py
+task.py       a class per image or per pixel: what differs between the two, in one place
+seg_data.py, seg_masks.py, shapes.py       images with masks, and the built-in `shapes`
+seg_images.py, seg_metrics.py, seg_inference.py, seg_report.py, seg_pictures.py
+              segmentation's pipeline, IoU, validation, eval and predict, their pictures
 
 Importing the package imports torch (its run, data and inference modules need it); the
 command line declares `archdsl train`'s options only when that command is parsed, so the
@@ -26,7 +30,8 @@ from .data import DataError
 from .errors import Interrupted, TrainError
 from .inference import evaluate_run, predict
 from .run import resume, train
+from . import shapes
 from .table_data import load_dataset
 
 __all__ = ["train", "resume", "evaluate_run", "predict", "TrainConfig", "LaunchConfig",
-           "TrainError", "DataError", "Interrupted", "load_dataset"]
+           "TrainError", "DataError", "Interrupted", "load_dataset", "shapes"]

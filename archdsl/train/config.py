@@ -223,9 +223,11 @@ class TrainConfig:
                                 check=folder_problem("--cache-dir"))
     init: str | None = option(None, str, "start from these weights: an archdsl run folder, a "
                                          ".safetensors file, a PyTorch state_dict file (e.g. "
-                                         "torchvision's), or `torchvision` (its weights of the "
-                                         "model the spec is, from TORCH_HOME's cache); mapped "
-                                         "by structure, a head that does not fit starts fresh "
+                                         "torchvision's), `torchvision` (its weights of the "
+                                         "model the spec is, from TORCH_HOME's cache) or "
+                                         "`torchvision:NAME` (those of its model NAME, e.g. "
+                                         "torchvision:resnet50 for a backbone); mapped by "
+                                         "structure, a head that does not fit starts fresh "
                                          "(default none)", metavar="SOURCE")
     freeze: list = option(list, list, "train these layers or groups not at all (their names as "
                                       "`archdsl check` and the errors show them: conv1, basic3, "

@@ -42,6 +42,10 @@ class Sample:
     label: int
     path: Path | None = None
     pixels: np.ndarray | None = None  # uint8, HxW or HxWxC
+    # segmentation: the image's label image, a PNG file or (built-in data) its values, HxW
+    # uint8 class indices with 255 where no class is given (train/seg_data.py)
+    mask: Path | None = None
+    mask_pixels: np.ndarray | None = None
 
 
 @dataclass
@@ -55,6 +59,8 @@ class DataSet:
     empty_classes: list[str] = field(default_factory=list)  # folders left out: no usable image
     root: Path | None = None  # the image folder (None for built-in data)
     warnings: list[str] = field(default_factory=list)  # for the user, a line each (a table's)
+    task: str = "classify"  # or "segment": each sample has a mask (train/seg_data.py)
+    palette: list[int] | None = None  # segmentation: the masks' PNG palette (flat RGB), if any
 
     def counts(self) -> dict[str, list[int]]:
         """The images of each class (in `classes` order), training and validation."""
@@ -460,7 +466,10 @@ def fingerprint(data: DataSet) -> dict | None:
     by_class: dict[int, list[str]] = {}
     for s in data.train + data.val:
         by_class.setdefault(s.label, []).append(name(s))
-    classes = {c: by_class.get(i, []) for i, c in enumerate(data.classes)}
+    if data.task == "segment":  # every image has label 0: the images are one group
+        classes = {"images": by_class.get(0, [])}
+    else:
+        classes = {c: by_class.get(i, []) for i, c in enumerate(data.classes)}
     return {"classes": {c: {"images": len(names), "files": _digest(names)}
                         for c, names in classes.items()},
             "validation": _digest(f"{s.label}/{name(s)}" for s in data.val)}
@@ -478,13 +487,15 @@ def changes_since(saved: dict | None, data: DataSet) -> str | None:
         was = then_classes.get(c, {"images": 0, "files": ""})
         is_ = now_classes.get(c, {"images": 0, "files": ""})
         diff = is_["images"] - was["images"]
+        who = "it" if data.task == "segment" else repr(c)
         if diff > 0:
-            changed.append(f"{c!r} has {diff} image(s) more ({is_['images']}, was {was['images']})")
+            changed.append(f"{who} has {diff} image(s) more ({is_['images']}, was "
+                           f"{was['images']})")
         elif diff < 0:
-            changed.append(f"{c!r} has {-diff} image(s) fewer ({is_['images']}, was "
+            changed.append(f"{who} has {-diff} image(s) fewer ({is_['images']}, was "
                            f"{was['images']})")
         elif is_["files"] != was["files"]:
-            changed.append(f"{c!r} has as many images but not the same files (some added, as "
+            changed.append(f"{who} has as many images but not the same files (some added, as "
                            "many removed or renamed)")
     if changed:
         what = (f"{data.source} changed since the run started: "

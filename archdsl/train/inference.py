@@ -70,8 +70,9 @@ def load_run(run_dir: str | Path, weights: str = "best"):
     run = Path(run_dir)
     saved = read_config(run)
     network = load(run / saved["spec"], **saved["parameters"])
-    if network.output_shape != (len(saved["classes"]),) or \
-            list(network.input_shape) != saved["input"]:
+    wanted = (len(saved["classes"]),) + (tuple(saved["input"][1:])
+                                         if saved.get("task") == "segment" else ())
+    if network.output_shape != wanted or list(network.input_shape) != saved["input"]:
         raise TrainError(f"{run / 'config.json'} does not match the run's spec (its classes or "
                          "input shape were changed); it cannot be used")
     model = network.to_torch().eval()
@@ -103,6 +104,11 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
     predicted class and its probability are kept too, and the `gallery_size` most
     confidently wrong images (gallery.confidently_wrong) picked."""
     network, model, saved = load_run(run_dir, weights)
+    if saved.get("task") == "segment":
+        from .seg_inference import evaluate_run_masks
+
+        return {"task": "segment", **evaluate_run_masks(network, model, saved, dataset,
+                                                        batch_size, gallery_size)}
     channels = saved["input"][0]
     dataset = _held_out_folder(dataset, saved["classes"])
     data = load_dataset(dataset, saved["options"].get("val_split", 0.1),
@@ -181,11 +187,12 @@ class UnlabelledSet(torch.utils.data.Dataset):
 
 
 def predict(run_dir, images: list[str], top: int = 5, weights: str = "best",
-            batch_size: int = 64):
+            batch_size: int = 64, out: str | Path | None = None, force: bool = False):
     """For each image (a folder stands for its images: image_files.find_images): its name
     (printable: bytes that are not UTF-8 escaped, as `\\xff`), and the top classes with their
     softmax probabilities, or why it could not be read. Images go through the model
-    `batch_size` at a time."""
+    `batch_size` at a time. A segmentation run writes each image's mask and overlay into
+    `out` (default DIR/predictions) instead: seg_inference.predict_masks."""
     from .config import PREDICT_BATCH, TOP
     from .image_files import find_images
 
@@ -194,6 +201,11 @@ def predict(run_dir, images: list[str], top: int = 5, weights: str = "best",
         raise TrainError(problem)
     paths = find_images(list(images))
     _, model, saved = load_run(run_dir, weights)
+    if saved.get("task") == "segment":
+        from .seg_inference import predict_masks
+
+        folder = Path(out) if out is not None else Path(run_dir) / "predictions"
+        return predict_masks(model, saved, paths, folder, force)
     loader = torch.utils.data.DataLoader(
         UnlabelledSet(paths, saved["input"], eval_transform(saved)), batch_size=batch_size)
     results, names = [], iter(paths)

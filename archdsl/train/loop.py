@@ -18,13 +18,11 @@ from ..flow import weighted_loss
 from .data import DataError, class_counts_line
 from .errors import Interrupted, TrainError, on_every_worker
 from .health import GradientHealth, first_non_finite_gradient, first_non_finite_layer
-from .inference import evaluate
 from .interrupt import StopRequest
 from .progress import Progress
 from .run_folder import resume_command, write_error
 from .setup import Setup, unwrap
 from .state import Position, checkpoint, kept, non_finite, save_part
-from .units import top_k_shown
 
 
 # torch.compile's first step logs from here on a machine without CUDA ("No CUDA runtime is
@@ -54,7 +52,8 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
             f"{len(s.data.train)} train / {len(s.data.val)} val images, {len(s.data.classes)} "
             f"classes, {device}{', ' + str(s.amp).replace('torch.', '') if s.amp else ''}; "
             f"run folder {run}")
-        log(class_counts_line(s.data))
+        if s.task.name == "classify":  # a segmentation sample has no one class
+            log(class_counts_line(s.data))
         if s.plan is not None:
             log(s.plan.line())
         if config.sampler == "balanced":
@@ -110,21 +109,23 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
     if not s.data.val:
         log(f"no validation images; the last weights are in {run / 'best.safetensors'}{advice}")
     else:
-        log(f"best val accuracy {at.best:.1%}; weights in {run / 'best.safetensors'}{advice}")
+        log(f"best {s.task.best_words} {at.best:.1%}; weights in {run / 'best.safetensors'}"
+            f"{advice}")
     return run
 
 
 def _out_of_patience(s: Setup, rows: list, log) -> bool:
     """--patience N: whether the last N epochs have not raised the best validation accuracy
-    (so that the run stops; said once). Read from the rows alone, so a resume knows."""
+    (mean IoU for segmentation: the task's `best`), so that the run stops; said once. Read
+    from the rows alone, so a resume knows."""
     patience = s.config.patience
     if patience is None or not s.data.val or not rows or rows[-1]["epoch"] >= s.config.epochs:
         return False
-    accuracies = [r["val_acc"] for r in rows]
+    accuracies = [r[s.task.best] for r in rows]
     best = accuracies.index(max(accuracies))
     if len(rows) - 1 - best < patience:
         return False
-    log(f"--patience {patience}: the validation accuracy has not improved for {patience} "
+    log(f"--patience {patience}: the {s.task.best_words} has not improved for {patience} "
         f"epoch(s) (best {accuracies[best]:.1%}, epoch {rows[best]['epoch']}); stopping after "
         f"epoch {rows[-1]['epoch']} of {s.config.epochs}")
     return True
@@ -135,9 +136,9 @@ def _record(s: Setup, at: Position, row: dict, health: GradientHealth, log) -> b
     at.rows.append(row)
     for warning in health.end_epoch():  # gradients are the same on every worker
         log(f"warning: {warning}")
-    improved = not s.data.val or row["val_acc"] > at.best
+    improved = not s.data.val or row[s.task.best] > at.best
     if improved:
-        at.best = row["val_acc"] if s.data.val else -1.0
+        at.best = row[s.task.best] if s.data.val else -1.0
     return improved
 
 
@@ -146,13 +147,14 @@ def _report(s: Setup, epoch: int, at: Position, row: dict, writer, log) -> None:
     the line that says how it went."""
     at.step, at.partial = 0, Position().partial
     if writer is not None:
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr"):
-            writer.add_scalar(key, row[key], epoch)
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "val_miou",
+                    "lr"):
+            if key in row:
+                writer.add_scalar(key, row[key], epoch)
         writer.flush()
-    top5 = f" top5 {row['val_top5']:.1%}" if top_k_shown(len(s.data.classes)) else ""
     log(f"epoch {epoch}/{s.config.epochs}  train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.1%}  val loss {row['val_loss']:.4f} "
-        f"acc {row['val_acc']:.1%}{top5}  lr {row['lr']:.3g}  "
+        f"{s.task.line(row, len(s.data.classes))}  lr {row['lr']:.3g}  "
         f"{row['images_per_s']:.0f} img/s  {row['seconds']:.1f} s")
 
 
@@ -185,13 +187,15 @@ def _epoch(s: Setup, epoch: int, at: Position, health: GradientHealth, stop: Sto
             x, y = next(batches)
         except StopIteration:
             break
-        loss_sum, correct, seen, stops = _step(s, x, y, epoch, at, health, stop)
+        loss_sum, correct, counted, seen, stops = _step(s, x, y, epoch, at, health, stop)
         part["seen"] += int(seen)
+        part["counted"] = part.get("counted", part["seen"] - int(seen)) + int(counted)
         part["loss_sum"] += loss_sum
         part["correct"] += int(correct)
         part["seconds"] = time.perf_counter() - start
         stopping = stops > 0
-        progress.update(loss=part["loss_sum"] / part["seen"], acc=part["correct"] / part["seen"],
+        progress.update(loss=part["loss_sum"] / part["seen"],
+                        acc=part["correct"] / max(part["counted"], 1),
                         rate=part["seen"] / max(part["seconds"], 1e-9))
     progress.close()
     s.order.skip = 0
@@ -205,12 +209,17 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
     """One training step on a batch: the loss, correct, image and Ctrl-C sums over the
     workers. Stops the run at a non-finite loss or gradient."""
     config, model, device, amp, world = s.config, s.model, s.device, s.amp, s.world
+    masks = s.task.name == "segment"
     if s.augment is not None:  # uint8 images: augmented and normalised on the device
-        x = s.augment.train()(x.to(device, non_blocking=True))
+        x = x.to(device, non_blocking=True)
+        if masks:  # cropped and flipped with their images
+            x, y = s.augment.train()(x, y.to(device, non_blocking=True))
+        else:
+            x = s.augment.train()(x)
     else:
         fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         x = x.to(device, non_blocking=True, memory_format=fmt)
-    y = target = y.to(device, non_blocking=True)
+    y = target = y.to(device, non_blocking=True).long()
     if s.mix is not None:  # soft targets; accuracy against each image's larger share
         x, target = s.mix(x, y)
         y = target.argmax(1)
@@ -230,10 +239,11 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
     grads_ok = (torch.isfinite(torch.stack(torch._foreach_norm(grads))).all().float()
                 if s.scaler is None and grads  # fp16's scaler skips non-finite steps itself
                 else torch.ones((), device=loss.device))
-    sums = torch.stack([loss.detach().float() * len(y), (out.argmax(1) == y).sum().float(),
+    correct, counted = s.task.step_sums(out.detach(), y)  # images, or labelled pixels
+    sums = torch.stack([loss.detach().float() * len(y), correct, counted,
                         torch.full((), float(len(y)), device=loss.device), grads_ok,
                         torch.full((), float(stop.requested), device=loss.device)])
-    loss_sum, correct, seen, grads_ok, stops = world.sum_(sums).tolist()
+    loss_sum, correct, counted, seen, grads_ok, stops = world.sum_(sums).tolist()
     if not (math.isfinite(loss_sum) and grads_ok == world.size):
         _stop_non_finite(s, x, epoch, at.step + 1, loss_sum / max(seen, 1))
     if config.clip_grad:
@@ -247,7 +257,7 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
         s.ema.update_parameters(unwrap(model))
     s.schedule.step()
     at.step += 1
-    return loss_sum, correct, seen, stops
+    return loss_sum, correct, counted, seen, stops
 
 
 def _validated(s: Setup, epoch: int, part: dict, seconds: float, stop: StopRequest):
@@ -256,18 +266,17 @@ def _validated(s: Setup, epoch: int, part: dict, seconds: float, stop: StopReque
     on where they stop)."""
     world = s.world
     loss_fn = s.loss_fn if getattr(s.loss_fn, "weight", None) is None else \
-        nn.CrossEntropyLoss(label_smoothing=s.config.label_smoothing)  # validation: unweighted
+        s.task.loss(None, s.config)  # validation: unweighted
     model = s.ema.module if s.ema is not None else s.model  # --ema: the average is measured
-    val = evaluate(model, s.val_loader, s.device, loss_fn, len(s.data.classes), s.amp,
-                   stop=None if world.several else stop, world=world,
-                   prepare=s.augment.eval() if s.augment is not None else None)
+    val = s.task.validate(model, s.val_loader, s.device, loss_fn, len(s.data.classes), s.amp,
+                          None if world.several else stop, world,
+                          s.augment.eval() if s.augment is not None else None)
     if val is None:
         return None, None
     seen = part["seen"]
     row = {"epoch": epoch, "train_loss": round(part["loss_sum"] / max(seen, 1), 6),
-           "train_acc": round(part["correct"] / max(seen, 1), 6),
-           "val_loss": round(val["loss"], 6), "val_acc": round(val["acc"], 6),
-           "val_top5": round(val["top5"], 6),
+           "train_acc": round(part["correct"] / max(part.get("counted", seen), 1), 6),
+           "val_loss": round(val["loss"], 6), **s.task.row(val),
            "lr": round(s.optimizer.param_groups[0]["lr"], 8),
            "images_per_s": round(seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 3)}
     return row, val["confusion"]

@@ -286,11 +286,16 @@ class GpuAugment(nn.Module):
             return torch.zeros(n, dtype=torch.bool)
         return torch.rand(n, generator=self.generator) < 0.5
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, masks: torch.Tensor | None = None):
+        """The batch augmented (training) or resized (eval) and normalised; with `masks`
+        (uint8 N x H x W label images, segmentation), (images, masks): each mask cropped,
+        flipped and resized as its image is, by nearest neighbour, as int64."""
         n, _, height, width = images.shape
         x = images.float()
+        boxes = mirror = None
         if self.training and self.crops:
-            x = self.cropped(x)
+            boxes, mirror = self.crop_boxes(n, height, width), self.flips(n)
+            x = self.cropped(x, boxes, mirror)
             if self.policy is not None:  # on uint8 pixels, as torchvision's policies expect
                 x = _each(self.policy, x.round_().clamp_(0, 255).to(torch.uint8)).float()
         elif (height, width) != self.size:
@@ -301,15 +306,18 @@ class GpuAugment(nn.Module):
             x = _each(self.erasing, x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x.to(self.dtype)
+        if masks is None:
+            return x.to(self.dtype)
+        return x.to(self.dtype), self.masks(masks, boxes, mirror)
 
-    def cropped(self, x: torch.Tensor) -> torch.Tensor:
-        """Each image of the float batch randomly cropped to `size` and maybe flipped."""
+    def cropped(self, x: torch.Tensor, boxes=None, mirror=None) -> torch.Tensor:
+        """Each image of the float batch randomly cropped to `size` and maybe flipped (at
+        the given `boxes` and `mirror`, else freshly drawn ones)."""
         from torchvision.ops import roi_align
 
         n, _, height, width = x.shape
-        boxes = self.crop_boxes(n, height, width)
-        mirror = self.flips(n)
+        boxes = self.crop_boxes(n, height, width) if boxes is None else boxes
+        mirror = self.flips(n) if mirror is None else mirror
         rois = torch.cat([torch.arange(n, dtype=torch.float64)[:, None], boxes], dim=1)
         rois = rois.to(device=x.device, dtype=x.dtype, non_blocking=True)
         x = roi_align(x, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=-1,
@@ -318,6 +326,28 @@ class GpuAugment(nn.Module):
             mirror = mirror.to(x.device, non_blocking=True).view(n, 1, 1, 1)
             x = torch.where(mirror, x.flip(-1), x)
         return x
+
+    def masks(self, masks: torch.Tensor, boxes=None, mirror=None) -> torch.Tensor:
+        """Label images taken as `cropped` takes their images (`boxes`, `mirror`; None: the
+        whole image), each output pixel the label at its centre's position (nearest
+        neighbour: labels are never blended), as int64 N x h x w."""
+        n, height, width = masks.shape
+        if boxes is None:
+            boxes = torch.tensor([[0.0, 0.0, width, height]], dtype=torch.float64).expand(n, 4)
+        out_h, out_w = self.size
+        boxes = boxes.to(torch.float64)
+        steps_y = (torch.arange(out_h, dtype=torch.float64) + 0.5) / out_h
+        steps_x = (torch.arange(out_w, dtype=torch.float64) + 0.5) / out_w
+        rows = boxes[:, 1:2] + steps_y[None] * (boxes[:, 3:4] - boxes[:, 1:2])
+        cols = boxes[:, 0:1] + steps_x[None] * (boxes[:, 2:3] - boxes[:, 0:1])
+        rows = rows.floor().clamp_(0, height - 1).long()
+        cols = cols.floor().clamp_(0, width - 1).long()
+        if mirror is not None:
+            cols = torch.where(mirror.view(n, 1), cols.flip(-1), cols)
+        device = masks.device
+        index = (torch.arange(n)[:, None, None] * (height * width) + rows[:, :, None] * width
+                 + cols[:, None, :]).to(device, non_blocking=True)
+        return masks.reshape(-1)[index].long()
 
 
 def _each(transform, batch: torch.Tensor) -> torch.Tensor:

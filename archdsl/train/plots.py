@@ -79,7 +79,8 @@ def curves_png(rows: list[dict], title: str = "", top5: bool = True) -> bytes:
 def curves_figure(rows: list[dict], title: str = "", top5: bool = True):
     """Loss, accuracy (in %, as the console prints it) and learning rate per epoch, on
     whole-number epoch ticks; `title` names the run. `top5`: draw the validation top-5
-    accuracy too (not for 5 classes or fewer, where it is 100%)."""
+    accuracy too (not for 5 classes or fewer, where it is 100%). Rows of a segmentation run
+    (with `val_miou`) draw the pixel accuracy and the mean IoU instead."""
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
@@ -90,10 +91,14 @@ def curves_figure(rows: list[dict], title: str = "", top5: bool = True):
     loss_ax.set(title="loss", xlabel="epoch")
     acc_ax.plot(epochs, [100 * r["train_acc"] for r in rows], marker="o", label="train")
     acc_ax.plot(epochs, [100 * r["val_acc"] for r in rows], marker="o", label="validation")
-    if top5:
+    if top5 and "val_top5" in rows[0]:
         acc_ax.plot(epochs, [100 * r["val_top5"] for r in rows], marker=".", linestyle="--",
                     label="validation top-5")
-    acc_ax.set(title="accuracy (%)", xlabel="epoch", ylim=(0, 102))
+    if "val_miou" in rows[0]:  # segmentation: accuracy of pixels, and the mean IoU
+        acc_ax.plot(epochs, [100 * r["val_miou"] for r in rows], marker="s",
+                    label="validation mean IoU")
+    acc_ax.set(title="accuracy (%)" if "val_miou" not in rows[0] else "pixel accuracy, IoU (%)",
+               xlabel="epoch", ylim=(0, 102))
     lr_ax.plot(epochs, [r["lr"] for r in rows], marker="o", color="tab:green")
     lr_ax.set(title="learning rate (end of each epoch)", xlabel="epoch")
     lr_ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))

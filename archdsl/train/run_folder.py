@@ -23,8 +23,8 @@ from ..files import WriteError, is_temporary, remove_temporaries
 from .errors import TrainError
 from .units import format_bytes
 
-METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
-           "images_per_s", "seconds"]
+METRICS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "val_miou",
+           "lr", "images_per_s", "seconds"]  # a row has val_top5 (classes) or val_miou (pixels)
 PROBE = ".archdsl-write-test"  # written and deleted to see that the folder is writable
 RUN_FILES = {"config.json", "metrics.csv", "last.safetensors", "best.safetensors", "resume.pt",
              "curves.png", "confusion.png", "confusion_normalized.png", "ema.safetensors",
@@ -264,7 +264,7 @@ def weights_writer(state: dict):
 def metrics_writer(rows: list[dict]):
     def write(tmp):
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=METRICS)
+            w = csv.DictWriter(f, fieldnames=[k for k in METRICS if not rows or k in rows[0]])
             w.writeheader()
             w.writerows(rows)
 

@@ -29,6 +29,7 @@ from .errors import TrainError, TrainUsageError, on_every_worker
 from .images import Seeded, ShardedOrder, datasets, loader_workers, normalisation, torch_threads
 from .run_folder import (checkpoint_bytes, json_writer, make_run_folder, spec_copy_name,
                          write_error)
+from .task import Classification, task_of
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Setup:
     ema: object = None  # --ema: torch.optim.swa_utils.AveragedModel of the network
     epoch_order: object = None  # the loader's random state at the start of the current epoch
     plan: EpochPlan | None = None  # the batches of an epoch
+    task: Classification = field(default_factory=Classification)  # or Segmentation
 
 
 @contextmanager
@@ -189,6 +191,8 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
         spec_data = spec_bytes(spec_path)
     network, data, channels = _network_and_data(spec_path, spec_data, dataset, config, params,
                                                 saved)
+    task = task_of(data)
+    task.check_options(config)
     _warn_about_data(data, config, log)
     _check_workers(config, data, world)
     device, amp = _device(config, world)
@@ -198,9 +202,8 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
         mean, std = saved["normalisation"]["mean"], saved["normalisation"]["std"]
     else:
         mean, std = normalisation(data.train, channels, size, seed=config.seed)
-    flip = not data.source.startswith("digits")  # a mirrored digit is another symbol
-    train_set, val_set, augment = datasets(data, channels, size, mean, std, flip, config,
-                                           device, world)
+    train_set, val_set, augment = _datasets(task, data, channels, size, mean, std, config,
+                                            device, world)
     generator = torch.Generator().manual_seed(config.seed)
     # a run from before the last partial batch could be kept goes on without it (exact resume)
     plan = plan_epoch(len(train_set), config.batch_size, world.size,
@@ -234,16 +237,29 @@ def prepare(spec_path: Path, dataset: str, config: TrainConfig, params: dict, ou
     if config.compile:
         model = torch.compile(model)
     config_json = saved or _config_json(spec_path, dataset, network, data, config, device, amp,
-                                        world, mean, std)
+                                        world, mean, std, task)
     config_json["options"] = asdict(config)
     config_json["threads"], config_json["last_batch"] = threads, plan.last
     if init_info is not None:
         config_json["init"] = init_info
     _write_start(spec_path, spec_data, run, config_json, world, fresh=saved is None)
     return Setup(network, data, run, model, optimizer, schedule, scaler,
-                 _loss(config, data, device, log), train_loader,
+                 _loss(config, data, device, log, task), train_loader,
                  val_loader, order, generator, device, amp, config, config_json, world, augment,
-                 frozen=frozen, mix=_mixing(config, len(data.classes)), ema=ema, plan=plan)
+                 frozen=frozen, mix=_mixing(config, len(data.classes)), ema=ema, plan=plan,
+                 task=task)
+
+
+def _datasets(task: Classification, data: DataSet, channels: int, size, mean, std,
+              config: TrainConfig, device, world: World):
+    """The training and validation sets, and the GpuAugment when the device augments: images
+    alone (images.datasets), or images with their masks (seg_images.seg_datasets)."""
+    flip = not data.source.startswith("digits")  # a mirrored digit is another symbol
+    if task.name == "segment":
+        from .seg_images import seg_datasets
+
+        return seg_datasets(data, channels, size, mean, std, flip, config, device)
+    return datasets(data, channels, size, mean, std, flip, config, device, world)
 
 
 def _check_batch_norm(plan: EpochPlan, model: nn.Module, data: DataSet) -> None:
@@ -285,18 +301,19 @@ def _mixing(config: TrainConfig, classes: int):
     return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
-def _loss(config: TrainConfig, data: DataSet, device, log):
-    """The training loss: cross-entropy, with --label-smoothing, and with --class-weights auto
-    each class weighed by N / (K x its training images), said in one line."""
+def _loss(config: TrainConfig, data: DataSet, device, log, task: Classification):
+    """The training loss: the task's cross-entropy, with --label-smoothing, and with
+    --class-weights auto each class weighed by N / (K x its training images, or pixels for
+    segmentation), said in one line."""
     if config.class_weights == "none":
-        return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    counts = torch.tensor(data.counts()["train"], dtype=torch.double)
+        return task.loss(None, config)
+    sizes, unit = task.class_sizes(data)
+    counts = torch.tensor(sizes, dtype=torch.double)
     weights = counts.sum() / (len(data.classes) * counts.clamp_min(1))
     log("--class-weights auto: " + ", ".join(
-        f"{c} {w:.3g} ({int(n)} images)" for c, w, n in zip(data.classes, weights.tolist(),
-                                                            counts.tolist())))
-    return nn.CrossEntropyLoss(weight=weights.float().to(device),
-                               label_smoothing=config.label_smoothing)
+        f"{c} {w:.3g} ({int(n):,} {unit})" for c, w, n in zip(data.classes, weights.tolist(),
+                                                             counts.tolist())))
+    return task.loss(weights.float().to(device), config)
 
 
 def _network_and_data(spec_path: Path, spec_data: bytes, dataset: str, config: TrainConfig,
@@ -319,17 +336,15 @@ def _network_and_data(spec_path: Path, spec_data: bytes, dataset: str, config: T
     if changed:
         raise DataError(changed)
     if len(data.classes) < 2:
-        raise DataError(f"{data.source} has a single class, {data.classes[0]!r}; classification "
-                        "needs at least two: add a folder of images for each other class")
+        what, fix = (("segmentation", "label pixels of at least two classes in the masks (0 "
+                      "is often the background)") if data.task == "segment" else
+                     ("classification", "add a folder of images for each other class"))
+        raise DataError(f"{data.source} has a single class, {data.classes[0]!r}; {what} "
+                        f"needs at least two: {fix}")
     if "num_classes" in probe.arch_params and "num_classes" not in params:
         params["num_classes"] = len(data.classes)
     network = loads(spec_data, str(spec_path), **params) if params else probe
-    if network.output_shape != (len(data.classes),):
-        raise TrainError(
-            f"{spec_path}'s last layer gives {'x'.join(map(str, network.output_shape))} outputs, "
-            f"but {data.source} has {len(data.classes)} classes; end the spec with "
-            f"`linear {len(data.classes)}`, or `linear num_classes` with an `arch` parameter "
-            "num_classes, which archdsl sets from the data")
+    task_of(data).check_output(network, data, spec_path)
     return network, data, channels
 
 
@@ -476,15 +491,16 @@ def _optimizer(model: nn.Module, config: TrainConfig):
 
 
 def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: TrainConfig,
-                 device, amp, world: World, mean, std) -> dict:
+                 device, amp, world: World, mean, std, task: Classification) -> dict:
     """config.json of a new run: every option, what the data and the spec resolved to."""
     return {
+        "task": task.name, **({"palette": data.palette} if data.palette else {}),
         "spec": spec_copy_name(spec_path), "arch": network.name, "parameters": network.arch_params,
         "dataset": data.source, "dataset_arg": str(dataset),
         "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
         "classes": data.classes,
         "split": data.split, "train_images": len(data.train), "val_images": len(data.val),
-        "class_images": data.counts(),
+        "class_images": data.counts() if task.name == "classify" else None,
         "data_fingerprint": fingerprint(data),
         "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
         "normalisation": {"mean": mean, "std": std}, "device": str(device),

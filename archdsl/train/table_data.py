@@ -241,7 +241,12 @@ def _every_class_trained(path: Path, classes: list[str], train, val) -> None:
 
 def load_dataset(source: str, val_split: float = 0.1, seed: int = 0,
                  channels: int = 3) -> DataSet:
-    """Any DATASET: a CSV/TSV table here, the rest as data.load_dataset reads them."""
+    """Any DATASET: images with masks (segmentation: seg_data.py), a CSV/TSV table here, the
+    rest as data.load_dataset reads them."""
+    from .seg_data import is_segmentation, load_segmentation
+
+    if is_segmentation(source):
+        return load_segmentation(source, val_split, seed, channels)
     if is_table(source):
         return load_table(source, val_split, seed, channels)
     return _data.load_dataset(source, val_split, seed, channels)

@@ -10,6 +10,17 @@ tensors of that shape keep their fresh initialisation (re-initialised; a head fo
 number of classes) and the source's are unused. One summary says which. What cannot be mapped
 safely is refused in one line: tensors that no name tells apart, and integer, boolean or
 complex values where the spec holds floating-point ones.
+
+A classifier's weights onto a network built on its backbone (an ImageNet ResNet-50 for a
+DeepLabv3) share the backbone's modules, in order, and little else: there the modules pair
+from the first on, while each side's next module holds the same tensors, and what follows
+(the classifier, the new head) is unused and re-initialised. Of the two mappings, the one
+that loads more values is taken.
+
+`--init torchvision` reads torchvision's weights of the model the spec is (specs/
+torchvision.toml says which), and `--init torchvision:NAME` those of torchvision's model NAME
+(`torchvision:resnet50`, the ImageNet classifier a segmentation backbone starts from), both
+from torch's cache only.
 """
 
 from __future__ import annotations
@@ -41,14 +52,21 @@ def _run_order(run: Path, saved: dict) -> list[str]:
         return list(network.to_torch().state_dict())
 
 
-def torchvision_file(spec_path: Path, params: dict) -> Path:
-    """The local file of the torchvision weights of the model specs/torchvision.toml says
-    `spec_path` (with `params`) is; TrainError naming the file and folder when it is absent
-    (nothing is downloaded)."""
+def torchvision_file(spec_path: Path, params: dict, name: str | None = None) -> Path:
+    """The local file of the torchvision weights of model `name`, or of the model
+    specs/torchvision.toml says `spec_path` (with `params`) is; TrainError naming the file and
+    folder when it is absent (nothing is downloaded), or naming the models when `name` is
+    none of torchvision's."""
     import torchvision
 
-    name = _torchvision_name(spec_path, params)
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    name = name or _torchvision_name(spec_path, params)
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError):
+        close = difflib.get_close_matches(name, torchvision.models.list_models(), n=1)
+        hint = f"did you mean `torchvision:{close[0]}`? " if close else ""
+        raise TrainError(f"--init torchvision:{name}: torchvision has no model of that name; "
+                         f"{hint}torchvision.models.list_models() lists them") from None
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / Path(weights.url).name
     if not path.is_file():
@@ -70,7 +88,7 @@ def _torchvision_name(spec_path: Path, params: dict) -> str:
     mine = {k: v for k, v in params.items() if k != "num_classes"}
     for name, entry in zoo.items():
         if entry.get("spec") == Path(spec_path).name and entry.get("set", {}) == mine:
-            return name
+            return entry.get("model", name)  # googlenet_aux: googlenet's weights
     raise TrainError(f"--init torchvision: {spec_path} is none of torchvision's models that "
                      f"{table} lists (with these parameters); give a weights file instead")
 
@@ -83,6 +101,8 @@ def read_source(source: str, spec_path: Path, params: dict) -> tuple[dict, str]:
     path = Path(source)
     if source == "torchvision" and not path.exists():
         path = torchvision_file(spec_path, params)
+    elif source.startswith("torchvision:") and not path.exists():
+        path = torchvision_file(spec_path, params, source.partition(":")[2])
     order = None
     if path.is_dir():
         saved = read_config(path)
@@ -103,8 +123,10 @@ def read_source(source: str, spec_path: Path, params: dict) -> tuple[dict, str]:
 
 
 def mapped(source: dict, model: nn.Module):
-    """How `source`'s tensors map onto `model`'s (a checkpoints.Pairing). A source tensor
-    counts as a buffer when the spec's buffers carry its name (running_mean, …)."""
+    """How `source`'s tensors map onto `model`'s (a checkpoints.Pairing), and whether by the
+    leading modules (a backbone) rather than by structure: whichever loads more values. A
+    source tensor counts as a buffer when the spec's buffers carry its name (running_mean,
+    …)."""
     from ..checkpoints import pair_by_structure
 
     target = model.state_dict()
@@ -115,20 +137,53 @@ def mapped(source: dict, model: nn.Module):
     def role(key):
         return "buffer" if key.rpartition(".")[2] in buffer_names else "parameter"
 
-    return pair_by_structure(
-        [(k, tuple(v.shape), role(k)) for k, v in source.items()],
-        [(k, tuple(v.shape), "buffer" if k in buffers else "parameter")
-         for k, v in target.items()])
+    theirs = [(k, tuple(v.shape), role(k)) for k, v in source.items()]
+    mine = [(k, tuple(v.shape), "buffer" if k in buffers else "parameter")
+            for k, v in target.items()]
+    plan, leading = pair_by_structure(theirs, mine), leading_modules(theirs, mine)
+
+    def values(p):
+        return sum(target[d].numel() for _, d in p.pairs)
+
+    return (leading, True) if values(leading) > values(plan) else (plan, False)
+
+
+def leading_modules(source: list, target: list):
+    """The Pairing of the modules both sides begin with: from the first module on, while the
+    next of each holds the same tensors (names, shapes, roles); every tensor after them is
+    fresh (target) or unused (source). `source` and `target` are (key, shape, role) lists in
+    module order."""
+    from ..checkpoints import Pairing, _modules, pair_by_structure
+
+    src_modules, dst_modules = _modules(source), _modules(target)
+    pairs = []
+    for (s, s_entries), (d, d_entries) in zip(src_modules.items(), dst_modules.items()):
+        if _structure(s_entries) != _structure(d_entries):
+            break
+        pairs.append((s, d))
+    src_done = {e for s, _ in pairs for e in src_modules[s]}
+    dst_done = {e for _, d in pairs for e in dst_modules[d]}
+    plan = pair_by_structure([e for e in source if e in src_done],
+                             [e for e in target if e in dst_done], modules=pairs)
+    return Pairing(pairs=plan.pairs, fresh=[e[0] for e in target if e not in dst_done],
+                   unused=[e[0] for e in source if e not in src_done])
+
+
+def _structure(entries: list) -> tuple:
+    """A module's tensors as names, shapes and roles, in no particular order."""
+    return tuple(sorted((key.rpartition(".")[2], shape, role) for key, shape, role in entries))
 
 
 def initialise_from(model: nn.Module, network, source: str, spec_path: Path,
                     params: dict) -> dict:
-    """Load `source` into `model` by structure; the summary that config.json keeps."""
+    """Load `source` into `model` by structure, or by its leading modules (a classifier's
+    backbone); the summary that config.json keeps (`backbone`: how many of the spec's layers
+    the leading modules gave, else None)."""
     from ..checkpoints import layer_of
 
     state, path = read_source(source, spec_path, params)
     target = model.state_dict()
-    plan = mapped(state, model)
+    plan, backbone = mapped(state, model)
     _refuse_unsafe(plan, state, target, source)
     if not any(target[d].numel() for _, d in plan.pairs
                if not d.endswith("num_batches_tracked")):
@@ -141,7 +196,8 @@ def initialise_from(model: nn.Module, network, source: str, spec_path: Path,
             "values": sum(target[d].numel() for _, d in plan.pairs),
             "reinitialised": [f"{k} {_shape(target[k])}" for k in plan.fresh],
             "reinitialised_layers": sorted({layer_of(network, k) for k in plan.fresh}),
-            "unused": [f"{k} {_shape(state[k])}" for k in plan.unused]}
+            "unused": [f"{k} {_shape(state[k])}" for k in plan.unused],
+            "backbone": len({d.rpartition(".")[0] for _, d in plan.pairs}) if backbone else None}
 
 
 def _refuse_unsafe(plan, state: dict, target: dict, source: str) -> None:
@@ -171,7 +227,12 @@ def summary_line(info: dict) -> str:
     """The one line a run prints about --init."""
     line = (f"--init {info['source']}: loaded {info['loaded']} tensors ({info['values']:,} "
             f"values) from {info['file']}")
-    if info["reinitialised"]:
+    if info.get("backbone") and info["reinitialised"]:
+        line += (f" into the spec's first {info['backbone']} layers with weights (the "
+                 f"backbone); re-initialised the {len(info['reinitialised'])} tensors after "
+                 f"them (the head: fresh, seeded): {', '.join(info['reinitialised_layers'][:4])}"
+                 + (" …" if len(info["reinitialised_layers"]) > 4 else ""))
+    elif info["reinitialised"]:
         line += (f"; re-initialised {len(info['reinitialised'])} that do not fit (fresh, "
                  f"seeded): {', '.join(info['reinitialised_layers'][:4])}")
     if info["unused"]:
