@@ -562,8 +562,8 @@ def test_unet_computes_what_the_papers_network_does(padding, side):
 
 
 def test_unet_trains_one_step_on_per_pixel_labels():
-    """`archdsl train` takes classification data; the U-Net's step is taken here on a map of
-    class labels per pixel (F.cross_entropy over the class dimension)."""
+    """One step on a map of class labels per pixel (F.cross_entropy over the class
+    dimension); `archdsl train` on images with masks is tests/test_segmentation_train.py's."""
     torch.manual_seed(0)
     model = archdsl.load(UNET, input_shape=(1, 32, 32)).to_torch().train()
     x, target = torch.randn(2, 1, 32, 32), torch.randint(0, 2, (2, 32, 32))

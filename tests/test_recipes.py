@@ -91,21 +91,21 @@ def test_ema_weights_are_measured_saved_and_resumed_exactly(tmp_path):
 
     data = noise(tmp_path / "d", {"a": 8, "b": 8})
     spec = tiny_spec(tmp_path)
-    from archdsl.train import loop
+    from archdsl.train import inference
 
     measured = []
-    real = loop.evaluate
+    real = inference.evaluate  # what validation calls (task.Classification.validate)
 
     def spy(model, *args, **kwargs):
         measured.append(model)
         return real(model, *args, **kwargs)
 
     config = dict(batch_size=4, quiet=True, ema=0.5, schedule="constant")
-    loop.evaluate = spy
+    inference.evaluate = spy
     try:
         full = train(spec, str(data), TrainConfig(epochs=2, **config), out=str(tmp_path / "f"))
     finally:
-        loop.evaluate = real
+        inference.evaluate = real
     ema, raw = load_file(str(full / "ema.safetensors")), load_file(str(full / "last.safetensors"))
     assert set(ema) == set(raw) and not torch.equal(ema["conv1.weight"], raw["conv1.weight"])
     # validation measured the average: the model it was given holds ema.safetensors' weights

@@ -26,7 +26,7 @@ from archdsl.train import TrainConfig, shapes, TrainError, evaluate_run, predict
 from archdsl.train.errors import TrainUsageError
 from archdsl.train.pipeline import GpuAugment
 from archdsl.train.seg_images import joint_transforms
-from helpers import same_weights
+from helpers import run_cli, same_weights
 from helpers_seg import write_segmentation_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def spec(tmp_path, text=TINY, name="tiny.arch") -> Path:
 
 
 def quiet(**options) -> TrainConfig:
-    return TrainConfig(quiet=True, batch_size=8, workers=0, **options)
+    return TrainConfig(**{"quiet": True, "batch_size": 8, "workers": 0, **options})
 
 
 def rows(run: Path) -> list[dict]:
@@ -149,6 +149,24 @@ def test_the_auxiliary_output_adds_its_weighted_loss(tmp_path, data):
     assert rows(run)[0]["val_miou"]
 
 
+@pytest.mark.parametrize("spec_file", ["deeplabv3_mobilenet_v3_large_aux.arch",
+                                       "lraspp_mobilenet_v3_large.arch"])
+def test_torchvisions_segmentation_specs_train_on_masks(tmp_path, spec_file):
+    """A zoo spec (an auxiliary head, a resize back to the input) through `archdsl train` at
+    64x64, num_classes from the data."""
+    import re
+
+    text = (ROOT / "specs" / spec_file).read_text(encoding="utf-8")
+    text, n = re.subn(r"(?m)^input \S+", "input 3x64x64", text)
+    assert n == 1
+    data = write_segmentation_folder(tmp_path / "data", n=6, size=64, layout="train_val")
+    lines: list[str] = []
+    run = train(spec(tmp_path, text, spec_file), str(data), quiet(epochs=1, batch_size=4),
+                out=str(tmp_path / "r"), log=lines.append)
+    assert json.loads((run / "config.json").read_text())["parameters"]["num_classes"] == 4
+    assert 0 <= float(rows(run)[0]["val_miou"]) <= 1
+
+
 def test_class_weights_count_pixels(tmp_path, data):
     lines: list[str] = []
     train(spec(tmp_path), str(data), quiet(epochs=1, class_weights="auto"),
@@ -167,6 +185,23 @@ def test_ignored_pixels_count_nowhere(tmp_path):
     y = torch.tensor([[[1, 255], [0, 255]]])
     correct, counted = Segmentation().step_sums(out, y)
     assert (float(correct), float(counted)) == (1.0, 2.0)
+
+
+def test_the_small_unet_computes_what_its_pytorch_twin_does():
+    """specs/unet_small.arch (docs/training.md trains it on `shapes`) against
+    tests/unet_reference.py's SmallUNet, in training mode (batch norm on the batch)."""
+    from archdsl.network import load
+    from archdsl.transfer import transfer_weights
+    from unet_reference import SmallUNet
+
+    torch.manual_seed(0)
+    reference = SmallUNet(width=8).train()
+    ours = load(ROOT / "specs" / "unet_small.arch", width=8, input_shape=(3, 32, 32)).to_torch()
+    transfer_weights(reference, ours)
+    x = torch.randn(2, 3, 32, 32)
+    expected, got = reference(x), ours.train()(x)
+    assert got.shape == (2, 4, 32, 32) and expected.abs().max() > 1e-2
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -279,21 +314,18 @@ def test_eval_reports_iou_per_class_the_confusion_and_the_worst_images(trained, 
     assert r["worst"][0]["predicted"].shape == (16, 16)
 
 
-def test_the_eval_command_prints_the_table_and_draws_the_gallery(trained, data):
+def test_the_eval_command_prints_the_table_and_draws_the_gallery(trained, data, capsys):
     run, _ = trained
-    done = subprocess.run([sys.executable, "-m", "archdsl", "eval", str(run), str(data)],
-                          env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    code, out, err = run_cli(capsys, "eval", run, data)
+    assert code == 0, err
     for word in ("mean IoU", "background", "circle", "square", "triangle"):
-        assert word in done.stdout, word
+        assert word in out, word
     gallery = run / "worst_segmentations.png"
     with Image.open(gallery) as picture:
         assert picture.info.get("Software") == "archdsl eval: worst segmentations"
         assert picture.width > picture.height / 3  # image | truth | prediction per row
-    as_json = subprocess.run([sys.executable, "-m", "archdsl", "eval", str(run), str(data),
-                              "--format", "json", "--no-gallery"], env=ENV,
-                             capture_output=True, text=True, timeout=300)
-    document = json.loads(as_json.stdout)
+    code, out, err = run_cli(capsys, "eval", run, data, "--format", "json", "--no-gallery")
+    document = json.loads(out)
     assert set(document["per_class"]) == {"background", "circle", "square", "triangle"}
 
 
@@ -318,17 +350,13 @@ def test_predict_writes_a_mask_and_an_overlay_at_each_images_size(trained, tmp_p
     assert (out / "photo_mask.png").read_bytes() == b"the user's"
 
 
-def test_the_predict_command_says_what_it_wrote(trained, tmp_path):
+def test_the_predict_command_says_what_it_wrote(trained, tmp_path, capsys):
     run, _ = trained
     picture = tmp_path / "a.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(picture)
-    done = subprocess.run([sys.executable, "-m", "archdsl", "predict", str(run), str(picture),
-                           "--out", str(tmp_path / "o")], env=ENV, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "a_mask.png" in done.stdout and "a_overlay.png" in done.stdout
-    refused = subprocess.run([sys.executable, "-m", "archdsl", "predict", str(run), str(picture),
-                              "--csv", str(tmp_path / "p.csv")], env=ENV, capture_output=True,
-                             text=True, timeout=300)
-    assert refused.returncode == 2 and "segmentation run writes a mask" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    code, out, err = run_cli(capsys, "predict", run, picture, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "a_mask.png" in out and "a_overlay.png" in out
+    code, out, err = run_cli(capsys, "predict", run, picture, "--csv", tmp_path / "p.csv")
+    assert code == 2 and "segmentation run writes a mask" in err
+    assert "Traceback" not in err and not (tmp_path / "p.csv").exists()

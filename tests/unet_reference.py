@@ -47,13 +47,13 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-class SmallUNet(nn.Module):
+class SmallUNet(UNet):
     """The twin of specs/unet_small.arch: the U-Net above with batch norm after each
     convolution (and after each up-convolution, with a ReLU), three stages of `width`, 2x and
-    4x channels and a bottleneck of 8x, padded 3x3 convolutions."""
+    4x channels and a bottleneck of 8x, padded 3x3 convolutions (so nothing is cropped)."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 4, width: int = 16):
-        super().__init__()
+        nn.Module.__init__(self)
 
         def double(c_in, c):
             return nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
@@ -69,15 +69,3 @@ class SmallUNet(nn.Module):
                           nn.BatchNorm2d(c), nn.ReLU(inplace=True)) for c in reversed(widths))
         self.decoders = nn.ModuleList(double(2 * c, c) for c in reversed(widths))
         self.head = nn.Conv2d(width, num_classes, 1)
-
-    def forward(self, x):
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-            x = F.max_pool2d(x, 2)
-        x = self.bottleneck(x)
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
-            x = up(x)
-            x = decoder(torch.cat([skip, x], 1))
-        return self.head(x)

@@ -20,7 +20,9 @@ def add_eval(sub) -> None:
                     "class folders, a CSV/TSV table's val rows (every row without a split "
                     "column), or, for `digits`, the run's own validation split; and a "
                     "picture of the misclassified images with the highest predicted "
-                    "probability (DIR/confidently_wrong.png).",
+                    "probability (DIR/confidently_wrong.png). A segmentation run reports the "
+                    "pixel accuracy, mean IoU, each class's IoU and the confusion of pixels, "
+                    "and draws the images of lowest IoU (DIR/worst_segmentations.png).",
         epilog=epilog(["archdsl eval runs/lenet5-20260101-120000 digits",
                        "archdsl eval runs/resnet20-20260101-120000 data/cifar10 --weights last",
                        "archdsl eval runs/lenet5-20260101-120000 digits --format json"],

@@ -12,10 +12,13 @@ from ..output_files import writable_output
 
 def add_predict(sub) -> None:
     """Declare `archdsl predict` on `sub` (the result of `parser.add_subparsers()`)."""
-    pred = sub.add_parser("predict", help="classify images with a trained run",
+    pred = sub.add_parser("predict", help="classify (or segment) images with a trained run",
                           description="Print the most likely classes of each image with their "
                                       "softmax probabilities, one line per image; a folder "
-                                      "stands for the images in it and its sub-folders.",
+                                      "stands for the images in it and its sub-folders. A "
+                                      "segmentation run writes each image's mask "
+                                      "(<name>_mask.png) and the mask over the image "
+                                      "(<name>_overlay.png) into --out instead.",
                           epilog=epilog(["archdsl predict runs/x-20260101-120000 cat.png dog.jpg",
                                          "archdsl predict runs/x-20260101-120000 photos/ --csv "
                                          "predictions.csv",

@@ -13,8 +13,10 @@ def add_train(sub) -> None:
         "train", help="train a spec on an image folder or the built-in digits",
         description="Train a spec on DATASET: `digits` (scikit-learn's handwritten digits, "
                     "built in), a folder with train/<class>/ and val/<class>/ (or test/), or "
-                    "one with <class>/ folders alone, split by --val-split. Everything the run "
-                    "leaves goes into --out (default runs/<spec>-<date-time>/).",
+                    "one with <class>/ folders alone, split by --val-split; for segmentation, "
+                    "`shapes` (built in) or a folder with images/ and masks/ (or train/ and "
+                    "val/ holding them). Everything the run leaves goes into --out (default "
+                    "runs/<spec>-<date-time>/).",
         usage="archdsl train SPEC DATASET [options]\n       archdsl train --resume DIR "
               "[--epochs N] [options]",
         epilog=epilog(["archdsl train specs/lenet5.arch digits --epochs 5",
@@ -33,7 +35,8 @@ def _arguments(train) -> None:
                        help=".arch spec file (required, unless --resume)")
     train.add_argument("dataset", metavar="DATASET", nargs="?",
                        help="`digits`, an image folder, or a CSV/TSV file of path,label[,split] "
-                            "rows (required, unless --resume)")
+                            "rows; for segmentation `shapes`, a folder with images/ and masks/, "
+                            "or a CSV/TSV of image,mask[,split] rows (required, unless --resume)")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<spec>-<date-time>)")
     train.add_argument("--exist-ok", action="store_true", help="write into an existing run folder")

@@ -99,19 +99,28 @@ def write_gallery(result: dict, out: Path | None, must: bool, title: str = "",
     when there is nothing to draw or no `out`. A failure to draw, or to write the default
     gallery (`must` false: the run folder may be read-only), is a warning through `warn`, as
     the evaluation stands without it; with `must` (--gallery FILE) a write failure is raised."""
+    entries = result["confidently_wrong"]
+    if out is None or not entries:
+        return None
+    heading = (f"{title}: " if title else "") + \
+        f"the {len(entries)} most confidently wrong of {result['wrong']} misclassified images"
+    return write_picture(lambda: gallery_png(entries, result["samples"], heading), out, must,
+                         warn)
+
+
+def write_picture(draw, out: Path, must: bool, warn=None) -> Path | None:
+    """Write the PNG bytes `draw()` makes to `out` (atomically) and return it. A failure to
+    draw, or to write where `must` is false (the run folder may be read-only), is a warning
+    through `warn` (stderr by default) and gives None: the numbers stand without the
+    picture; with `must` (a file the user named) a write failure is raised."""
     import sys
 
     from ..files import WriteError
     from .plots import write_png
 
-    entries = result["confidently_wrong"]
-    if out is None or not entries:
-        return None
     warn = warn or (lambda text: print(text, file=sys.stderr))
-    heading = (f"{title}: " if title else "") + \
-        f"the {len(entries)} most confidently wrong of {result['wrong']} misclassified images"
     try:
-        png = gallery_png(entries, result["samples"], heading)
+        png = draw()
     except Exception as exc:  # noqa: BLE001 - the numbers stand without the picture
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         warn(f"warning: could not draw {out.name} ({type(exc).__name__}: {first})")

@@ -26,14 +26,19 @@ class ImageSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         s = self.samples[i]
-        with quiet_decoding():
-            try:
-                image = decode(s, self.channels)
-            except Exception as exc:  # noqa: BLE001 - it was readable when the run started
-                raise DataError(f"{s.path} can no longer be read ({unreadable(exc, s.path)}); it "
-                                "was readable when the run started. Was it changed or "
-                                "deleted?") from None
-            return self.transform(image), s.label
+        return self.transform(decode_again(s, self.channels)), s.label
+
+
+def decode_again(sample, channels: int):
+    """A sample decoded in a loader (data.decode, quietly); a DataError saying so when a file
+    that was readable when the run started no longer is."""
+    with quiet_decoding():
+        try:
+            return decode(sample, channels)
+        except Exception as exc:  # noqa: BLE001 - it was readable when the run started
+            raise DataError(f"{sample.path} can no longer be read "
+                            f"({unreadable(exc, sample.path)}); it was readable when the run "
+                            "started. Was it changed or deleted?") from None
 
 
 class Seeded(torch.utils.data.Dataset):

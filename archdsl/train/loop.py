@@ -125,7 +125,7 @@ def _out_of_patience(s: Setup, rows: list, log) -> bool:
     best = accuracies.index(max(accuracies))
     if len(rows) - 1 - best < patience:
         return False
-    log(f"--patience {patience}: the {s.task.best_words} has not improved for {patience} "
+    log(f"--patience {patience}: the {s.task.watched} has not improved for {patience} "
         f"epoch(s) (best {accuracies[best]:.1%}, epoch {rows[best]['epoch']}); stopping after "
         f"epoch {rows[-1]['epoch']} of {s.config.epochs}")
     return True

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import DataError, decode, quiet_decoding, unreadable
+from .data import DataError
+from .images import decode_again
 from .seg_metrics import IGNORE  # a mask value that is no class: out of the loss and metrics
 SCALE = (0.8, 1.0)  # the area of the image a training crop takes (as for classification)
 RATIO = (0.9, 1.1)
@@ -89,13 +90,7 @@ class SegImageSet(torch.utils.data.Dataset):
         from .seg_data import decode_mask
 
         s = self.samples[i]
-        with quiet_decoding():
-            try:
-                image = decode(s, self.channels)
-            except Exception as exc:  # noqa: BLE001 - it was readable when the run started
-                raise DataError(f"{s.path} can no longer be read ({unreadable(exc, s.path)}); it "
-                                "was readable when the run started. Was it changed or "
-                                "deleted?") from None
+        image = decode_again(s, self.channels)
         mask = decode_mask(s, self.classes, self.palette)
         if mask.shape != (image.height, image.width):
             raise DataError(f"{s.mask} is {mask.shape[1]}x{mask.shape[0]} pixels but its image "

@@ -238,26 +238,9 @@ def write_worst_gallery(entries: list[dict], out: Path | None, must: bool, title
     nothing to draw or no `out`. As gallery.write_gallery: a failure to draw, or to write the
     default gallery (`must` false), is a warning through `warn`; with `must` (--gallery FILE)
     a write failure is raised."""
-    import sys
-
-    from ..files import WriteError
-    from .plots import write_png
+    from .gallery import write_picture
 
     if out is None or not entries:
         return None
-    warn = warn or (lambda text: print(text, file=sys.stderr))
-    try:
-        png = worst_gallery_png(entries, title, classes, colours)
-    except Exception as exc:  # noqa: BLE001 - the numbers stand without the picture
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        warn(f"warning: could not draw {out.name} ({type(exc).__name__}: {first})")
-        return None
-    try:
-        write_png(out, png)
-    except WriteError as exc:
-        if must:
-            raise
-        warn(f"warning: {exc}; the gallery was not written (give --gallery FILE elsewhere, or "
-             "--no-gallery)")
-        return None
-    return out
+    return write_picture(lambda: worst_gallery_png(entries, title, classes, colours), out, must,
+                         warn)

@@ -18,8 +18,8 @@ class Classification:
 
     name = "classify"
     best = "val_acc"  # the row's metric that picks best.safetensors and --patience
-    best_words = "val accuracy"
-    units = "images"
+    best_words = "val accuracy"  # the last line's words for it, and --patience's
+    watched = "validation accuracy"
 
     def check_output(self, network, data, spec_path) -> None:
         if network.output_shape != (len(data.classes),):
@@ -66,7 +66,7 @@ class Segmentation(Classification):
     name = "segment"
     best = "val_miou"
     best_words = "val mean IoU"
-    units = "pixels"
+    watched = "validation mean IoU"
 
     def check_output(self, network, data, spec_path) -> None:
         want = (len(data.classes), *network.input_shape[1:])
