@@ -314,6 +314,15 @@ def test_eval_reports_iou_per_class_the_confusion_and_the_worst_images(trained, 
     assert r["worst"][0]["predicted"].shape == (16, 16)
 
 
+def test_eval_refuses_data_of_the_other_task(trained, tmp_path):
+    from archdsl.train import DataError
+    from helpers import image_folder
+
+    run, _ = trained
+    with pytest.raises(DataError, match="has no masks, and the run labels pixels"):
+        evaluate_run(run, str(image_folder(tmp_path / "classes", size=(16, 16))))
+
+
 def test_the_eval_command_prints_the_table_and_draws_the_gallery(trained, data, capsys):
     run, _ = trained
     code, out, err = run_cli(capsys, "eval", run, data)

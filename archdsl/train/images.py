@@ -26,19 +26,20 @@ class ImageSet(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         s = self.samples[i]
-        return self.transform(decode_again(s, self.channels)), s.label
+        with quiet_decoding():  # the transform reads the pixels PIL decodes lazily
+            return self.transform(decode_again(s, self.channels)), s.label
 
 
 def decode_again(sample, channels: int):
-    """A sample decoded in a loader (data.decode, quietly); a DataError saying so when a file
-    that was readable when the run started no longer is."""
-    with quiet_decoding():
-        try:
-            return decode(sample, channels)
-        except Exception as exc:  # noqa: BLE001 - it was readable when the run started
-            raise DataError(f"{sample.path} can no longer be read "
-                            f"({unreadable(exc, sample.path)}); it was readable when the run "
-                            "started. Was it changed or deleted?") from None
+    """A sample decoded in a loader (data.decode; call it and the transform within
+    quiet_decoding); a DataError saying so when a file that was readable when the run started
+    no longer is."""
+    try:
+        return decode(sample, channels)
+    except Exception as exc:  # noqa: BLE001 - it was readable when the run started
+        raise DataError(f"{sample.path} can no longer be read "
+                        f"({unreadable(exc, sample.path)}); it was readable when the run "
+                        "started. Was it changed or deleted?") from None
 
 
 class Seeded(torch.utils.data.Dataset):

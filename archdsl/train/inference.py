@@ -113,6 +113,9 @@ def evaluate_run(run_dir, dataset: str, weights: str = "best", batch_size: int =
     dataset = _held_out_folder(dataset, saved["classes"])
     data = load_dataset(dataset, saved["options"].get("val_split", 0.1),
                         saved["options"].get("seed", 0), channels)
+    if data.task == "segment":
+        raise DataError(f"{data.source} holds images with masks, and the run classifies whole "
+                        "images: give a folder of class folders (or its val/ folder)")
     if data.split == "val_split" and not data.source.startswith("digits"):
         samples = data.train + data.val  # a class folder given to eval is a test set
     else:

@@ -52,7 +52,7 @@ def run_epochs(s: Setup, at: Position, health_state: dict | None, log) -> Path:
             f"{len(s.data.train)} train / {len(s.data.val)} val images, {len(s.data.classes)} "
             f"classes, {device}{', ' + str(s.amp).replace('torch.', '') if s.amp else ''}; "
             f"run folder {run}")
-        if s.task.name == "classify":  # a segmentation sample has no one class
+        if not s.task.masks:  # a segmentation sample has no one class
             log(class_counts_line(s.data))
         if s.plan is not None:
             log(s.plan.line())
@@ -209,10 +209,9 @@ def _step(s: Setup, x, y, epoch: int, at: Position, health: GradientHealth, stop
     """One training step on a batch: the loss, correct, image and Ctrl-C sums over the
     workers. Stops the run at a non-finite loss or gradient."""
     config, model, device, amp, world = s.config, s.model, s.device, s.amp, s.world
-    masks = s.task.name == "segment"
     if s.augment is not None:  # uint8 images: augmented and normalised on the device
         x = x.to(device, non_blocking=True)
-        if masks:  # cropped and flipped with their images
+        if s.task.masks:  # cropped and flipped with their images
             x, y = s.augment.train()(x, y.to(device, non_blocking=True))
         else:
             x = s.augment.train()(x)

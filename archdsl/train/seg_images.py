@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import DataError
+from .data import DataError, quiet_decoding
 from .images import decode_again
 from .seg_metrics import IGNORE  # a mask value that is no class: out of the loss and metrics
 SCALE = (0.8, 1.0)  # the area of the image a training crop takes (as for classification)
@@ -90,13 +90,14 @@ class SegImageSet(torch.utils.data.Dataset):
         from .seg_data import decode_mask
 
         s = self.samples[i]
-        image = decode_again(s, self.channels)
-        mask = decode_mask(s, self.classes, self.palette)
-        if mask.shape != (image.height, image.width):
-            raise DataError(f"{s.mask} is {mask.shape[1]}x{mask.shape[0]} pixels but its image "
-                            f"{s.path} is {image.width}x{image.height}; a mask labels each "
-                            "pixel of its image, so the two must be the same size")
-        return self.transform(image, mask)
+        with quiet_decoding():  # the transform reads the pixels PIL decodes lazily
+            image = decode_again(s, self.channels)
+            mask = decode_mask(s, self.classes, self.palette)
+            if mask.shape != (image.height, image.width):
+                raise DataError(f"{s.mask} is {mask.shape[1]}x{mask.shape[0]} pixels but its "
+                                f"image {s.path} is {image.width}x{image.height}; a mask labels "
+                                "each pixel of its image, so the two must be the same size")
+            return self.transform(image, mask)
 
 
 def seg_datasets(data, channels: int, size, mean, std, flip: bool, config, device):

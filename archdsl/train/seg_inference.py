@@ -86,6 +86,9 @@ def evaluate_run_masks(network, model, saved: dict, dataset: str, batch_size: in
     classes, (channels, *size) = saved["classes"], saved["input"]
     data = load_dataset(dataset, saved["options"].get("val_split", 0.1),
                         saved["options"].get("seed", 0), channels)
+    if data.task != "segment":
+        raise DataError(f"{data.source} has no masks, and the run labels pixels: give images "
+                        "with masks (a folder with images/ and masks/, or val/ holding them)")
     samples = eval_samples(data, dataset, classes)
     norm = saved["normalisation"]
     tf = joint_transforms(tuple(size), norm["mean"], norm["std"], False, False, False)
@@ -147,8 +150,9 @@ def predict_masks(model, saved: dict, paths: list[str], out: Path, force: bool =
     results = []
     for path, stem in zip(paths, stems):
         try:
-            with quiet_decoding():
+            with quiet_decoding():  # PIL decodes lazily: the pixels are read here
                 image = decode(Sample(0, path=Path(path)), channels)
+                pixels = np.asarray(image)
         except DataError:
             raise
         except Exception as exc:  # noqa: BLE001 - one unreadable image does not stop the rest
@@ -163,7 +167,7 @@ def predict_masks(model, saved: dict, paths: list[str], out: Path, force: bool =
         mask = scores_.argmax(1)[0].to(torch.uint8).numpy()
         files = [out / f"{stem}_mask.png", out / f"{stem}_overlay.png"]
         pngs = [mask_png(mask, colours, software=PREDICT_MARKER),
-                overlay_png(np.asarray(image), mask, colours, software=PREDICT_MARKER)]
+                overlay_png(pixels, mask, colours, software=PREDICT_MARKER)]
         for file, png in zip(files, pngs):
             atomic_write(file, lambda tmp, png=png: Path(tmp).write_bytes(png))
         shares = np.bincount(mask.ravel(), minlength=len(classes)) / mask.size

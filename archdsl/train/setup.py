@@ -255,7 +255,7 @@ def _datasets(task: Classification, data: DataSet, channels: int, size, mean, st
     """The training and validation sets, and the GpuAugment when the device augments: images
     alone (images.datasets), or images with their masks (seg_images.seg_datasets)."""
     flip = not data.source.startswith("digits")  # a mirrored digit is another symbol
-    if task.name == "segment":
+    if task.masks:
         from .seg_images import seg_datasets
 
         return seg_datasets(data, channels, size, mean, std, flip, config, device)
@@ -500,7 +500,7 @@ def _config_json(spec_path: Path, dataset: str, network, data: DataSet, config: 
         "dataset_path": str(Path(dataset).resolve()) if Path(dataset).exists() else None,
         "classes": data.classes,
         "split": data.split, "train_images": len(data.train), "val_images": len(data.val),
-        "class_images": data.counts() if task.name == "classify" else None,
+        "class_images": None if task.masks else data.counts(),
         "data_fingerprint": fingerprint(data),
         "skipped": [p for p, _ in data.skipped], "input": list(network.input_shape),
         "normalisation": {"mean": mean, "std": std}, "device": str(device),

@@ -17,6 +17,7 @@ class Classification:
     """One label per image: accuracy over images, top-5, the best epoch by accuracy."""
 
     name = "classify"
+    masks = False  # whether each image comes with a mask, moved with it by the augmentation
     best = "val_acc"  # the row's metric that picks best.safetensors and --patience
     best_words = "val accuracy"  # the last line's words for it, and --patience's
     watched = "validation accuracy"
@@ -64,6 +65,7 @@ class Segmentation(Classification):
     the classes, the best epoch by mean IoU; an auxiliary output weighed as the spec says."""
 
     name = "segment"
+    masks = True
     best = "val_miou"
     best_words = "val mean IoU"
     watched = "validation mean IoU"
