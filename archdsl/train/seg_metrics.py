@@ -20,7 +20,7 @@ import math
 
 import torch
 
-IGNORE = 255  # the label of pixels no class is scored on (VOC's boundaries)
+from .seg_masks import IGNORE  # the label of pixels no class is scored on (VOC's boundaries)
 
 
 def predicted_classes(logits_or_pred: torch.Tensor) -> torch.Tensor:

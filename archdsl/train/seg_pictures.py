@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from .plots import PLAIN, _figure, label, png_bytes
+from .seg_masks import IGNORE  # drawn in IGNORE_COLOUR
 
 MARKER = "archdsl eval: worst segmentations"
 PREDICT_MARKER = "archdsl predict: segmentation"
 DEFAULT_NAME = "worst_segmentations.png"  # in the run folder, archdsl's to replace
 SIZE = 8  # images in the gallery unless --gallery-size
 TILE = 160  # pixels on an image's longer side in the gallery
-IGNORE = 255
 IGNORE_COLOUR = (255, 255, 255)
 LEGEND_MOST = 24  # classes named under the gallery; more are left out, and it says so
 
