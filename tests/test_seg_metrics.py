@@ -203,7 +203,7 @@ def test_the_gallery_opens_and_carries_its_marker(tmp_path):
     writable_output(out, "--gallery", False, ours=written_by_archdsl)  # ours: replaced
     other = tmp_path / "mine.png"
     other.write_bytes(mask_png(np.zeros((2, 2), dtype=np.uint8), palette(2)))
-    assert not written_by_archdsl(other) and not marked(tmp_path / "missing.png")
+    assert not written_by_archdsl(other) and not marked(tmp_path / "missing.png", MARKER)
     with pytest.raises(UsageError, match="--force"):
         writable_output(other, "--gallery", False, ours=written_by_archdsl)
     assert write_worst_gallery([], out, True, "run", classes) is None

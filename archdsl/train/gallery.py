@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .plots import PLAIN, _figure, label, png_bytes
+from .plots import PLAIN, _figure, label, marked, png_bytes
 
 MARKER = "archdsl eval: confidently wrong"
 DEFAULT_NAME = "confidently_wrong.png"  # in the run folder, archdsl's to replace
@@ -85,12 +85,7 @@ def gallery_png(entries: list[dict], samples: list, title: str = "") -> bytes:
 def written_by_archdsl(path: Path) -> bool:
     """Whether the file at `path` is a gallery an earlier eval wrote (its PNG marker): the
     `ours` of archdsl/output_files.py's rule for --gallery FILE."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return head.startswith(b"\x89PNG") and b"tEXtSoftware\x00" + MARKER.encode() in head
+    return marked(path, MARKER)
 
 
 def write_gallery(result: dict, out: Path | None, must: bool, title: str = "",

@@ -58,6 +58,17 @@ def png_bytes(fig, software: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def marked(path: Path, marker: str) -> bool:
+    """Whether the file at `path` is a PNG carrying `marker` in its Software tEXt chunk (a
+    picture an earlier archdsl command wrote, png_bytes' `software`)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"tEXtSoftware\x00" + marker.encode() in head
+
+
 def drawn(draw, *args, warn=None, **kwargs) -> bytes | None:
     """The PNG `draw(*args, **kwargs)` makes, or None after one warning through `warn` when
     matplotlib fails on it (missing, or an input it cannot lay out)."""

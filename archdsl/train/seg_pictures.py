@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import PLAIN, _figure, label, png_bytes
+from .plots import PLAIN, _figure, label, marked, png_bytes
 from .seg_masks import IGNORE  # drawn in IGNORE_COLOUR
 
 MARKER = "archdsl eval: worst segmentations"
@@ -213,17 +213,6 @@ def worst_gallery_png(entries: list[dict], title: str, classes: list[str],
                       colours=None) -> bytes:
     """worst_gallery_figure as PNG bytes, with archdsl's marker."""
     return png_bytes(worst_gallery_figure(entries, title, classes, colours), software=MARKER)
-
-
-def marked(path: Path, marker: str = MARKER) -> bool:
-    """Whether the file at `path` is a PNG carrying archdsl's `marker` in its Software tEXt
-    chunk (a picture an earlier command wrote)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return head.startswith(b"\x89PNG") and b"tEXtSoftware\x00" + marker.encode() in head
 
 
 def written_by_archdsl(path: Path) -> bool:
